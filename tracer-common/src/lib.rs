@@ -1,0 +1,441 @@
+//! Types shared by the eBPF programs (`tracer-ebpf`) and the userspace agent (`tracer`).
+//!
+//! Every record in the ring buffer starts with an [`EventHeader`]. Kinds are numbered
+//! explicitly and a number is never reused; `size` is the record's full size so that a reader
+//! can reject short or mismatched records without trusting anything else in them.
+//!
+//! All structs are `#[repr(C)]` with explicit padding fields, so both sides agree on the layout
+//! with no implicit padding (checked by the layout tests at the bottom of this file).
+#![cfg_attr(not(test), no_std)]
+
+/// Version of the record layout. Bumped on any incompatible change to a struct below.
+pub const LAYOUT_VERSION: u8 = 1;
+
+/// Names of the maps and globals of the eBPF object, shared so they cannot drift.
+pub mod names {
+    pub const EVENTS_MAP: &str = "EVENTS";
+    pub const COUNTERS_MAP: &str = "COUNTERS";
+    pub const CAP_DEDUP_MAP: &str = "CAP_DEDUP";
+    pub const CONFIG_GLOBAL: &str = "CONFIG";
+    /// The eBPF object's file name in `OUT_DIR` (the `[[bin]]` of tracer-ebpf).
+    pub const OBJECT: &str = "tracer";
+}
+
+/// Event kinds. Explicit numbers, never reused.
+pub mod kind {
+    pub const EXEC: u16 = 1;
+    pub const EXIT: u16 = 2;
+    pub const FORK: u16 = 3;
+    pub const SIGNAL: u16 = 4;
+    pub const OOM_VICTIM: u16 = 5;
+    pub const CAPABILITY: u16 = 6;
+    pub const CGROUP_MKDIR: u16 = 7;
+    pub const CGROUP_RMDIR: u16 = 8;
+    pub const CGROUP_ATTACH: u16 = 9;
+    /// One past the highest kind: the size of per-kind counter arrays.
+    pub const COUNT: usize = 10;
+}
+
+/// Indexes into the per-CPU `COUNTERS` array: `kind * counter::STRIDE + counter::*`.
+pub mod counter {
+    /// The tracepoint fired and the program decided to emit a record.
+    pub const EMIT_ATTEMPT: u32 = 0;
+    /// The ring buffer had no room: the record was lost.
+    pub const LOST_RINGBUF_FULL: u32 = 1;
+    /// A field could not be read from the kernel; the record went out with the field zeroed.
+    pub const READ_ERROR: u32 = 2;
+    /// The tracepoint fired but the event was filtered out in the kernel (e.g. de-duplicated).
+    pub const FILTERED: u32 = 3;
+    pub const STRIDE: u32 = 4;
+    pub const LEN: u32 = super::kind::COUNT as u32 * STRIDE;
+}
+
+/// Bits of [`Config::event_mask`]: which kinds are enabled.
+pub const fn kind_bit(kind: u16) -> u32 {
+    1 << kind
+}
+
+/// A tracepoint field offset that is not present on the running kernel.
+pub const OFFSET_ABSENT: u16 = u16::MAX;
+
+/// Offsets of tracepoint fields, read by userspace from tracefs `format` files so the object
+/// does not hard-code one kernel's layout. `OFFSET_ABSENT` marks a field this kernel lacks.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TpOffsets {
+    // sched:sched_process_exec
+    pub exec_filename: u16,
+    pub exec_pid: u16,
+    pub exec_old_pid: u16,
+    // sched:sched_process_exit
+    pub exit_pid: u16,
+    pub exit_group_dead: u16,
+    // sched:sched_process_fork
+    pub fork_parent_pid: u16,
+    pub fork_child_pid: u16,
+    pub fork_child_comm: u16,
+    // signal:signal_generate
+    pub sig_sig: u16,
+    pub sig_errno: u16,
+    pub sig_code: u16,
+    pub sig_comm: u16,
+    pub sig_pid: u16,
+    pub sig_group: u16,
+    pub sig_result: u16,
+    // oom:mark_victim
+    pub oom_pid: u16,
+    pub oom_comm: u16,
+    pub oom_total_vm: u16,
+    pub oom_anon_rss: u16,
+    pub oom_file_rss: u16,
+    pub oom_shmem_rss: u16,
+    pub oom_uid: u16,
+    pub oom_pgtables: u16,
+    pub oom_score_adj: u16,
+    // capability:cap_capable
+    pub cap_cap: u16,
+    pub cap_ret: u16,
+    // cgroup:cgroup_mkdir / cgroup_rmdir (same layout)
+    pub cg_root: u16,
+    pub cg_level: u16,
+    pub cg_id: u16,
+    pub cg_path: u16,
+    // cgroup:cgroup_attach_task
+    pub cga_root: u16,
+    pub cga_level: u16,
+    pub cga_id: u16,
+    pub cga_pid: u16,
+    pub cga_path: u16,
+    pub _pad: u16,
+}
+
+impl TpOffsets {
+    pub const ABSENT: Self = Self {
+        exec_filename: OFFSET_ABSENT,
+        exec_pid: OFFSET_ABSENT,
+        exec_old_pid: OFFSET_ABSENT,
+        exit_pid: OFFSET_ABSENT,
+        exit_group_dead: OFFSET_ABSENT,
+        fork_parent_pid: OFFSET_ABSENT,
+        fork_child_pid: OFFSET_ABSENT,
+        fork_child_comm: OFFSET_ABSENT,
+        sig_sig: OFFSET_ABSENT,
+        sig_errno: OFFSET_ABSENT,
+        sig_code: OFFSET_ABSENT,
+        sig_comm: OFFSET_ABSENT,
+        sig_pid: OFFSET_ABSENT,
+        sig_group: OFFSET_ABSENT,
+        sig_result: OFFSET_ABSENT,
+        oom_pid: OFFSET_ABSENT,
+        oom_comm: OFFSET_ABSENT,
+        oom_total_vm: OFFSET_ABSENT,
+        oom_anon_rss: OFFSET_ABSENT,
+        oom_file_rss: OFFSET_ABSENT,
+        oom_shmem_rss: OFFSET_ABSENT,
+        oom_uid: OFFSET_ABSENT,
+        oom_pgtables: OFFSET_ABSENT,
+        oom_score_adj: OFFSET_ABSENT,
+        cap_cap: OFFSET_ABSENT,
+        cap_ret: OFFSET_ABSENT,
+        cg_root: OFFSET_ABSENT,
+        cg_level: OFFSET_ABSENT,
+        cg_id: OFFSET_ABSENT,
+        cg_path: OFFSET_ABSENT,
+        cga_root: OFFSET_ABSENT,
+        cga_level: OFFSET_ABSENT,
+        cga_id: OFFSET_ABSENT,
+        cga_pid: OFFSET_ABSENT,
+        cga_path: OFFSET_ABSENT,
+        _pad: 0,
+    };
+}
+
+/// Offsets of kernel struct members, computed by userspace from the kernel's BTF
+/// (aya-ebpf has no CO-RE relocations). `OFFSET_ABSENT` disables what needs the member.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskOffsets {
+    /// `task_struct.real_parent`
+    pub real_parent: u16,
+    /// `task_struct.tgid`
+    pub tgid: u16,
+    /// `task_struct.exit_code`
+    pub exit_code: u16,
+    pub _pad: u16,
+}
+
+impl TaskOffsets {
+    pub const ABSENT: Self = Self {
+        real_parent: OFFSET_ABSENT,
+        tgid: OFFSET_ABSENT,
+        exit_code: OFFSET_ABSENT,
+        _pad: 0,
+    };
+}
+
+/// Runtime settings of the eBPF programs, set by userspace at load time.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Bit `kind_bit(k)` set: records of kind `k` are emitted.
+    pub event_mask: u32,
+    /// Signals (bit `1 << signo`, 1..=63) whose `signal_generate` is emitted.
+    pub signal_mask_lo: u32,
+    pub signal_mask_hi: u32,
+    /// Emit an exit record for every thread, not only the thread-group leader.
+    pub exit_all_threads: u32,
+    /// Report allowed capability checks too (denials are always reported).
+    pub cap_allowed: u32,
+    pub _pad: u32,
+    /// Capability checks with the same (cgroup, tgid, cap, verdict) within this window are
+    /// folded into one record with a count.
+    pub cap_window_ns: u64,
+    /// Wake the reader when this many bytes are waiting in the ring buffer (records are
+    /// otherwise submitted without a wakeup and the reader polls on a timer).
+    pub wakeup_bytes: u64,
+    pub tp: TpOffsets,
+    pub task: TaskOffsets,
+}
+
+impl Config {
+    pub const DEFAULT: Self = Self {
+        event_mask: 0,
+        signal_mask_lo: 0,
+        signal_mask_hi: 0,
+        exit_all_threads: 0,
+        cap_allowed: 0,
+        _pad: 0,
+        cap_window_ns: 5_000_000_000,
+        wakeup_bytes: 64 * 1024,
+        tp: TpOffsets::ABSENT,
+        task: TaskOffsets::ABSENT,
+    };
+
+    pub const fn signal_enabled(&self, sig: u32) -> bool {
+        if sig < 32 {
+            self.signal_mask_lo & (1 << sig) != 0
+        } else if sig < 64 {
+            self.signal_mask_hi & (1 << (sig - 32)) != 0
+        } else {
+            false
+        }
+    }
+}
+
+pub const COMM_LEN: usize = 16;
+pub const PATH_LEN: usize = 256;
+
+/// Header flags.
+pub mod flags {
+    /// `ppid` was read from the kernel.
+    pub const PPID_VALID: u8 = 1 << 0;
+}
+
+/// Common header of every record. `pid`/`tgid`/`comm`/`cgroup_id` describe the task that was
+/// current when the tracepoint fired.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    pub kind: u16,
+    pub version: u8,
+    pub flags: u8,
+    /// Full size of the record in bytes, header included.
+    pub size: u32,
+    /// `bpf_ktime_get_boot_ns()`: nanoseconds since boot, suspend included.
+    pub boot_ns: u64,
+    /// Thread id of the current task.
+    pub pid: u32,
+    /// Process id (thread-group id) of the current task.
+    pub tgid: u32,
+    /// Thread-group id of the current task's parent (`real_parent`); see `flags::PPID_VALID`.
+    pub ppid: u32,
+    pub uid: u32,
+    /// cgroup v2 id (inode number of the unified-hierarchy directory) of the current task.
+    pub cgroup_id: u64,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// `sched:sched_process_exec`. Header: the task after exec.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecEvent {
+    pub hdr: EventHeader,
+    pub old_pid: u32,
+    /// Bytes of `filename` used, without the terminating NUL.
+    pub filename_len: u32,
+    pub filename: [u8; PATH_LEN],
+}
+
+pub mod exit_flags {
+    /// The whole thread group is gone with this exit.
+    pub const GROUP_DEAD: u32 = 1 << 0;
+    /// `exit_code` was read from the task.
+    pub const CODE_VALID: u32 = 1 << 1;
+}
+
+/// `sched:sched_process_exit`. Header: the exiting task.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitEvent {
+    pub hdr: EventHeader,
+    /// `task_struct.exit_code`: a wait(2) status (`signal | core << 7 | status << 8`).
+    pub exit_code: u32,
+    pub flags: u32,
+}
+
+/// `sched:sched_process_fork`. Header: the parent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForkEvent {
+    pub hdr: EventHeader,
+    pub child_pid: u32,
+    pub _pad: u32,
+    pub child_comm: [u8; COMM_LEN],
+}
+
+/// `signal:signal_generate`. Header: the sender (current task).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignalEvent {
+    pub hdr: EventHeader,
+    pub sig: i32,
+    pub errno: i32,
+    /// `si_code`: <= 0 from userspace (SI_USER = 0, SI_TKILL = -6, ...), > 0 from the kernel.
+    pub code: i32,
+    pub target_pid: u32,
+    pub group: i32,
+    /// `enum trace_signal_result`: 0 delivered, 1 ignored, 2 already pending, 3 overflow
+    /// fail, 4 lose info.
+    pub result: i32,
+    pub target_comm: [u8; COMM_LEN],
+}
+
+/// `oom:mark_victim`. Header: the task that was current when the OOM killer chose the victim
+/// (the one whose allocation triggered it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OomVictimEvent {
+    pub hdr: EventHeader,
+    pub victim_pid: u32,
+    pub victim_uid: u32,
+    /// Sizes in KiB, as the tracepoint reports them.
+    pub total_vm_kb: u64,
+    pub anon_rss_kb: u64,
+    pub file_rss_kb: u64,
+    pub shmem_rss_kb: u64,
+    pub pgtables_kb: u64,
+    pub oom_score_adj: i16,
+    pub _pad: [u8; 6],
+    pub victim_comm: [u8; COMM_LEN],
+}
+
+/// `capability:cap_capable`, de-duplicated per CPU by (cgroup id, tgid, cap, verdict).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapabilityEvent {
+    pub hdr: EventHeader,
+    pub cap: u32,
+    /// 0: allowed; negative errno (-EPERM) denied.
+    pub ret: i32,
+    /// CPU whose de-duplication slot counted these checks.
+    pub cpu: u32,
+    pub _pad: u32,
+    /// Checks with this key seen so far on `cpu`, this one included (cumulative, so userspace
+    /// can turn records and map reads into exact counts without writing to the map).
+    pub total: u64,
+}
+
+/// Key of the capability de-duplication map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CapKey {
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    pub cap: u32,
+    pub ret: i32,
+    pub _pad: u32,
+}
+
+/// Value of the capability de-duplication map (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct CapState {
+    /// When the last record for this key was emitted from this CPU.
+    pub last_emit_ns: u64,
+    /// Checks seen on this CPU, cumulative.
+    pub total: u64,
+    pub comm: [u8; COMM_LEN],
+    pub pid: u32,
+    pub uid: u32,
+}
+
+/// `cgroup:cgroup_mkdir`, `cgroup_rmdir` and `cgroup_attach_task`. Header: current task.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CgroupEvent {
+    pub hdr: EventHeader,
+    /// Hierarchy id (`root`); the unified (v2) hierarchy is 0.
+    pub root: i32,
+    pub level: i32,
+    pub id: u64,
+    /// For attach: the task moved.
+    pub pid: u32,
+    pub path_len: u32,
+    pub path: [u8; PATH_LEN],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all of these are `repr(C)` structs of integers with explicit padding fields,
+    // so every bit pattern is valid and there is no uninitialised padding.
+    unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for CapKey {}
+    unsafe impl aya::Pod for CapState {}
+}
+
+#[cfg(test)]
+mod tests {
+    use core::mem::{offset_of, size_of};
+
+    use super::*;
+
+    #[test]
+    fn header_layout() {
+        assert_eq!(size_of::<EventHeader>(), 56);
+        assert_eq!(offset_of!(EventHeader, size), 4);
+        assert_eq!(offset_of!(EventHeader, boot_ns), 8);
+        assert_eq!(offset_of!(EventHeader, pid), 16);
+        assert_eq!(offset_of!(EventHeader, cgroup_id), 32);
+        assert_eq!(offset_of!(EventHeader, comm), 40);
+    }
+
+    #[test]
+    fn event_layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<ExecEvent>(), 56 + 8 + PATH_LEN);
+        assert_eq!(size_of::<ExitEvent>(), 64);
+        assert_eq!(size_of::<ForkEvent>(), 56 + 8 + 16);
+        assert_eq!(size_of::<SignalEvent>(), 56 + 24 + 16);
+        assert_eq!(offset_of!(SignalEvent, target_comm), 80);
+        assert_eq!(size_of::<OomVictimEvent>(), 56 + 8 + 40 + 8 + 16);
+        assert_eq!(offset_of!(OomVictimEvent, oom_score_adj), 104);
+        assert_eq!(size_of::<CapabilityEvent>(), 56 + 24);
+        assert_eq!(size_of::<CgroupEvent>(), 56 + 24 + PATH_LEN);
+        assert_eq!(size_of::<CapKey>(), 24);
+        assert_eq!(size_of::<CapState>(), 40);
+        assert_eq!(size_of::<TpOffsets>(), 36 * 2);
+        assert_eq!(size_of::<Config>(), 40 + 72 + 8);
+    }
+
+    #[test]
+    fn signal_mask() {
+        let mut c = Config::DEFAULT;
+        c.signal_mask_lo = 1 << 9;
+        c.signal_mask_hi = 1 << (34 - 32);
+        assert!(c.signal_enabled(9));
+        assert!(c.signal_enabled(34));
+        assert!(!c.signal_enabled(15));
+        assert!(!c.signal_enabled(64));
+        assert!(!c.signal_enabled(u32::MAX));
+    }
+}

@@ -1,0 +1,203 @@
+//! Helpers shared by all programs: config access, headers, counters, ring-buffer reservation.
+
+use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
+    },
+    maps::ring_buf::RingBufEntry,
+    programs::TracePointContext,
+};
+use tracer_common::{counter, flags, kind_bit, EventHeader, LAYOUT_VERSION, OFFSET_ABSENT};
+
+use crate::{CONFIG, COUNTERS, EVENTS};
+
+/// Read one field of `CONFIG` without copying the whole struct to the stack. The volatile read
+/// keeps the compiler from folding the default value in: userspace rewrites it at load time.
+macro_rules! conf {
+    ($($field:ident).+) => {
+        {
+            #[allow(unused_unsafe)]
+            // SAFETY: a plain read of a field of a global.
+            let v = unsafe { core::ptr::read_volatile(&raw const $crate::CONFIG.$($field).+) };
+            v
+        }
+    };
+}
+
+#[inline(always)]
+pub fn enabled(k: u16) -> bool {
+    // SAFETY: a plain read of a global.
+    let mask = unsafe { core::ptr::read_volatile(&raw const CONFIG.event_mask) };
+    mask & kind_bit(k) != 0
+}
+
+#[inline(always)]
+pub fn count(k: u16, which: u32) {
+    let idx = u32::from(k) * counter::STRIDE + which;
+    if let Some(c) = COUNTERS.get_ptr_mut(idx) {
+        // SAFETY: this CPU's slot; a program run is not preempted by another on the same CPU
+        // for the same slot in a way that matters for a statistics counter.
+        unsafe { *c += 1 };
+    }
+}
+
+/// Reserve a record, counting the attempt and, when the buffer is full, the loss.
+#[inline(always)]
+pub fn reserve<T: 'static>(k: u16) -> Option<RingBufEntry<T>> {
+    count(k, counter::EMIT_ATTEMPT);
+    let entry = EVENTS.reserve::<T>(0);
+    if entry.is_none() {
+        count(k, counter::LOST_RINGBUF_FULL);
+    }
+    entry
+}
+
+/// Records go out without waking the reader (it polls on a short timer) unless the buffer is
+/// filling up or the record is urgent: a wakeup per record costs several times more.
+#[inline(always)]
+pub fn submit_flags(urgent: bool) -> u64 {
+    if urgent || EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= conf!(wakeup_bytes) {
+        u64::from(BPF_RB_FORCE_WAKEUP)
+    } else {
+        u64::from(BPF_RB_NO_WAKEUP)
+    }
+}
+
+#[inline(always)]
+pub fn current_task() -> u64 {
+    // SAFETY: helper without preconditions.
+    unsafe { bpf_get_current_task() }
+}
+
+/// Fill the common header from the current task.
+///
+/// # Safety
+/// `hdr` must point at writable memory for an `EventHeader`.
+#[inline(always)]
+pub unsafe fn fill_header(hdr: *mut EventHeader, k: u16, size: usize) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let mut fl = 0u8;
+    let ppid = match read_ppid() {
+        Some(p) => {
+            fl |= flags::PPID_VALID;
+            p
+        }
+        None => 0,
+    };
+    // SAFETY: caller guarantees `hdr` is valid for writes.
+    unsafe {
+        (*hdr).kind = k;
+        (*hdr).version = LAYOUT_VERSION;
+        (*hdr).flags = fl;
+        (*hdr).size = size as u32;
+        (*hdr).boot_ns = bpf_ktime_get_boot_ns();
+        (*hdr).pid = pid_tgid as u32;
+        (*hdr).tgid = (pid_tgid >> 32) as u32;
+        (*hdr).ppid = ppid;
+        (*hdr).uid = bpf_get_current_uid_gid() as u32;
+        (*hdr).cgroup_id = bpf_get_current_cgroup_id();
+        (*hdr).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    }
+}
+
+/// `current->real_parent->tgid`, with offsets from BTF.
+#[inline(always)]
+fn read_ppid() -> Option<u32> {
+    let rp = conf!(task.real_parent);
+    let tgid = conf!(task.tgid);
+    if rp == OFFSET_ABSENT || tgid == OFFSET_ABSENT {
+        return None;
+    }
+    let task = current_task();
+    // SAFETY: bpf_probe_read_kernel tolerates any address; offsets come from this kernel's BTF.
+    let parent: u64 =
+        unsafe { bpf_probe_read_kernel((task + u64::from(rp)) as *const u64) }.ok()?;
+    // SAFETY: as above.
+    unsafe { bpf_probe_read_kernel((parent + u64::from(tgid)) as *const u32) }.ok()
+}
+
+#[inline(always)]
+pub fn read_ctx_u32(ctx: &TracePointContext, off: u16, k: u16) -> u32 {
+    if off == OFFSET_ABSENT {
+        return 0;
+    }
+    // SAFETY: offset read from this kernel's tracefs format file.
+    match unsafe { ctx.read_at::<u32>(usize::from(off)) } {
+        Ok(v) => v,
+        Err(_) => {
+            count(k, counter::READ_ERROR);
+            0
+        }
+    }
+}
+
+#[inline(always)]
+pub fn read_ctx_u64(ctx: &TracePointContext, off: u16, k: u16) -> u64 {
+    if off == OFFSET_ABSENT {
+        return 0;
+    }
+    // SAFETY: offset read from this kernel's tracefs format file.
+    match unsafe { ctx.read_at::<u64>(usize::from(off)) } {
+        Ok(v) => v,
+        Err(_) => {
+            count(k, counter::READ_ERROR);
+            0
+        }
+    }
+}
+
+/// Copy a fixed-size `char[16]` field (a comm) into `dst`.
+#[inline(always)]
+pub fn read_comm_at(ctx: &TracePointContext, off: u16, dst: &mut [u8; 16], k: u16) {
+    if off == OFFSET_ABSENT {
+        *dst = [0; 16];
+        return;
+    }
+    let src = (ctx.as_ptr_u64() + u64::from(off)) as *const u8;
+    // SAFETY: probe-read of the tracepoint record at an offset from its format file.
+    if unsafe { bpf_probe_read_kernel_buf(src, dst) }.is_err() {
+        count(k, counter::READ_ERROR);
+        *dst = [0; 16];
+    }
+}
+
+/// Copy a `__data_loc char[]` field (u32: length << 16 | offset from the record start) into
+/// `dst`, NUL-terminated. Returns the string length without the NUL.
+#[inline(always)]
+pub fn read_data_loc_str(ctx: &TracePointContext, off: u16, dst: &mut [u8], k: u16) -> u32 {
+    if off == OFFSET_ABSENT {
+        if let Some(b) = dst.first_mut() {
+            *b = 0;
+        }
+        return 0;
+    }
+    let loc = read_ctx_u32(ctx, off, k);
+    let str_off = u64::from(loc & 0xffff);
+    let src = (ctx.as_ptr_u64() + str_off) as *const u8;
+    // SAFETY: probe-read of the tracepoint record; the helper bounds the copy by `dst`.
+    match unsafe { bpf_probe_read_kernel_str_bytes(src, dst) } {
+        Ok(s) => s.len() as u32,
+        Err(_) => {
+            count(k, counter::READ_ERROR);
+            if let Some(b) = dst.first_mut() {
+                *b = 0;
+            }
+            0
+        }
+    }
+}
+
+trait CtxPtr {
+    fn as_ptr_u64(&self) -> u64;
+}
+
+impl CtxPtr for TracePointContext {
+    #[inline(always)]
+    fn as_ptr_u64(&self) -> u64 {
+        use aya_ebpf::EbpfContext as _;
+        self.as_ptr() as u64
+    }
+}

@@ -1,0 +1,354 @@
+//! ctrace's kernel side: thin programs on classic tracepoints that copy raw facts into one ring
+//! buffer. Userspace does all enrichment (container names, explanations).
+//!
+//! Tracepoint field offsets and kernel struct member offsets are not compiled in: userspace reads
+//! them from tracefs `format` files and from the kernel's BTF and hands them over in `CONFIG`.
+#![no_std]
+#![no_main]
+
+#[macro_use]
+mod emit;
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_boot_ns},
+    macros::{map, tracepoint},
+    maps::{LruPerCpuHashMap, PerCpuArray, RingBuf},
+    programs::TracePointContext,
+};
+use emit::{
+    count, current_task, enabled, fill_header, read_comm_at, read_data_loc_str, submit_flags,
+};
+use tracer_common::{
+    counter, exit_flags, kind, CapKey, CapState, CapabilityEvent, CgroupEvent, Config, ExecEvent,
+    ExitEvent, ForkEvent, OomVictimEvent, SignalEvent, OFFSET_ABSENT,
+};
+
+/// Settings and offsets; written by userspace before load (`EbpfLoader::override_global`).
+#[unsafe(no_mangle)]
+static CONFIG: Config = Config::DEFAULT;
+
+/// All records. Size set by userspace at load time.
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+/// Per-CPU counters, `kind * counter::STRIDE + counter::*`.
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::LEN, 0);
+
+/// Capability-check de-duplication state, per CPU so that updates need no atomics.
+#[map]
+static CAP_DEDUP: LruPerCpuHashMap<CapKey, CapState> = LruPerCpuHashMap::with_max_entries(16384, 0);
+
+#[tracepoint]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    if !enabled(kind::EXEC) {
+        return 0;
+    }
+    let Some(mut entry) = emit::reserve::<ExecEvent>(kind::EXEC) else {
+        return 0;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: `ev` points at reserved ring-buffer memory of the right size; every field
+    // userspace reads is written below.
+    unsafe {
+        fill_header(&raw mut (*ev).hdr, kind::EXEC, size_of::<ExecEvent>());
+        (*ev).old_pid = emit::read_ctx_u32(&ctx, conf!(tp.exec_old_pid), kind::EXEC);
+        (*ev).filename_len = read_data_loc_str(
+            &ctx,
+            conf!(tp.exec_filename),
+            &mut (*ev).filename,
+            kind::EXEC,
+        );
+    }
+    entry.submit(submit_flags(false));
+    0
+}
+
+#[tracepoint]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    if !enabled(kind::EXIT) {
+        return 0;
+    }
+    let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    let is_leader = pid_tgid as u32 == (pid_tgid >> 32) as u32;
+    let mut flags = 0;
+    let group_dead_off = conf!(tp.exit_group_dead);
+    if group_dead_off != OFFSET_ABSENT {
+        // SAFETY: offset read from this kernel's tracefs format file.
+        let group_dead: u8 = unsafe { ctx.read_at(group_dead_off as usize) }.unwrap_or(0);
+        if group_dead != 0 {
+            flags |= exit_flags::GROUP_DEAD;
+        }
+    }
+    if !is_leader && flags & exit_flags::GROUP_DEAD == 0 && conf!(exit_all_threads) == 0 {
+        return 0;
+    }
+    // do_exit() stores the wait status in task->exit_code before this tracepoint fires:
+    // https://elixir.bootlin.com/linux/v6.12/source/kernel/exit.c#L916
+    let mut exit_code = 0u32;
+    let off = conf!(task.exit_code);
+    if off != OFFSET_ABSENT {
+        // SAFETY: the current task pointer is valid while it runs; offset from BTF.
+        match unsafe {
+            aya_ebpf::helpers::bpf_probe_read_kernel((current_task() + off as u64) as *const u32)
+        } {
+            Ok(c) => {
+                exit_code = c;
+                flags |= exit_flags::CODE_VALID;
+            }
+            Err(_) => count(kind::EXIT, counter::READ_ERROR),
+        }
+    }
+    let Some(mut entry) = emit::reserve::<ExitEvent>(kind::EXIT) else {
+        return 0;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: reserved ring-buffer memory of the right size, fully written.
+    unsafe {
+        fill_header(&raw mut (*ev).hdr, kind::EXIT, size_of::<ExitEvent>());
+        (*ev).exit_code = exit_code;
+        (*ev).flags = flags;
+    }
+    entry.submit(submit_flags(false));
+    0
+}
+
+#[tracepoint]
+pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
+    if !enabled(kind::FORK) {
+        return 0;
+    }
+    let Some(mut entry) = emit::reserve::<ForkEvent>(kind::FORK) else {
+        return 0;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: reserved ring-buffer memory of the right size, fully written.
+    unsafe {
+        fill_header(&raw mut (*ev).hdr, kind::FORK, size_of::<ForkEvent>());
+        (*ev).child_pid = emit::read_ctx_u32(&ctx, conf!(tp.fork_child_pid), kind::FORK);
+        (*ev)._pad = 0;
+        (*ev).child_comm = [0; 16];
+        read_data_loc_str(
+            &ctx,
+            conf!(tp.fork_child_comm),
+            &mut (*ev).child_comm,
+            kind::FORK,
+        );
+    }
+    entry.submit(submit_flags(false));
+    0
+}
+
+#[tracepoint]
+pub fn signal_generate(ctx: TracePointContext) -> u32 {
+    if !enabled(kind::SIGNAL) {
+        return 0;
+    }
+    let sig = emit::read_ctx_u32(&ctx, conf!(tp.sig_sig), kind::SIGNAL);
+    // SAFETY: a plain read of a global.
+    let config = unsafe { core::ptr::read_volatile(&raw const CONFIG) };
+    if !config.signal_enabled(sig) {
+        count(kind::SIGNAL, counter::FILTERED);
+        return 0;
+    }
+    let Some(mut entry) = emit::reserve::<SignalEvent>(kind::SIGNAL) else {
+        return 0;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: reserved ring-buffer memory of the right size, fully written.
+    unsafe {
+        fill_header(&raw mut (*ev).hdr, kind::SIGNAL, size_of::<SignalEvent>());
+        (*ev).sig = sig as i32;
+        (*ev).errno = emit::read_ctx_u32(&ctx, conf!(tp.sig_errno), kind::SIGNAL) as i32;
+        (*ev).code = emit::read_ctx_u32(&ctx, conf!(tp.sig_code), kind::SIGNAL) as i32;
+        (*ev).target_pid = emit::read_ctx_u32(&ctx, conf!(tp.sig_pid), kind::SIGNAL);
+        (*ev).group = emit::read_ctx_u32(&ctx, conf!(tp.sig_group), kind::SIGNAL) as i32;
+        (*ev).result = emit::read_ctx_u32(&ctx, conf!(tp.sig_result), kind::SIGNAL) as i32;
+        read_comm_at(
+            &ctx,
+            conf!(tp.sig_comm),
+            &mut (*ev).target_comm,
+            kind::SIGNAL,
+        );
+    }
+    // A SIGKILL is what ends containers: get it to userspace without waiting for the timer.
+    entry.submit(submit_flags(sig == 9));
+    0
+}
+
+#[tracepoint]
+pub fn mark_victim(ctx: TracePointContext) -> u32 {
+    if !enabled(kind::OOM_VICTIM) {
+        return 0;
+    }
+    let Some(mut entry) = emit::reserve::<OomVictimEvent>(kind::OOM_VICTIM) else {
+        return 0;
+    };
+    let ev = entry.as_mut_ptr();
+    let k = kind::OOM_VICTIM;
+    // SAFETY: reserved ring-buffer memory of the right size, fully written.
+    unsafe {
+        fill_header(&raw mut (*ev).hdr, k, size_of::<OomVictimEvent>());
+        (*ev).victim_pid = emit::read_ctx_u32(&ctx, conf!(tp.oom_pid), k);
+        (*ev).victim_uid = emit::read_ctx_u32(&ctx, conf!(tp.oom_uid), k);
+        (*ev).total_vm_kb = emit::read_ctx_u64(&ctx, conf!(tp.oom_total_vm), k);
+        (*ev).anon_rss_kb = emit::read_ctx_u64(&ctx, conf!(tp.oom_anon_rss), k);
+        (*ev).file_rss_kb = emit::read_ctx_u64(&ctx, conf!(tp.oom_file_rss), k);
+        (*ev).shmem_rss_kb = emit::read_ctx_u64(&ctx, conf!(tp.oom_shmem_rss), k);
+        (*ev).pgtables_kb = emit::read_ctx_u64(&ctx, conf!(tp.oom_pgtables), k);
+        (*ev).oom_score_adj = emit::read_ctx_u32(&ctx, conf!(tp.oom_score_adj), k) as u16 as i16;
+        (*ev)._pad = [0; 6];
+        (*ev).victim_comm = [0; 16];
+        read_data_loc_str(&ctx, conf!(tp.oom_comm), &mut (*ev).victim_comm, k);
+    }
+    entry.submit(submit_flags(true));
+    0
+}
+
+#[tracepoint]
+pub fn cap_capable(ctx: TracePointContext) -> u32 {
+    let k = kind::CAPABILITY;
+    if !enabled(k) {
+        return 0;
+    }
+    let cap = emit::read_ctx_u32(&ctx, conf!(tp.cap_cap), k);
+    let ret = emit::read_ctx_u32(&ctx, conf!(tp.cap_ret), k) as i32;
+    if ret == 0 && conf!(cap_allowed) == 0 {
+        count(k, counter::FILTERED);
+        return 0;
+    }
+    let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    // SAFETY: helper without preconditions.
+    let cgroup_id = unsafe { aya_ebpf::helpers::bpf_get_current_cgroup_id() };
+    let key = CapKey {
+        cgroup_id,
+        tgid: (pid_tgid >> 32) as u32,
+        cap,
+        ret,
+        _pad: 0,
+    };
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let total;
+    match CAP_DEDUP.get_ptr_mut(&key) {
+        Some(state) => {
+            // SAFETY: per-CPU value of this CPU; programs are not preempted mid-run, so no
+            // other writer touches it concurrently.
+            unsafe {
+                (*state).total += 1;
+                if now.wrapping_sub((*state).last_emit_ns) < conf!(cap_window_ns) {
+                    count(k, counter::FILTERED);
+                    return 0;
+                }
+                (*state).last_emit_ns = now;
+                total = (*state).total;
+                // The slot may be fresh on this CPU (per-CPU values start zeroed) and the
+                // task may have exec'd since: keep who is asking current.
+                (*state).comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0; 16]);
+                (*state).pid = pid_tgid as u32;
+                (*state).uid = aya_ebpf::helpers::bpf_get_current_uid_gid() as u32;
+            }
+        }
+        None => {
+            let state = CapState {
+                last_emit_ns: now,
+                total: 1,
+                comm: aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0; 16]),
+                pid: pid_tgid as u32,
+                uid: aya_ebpf::helpers::bpf_get_current_uid_gid() as u32,
+            };
+            // BPF_NOEXIST: if another path inserted meanwhile, keep its count.
+            let _ = CAP_DEDUP.insert(&key, &state, u64::from(BPF_NOEXIST));
+            total = 1;
+        }
+    }
+    let Some(mut entry) = emit::reserve::<CapabilityEvent>(k) else {
+        return 0;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: reserved ring-buffer memory of the right size, fully written.
+    unsafe {
+        fill_header(&raw mut (*ev).hdr, k, size_of::<CapabilityEvent>());
+        (*ev).cap = cap;
+        (*ev).ret = ret;
+        (*ev).cpu = bpf_get_smp_processor_id();
+        (*ev)._pad = 0;
+        (*ev).total = total;
+    }
+    entry.submit(submit_flags(false));
+    0
+}
+
+/// mkdir and rmdir share one layout (the `cgroup` event class).
+fn cgroup_dir(ctx: &TracePointContext, k: u16) {
+    if !enabled(k) {
+        return;
+    }
+    let Some(mut entry) = emit::reserve::<CgroupEvent>(k) else {
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: reserved ring-buffer memory of the right size, fully written.
+    unsafe {
+        fill_header(&raw mut (*ev).hdr, k, size_of::<CgroupEvent>());
+        (*ev).root = emit::read_ctx_u32(ctx, conf!(tp.cg_root), k) as i32;
+        (*ev).level = emit::read_ctx_u32(ctx, conf!(tp.cg_level), k) as i32;
+        (*ev).id = emit::read_ctx_u64(ctx, conf!(tp.cg_id), k);
+        (*ev).pid = 0;
+        (*ev).path_len = read_data_loc_str(ctx, conf!(tp.cg_path), &mut (*ev).path, k);
+    }
+    entry.submit(submit_flags(false));
+}
+
+#[tracepoint]
+pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
+    cgroup_dir(&ctx, kind::CGROUP_MKDIR);
+    0
+}
+
+#[tracepoint]
+pub fn cgroup_rmdir(ctx: TracePointContext) -> u32 {
+    cgroup_dir(&ctx, kind::CGROUP_RMDIR);
+    0
+}
+
+#[tracepoint]
+pub fn cgroup_attach_task(ctx: TracePointContext) -> u32 {
+    let k = kind::CGROUP_ATTACH;
+    if !enabled(k) {
+        return 0;
+    }
+    // Only moves into the unified (v2) hierarchy: that is where bpf cgroup ids live, and the
+    // v1 hierarchies would multiply every attach by the number of controllers.
+    let root = emit::read_ctx_u32(&ctx, conf!(tp.cga_root), k) as i32;
+    if root != 0 {
+        count(k, counter::FILTERED);
+        return 0;
+    }
+    let Some(mut entry) = emit::reserve::<CgroupEvent>(k) else {
+        return 0;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: reserved ring-buffer memory of the right size, fully written.
+    unsafe {
+        fill_header(&raw mut (*ev).hdr, k, size_of::<CgroupEvent>());
+        (*ev).root = root;
+        (*ev).level = emit::read_ctx_u32(&ctx, conf!(tp.cga_level), k) as i32;
+        (*ev).id = emit::read_ctx_u64(&ctx, conf!(tp.cga_id), k);
+        (*ev).pid = emit::read_ctx_u32(&ctx, conf!(tp.cga_pid), k);
+        (*ev).path_len = read_data_loc_str(&ctx, conf!(tp.cga_path), &mut (*ev).path, k);
+    }
+    entry.submit(submit_flags(false));
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

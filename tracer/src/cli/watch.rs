@@ -1,0 +1,275 @@
+//! `ctrace watch`: load the probes and stream events until Ctrl-C or SIGTERM.
+
+use std::{
+    io::{self, IsTerminal as _, Write},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use aya::maps::{MapData, RingBuf};
+use clap::Args;
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{signal, SignalKind},
+};
+
+use crate::{
+    clock::BootClock,
+    event::{kind_name, Event},
+    names::parse_signal,
+    pipeline::Pipeline,
+    probe::{self, Options, Probe},
+    sink::{console, json, Context, Loss, LossTracker},
+};
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Print one NDJSON object per line instead of human lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Event kinds, comma-separated: exec, exit, fork, signal, oom, capability (denied checks),
+    /// capability:all (allowed ones too), cgroup (= cgroup_mkdir, cgroup_rmdir,
+    /// cgroup_attach), all.
+    #[arg(long, default_value = "exec,exit,signal,oom,capability")]
+    pub events: String,
+    /// Signals to report besides SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGKILL, SIGSEGV, SIGTERM
+    /// (comma-separated names or numbers, or `all`).
+    #[arg(long, value_name = "LIST")]
+    pub signals: Option<String>,
+    /// Ring buffer size in bytes (rounded up to a power of two).
+    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
+    pub ring_size: u64,
+    /// Fold repeated identical capability checks within this many seconds into one record.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub cap_window: f64,
+    /// Report the exit of every thread, not only of whole processes.
+    #[arg(long)]
+    pub all_threads: bool,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+}
+
+impl WatchArgs {
+    fn options(&self) -> anyhow::Result<Options> {
+        let kinds = probe::parse_kinds(&self.events).map_err(anyhow::Error::msg)?;
+        let mut o = Options {
+            kinds: kinds.mask,
+            cap_allowed: kinds.cap_allowed,
+            ring_bytes: probe::ring_bytes(self.ring_size),
+            exit_all_threads: self.all_threads,
+            ..Options::default()
+        };
+        if !(self.cap_window.is_finite() && self.cap_window >= 0.0) {
+            anyhow::bail!("--cap-window must be a number of seconds >= 0");
+        }
+        o.cap_window = Duration::from_secs_f64(self.cap_window);
+        if let Some(list) = &self.signals {
+            for s in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                if s.eq_ignore_ascii_case("all") {
+                    o.signals = u64::MAX & !1;
+                    continue;
+                }
+                let n = parse_signal(s).with_context(|| format!("unknown signal {s:?}"))?;
+                o.signals |= 1 << n;
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// Output with broken-pipe detection: a closed stdout ends the watch quietly.
+struct Out {
+    w: io::BufWriter<io::Stdout>,
+    json: bool,
+    ctx: Context,
+    broken: bool,
+}
+
+impl Out {
+    fn line(&mut self, s: &str) {
+        if self.broken {
+            return;
+        }
+        if let Err(e) = writeln!(self.w, "{s}") {
+            self.fail(&e);
+        }
+    }
+
+    fn event(&mut self, ev: &Event) {
+        let s = if self.json {
+            json::line(&json::event(ev, &self.ctx))
+        } else {
+            console::event(ev, &self.ctx)
+        };
+        self.line(&s);
+    }
+
+    fn loss(&mut self, l: &Loss) {
+        let now = BootClock::boot_now_ns();
+        let s = if self.json {
+            json::line(&json::loss(l, &self.ctx, now))
+        } else {
+            console::loss(l, &self.ctx, now)
+        };
+        self.line(&s);
+    }
+
+    fn flush(&mut self) {
+        if !self.broken {
+            if let Err(e) = self.w.flush() {
+                self.fail(&e);
+            }
+        }
+    }
+
+    fn fail(&mut self, e: &io::Error) {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("ctrace: error: writing output: {e}");
+        }
+        self.broken = true;
+    }
+}
+
+fn drain(ring: &mut RingBuf<MapData>, pipeline: &mut Pipeline, out: &mut Out) -> u64 {
+    let mut n = 0;
+    while let Some(item) = ring.next() {
+        n += 1;
+        if let Some(ev) = pipeline.ingest(&item) {
+            out.event(&ev);
+        }
+    }
+    n
+}
+
+pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
+    let opts = args.options()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(watch(args, opts))
+}
+
+async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut probe = Probe::load(&opts)?;
+    for w in &probe.warnings {
+        eprintln!("ctrace: warning: {w}");
+    }
+    let ring = probe.take_ring()?;
+    // SAFETY: the RingBuf owns its map fd for as long as the AsyncFd owns the RingBuf, and the
+    // fd is not closed or replaced behind the registration's back.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("polling the ring buffer: {}", e.into_parts().1))?;
+    let kinds: Vec<&str> = (0..tracer_common::kind::COUNT as u16)
+        .filter(|k| probe.active_kinds & tracer_common::kind_bit(*k) != 0)
+        .map(kind_name)
+        .collect();
+    eprintln!(
+        "ctrace: tracing {} (ring buffer {} KiB); Ctrl-C to stop",
+        kinds.join(","),
+        opts.ring_bytes / 1024
+    );
+
+    let status = io::stderr().is_terminal();
+    let mut out = Out {
+        w: io::BufWriter::new(io::stdout()),
+        json: args.json,
+        ctx: Context::new(),
+        broken: false,
+    };
+    let mut pipeline = Pipeline::new();
+    let mut losses = LossTracker::default();
+    let mut poll = tokio::time::interval(probe::POLL_INTERVAL);
+    let mut second = tokio::time::interval(Duration::from_secs(1));
+    let deadline = args
+        .duration
+        .filter(|d| d.is_finite() && *d >= 0.0)
+        .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
+    let window_ns = u64::try_from(opts.cap_window.as_nanos()).unwrap_or(u64::MAX);
+    let mut rate_start = Instant::now();
+    let mut rate_count = 0u64;
+
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard.context("waiting on the ring buffer")?;
+                rate_count += drain(guard.get_inner_mut(), &mut pipeline, &mut out);
+                guard.clear_ready();
+            }
+            _ = poll.tick() => {
+                rate_count += drain(ring.get_mut(), &mut pipeline, &mut out);
+            }
+            _ = second.tick() => {
+                report(&probe, &mut pipeline, &mut losses, &mut out, window_ns);
+                if status {
+                    let secs = rate_start.elapsed().as_secs_f64().max(0.001);
+                    let lost = probe.counters().map(|c| LossTracker::total(&c, pipeline.decode_errors)).unwrap_or(0);
+                    eprint!("\r\x1b[2K[ctrace] {:.0} events/s, {} lost", rate_count as f64 / secs, lost);
+                    rate_start = Instant::now();
+                    rate_count = 0;
+                }
+            }
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            () = sleep_until(deadline) => break,
+        }
+        out.flush();
+        if out.broken {
+            break;
+        }
+    }
+    // Stop production first, then drain what is left, then report the final losses, so the
+    // books balance: attempts = delivered + lost.
+    probe.detach();
+    drain(ring.get_mut(), &mut pipeline, &mut out);
+    report(&probe, &mut pipeline, &mut losses, &mut out, 0);
+    out.flush();
+    if status {
+        eprintln!();
+    }
+    if let Ok(c) = probe.counters() {
+        let attempts: u64 = c.iter().map(|c| c.attempts).sum();
+        let lost = LossTracker::total(&c, pipeline.decode_errors);
+        let delivered: u64 = pipeline.delivered.iter().sum();
+        eprintln!(
+            "ctrace: {delivered} records delivered, {lost} lost, {attempts} produced by the kernel"
+        );
+    }
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn report(
+    probe: &Probe,
+    pipeline: &mut Pipeline,
+    losses: &mut LossTracker,
+    out: &mut Out,
+    window_ns: u64,
+) {
+    match probe.cap_states() {
+        Ok(states) => {
+            for ev in pipeline.flush_caps(states, BootClock::boot_now_ns(), window_ns) {
+                out.event(&ev);
+            }
+        }
+        Err(e) => log::warn!("reading capability state: {e}"),
+    }
+    losses.decode_errors = pipeline.decode_errors;
+    match probe.counters() {
+        Ok(c) => {
+            for l in losses.delta(&c) {
+                out.loss(&l);
+            }
+        }
+        Err(e) => log::warn!("reading loss counters: {e}"),
+    }
+}

@@ -1,0 +1,13 @@
+//! ctrace: eBPF-based container activity tracer.
+//!
+//! Flow: [`probe`] loads the kernel programs and owns the ring buffer; [`event`] decodes raw
+//! records; [`pipeline`] adds stateful accounting; [`sink`] formats NDJSON and console lines;
+//! [`cli`] wires them into subcommands.
+
+pub mod cli;
+pub mod clock;
+pub mod event;
+pub mod names;
+pub mod pipeline;
+pub mod probe;
+pub mod sink;

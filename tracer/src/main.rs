@@ -1,0 +1,23 @@
+//! The `ctrace` binary: parse arguments, run a subcommand, report errors on one line.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tracer::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::new().filter_or("CTRACE_LOG", "warn"))
+        .format_timestamp(None)
+        .init();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Watch(args) => tracer::cli::watch::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ctrace: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

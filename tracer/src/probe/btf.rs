@@ -1,0 +1,361 @@
+//! Just enough of a BTF reader to find the byte offset of a struct member.
+//!
+//! aya-ebpf has no CO-RE relocations for Rust programs, so the offsets the programs need
+//! (`task_struct.exit_code`, ...) are computed here from `/sys/kernel/btf/vmlinux` and handed to
+//! the programs as globals. Format: <https://docs.kernel.org/bpf/btf.html>.
+
+use std::collections::HashMap;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BtfError {
+    #[error("not BTF data (bad magic)")]
+    BadMagic,
+    #[error("BTF data truncated at byte {0}")]
+    Truncated(usize),
+    #[error("unknown BTF type kind {kind} at type id {id}")]
+    UnknownKind { kind: u32, id: u32 },
+}
+
+const MAGIC: u16 = 0xeb9f;
+
+// BTF kinds (include/uapi/linux/btf.h).
+const KIND_INT: u32 = 1;
+const KIND_ARRAY: u32 = 3;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
+const KIND_DATASEC: u32 = 15;
+const KIND_DECL_TAG: u32 = 17;
+const KIND_TYPE_TAG: u32 = 18;
+const KIND_ENUM64: u32 = 19;
+
+#[derive(Debug, Clone)]
+struct Member {
+    name: u32,
+    type_id: u32,
+    bit_offset: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Type {
+    name: u32,
+    kind: u32,
+    /// Referenced type for modifiers and typedefs.
+    type_ref: u32,
+    members: Vec<Member>,
+}
+
+/// Parsed type section, enough to resolve struct member offsets.
+pub struct Btf {
+    types: Vec<Type>, // index = type id; id 0 is `void`
+    strings: Vec<u8>,
+    structs_by_name: HashMap<String, Vec<u32>>,
+}
+
+fn u32_at(buf: &[u8], at: usize) -> Result<u32, BtfError> {
+    buf.get(at..at + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or(BtfError::Truncated(at))
+}
+
+impl Btf {
+    /// Parse raw BTF (little endian, as in `/sys/kernel/btf/vmlinux`).
+    pub fn parse(buf: &[u8]) -> Result<Self, BtfError> {
+        let magic = buf.get(0..2).ok_or(BtfError::Truncated(0))?;
+        if u16::from_le_bytes([magic[0], magic[1]]) != MAGIC {
+            return Err(BtfError::BadMagic);
+        }
+        let hdr_len = u32_at(buf, 4)? as usize;
+        let type_off = u32_at(buf, 8)? as usize;
+        let type_len = u32_at(buf, 12)? as usize;
+        let str_off = u32_at(buf, 16)? as usize;
+        let str_len = u32_at(buf, 20)? as usize;
+        let types_start = hdr_len
+            .checked_add(type_off)
+            .ok_or(BtfError::Truncated(8))?;
+        let types_end = types_start
+            .checked_add(type_len)
+            .ok_or(BtfError::Truncated(12))?;
+        let strs_start = hdr_len
+            .checked_add(str_off)
+            .ok_or(BtfError::Truncated(16))?;
+        let strs_end = strs_start
+            .checked_add(str_len)
+            .ok_or(BtfError::Truncated(20))?;
+        if types_end > buf.len() {
+            return Err(BtfError::Truncated(types_end));
+        }
+        let strings = buf
+            .get(strs_start..strs_end)
+            .ok_or(BtfError::Truncated(strs_end))?
+            .to_vec();
+
+        let mut types = vec![Type {
+            name: 0,
+            kind: 0,
+            type_ref: 0,
+            members: Vec::new(),
+        }];
+        let mut at = types_start;
+        while at < types_end {
+            let id = types.len() as u32;
+            let name = u32_at(buf, at)?;
+            let info = u32_at(buf, at + 4)?;
+            let size_or_type = u32_at(buf, at + 8)?;
+            at += 12;
+            let vlen = (info & 0xffff) as usize;
+            let kind = (info >> 24) & 0x1f;
+            let kind_flag = info >> 31 == 1;
+            let mut members = Vec::new();
+            let extra = match kind {
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+                KIND_ARRAY => 12,
+                KIND_STRUCT | KIND_UNION => {
+                    for i in 0..vlen {
+                        let m = at + i * 12;
+                        let raw_off = u32_at(buf, m + 8)?;
+                        members.push(Member {
+                            name: u32_at(buf, m)?,
+                            type_id: u32_at(buf, m + 4)?,
+                            bit_offset: if kind_flag {
+                                raw_off & 0x00ff_ffff
+                            } else {
+                                raw_off
+                            },
+                        });
+                    }
+                    vlen * 12
+                }
+                KIND_ENUM | KIND_FUNC_PROTO => vlen * 8,
+                KIND_DATASEC | KIND_ENUM64 => vlen * 12,
+                2 | 7 | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | 12 | 16
+                | KIND_TYPE_TAG => 0,
+                _ => return Err(BtfError::UnknownKind { kind, id }),
+            };
+            at += extra;
+            types.push(Type {
+                name,
+                kind,
+                type_ref: size_or_type,
+                members,
+            });
+        }
+        if at != types_end {
+            return Err(BtfError::Truncated(types_end));
+        }
+        let mut btf = Self {
+            types,
+            strings,
+            structs_by_name: HashMap::new(),
+        };
+        for (id, t) in btf.types.iter().enumerate() {
+            if t.kind == KIND_STRUCT || t.kind == KIND_UNION {
+                let name = btf.name(t.name).to_owned();
+                if !name.is_empty() {
+                    btf.structs_by_name.entry(name).or_default().push(id as u32);
+                }
+            }
+        }
+        Ok(btf)
+    }
+
+    fn name(&self, off: u32) -> &str {
+        let Some(rest) = self.strings.get(off as usize..) else {
+            return "";
+        };
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        std::str::from_utf8(&rest[..end]).unwrap_or("")
+    }
+
+    /// Skip typedefs and qualifiers.
+    fn resolve(&self, mut id: u32) -> Option<&Type> {
+        for _ in 0..32 {
+            let t = self.types.get(id as usize)?;
+            match t.kind {
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    id = t.type_ref;
+                }
+                _ => return Some(t),
+            }
+        }
+        None
+    }
+
+    /// Byte offset of `member` in `struct name`, looking into anonymous structs and unions
+    /// (where the kernel keeps many `task_struct` fields). `None` if absent or a bitfield.
+    pub fn member_offset(&self, name: &str, member: &str) -> Option<u32> {
+        self.structs_by_name
+            .get(name)?
+            .iter()
+            .filter_map(|&id| self.types.get(id as usize))
+            .find_map(|t| self.find_member(t, member, 0))
+    }
+
+    fn find_member(&self, t: &Type, member: &str, depth: u32) -> Option<u32> {
+        if depth > 8 {
+            return None;
+        }
+        for m in &t.members {
+            let mname = self.name(m.name);
+            if mname == member {
+                return (m.bit_offset % 8 == 0).then_some(m.bit_offset / 8);
+            }
+            if mname.is_empty() {
+                if let Some(inner) = self.resolve(m.type_id) {
+                    if let Some(off) = self.find_member(inner, member, depth + 1) {
+                        return Some(m.bit_offset / 8 + off);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A tiny BTF blob builder for tests.
+    #[derive(Default)]
+    pub struct Builder {
+        types: Vec<u8>,
+        strings: Vec<u8>,
+    }
+
+    impl Builder {
+        pub fn new() -> Self {
+            Self {
+                types: Vec::new(),
+                strings: vec![0],
+            }
+        }
+        pub fn str(&mut self, s: &str) -> u32 {
+            let off = self.strings.len() as u32;
+            self.strings.extend_from_slice(s.as_bytes());
+            self.strings.push(0);
+            off
+        }
+        fn push(&mut self, name: u32, kind: u32, vlen: u32, size_or_type: u32) {
+            for v in [name, kind << 24 | vlen, size_or_type] {
+                self.types.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        pub fn int(&mut self, name: &str, size: u32) {
+            let n = self.str(name);
+            self.push(n, KIND_INT, 0, size);
+            self.types.extend_from_slice(&(size * 8).to_le_bytes());
+        }
+        pub fn ptr(&mut self, to: u32) {
+            self.push(0, 2, 0, to);
+        }
+        pub fn strukt(&mut self, name: &str, size: u32, members: &[(&str, u32, u32)]) {
+            let n = if name.is_empty() { 0 } else { self.str(name) };
+            self.push(n, KIND_STRUCT, members.len() as u32, size);
+            for &(mname, ty, bit_off) in members {
+                let mn = if mname.is_empty() { 0 } else { self.str(mname) };
+                for v in [mn, ty, bit_off] {
+                    self.types.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        pub fn build(&self) -> Vec<u8> {
+            let mut out = Vec::new();
+            out.extend_from_slice(&MAGIC.to_le_bytes());
+            out.push(1); // version
+            out.push(0); // flags
+            for v in [
+                24u32,
+                0,
+                self.types.len() as u32,
+                self.types.len() as u32,
+                self.strings.len() as u32,
+            ] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(&self.types);
+            out.extend_from_slice(&self.strings);
+            out
+        }
+    }
+
+    fn task_btf() -> Vec<u8> {
+        let mut b = Builder::new();
+        b.int("int", 4); // 1
+        b.strukt("task_struct", 0, &[]); // 2 (forward-ish, empty: must be skipped)
+        b.ptr(4); // 3
+                  // 4: anonymous struct holding tgid, as randstruct layouts do
+        b.strukt("", 8, &[("pid", 1, 0), ("tgid", 1, 32)]);
+        b.strukt(
+            "task_struct",
+            64,
+            &[
+                ("state", 1, 0),
+                ("", 4, 64),
+                ("real_parent", 3, 128),
+                ("exit_code", 1, 192),
+            ],
+        ); // 5
+        b.build()
+    }
+
+    #[test]
+    fn finds_direct_and_anonymous_members() {
+        let btf = Btf::parse(&task_btf()).unwrap();
+        assert_eq!(btf.member_offset("task_struct", "state"), Some(0));
+        assert_eq!(btf.member_offset("task_struct", "tgid"), Some(12));
+        assert_eq!(btf.member_offset("task_struct", "real_parent"), Some(16));
+        assert_eq!(btf.member_offset("task_struct", "exit_code"), Some(24));
+        assert_eq!(btf.member_offset("task_struct", "nope"), None);
+        assert_eq!(btf.member_offset("nope", "pid"), None);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert_eq!(Btf::parse(&[]).err(), Some(BtfError::Truncated(0)));
+        assert_eq!(Btf::parse(&[0, 0, 1, 0]).err(), Some(BtfError::BadMagic));
+        let good = task_btf();
+        for cut in [4, 23, 30, good.len() - 1] {
+            assert!(Btf::parse(&good[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn never_panics_on_garbage() {
+        let good = task_btf();
+        let mut state = 0x1234_5678u32;
+        for i in 0..2000 {
+            let mut buf = good.clone();
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let pos = 24 + (state as usize % (buf.len() - 24));
+            buf[pos] = (state >> 16) as u8;
+            if i % 3 == 0 {
+                buf.truncate(pos);
+            }
+            if let Ok(btf) = Btf::parse(&buf) {
+                let _ = btf.member_offset("task_struct", "tgid");
+            }
+        }
+    }
+
+    #[test]
+    fn this_kernel_has_the_task_members_we_need() {
+        let Ok(raw) = std::fs::read("/sys/kernel/btf/vmlinux") else {
+            eprintln!("SKIP: no /sys/kernel/btf/vmlinux on this machine");
+            return;
+        };
+        let btf = Btf::parse(&raw).expect("kernel BTF parses");
+        for m in ["real_parent", "tgid", "exit_code", "pid"] {
+            assert!(
+                btf.member_offset("task_struct", m).is_some(),
+                "task_struct.{m}"
+            );
+        }
+    }
+}

@@ -1,0 +1,540 @@
+//! Loading, configuring and attaching the eBPF programs; reading their counters.
+
+pub mod btf;
+pub mod tracefs;
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use aya::{
+    maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::{trace_point::TracePointLinkId, TracePoint},
+    Ebpf, EbpfLoader,
+};
+use tracer_common::{
+    counter, kind, kind_bit, names, CapKey, CapState, Config, TaskOffsets, TpOffsets, OFFSET_ABSENT,
+};
+
+use crate::event::kind_name;
+
+/// The eBPF object built by `build.rs` (empty when built without bpf-linker).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+const _: () = assert!(
+    matches!(names::OBJECT.as_bytes(), b"tracer"),
+    "object name drifted"
+);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(
+        "this ctrace binary was built without its eBPF programs (bpf-linker was missing at build \
+         time); build it with `cargo xtask build`"
+    )]
+    NoObject,
+    #[error("ctrace must run as root to load eBPF programs (try: sudo ctrace ...)")]
+    NotRoot,
+    #[error("{0}")]
+    Tracefs(String),
+    #[error("loading the eBPF object failed: {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("eBPF program {program}: {source}")]
+    Program {
+        program: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("eBPF map {map}: {message}")]
+    Map { map: &'static str, message: String },
+    #[error("none of the requested events can be traced on this kernel")]
+    NothingAttached,
+}
+
+/// One program and the tracepoint it attaches to.
+struct ProbeSpec {
+    program: &'static str,
+    category: &'static str,
+    tracepoint: &'static str,
+    kind: u16,
+}
+
+const PROBES: &[ProbeSpec] = &[
+    ProbeSpec {
+        program: "sched_process_exec",
+        category: "sched",
+        tracepoint: "sched_process_exec",
+        kind: kind::EXEC,
+    },
+    ProbeSpec {
+        program: "sched_process_exit",
+        category: "sched",
+        tracepoint: "sched_process_exit",
+        kind: kind::EXIT,
+    },
+    ProbeSpec {
+        program: "sched_process_fork",
+        category: "sched",
+        tracepoint: "sched_process_fork",
+        kind: kind::FORK,
+    },
+    ProbeSpec {
+        program: "signal_generate",
+        category: "signal",
+        tracepoint: "signal_generate",
+        kind: kind::SIGNAL,
+    },
+    ProbeSpec {
+        program: "mark_victim",
+        category: "oom",
+        tracepoint: "mark_victim",
+        kind: kind::OOM_VICTIM,
+    },
+    ProbeSpec {
+        program: "cap_capable",
+        category: "capability",
+        tracepoint: "cap_capable",
+        kind: kind::CAPABILITY,
+    },
+    ProbeSpec {
+        program: "cgroup_mkdir",
+        category: "cgroup",
+        tracepoint: "cgroup_mkdir",
+        kind: kind::CGROUP_MKDIR,
+    },
+    ProbeSpec {
+        program: "cgroup_rmdir",
+        category: "cgroup",
+        tracepoint: "cgroup_rmdir",
+        kind: kind::CGROUP_RMDIR,
+    },
+    ProbeSpec {
+        program: "cgroup_attach_task",
+        category: "cgroup",
+        tracepoint: "cgroup_attach_task",
+        kind: kind::CGROUP_ATTACH,
+    },
+];
+
+/// Signals always reported: the ones that end or interrupt processes.
+pub const DEFAULT_SIGNALS: &[u32] = &[
+    1,  // SIGHUP
+    2,  // SIGINT
+    3,  // SIGQUIT
+    6,  // SIGABRT
+    9,  // SIGKILL
+    11, // SIGSEGV
+    15, // SIGTERM
+];
+
+/// What to trace and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Bit `kind_bit(k)` per kind to trace.
+    pub kinds: u32,
+    /// Bit `1 << sig` per signal to report.
+    pub signals: u64,
+    /// Ring buffer size in bytes (a power of two multiple of the page size).
+    pub ring_bytes: u32,
+    pub cap_window: Duration,
+    pub exit_all_threads: bool,
+    /// Report allowed capability checks, not only denials.
+    pub cap_allowed: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            kinds: kind_bit(kind::EXEC) | kind_bit(kind::EXIT),
+            signals: DEFAULT_SIGNALS.iter().fold(0, |m, s| m | 1 << s),
+            ring_bytes: 4 << 20,
+            cap_window: Duration::from_secs(5),
+            exit_all_threads: false,
+            cap_allowed: false,
+        }
+    }
+}
+
+/// Per-kind counters, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindCounters {
+    pub attempts: u64,
+    pub lost_ringbuf_full: u64,
+    pub read_errors: u64,
+    pub filtered: u64,
+}
+
+/// Loaded and attached programs.
+pub struct Probe {
+    ebpf: Ebpf,
+    links: Vec<(&'static str, TracePointLinkId)>,
+    /// Kinds that are actually attached.
+    pub active_kinds: u32,
+    /// Things the user should know (a tracepoint missing on this kernel, ...).
+    pub warnings: Vec<String>,
+}
+
+impl Probe {
+    /// Check privileges, mount tracefs if needed, compute offsets, load and attach.
+    pub fn load(opts: &Options) -> Result<Self, ProbeError> {
+        if OBJECT.is_empty() {
+            return Err(ProbeError::NoObject);
+        }
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(ProbeError::NotRoot);
+        }
+        let mut warnings = Vec::new();
+        let (events_dir, mounted) = tracefs::ensure_mounted().map_err(ProbeError::Tracefs)?;
+        if mounted {
+            warnings.push(format!(
+                "tracefs was not mounted: mounted it at {}",
+                tracefs::TRACEFS
+            ));
+        }
+
+        let mut kinds = opts.kinds;
+        let mut formats = BTreeMap::new();
+        for spec in PROBES.iter().filter(|s| opts.kinds & kind_bit(s.kind) != 0) {
+            match tracefs::read_format(&events_dir, spec.category, spec.tracepoint) {
+                Some(f) => {
+                    formats.insert(spec.tracepoint, f);
+                }
+                None => {
+                    kinds &= !kind_bit(spec.kind);
+                    warnings.push(format!(
+                        "tracepoint {}:{} does not exist on this kernel: {} events disabled",
+                        spec.category,
+                        spec.tracepoint,
+                        kind_name(spec.kind)
+                    ));
+                }
+            }
+        }
+        let tp = tp_offsets(&formats);
+        let task = match task_offsets(Path::new("/sys/kernel/btf/vmlinux")) {
+            Ok(t) => t,
+            Err(e) => {
+                warnings.push(format!(
+                    "kernel BTF unusable ({e}): parent pids and exit codes will be missing"
+                ));
+                TaskOffsets::ABSENT
+            }
+        };
+        if kinds & kind_bit(kind::EXIT) != 0 && task.exit_code == OFFSET_ABSENT {
+            warnings.push("task_struct.exit_code not found in BTF: exit codes unknown".into());
+        }
+
+        let config = Config {
+            event_mask: kinds,
+            signal_mask_lo: opts.signals as u32,
+            signal_mask_hi: (opts.signals >> 32) as u32,
+            exit_all_threads: u32::from(opts.exit_all_threads),
+            cap_allowed: u32::from(opts.cap_allowed),
+            _pad: 0,
+            cap_window_ns: opts.cap_window.as_nanos().min(u128::from(u64::MAX)) as u64,
+            wakeup_bytes: u64::from(opts.ring_bytes / 4),
+            tp,
+            task,
+        };
+        let mut ebpf = EbpfLoader::new()
+            .override_global(names::CONFIG_GLOBAL, &config, true)
+            .map_max_entries(names::EVENTS_MAP, opts.ring_bytes)
+            .load(OBJECT)
+            .map_err(ProbeError::Load)?;
+
+        let mut links = Vec::new();
+        for spec in PROBES.iter().filter(|s| kinds & kind_bit(s.kind) != 0) {
+            let program = spec.program;
+            let prog: &mut TracePoint = ebpf
+                .program_mut(program)
+                .ok_or_else(|| ProbeError::Map {
+                    map: "programs",
+                    message: format!("program {program} missing from the object"),
+                })?
+                .try_into()
+                .map_err(|source| ProbeError::Program { program, source })?;
+            prog.load()
+                .map_err(|source| ProbeError::Program { program, source })?;
+            let link = prog
+                .attach(spec.category, spec.tracepoint)
+                .map_err(|source| ProbeError::Program { program, source })?;
+            links.push((program, link));
+        }
+        if links.is_empty() {
+            return Err(ProbeError::NothingAttached);
+        }
+        Ok(Self {
+            ebpf,
+            links,
+            active_kinds: kinds,
+            warnings,
+        })
+    }
+
+    /// Take the ring buffer (once).
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
+        let map = self
+            .ebpf
+            .take_map(names::EVENTS_MAP)
+            .ok_or(ProbeError::Map {
+                map: "EVENTS",
+                message: "missing or already taken".into(),
+            })?;
+        RingBuf::try_from(map).map_err(|e| ProbeError::Map {
+            map: "EVENTS",
+            message: e.to_string(),
+        })
+    }
+
+    /// Detach every program: no new records are produced after this returns.
+    pub fn detach(&mut self) {
+        for (name, link) in self.links.drain(..) {
+            if let Some(p) = self.ebpf.program_mut(name) {
+                if let Ok(tp) = <&mut TracePoint>::try_from(p) {
+                    let _ = tp.detach(link);
+                }
+            }
+        }
+    }
+
+    /// Every (key, cpu, state) of the capability de-duplication map.
+    pub fn cap_states(&self) -> Result<Vec<(CapKey, u32, CapState)>, ProbeError> {
+        let Some(map) = self.ebpf.map(names::CAP_DEDUP_MAP) else {
+            return Ok(Vec::new());
+        };
+        let map_err = |e: aya::maps::MapError| ProbeError::Map {
+            map: "CAP_DEDUP",
+            message: e.to_string(),
+        };
+        let m = PerCpuHashMap::<_, CapKey, CapState>::try_from(map).map_err(map_err)?;
+        let mut out = Vec::new();
+        for item in m.iter() {
+            // An entry evicted while iterating is simply skipped.
+            let Ok((key, values)) = item else { continue };
+            for (cpu, st) in values.iter().enumerate() {
+                if st.total > 0 {
+                    out.push((key, cpu as u32, *st));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Kernel-side counters per kind, summed over CPUs.
+    pub fn counters(&self) -> Result<[KindCounters; kind::COUNT], ProbeError> {
+        let map = self.ebpf.map(names::COUNTERS_MAP).ok_or(ProbeError::Map {
+            map: "COUNTERS",
+            message: "missing".into(),
+        })?;
+        let arr = PerCpuArray::<_, u64>::try_from(map).map_err(|e| ProbeError::Map {
+            map: "COUNTERS",
+            message: e.to_string(),
+        })?;
+        let mut out = [KindCounters::default(); kind::COUNT];
+        for (k, c) in out.iter_mut().enumerate() {
+            let base = k as u32 * counter::STRIDE;
+            let sum = |which: u32| -> Result<u64, ProbeError> {
+                let vals = arr.get(&(base + which), 0).map_err(|e| ProbeError::Map {
+                    map: "COUNTERS",
+                    message: e.to_string(),
+                })?;
+                Ok(vals.iter().sum())
+            };
+            *c = KindCounters {
+                attempts: sum(counter::EMIT_ATTEMPT)?,
+                lost_ringbuf_full: sum(counter::LOST_RINGBUF_FULL)?,
+                read_errors: sum(counter::READ_ERROR)?,
+                filtered: sum(counter::FILTERED)?,
+            };
+        }
+        Ok(out)
+    }
+}
+
+/// Kernel struct offsets the programs need, from BTF.
+pub fn task_offsets(vmlinux: &Path) -> Result<TaskOffsets, String> {
+    let raw = std::fs::read(vmlinux).map_err(|e| format!("{}: {e}", vmlinux.display()))?;
+    let btf = btf::Btf::parse(&raw).map_err(|e| format!("{}: {e}", vmlinux.display()))?;
+    let off = |m: &str| {
+        btf.member_offset("task_struct", m)
+            .and_then(|o| u16::try_from(o).ok())
+            .unwrap_or(OFFSET_ABSENT)
+    };
+    Ok(TaskOffsets {
+        real_parent: off("real_parent"),
+        tgid: off("tgid"),
+        exit_code: off("exit_code"),
+        _pad: 0,
+    })
+}
+
+/// Tracepoint field offsets from the parsed `format` files (absent where missing).
+pub fn tp_offsets(formats: &BTreeMap<&str, tracefs::Format>) -> TpOffsets {
+    let get = |tp: &str, field: &str, sizes: &[u16]| {
+        formats
+            .get(tp)
+            .and_then(|f| f.offset(field, sizes))
+            .unwrap_or(OFFSET_ABSENT)
+    };
+    const I: &[u16] = &[4];
+    const L: &[u16] = &[8];
+    const LOC: &[u16] = &[4];
+    let exec = "sched_process_exec";
+    let exit = "sched_process_exit";
+    let fork = "sched_process_fork";
+    let sig = "signal_generate";
+    let oom = "mark_victim";
+    let cap = "cap_capable";
+    let mkdir = "cgroup_mkdir";
+    let rmdir = "cgroup_rmdir";
+    let attach = "cgroup_attach_task";
+    // mkdir and rmdir share a layout; take whichever was read.
+    let cg = |field: &str, sizes: &[u16]| {
+        let o = get(mkdir, field, sizes);
+        if o == OFFSET_ABSENT {
+            get(rmdir, field, sizes)
+        } else {
+            o
+        }
+    };
+    TpOffsets {
+        exec_filename: get(exec, "filename", LOC),
+        exec_pid: get(exec, "pid", I),
+        exec_old_pid: get(exec, "old_pid", I),
+        exit_pid: get(exit, "pid", I),
+        exit_group_dead: get(exit, "group_dead", &[1]),
+        fork_parent_pid: get(fork, "parent_pid", I),
+        fork_child_pid: get(fork, "child_pid", I),
+        fork_child_comm: get(fork, "child_comm", LOC),
+        sig_sig: get(sig, "sig", I),
+        sig_errno: get(sig, "errno", I),
+        sig_code: get(sig, "code", I),
+        sig_comm: get(sig, "comm", &[16]),
+        sig_pid: get(sig, "pid", I),
+        sig_group: get(sig, "group", I),
+        sig_result: get(sig, "result", I),
+        oom_pid: get(oom, "pid", I),
+        oom_comm: get(oom, "comm", LOC),
+        oom_total_vm: get(oom, "total_vm", L),
+        oom_anon_rss: get(oom, "anon_rss", L),
+        oom_file_rss: get(oom, "file_rss", L),
+        oom_shmem_rss: get(oom, "shmem_rss", L),
+        oom_uid: get(oom, "uid", I),
+        oom_pgtables: get(oom, "pgtables", L),
+        oom_score_adj: get(oom, "oom_score_adj", &[2]),
+        cap_cap: get(cap, "cap", I),
+        cap_ret: get(cap, "ret", I),
+        cg_root: cg("root", I),
+        cg_level: cg("level", I),
+        cg_id: cg("id", L),
+        cg_path: cg("path", LOC),
+        cga_root: get(attach, "dst_root", I),
+        cga_level: get(attach, "dst_level", I),
+        cga_id: get(attach, "dst_id", L),
+        cga_pid: get(attach, "pid", I),
+        cga_path: get(attach, "dst_path", LOC),
+        _pad: 0,
+    }
+}
+
+/// Parsed `--events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindSpec {
+    pub mask: u32,
+    /// `capability:all`: allowed checks too, not only denials.
+    pub cap_allowed: bool,
+}
+
+/// Parse `--events`: comma-separated kind names; `cgroup` means mkdir+rmdir+attach,
+/// `capability` denied checks and `capability:all` every check, `all` everything (allowed
+/// capability checks included).
+pub fn parse_kinds(spec: &str) -> Result<KindSpec, String> {
+    let mut mask = 0;
+    let mut cap_allowed = false;
+    for word in spec.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        if word == "all" || word == "capability:all" {
+            cap_allowed = true;
+        }
+        mask |= match word {
+            "all" => PROBES.iter().fold(0, |m, p| m | kind_bit(p.kind)),
+            "capability:all" => kind_bit(kind::CAPABILITY),
+            "cgroup" => {
+                kind_bit(kind::CGROUP_MKDIR) | kind_bit(kind::CGROUP_RMDIR) | kind_bit(kind::CGROUP_ATTACH)
+            }
+            w => PROBES
+                .iter()
+                .find(|p| kind_name(p.kind) == w)
+                .map(|p| kind_bit(p.kind))
+                .ok_or_else(|| {
+                    format!(
+                        "unknown event kind {w:?} (known: exec, exit, fork, signal, oom, capability, \
+                         capability:all, cgroup, cgroup_mkdir, cgroup_rmdir, cgroup_attach, all)"
+                    )
+                })?,
+        };
+    }
+    if mask == 0 {
+        return Err("no event kinds given".into());
+    }
+    Ok(KindSpec { mask, cap_allowed })
+}
+
+/// Map a ring size request to what the kernel accepts: a power of two, at least one page.
+pub fn ring_bytes(requested: u64) -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let r = requested.clamp(page, 1 << 30).next_power_of_two();
+    u32::try_from(r).unwrap_or(1 << 30)
+}
+
+/// Poll interval of the reader when no wakeup arrives (records are submitted without wakeups).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds() {
+        let k = parse_kinds("exec,exit").unwrap();
+        assert_eq!(k.mask, kind_bit(kind::EXEC) | kind_bit(kind::EXIT));
+        assert!(!k.cap_allowed);
+        assert_eq!(
+            parse_kinds(" oom ").unwrap().mask,
+            kind_bit(kind::OOM_VICTIM)
+        );
+        assert_eq!(parse_kinds("cgroup").unwrap().mask.count_ones(), 3);
+        let all = parse_kinds("all").unwrap();
+        assert_eq!((all.mask.count_ones(), all.cap_allowed), (9, true));
+        let cap = parse_kinds("capability:all").unwrap();
+        assert_eq!(
+            (cap.mask, cap.cap_allowed),
+            (kind_bit(kind::CAPABILITY), true)
+        );
+        assert!(!parse_kinds("capability").unwrap().cap_allowed);
+        assert!(parse_kinds("exec,bogus").unwrap_err().contains("bogus"));
+        assert!(parse_kinds(",").is_err());
+    }
+
+    #[test]
+    fn ring_sizes() {
+        assert_eq!(ring_bytes(1), 4096);
+        assert_eq!(ring_bytes(5000), 8192);
+        assert_eq!(ring_bytes(u64::MAX), 1 << 30);
+    }
+
+    #[test]
+    fn offsets_from_formats() {
+        let mut f = BTreeMap::new();
+        f.insert(
+            "sched_process_exec",
+            tracefs::parse_format(
+                "\tfield:__data_loc char[] filename;\toffset:8;\tsize:4;\tsigned:0;\n\
+                 \tfield:pid_t pid;\toffset:12;\tsize:4;\tsigned:1;",
+            ),
+        );
+        let o = tp_offsets(&f);
+        assert_eq!(o.exec_filename, 8);
+        assert_eq!(o.exec_pid, 12);
+        assert_eq!(o.exec_old_pid, OFFSET_ABSENT);
+        assert_eq!(o.sig_sig, OFFSET_ABSENT);
+    }
+}

@@ -1,0 +1,88 @@
+//! One human line per event. Every string from the kernel is escaped for the terminal.
+
+use super::{escape::terminal, json, Context, Loss};
+use crate::{
+    clock::time_of_day_us,
+    event::{Body, Event},
+};
+
+/// `18:40:01.123456 exec         pid=1234 ppid=1200 cgroup=4026 comm=sleep  /bin/sleep`
+pub fn event(ev: &Event, ctx: &Context) -> String {
+    let t = &ev.task;
+    let ppid = t.ppid.map_or_else(|| "?".to_owned(), |p| p.to_string());
+    let detail = match &ev.body {
+        Body::Exec(e) => terminal(&e.filename),
+        Body::Exit(e) => match (e.signal(), e.code()) {
+            (Some(s), Some(c)) => {
+                format!("exit_code={c} ({})", crate::names::signal_name(s.into()))
+            }
+            (None, Some(c)) => format!("exit_code={c}"),
+            _ => "exit_code=?".to_owned(),
+        },
+        Body::Fork(f) => format!("child={} {}", f.child_pid, terminal(&f.child_comm)),
+        Body::Signal(s) => format!(
+            "{} -> pid={} comm={} ({})",
+            crate::names::signal_name(s.sig.into()),
+            s.target_pid,
+            terminal(&s.target_comm),
+            json::signal_result(s.result)
+        ),
+        Body::OomVictim(o) => format!(
+            "victim pid={} comm={} anon_rss={}KiB total_vm={}KiB",
+            o.victim_pid,
+            terminal(&o.victim_comm),
+            o.anon_rss_kb,
+            o.total_vm_kb
+        ),
+        Body::Capability(c) => format!(
+            "{} {} x{}",
+            crate::names::capability_name(c.cap),
+            if c.allowed() { "allowed" } else { "DENIED" },
+            c.count
+        ),
+        Body::Cgroup(c) => format!("id={} {}", c.id, terminal(&c.path)),
+    };
+    format!(
+        "{} {:<13} pid={:<7} ppid={:<7} cgroup={:<8} comm={:<16} {}",
+        time_of_day_us(ctx.clock.unix_ns(ev.boot_ns)),
+        json::type_name(ev),
+        t.pid,
+        ppid,
+        t.cgroup_id,
+        terminal(&t.comm),
+        detail
+    )
+}
+
+pub fn loss(l: &Loss, ctx: &Context, boot_ns: u64) -> String {
+    format!(
+        "{} {:<13} {} {} records lost ({}; {} in total)",
+        time_of_day_us(ctx.clock.unix_ns(boot_ns)),
+        "LOST",
+        l.count,
+        l.kind,
+        l.site.as_str(),
+        l.total
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{clock::BootClock, event as ev};
+
+    #[test]
+    fn exec_line() {
+        let ctx = Context {
+            host: "h".into(),
+            clock: BootClock::fixed(1_795_977_181_000_000_000),
+        };
+        let e = ev::decode(&ev::tests::exec_record("/bin/\u{1b}]0;pwned\u{7}")).unwrap();
+        let line = event(&e, &ctx);
+        assert_eq!(
+            line,
+            "18:33:02.000000 exec          pid=100     ppid=1       cgroup=4242     \
+             comm=sleep            /bin/\\x1b]0;pwned\\x07"
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! NDJSON records (`schema: ctrace.v1`), one object per line. serde_json escapes every control
+//! character, so a record can never span lines whatever the kernel or a container put in it.
+
+use serde_json::{json, Map, Value};
+
+use super::{Context, Loss};
+use crate::{
+    clock::rfc3339_ns,
+    event::{Body, CgroupOp, Event},
+    names::{capability_name, signal_name},
+};
+
+pub const SCHEMA: &str = "ctrace.v1";
+
+fn base(ctx: &Context, ty: &str, boot_ns: u64) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("schema".into(), SCHEMA.into());
+    m.insert("ts".into(), rfc3339_ns(ctx.clock.unix_ns(boot_ns)).into());
+    m.insert("type".into(), ty.into());
+    m.insert("host".into(), ctx.host.clone().into());
+    m
+}
+
+/// The NDJSON `type` of an event.
+pub fn type_name(ev: &Event) -> &'static str {
+    match &ev.body {
+        Body::Exec(_) => "exec",
+        Body::Exit(_) => "exit",
+        Body::Fork(_) => "fork",
+        Body::Signal(_) => "signal",
+        Body::OomVictim(_) => "oom_victim",
+        Body::Capability(_) => "capability",
+        Body::Cgroup(c) => match c.op {
+            CgroupOp::Mkdir => "cgroup_mkdir",
+            CgroupOp::Rmdir => "cgroup_rmdir",
+            CgroupOp::Attach => "cgroup_attach",
+        },
+    }
+}
+
+pub fn signal_result(r: i32) -> &'static str {
+    // enum trace_signal_result, include/trace/events/signal.h
+    match r {
+        0 => "delivered",
+        1 => "ignored",
+        2 => "already_pending",
+        3 => "overflow_fail",
+        4 => "lose_info",
+        _ => "unknown",
+    }
+}
+
+/// One event as a JSON object.
+pub fn event(ev: &Event, ctx: &Context) -> Value {
+    let mut m = base(ctx, type_name(ev), ev.boot_ns);
+    let t = &ev.task;
+    let mut process = json!({
+        "pid": t.pid,
+        "tid": t.tid,
+        "ppid": t.ppid,
+        "uid": t.uid,
+        "comm": t.comm,
+    });
+    if let Body::Exec(e) = &ev.body {
+        process["exe"] = e.filename.clone().into();
+    }
+    m.insert("process".into(), process);
+    m.insert("cgroup_id".into(), t.cgroup_id.into());
+    m.insert("container".into(), Value::Null);
+    let explanation;
+    match &ev.body {
+        Body::Exec(e) => {
+            m.insert("filename".into(), e.filename.clone().into());
+            m.insert("old_pid".into(), e.old_pid.into());
+            explanation = format!("{} (pid {}) executed {}", t.comm, t.pid, e.filename);
+        }
+        Body::Exit(e) => {
+            m.insert("exit_code".into(), e.code().into());
+            m.insert(
+                "signal".into(),
+                e.signal().map(|s| signal_name(s.into())).into(),
+            );
+            m.insert("core_dumped".into(), e.core_dumped().into());
+            m.insert("status_raw".into(), e.status.into());
+            m.insert("group_dead".into(), e.group_dead.into());
+            explanation = match (e.signal(), e.code()) {
+                (Some(s), _) => format!(
+                    "{} (pid {}) was killed by {}",
+                    t.comm,
+                    t.pid,
+                    signal_name(s.into())
+                ),
+                (None, Some(c)) => format!("{} (pid {}) exited with code {c}", t.comm, t.pid),
+                (None, None) => format!("{} (pid {}) exited", t.comm, t.pid),
+            };
+        }
+        Body::Fork(f) => {
+            m.insert(
+                "child".into(),
+                json!({ "pid": f.child_pid, "comm": f.child_comm }),
+            );
+            explanation = format!("{} (pid {}) forked {}", t.comm, t.pid, f.child_pid);
+        }
+        Body::Signal(s) => {
+            let name = signal_name(s.sig.into());
+            m.insert("signal".into(), name.clone().into());
+            m.insert("signo".into(), s.sig.into());
+            m.insert("code".into(), s.code.into());
+            m.insert(
+                "origin".into(),
+                if s.code > 0 { "kernel" } else { "user" }.into(),
+            );
+            m.insert(
+                "target".into(),
+                json!({ "pid": s.target_pid, "comm": s.target_comm }),
+            );
+            m.insert("group".into(), s.group.into());
+            m.insert("result".into(), signal_result(s.result).into());
+            m.insert("errno".into(), s.errno.into());
+            explanation = format!(
+                "{} (pid {}) sent {name} to {} (pid {}): {}",
+                t.comm,
+                t.pid,
+                s.target_comm,
+                s.target_pid,
+                signal_result(s.result)
+            );
+        }
+        Body::OomVictim(o) => {
+            m.insert(
+                "victim".into(),
+                json!({ "pid": o.victim_pid, "comm": o.victim_comm, "uid": o.victim_uid }),
+            );
+            m.insert("total_vm_kb".into(), o.total_vm_kb.into());
+            m.insert("anon_rss_kb".into(), o.anon_rss_kb.into());
+            m.insert("file_rss_kb".into(), o.file_rss_kb.into());
+            m.insert("shmem_rss_kb".into(), o.shmem_rss_kb.into());
+            m.insert("pgtables_kb".into(), o.pgtables_kb.into());
+            m.insert("oom_score_adj".into(), o.oom_score_adj.into());
+            explanation = format!(
+                "OOM killer chose {} (pid {}, anon RSS {} KiB); triggered by {} (pid {})",
+                o.victim_comm, o.victim_pid, o.anon_rss_kb, t.comm, t.pid
+            );
+        }
+        Body::Capability(c) => {
+            let name = capability_name(c.cap);
+            let verdict = if c.allowed() { "allowed" } else { "denied" };
+            m.insert("capability".into(), name.clone().into());
+            m.insert("cap".into(), c.cap.into());
+            m.insert("verdict".into(), verdict.into());
+            m.insert("ret".into(), c.ret.into());
+            m.insert("count".into(), c.count.into());
+            explanation = format!(
+                "{} (pid {}) was {verdict} {name}{}",
+                t.comm,
+                t.pid,
+                if c.count > 1 {
+                    format!(" (x{})", c.count)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Body::Cgroup(c) => {
+            m.insert(
+                "cgroup".into(),
+                json!({ "id": c.id, "path": c.path, "level": c.level, "hierarchy": c.root }),
+            );
+            if let Some(pid) = c.pid {
+                m.insert("pid".into(), pid.into());
+            }
+            explanation = match c.op {
+                CgroupOp::Mkdir => format!("cgroup {} created", c.path),
+                CgroupOp::Rmdir => format!("cgroup {} removed", c.path),
+                CgroupOp::Attach => {
+                    format!("pid {} moved into cgroup {}", c.pid.unwrap_or(0), c.path)
+                }
+            };
+        }
+    }
+    m.insert("explanation".into(), explanation.into());
+    Value::Object(m)
+}
+
+/// A gap record.
+pub fn loss(l: &Loss, ctx: &Context, boot_ns: u64) -> Value {
+    let mut m = base(ctx, "lost", boot_ns);
+    m.insert("kind".into(), l.kind.into());
+    m.insert("count".into(), l.count.into());
+    m.insert("where".into(), l.site.as_str().into());
+    m.insert("total".into(), l.total.into());
+    m.insert(
+        "explanation".into(),
+        format!("{} {} records lost ({})", l.count, l.kind, l.site.as_str()).into(),
+    );
+    Value::Object(m)
+}
+
+/// Serialise to exactly one line (no trailing newline).
+pub fn line(v: &Value) -> String {
+    // Serialising a `Value` cannot fail: keys are strings and numbers are finite.
+    serde_json::to_string(v).unwrap_or_else(|_| String::from("{}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{clock::BootClock, event};
+
+    fn ctx() -> Context {
+        Context {
+            host: "h".into(),
+            clock: BootClock::fixed(1_795_977_181_000_000_000),
+        }
+    }
+
+    #[test]
+    fn exec_record() {
+        let ev = event::decode(&event::tests::exec_record("/bin/sleep")).unwrap();
+        let v = event(&ev, &ctx());
+        assert_eq!(v["schema"], "ctrace.v1");
+        assert_eq!(v["type"], "exec");
+        assert_eq!(v["ts"], "2026-11-29T18:33:02.000000123Z");
+        assert_eq!(v["process"]["pid"], 100);
+        assert_eq!(v["process"]["ppid"], 1);
+        assert_eq!(v["process"]["exe"], "/bin/sleep");
+        assert_eq!(v["cgroup_id"], 4242);
+        assert!(v["container"].is_null());
+        assert_eq!(v["explanation"], "sleep (pid 100) executed /bin/sleep");
+    }
+
+    #[test]
+    fn hostile_strings_stay_on_one_line() {
+        let ev = event::decode(&event::tests::exec_record("/tmp/a\nb\u{1b}c\"d")).unwrap();
+        let l = line(&event(&ev, &ctx()));
+        assert!(!l.contains('\n'));
+        assert!(!l.contains('\u{1b}'));
+        let back: Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(back["filename"], "/tmp/a\nb\u{1b}c\"d");
+    }
+
+    #[test]
+    fn loss_record() {
+        let l = Loss {
+            kind: "exec",
+            count: 3,
+            site: super::super::LossSite::KernelRingbufFull,
+            total: 10,
+        };
+        let v = loss(&l, &ctx(), 0);
+        assert_eq!(v["type"], "lost");
+        assert_eq!(v["count"], 3);
+        assert_eq!(v["where"], "kernel_ringbuf_full");
+    }
+}
