@@ -67,7 +67,7 @@ impl WatchArgs {
         if let Some(list) = &self.signals {
             for s in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 if s.eq_ignore_ascii_case("all") {
-                    o.signals = u64::MAX & !1;
+                    o.signals = u64::MAX << 1; // every signal; 0 is not one
                     continue;
                 }
                 let n = parse_signal(s).with_context(|| format!("unknown signal {s:?}"))?;
@@ -231,6 +231,11 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
         eprintln!();
     }
     if let Ok(c) = probe.counters() {
+        if out.json {
+            let stats = json::stats(&c, &pipeline.delivered, pipeline.decode_errors, &out.ctx);
+            out.line(&json::line(&stats));
+            out.flush();
+        }
         let attempts: u64 = c.iter().map(|c| c.attempts).sum();
         let lost = LossTracker::total(&c, pipeline.decode_errors);
         let delivered: u64 = pipeline.delivered.iter().sum();

@@ -3,11 +3,14 @@
 
 use serde_json::{json, Map, Value};
 
+use tracer_common::kind;
+
 use super::{Context, Loss};
 use crate::{
     clock::rfc3339_ns,
-    event::{Body, CgroupOp, Event},
+    event::{kind_name, Body, CgroupOp, Event},
     names::{capability_name, signal_name},
+    probe::KindCounters,
 };
 
 pub const SCHEMA: &str = "ctrace.v1";
@@ -67,12 +70,11 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
     m.insert("process".into(), process);
     m.insert("cgroup_id".into(), t.cgroup_id.into());
     m.insert("container".into(), Value::Null);
-    let explanation;
-    match &ev.body {
+    let explanation = match &ev.body {
         Body::Exec(e) => {
             m.insert("filename".into(), e.filename.clone().into());
             m.insert("old_pid".into(), e.old_pid.into());
-            explanation = format!("{} (pid {}) executed {}", t.comm, t.pid, e.filename);
+            format!("{} (pid {}) executed {}", t.comm, t.pid, e.filename)
         }
         Body::Exit(e) => {
             m.insert("exit_code".into(), e.code().into());
@@ -83,7 +85,7 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
             m.insert("core_dumped".into(), e.core_dumped().into());
             m.insert("status_raw".into(), e.status.into());
             m.insert("group_dead".into(), e.group_dead.into());
-            explanation = match (e.signal(), e.code()) {
+            match (e.signal(), e.code()) {
                 (Some(s), _) => format!(
                     "{} (pid {}) was killed by {}",
                     t.comm,
@@ -92,14 +94,14 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
                 ),
                 (None, Some(c)) => format!("{} (pid {}) exited with code {c}", t.comm, t.pid),
                 (None, None) => format!("{} (pid {}) exited", t.comm, t.pid),
-            };
+            }
         }
         Body::Fork(f) => {
             m.insert(
                 "child".into(),
                 json!({ "pid": f.child_pid, "comm": f.child_comm }),
             );
-            explanation = format!("{} (pid {}) forked {}", t.comm, t.pid, f.child_pid);
+            format!("{} (pid {}) forked {}", t.comm, t.pid, f.child_pid)
         }
         Body::Signal(s) => {
             let name = signal_name(s.sig.into());
@@ -117,14 +119,14 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
             m.insert("group".into(), s.group.into());
             m.insert("result".into(), signal_result(s.result).into());
             m.insert("errno".into(), s.errno.into());
-            explanation = format!(
+            format!(
                 "{} (pid {}) sent {name} to {} (pid {}): {}",
                 t.comm,
                 t.pid,
                 s.target_comm,
                 s.target_pid,
                 signal_result(s.result)
-            );
+            )
         }
         Body::OomVictim(o) => {
             m.insert(
@@ -137,10 +139,10 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
             m.insert("shmem_rss_kb".into(), o.shmem_rss_kb.into());
             m.insert("pgtables_kb".into(), o.pgtables_kb.into());
             m.insert("oom_score_adj".into(), o.oom_score_adj.into());
-            explanation = format!(
+            format!(
                 "OOM killer chose {} (pid {}, anon RSS {} KiB); triggered by {} (pid {})",
                 o.victim_comm, o.victim_pid, o.anon_rss_kb, t.comm, t.pid
-            );
+            )
         }
         Body::Capability(c) => {
             let name = capability_name(c.cap);
@@ -150,7 +152,7 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
             m.insert("verdict".into(), verdict.into());
             m.insert("ret".into(), c.ret.into());
             m.insert("count".into(), c.count.into());
-            explanation = format!(
+            format!(
                 "{} (pid {}) was {verdict} {name}{}",
                 t.comm,
                 t.pid,
@@ -159,7 +161,7 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
                 } else {
                     String::new()
                 }
-            );
+            )
         }
         Body::Cgroup(c) => {
             m.insert(
@@ -169,15 +171,15 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
             if let Some(pid) = c.pid {
                 m.insert("pid".into(), pid.into());
             }
-            explanation = match c.op {
+            match c.op {
                 CgroupOp::Mkdir => format!("cgroup {} created", c.path),
                 CgroupOp::Rmdir => format!("cgroup {} removed", c.path),
                 CgroupOp::Attach => {
                     format!("pid {} moved into cgroup {}", c.pid.unwrap_or(0), c.path)
                 }
-            };
+            }
         }
-    }
+    };
     m.insert("explanation".into(), explanation.into());
     Value::Object(m)
 }
@@ -193,6 +195,37 @@ pub fn loss(l: &Loss, ctx: &Context, boot_ns: u64) -> Value {
         "explanation".into(),
         format!("{} {} records lost ({})", l.count, l.kind, l.site.as_str()).into(),
     );
+    Value::Object(m)
+}
+
+/// The closing record of a run: per kind, what the kernel produced, what was delivered and
+/// what was lost where. After the programs are detached and the ring drained,
+/// `produced == delivered + lost_ringbuf_full` for every kind.
+pub fn stats(
+    counters: &[KindCounters; kind::COUNT],
+    delivered: &[u64; kind::COUNT],
+    decode_errors: u64,
+    ctx: &Context,
+) -> Value {
+    let mut m = base(ctx, "stats", crate::clock::BootClock::boot_now_ns());
+    let mut kinds = Map::new();
+    for (k, c) in counters.iter().enumerate() {
+        if c.attempts == 0 && c.filtered == 0 && delivered[k] == 0 {
+            continue;
+        }
+        kinds.insert(
+            kind_name(k as u16).into(),
+            json!({
+                "produced": c.attempts,
+                "delivered": delivered[k],
+                "lost_ringbuf_full": c.lost_ringbuf_full,
+                "read_errors": c.read_errors,
+                "filtered_in_kernel": c.filtered,
+            }),
+        );
+    }
+    m.insert("kinds".into(), Value::Object(kinds));
+    m.insert("decode_errors".into(), decode_errors.into());
     Value::Object(m)
 }
 

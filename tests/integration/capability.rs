@@ -1,0 +1,147 @@
+//! cap_capable: denials in a container, and in-kernel folding of a burst with exact counts.
+
+use std::{ffi::CString, time::Duration};
+
+use ctrace_tests::{cgroup_id_of, get, require, require_docker, DockerContainer, TempDir, Watch};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn denied_chown_in_a_cap_drop_all_container() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let w = Watch::start(&bin, &["--events", "capability,exec"]);
+    let c = DockerContainer::run(
+        "ctrace-it-capdrop",
+        &["--cap-drop", "ALL"],
+        &["chown", "1", "/tmp"],
+    );
+    assert_eq!(
+        c.wait(Duration::from_secs(30)),
+        1,
+        "chown fails without CAP_CHOWN"
+    );
+    let chown = w.wait_for("exec of chown in the container", WAIT, |v| {
+        v["type"] == "exec" && v["filename"] == "/bin/chown"
+    });
+    let cap = w.wait_for("denied CAP_CHOWN", WAIT, |v| {
+        v["type"] == "capability" && v["capability"] == "CAP_CHOWN" && v["verdict"] == "denied"
+    });
+    assert_eq!(
+        get(&cap, "process.pid"),
+        get(&chown, "process.pid"),
+        "{cap}"
+    );
+    assert_eq!(cap["cgroup_id"], chown["cgroup_id"]);
+    assert_eq!(cap["cap"], 0);
+    assert!(cap["ret"].as_i64().unwrap() < 0);
+    assert!(cap["count"].as_u64().unwrap() >= 1);
+    w.stop();
+}
+
+/// `capget`/`capset` structures (include/uapi/linux/capability.h, version 3).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+const CAP_CHOWN: u32 = 0;
+
+/// Fork a child that drops CAP_CHOWN from its effective set and calls chown `n` times on a
+/// root-owned file: `n` denied checks from one process. Returns the child's pid once it exited.
+fn chown_burst(path: &std::path::Path, n: u32) -> u32 {
+    let cpath = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: the child only makes raw syscalls and _exits; no allocation, no locks.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: raw syscalls on valid buffers; then _exit.
+        unsafe {
+            let mut hdr = CapHeader {
+                version: CAPABILITY_VERSION_3,
+                pid: 0,
+            };
+            let mut data = [CapData::default(); 2];
+            if libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) != 0 {
+                libc::_exit(10);
+            }
+            data[0].effective &= !(1 << CAP_CHOWN);
+            if libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) != 0 {
+                libc::_exit(11);
+            }
+            for _ in 0..n {
+                if libc::chown(cpath.as_ptr(), 1, u32::MAX) == 0 {
+                    libc::_exit(12);
+                }
+            }
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "burst child status {status:#x}"
+    );
+    pid as u32
+}
+
+#[test]
+fn a_burst_of_10000_denials_yields_few_records_whose_counts_add_up() {
+    let Some(bin) = require() else { return };
+    let dir = TempDir::new("capburst");
+    let file = dir.0.join("owned-by-root");
+    std::fs::write(&file, b"x").unwrap();
+    let w = Watch::start(&bin, &["--events", "capability", "--cap-window", "1"]);
+    let pid = chown_burst(&file, 10_000);
+    let own_cgroup = cgroup_id_of(std::process::id()).expect("own cgroup");
+    // The tail of the burst is flushed from the kernel map once the window has passed.
+    let total = || -> (u64, usize) {
+        let recs: Vec<_> = w
+            .records()
+            .into_iter()
+            .filter(|v| {
+                v["type"] == "capability"
+                    && get(v, "process.pid") == pid
+                    && v["capability"] == "CAP_CHOWN"
+                    && v["verdict"] == "denied"
+            })
+            .collect();
+        (
+            recs.iter().map(|v| v["count"].as_u64().unwrap()).sum(),
+            recs.len(),
+        )
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while total().0 < 10_000 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (sum, records) = total();
+    let (all, _) = w.stop();
+    assert_eq!(sum, 10_000, "counts add up to the checks made");
+    // One record when the burst starts, plus one flush per CPU the child ran on, plus at most
+    // one per window boundary it crossed.
+    assert!(
+        (1..=8).contains(&records),
+        "{records} records for one burst"
+    );
+    for v in all
+        .iter()
+        .filter(|v| v["type"] == "capability" && get(v, "process.pid") == pid)
+    {
+        assert_eq!(v["cgroup_id"], own_cgroup);
+    }
+}

@@ -1,0 +1,53 @@
+//! Loss accounting: a stalled reader and a tiny ring buffer lose records, and the books
+//! balance exactly: produced = delivered + lost, per kind, with every loss reported.
+
+use std::{process::Command, time::Duration};
+
+use ctrace_tests::{require, Watch};
+
+#[test]
+fn stalled_reader_with_tiny_ring_counts_every_lost_record() {
+    let Some(bin) = require() else { return };
+    let w = Watch::start(&bin, &["--events", "exec,exit", "--ring-size", "4096"]);
+    // Stall the reader, flood, resume.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(w.pid() as i32, libc::SIGSTOP) };
+    let out = Command::new("/bin/sh")
+        .args([
+            "-c",
+            "i=0; while [ $i -lt 2000 ]; do /bin/true; i=$((i+1)); done",
+        ])
+        .status()
+        .expect("flood");
+    assert!(out.success());
+    // SAFETY: as above.
+    unsafe { libc::kill(w.pid() as i32, libc::SIGCONT) };
+    std::thread::sleep(Duration::from_millis(1500));
+    let (records, stderr) = w.stop();
+    let stats = records.last().expect("records");
+    assert_eq!(stats["type"], "stats", "{stderr}");
+    for kind in ["exec", "exit"] {
+        let k = &stats["kinds"][kind];
+        let produced = k["produced"].as_u64().unwrap();
+        let delivered = k["delivered"].as_u64().unwrap();
+        let lost = k["lost_ringbuf_full"].as_u64().unwrap();
+        assert!(produced >= 2000, "{kind}: {k}");
+        assert!(
+            lost > 0,
+            "{kind}: a 4 KiB ring cannot hold 2000 records: {k}"
+        );
+        assert_eq!(produced, delivered + lost, "{kind}: {k}");
+        let streamed = records.iter().filter(|v| v["type"] == kind).count() as u64;
+        assert_eq!(
+            streamed, delivered,
+            "{kind}: every delivered record was printed"
+        );
+        let reported: u64 = records
+            .iter()
+            .filter(|v| v["type"] == "lost" && v["kind"] == kind)
+            .map(|v| v["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(reported, lost, "{kind}: every loss appears as a gap record");
+    }
+    assert_eq!(stats["decode_errors"], 0);
+}

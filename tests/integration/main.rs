@@ -1,0 +1,10 @@
+//! Integration tests: the real `ctrace` binary, this kernel, real processes and containers.
+//! Run as root through `cargo xtask test` (which also starts the container runtimes).
+
+mod capability;
+mod cgroup;
+mod cli;
+mod loss;
+mod oom;
+mod process;
+mod signal;

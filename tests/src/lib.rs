@@ -1,0 +1,361 @@
+//! Helpers for ctrace's integration tests: run the real `ctrace` binary against this kernel,
+//! drive real processes and containers, and collect its NDJSON.
+//!
+//! Preconditions (root, the `ctrace` binary, a container runtime) are checked by [`require`]:
+//! when one is missing the test prints why and returns early, unless
+//! `CTRACE_REQUIRE_INTEGRATION=1` (set by `cargo xtask test` and so by CI), where it fails.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// Why a test cannot run here: fails under `CTRACE_REQUIRE_INTEGRATION=1`, else skips loudly.
+pub fn unavailable(why: &str) {
+    if std::env::var("CTRACE_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1") {
+        panic!("integration test precondition failed: {why}");
+    }
+    eprintln!("SKIP: {why} (set CTRACE_REQUIRE_INTEGRATION=1 to make this a failure)");
+}
+
+/// Path of the ctrace binary: `CTRACE_BIN`, else `target/debug/ctrace` of this workspace.
+pub fn ctrace_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CTRACE_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/ctrace");
+    p.is_file().then_some(p)
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Check root and the binary. `None`: the caller returns (the reason was printed).
+pub fn require() -> Option<PathBuf> {
+    if !is_root() {
+        unavailable("integration tests load eBPF programs and need root");
+        return None;
+    }
+    let Some(bin) = ctrace_bin() else {
+        unavailable("no ctrace binary: set CTRACE_BIN or run `cargo xtask test`");
+        return None;
+    };
+    Some(bin)
+}
+
+/// Check that Docker answers and the local busybox image exists.
+pub fn require_docker() -> bool {
+    let ok = Command::new("docker")
+        .args(["image", "inspect", "busybox:local"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        unavailable(
+            "docker is not running or has no busybox:local image (run `cargo xtask lab-up`)",
+        );
+    }
+    ok
+}
+
+/// A running `ctrace watch --json` whose stdout is collected line by line.
+pub struct Watch {
+    child: Child,
+    records: Arc<Mutex<Vec<Value>>>,
+    stderr: Arc<Mutex<String>>,
+    reader: Option<thread::JoinHandle<()>>,
+    err_reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Watch {
+    /// Start `ctrace watch --json ARGS` and wait until it says it is tracing.
+    pub fn start(bin: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(bin)
+            .arg("watch")
+            .arg("--json")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let out = child.stdout.take().expect("piped stdout");
+        let recs = Arc::clone(&records);
+        let reader = thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+                    panic!("ctrace printed a line that is not JSON ({e}): {line}")
+                });
+                recs.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(v);
+            }
+        });
+        let err = child.stderr.take().expect("piped stderr");
+        let errs = Arc::clone(&stderr);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let err_reader = thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("ctrace: tracing") {
+                    let _ = ready_tx.send(());
+                }
+                let mut e = errs
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                e.push_str(&line);
+                e.push('\n');
+            }
+        });
+        let mut w = Self {
+            child,
+            records,
+            stderr,
+            reader: Some(reader),
+            err_reader: Some(err_reader),
+        };
+        if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = w.child.kill();
+            let _ = w.child.wait();
+            if let Some(h) = w.err_reader.take() {
+                let _ = h.join();
+            }
+            panic!(
+                "ctrace did not start tracing within 30 s; stderr:\n{}",
+                w.stderr()
+            );
+        }
+        w
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records so far.
+    pub fn records(&self) -> Vec<Value> {
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Wait until `pred` holds for some record; returns it. Panics with context on timeout.
+    pub fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = self
+                .records
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .find(|v| pred(v))
+            {
+                return v.clone();
+            }
+            if start.elapsed() > timeout {
+                let seen = self.records().len();
+                let stderr = self.stderr();
+                panic!("timed out after {timeout:?} waiting for {what}; {seen} records seen; stderr:\n{stderr}");
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGINT, wait for a clean exit, return every record (the closing `stats` included).
+    pub fn stop(mut self) -> (Vec<Value>, String) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait on ctrace") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "ctrace did not exit within 20 s of SIGINT; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        if let Some(h) = self.reader.take() {
+            h.join().expect("stdout reader");
+        }
+        if let Some(h) = self.err_reader.take() {
+            h.join().expect("stderr reader");
+        }
+        let stderr = self.stderr();
+        assert!(
+            status.success(),
+            "ctrace exited with {status}; stderr:\n{stderr}"
+        );
+        (self.records(), stderr)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if self.reader.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("ctrace-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copy a system binary under a unique name, so its comm identifies this test's processes.
+pub fn unique_binary(dir: &TempDir, source: &str, name: &str) -> PathBuf {
+    assert!(name.len() <= 15, "comm is at most 15 characters: {name}");
+    let dst = dir.0.join(name);
+    std::fs::copy(source, &dst).unwrap_or_else(|e| panic!("copy {source}: {e}"));
+    dst
+}
+
+/// Run a command to completion, panicking with its output on failure.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A Docker container removed (`docker rm -f`) on drop.
+pub struct DockerContainer {
+    pub id: String,
+    pub name: String,
+}
+
+impl DockerContainer {
+    /// `docker run -d --network none --name NAME EXTRA... busybox:local CMD...`
+    pub fn run(name: &str, extra: &[&str], cmd: &[&str]) -> Self {
+        let _ = Command::new("docker").args(["rm", "-f", name]).output();
+        let out = run(Command::new("docker")
+            .args(["run", "-d", "--network", "none", "--name", name])
+            .args(extra)
+            .arg("busybox:local")
+            .args(cmd));
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert_eq!(id.len(), 64, "docker run printed an id: {id:?}");
+        Self {
+            id,
+            name: name.to_owned(),
+        }
+    }
+
+    /// `docker inspect -f FORMAT`.
+    pub fn inspect(&self, format: &str) -> String {
+        let out = run(Command::new("docker").args(["inspect", "-f", format, &self.id]));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    pub fn init_pid(&self) -> u32 {
+        self.inspect("{{.State.Pid}}").parse().expect("pid")
+    }
+
+    /// Wait until the container has stopped; returns its exit code.
+    pub fn wait(&self, timeout: Duration) -> i64 {
+        let start = Instant::now();
+        loop {
+            if self.inspect("{{.State.Running}}") == "false" {
+                return self
+                    .inspect("{{.State.ExitCode}}")
+                    .parse()
+                    .expect("exit code");
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "container {} still running",
+                self.name
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn remove(&self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.id]).output();
+    }
+}
+
+impl Drop for DockerContainer {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Inode of a directory: the cgroup id the kernel reports for a cgroup v2 directory.
+pub fn inode(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| m.ino())
+}
+
+/// Mount point of the cgroup v2 hierarchy: `/sys/fs/cgroup/unified` on hybrid hosts,
+/// `/sys/fs/cgroup` on pure v2 ones.
+pub fn cgroup2_root() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, mnt, ty) = (f.next()?, f.next()?, f.next()?);
+            (ty == "cgroup2").then(|| PathBuf::from(mnt))
+        })
+        .next()
+        .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"))
+}
+
+/// cgroup id (v2) of a process, from `/proc/<pid>/cgroup`.
+pub fn cgroup_id_of(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    inode(&cgroup2_root().join(path.trim_start_matches('/')))
+}
+
+/// Field access that reads well in assertions: `get(v, "process.pid")`.
+pub fn get<'a>(v: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(v, |v, k| &v[k])
+}

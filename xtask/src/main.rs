@@ -1,0 +1,155 @@
+//! Project tasks for ctrace: `cargo xtask <command>` (alias in .cargo/config.toml).
+
+mod lab;
+mod setup;
+mod util;
+
+use std::{ffi::OsString, os::unix::process::CommandExt, path::PathBuf, process::Command};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use util::say;
+
+#[derive(Parser)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    about = "ctrace project tasks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building the eBPF programs needs: nightly, rust-src, bpf-linker.
+    Setup,
+    /// Build ctrace (with its eBPF programs) and print the binary's path.
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build ctrace and run it as root, e.g. `cargo xtask run -- watch`.
+    Run {
+        #[arg(long)]
+        release: bool,
+        /// Arguments for ctrace.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Prepare this machine for the integration tests (packages, daemons, images). Needs root.
+    LabUp,
+    /// Prepare the lab, build, and run every test, integration tests included. Needs root.
+    Test {
+        /// Extra arguments for `cargo test`, e.g. `cargo xtask test -- -p ctrace-tests`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Run the benchmarks (none yet).
+    Bench,
+}
+
+fn main() {
+    if let Err(err) = try_main() {
+        eprintln!("xtask: error: {err:#}");
+        std::process::exit(2);
+    }
+}
+
+fn try_main() -> Result<()> {
+    let cli = Cli::parse();
+    util::ensure_path()?;
+    match cli.command {
+        Cmd::Setup => setup::setup(),
+        Cmd::Build { release } => build(release).map(|bin| println!("{}", bin.display())),
+        Cmd::Run { release, args } => run_ctrace(release, &args),
+        Cmd::LabUp => {
+            util::become_root("lab-up")?;
+            lab::lab_up()
+        }
+        Cmd::Test { args } => test(&args),
+        Cmd::Bench => {
+            say!("no benchmarks yet");
+            Ok(())
+        }
+    }
+}
+
+/// Builds `ctrace` (tracer/build.rs builds the eBPF object with bpf-linker) and returns the
+/// path of the binary.
+fn build(release: bool) -> Result<PathBuf> {
+    setup::setup()?;
+    let profile = if release { "release" } else { "debug" };
+    say!("build: building ctrace ({profile})");
+    let mut cmd = util::cargo()?;
+    cmd.args(["build", "--package", "tracer"]);
+    if release {
+        cmd.arg("--release");
+    }
+    util::run(&mut cmd).context("building ctrace failed")?;
+    let bin = util::target_dir()?.join(profile).join("ctrace");
+    if !bin.is_file() {
+        bail!("cargo build succeeded but {} does not exist", bin.display());
+    }
+    say!("build: {}", bin.display());
+    Ok(bin)
+}
+
+/// Builds ctrace, then replaces this process with it (through sudo when not root), so that its
+/// exit status and signals are ctrace's own.
+fn run_ctrace(release: bool, args: &[OsString]) -> Result<()> {
+    let bin = build(release)?;
+    let mut cmd = if util::is_root() {
+        Command::new(&bin)
+    } else if let Some(sudo) = util::which("sudo") {
+        say!("run: ctrace needs root: running it through sudo");
+        let mut cmd = Command::new(sudo);
+        cmd.arg("-E").arg(&bin);
+        cmd
+    } else {
+        bail!(
+            "ctrace needs root (to load eBPF programs) and sudo is not installed: run {} as root",
+            bin.display()
+        );
+    };
+    cmd.args(args);
+    say!("$ {}", util::show(&cmd));
+    let err = cmd.exec();
+    Err(err).with_context(|| format!("could not run {}", bin.display()))
+}
+
+fn test(args: &[OsString]) -> Result<()> {
+    util::become_root("test")?;
+    lab::lab_up()?;
+    let bin = build(false)?;
+    say!(
+        "test: running all tests with the lab: docker image {}, containerd image {} \
+         (namespaces {}), runc rootfs {}",
+        lab::DOCKER_IMAGE,
+        lab::CONTAINERD_IMAGE,
+        lab::CONTAINERD_NAMESPACES.join(", "),
+        lab::RUNC_ROOTFS
+    );
+    let mut cmd = util::cargo()?;
+    cmd.arg("test");
+    if !selects_packages(args) {
+        // tracer-ebpf builds only for bpfel-unknown-none (tracer/build.rs builds it): a host
+        // build of its no_main binary cannot link.
+        cmd.args(["--workspace", "--exclude", "tracer-ebpf"]);
+    }
+    cmd.env("CTRACE_BIN", &bin)
+        .env("CTRACE_REQUIRE_INTEGRATION", "1")
+        .args(args);
+    util::run_with_stdout(&mut cmd).context("tests failed")
+}
+
+/// Whether `cargo test` arguments pick packages themselves (`-p`/`--package` before `--`):
+/// `--workspace` would override them.
+fn selects_packages(args: &[OsString]) -> bool {
+    args.iter()
+        .map(|a| a.to_string_lossy())
+        .take_while(|a| a != "--")
+        .any(|a| a.starts_with("-p") || a == "--package" || a.starts_with("--package="))
+}
