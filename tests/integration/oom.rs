@@ -13,6 +13,8 @@ fn container_memory_limit_oom_reports_victim_kill_and_exit() {
         return;
     }
     let w = Watch::start(&bin, &["--events", "oom,signal,exit"]);
+    // Asked for OOM kills only: no signal records, but the victim is still attributed.
+    let only_oom = Watch::start(&bin, &["--events", "oom"]);
     let c = DockerContainer::run("ctrace-it-oom", &["-m", "32m"], &["tail", "/dev/zero"]);
     assert_eq!(c.wait(WAIT), 137);
     assert_eq!(c.inspect("{{.State.OOMKilled}}"), "true");
@@ -34,5 +36,21 @@ fn container_memory_limit_oom_reports_victim_kill_and_exit() {
         exit["cgroup_id"], oom["cgroup_id"],
         "trigger and victim share the container cgroup"
     );
+    assert_eq!(get(&kill, "target.cgroup_id"), &exit["cgroup_id"], "{kill}");
+    assert_eq!(get(&oom, "victim.cgroup_id"), &exit["cgroup_id"], "{oom}");
+    assert_eq!(get(&oom, "victim.tgid"), victim);
     w.stop();
+    let alone = only_oom.wait_for("mark_victim (oom only)", WAIT, |v| {
+        v["type"] == "oom_victim"
+    });
+    assert_eq!(
+        get(&alone, "victim.cgroup_id"),
+        &exit["cgroup_id"],
+        "{alone}"
+    );
+    let (records, _) = only_oom.stop();
+    assert!(
+        records.iter().all(|v| v["type"] != "signal"),
+        "signals were not asked for"
+    );
 }

@@ -34,6 +34,10 @@ fn kill_between_processes(sig: &str, signo: i64, name: &str) {
     assert_eq!(s["signal"], format!("SIG{sig}").as_str());
     assert_eq!(s["result"], "delivered");
     assert_eq!(s["origin"], "user", "kill(2) is SI_USER");
+    // Read from the target task in the kernel (BTF-typed tracepoint).
+    assert_eq!(get(&s, "target.tgid"), vpid);
+    let own = ctrace_tests::cgroup_id_of(std::process::id()).expect("own cgroup");
+    assert_eq!(get(&s, "target.cgroup_id"), own);
     let exit = w.wait_for("exit of the target", WAIT, |v| {
         v["type"] == "exit" && get(v, "process.pid") == vpid
     });

@@ -161,6 +161,22 @@ pub struct TaskOffsets {
     pub tgid: u16,
     /// `task_struct.exit_code`
     pub exit_code: u16,
+    /// `task_struct.pid`
+    pub pid: u16,
+    /// `task_struct.comm`
+    pub comm: u16,
+    /// `task_struct.cgroups` (`struct css_set *`)
+    pub cgroups: u16,
+    /// `css_set.dfl_cgrp` (`struct cgroup *`, the cgroup v2 one)
+    pub css_set_dfl_cgrp: u16,
+    /// `cgroup.kn` (`struct kernfs_node *`)
+    pub cgroup_kn: u16,
+    /// `kernfs_node.id` (u64; what `bpf_get_current_cgroup_id()` returns)
+    pub kernfs_node_id: u16,
+    /// `kernel_siginfo.si_errno`
+    pub siginfo_errno: u16,
+    /// `kernel_siginfo.si_code`
+    pub siginfo_code: u16,
     pub _pad: u16,
 }
 
@@ -169,8 +185,29 @@ impl TaskOffsets {
         real_parent: OFFSET_ABSENT,
         tgid: OFFSET_ABSENT,
         exit_code: OFFSET_ABSENT,
+        pid: OFFSET_ABSENT,
+        comm: OFFSET_ABSENT,
+        cgroups: OFFSET_ABSENT,
+        css_set_dfl_cgrp: OFFSET_ABSENT,
+        cgroup_kn: OFFSET_ABSENT,
+        kernfs_node_id: OFFSET_ABSENT,
+        siginfo_errno: OFFSET_ABSENT,
+        siginfo_code: OFFSET_ABSENT,
         _pad: 0,
     };
+
+    /// Everything the BTF-typed `signal_generate` program reads from the target task.
+    pub const fn signal_target_complete(&self) -> bool {
+        self.pid != OFFSET_ABSENT
+            && self.tgid != OFFSET_ABSENT
+            && self.comm != OFFSET_ABSENT
+            && self.cgroups != OFFSET_ABSENT
+            && self.css_set_dfl_cgrp != OFFSET_ABSENT
+            && self.cgroup_kn != OFFSET_ABSENT
+            && self.kernfs_node_id != OFFSET_ABSENT
+            && self.siginfo_errno != OFFSET_ABSENT
+            && self.siginfo_code != OFFSET_ABSENT
+    }
 }
 
 /// Runtime settings of the eBPF programs, set by userspace at load time.
@@ -308,6 +345,17 @@ pub struct SignalEvent {
     /// fail, 4 lose info.
     pub result: i32,
     pub target_comm: [u8; COMM_LEN],
+    /// Process of the target thread; valid with `signal_flags::TARGET_TASK`.
+    pub target_tgid: u32,
+    pub flags: u32,
+    /// cgroup v2 id of the target; valid with `signal_flags::TARGET_TASK`.
+    pub target_cgroup_id: u64,
+}
+
+pub mod signal_flags {
+    /// `target_tgid` and `target_cgroup_id` were read from the target task (BTF-typed
+    /// program); the classic tracepoint only knows the target's pid and comm.
+    pub const TARGET_TASK: u32 = 1 << 0;
 }
 
 /// `oom:mark_victim`. Header: the task that was current when the OOM killer chose the victim
@@ -415,7 +463,8 @@ mod tests {
         assert_eq!(size_of::<ExecEvent>(), 56 + 8 + PATH_LEN);
         assert_eq!(size_of::<ExitEvent>(), 64);
         assert_eq!(size_of::<ForkEvent>(), 56 + 8 + 16);
-        assert_eq!(size_of::<SignalEvent>(), 56 + 24 + 16);
+        assert_eq!(size_of::<SignalEvent>(), 56 + 24 + 16 + 16);
+        assert_eq!(offset_of!(SignalEvent, target_cgroup_id), 104);
         assert_eq!(offset_of!(SignalEvent, target_comm), 80);
         assert_eq!(size_of::<OomVictimEvent>(), 56 + 8 + 40 + 8 + 16);
         assert_eq!(offset_of!(OomVictimEvent, oom_score_adj), 104);
@@ -424,7 +473,7 @@ mod tests {
         assert_eq!(size_of::<CapKey>(), 24);
         assert_eq!(size_of::<CapState>(), 40);
         assert_eq!(size_of::<TpOffsets>(), 36 * 2);
-        assert_eq!(size_of::<Config>(), 40 + 72 + 8);
+        assert_eq!(size_of::<Config>(), 40 + 72 + 24);
     }
 
     #[test]

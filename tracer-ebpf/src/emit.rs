@@ -119,6 +119,40 @@ fn read_ppid() -> Option<u32> {
     unsafe { bpf_probe_read_kernel((parent + u64::from(tgid)) as *const u32) }.ok()
 }
 
+/// Read a `T` at `base + off` in kernel memory; `None` (and a counted read error) when the
+/// offset is unknown or the read fails.
+#[inline(always)]
+pub fn read_kernel<T>(base: u64, off: u16, k: u16) -> Option<T> {
+    if off == OFFSET_ABSENT || base == 0 {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel tolerates any address; offsets come from this kernel's BTF.
+    match unsafe { bpf_probe_read_kernel((base + u64::from(off)) as *const T) } {
+        Ok(v) => Some(v),
+        Err(_) => {
+            count(k, counter::READ_ERROR);
+            None
+        }
+    }
+}
+
+/// `task->cgroups->dfl_cgrp->kn->id`: the cgroup v2 id, as `bpf_get_current_cgroup_id()`
+/// computes it for the current task (kernel/bpf/helpers.c).
+#[inline(always)]
+pub fn task_cgroup_id(task: u64) -> Option<u64> {
+    let read_ptr = |base: u64, off: u16| -> Option<u64> {
+        if off == OFFSET_ABSENT || base == 0 {
+            return None;
+        }
+        // SAFETY: as in `read_kernel`.
+        unsafe { bpf_probe_read_kernel((base + u64::from(off)) as *const u64) }.ok()
+    };
+    let css_set = read_ptr(task, conf!(task.cgroups))?;
+    let cgroup = read_ptr(css_set, conf!(task.css_set_dfl_cgrp))?;
+    let kn = read_ptr(cgroup, conf!(task.cgroup_kn))?;
+    read_ptr(kn, conf!(task.kernfs_node_id))
+}
+
 #[inline(always)]
 pub fn read_ctx_u32(ctx: &TracePointContext, off: u16, k: u16) -> u32 {
     if off == OFFSET_ABSENT {

@@ -12,16 +12,16 @@ mod emit;
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_boot_ns},
-    macros::{map, tracepoint},
+    macros::{btf_tracepoint, map, tracepoint},
     maps::{LruPerCpuHashMap, PerCpuArray, RingBuf},
-    programs::TracePointContext,
+    programs::{BtfTracePointContext, TracePointContext},
 };
 use emit::{
     count, current_task, enabled, fill_header, read_comm_at, read_data_loc_str, submit_flags,
 };
 use tracer_common::{
-    counter, exit_flags, kind, CapKey, CapState, CapabilityEvent, CgroupEvent, Config, ExecEvent,
-    ExitEvent, ForkEvent, OomVictimEvent, SignalEvent, OFFSET_ABSENT,
+    counter, exit_flags, kind, signal_flags, CapKey, CapState, CapabilityEvent, CgroupEvent,
+    Config, ExecEvent, ExitEvent, ForkEvent, OomVictimEvent, SignalEvent, OFFSET_ABSENT,
 };
 
 /// Settings and offsets; written by userspace before load (`EbpfLoader::override_global`).
@@ -140,15 +140,28 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// Whether `sig` is among the signals userspace asked for.
+#[inline(always)]
+fn signal_wanted(sig: u32) -> bool {
+    let mask = if sig < 32 {
+        conf!(signal_mask_lo)
+    } else if sig < 64 {
+        conf!(signal_mask_hi)
+    } else {
+        0
+    };
+    mask & (1 << (sig & 31)) != 0
+}
+
+/// Classic `signal:signal_generate`: used when the BTF-typed program cannot be (no usable
+/// kernel BTF). Knows the target's pid and comm only.
 #[tracepoint]
 pub fn signal_generate(ctx: TracePointContext) -> u32 {
     if !enabled(kind::SIGNAL) {
         return 0;
     }
     let sig = emit::read_ctx_u32(&ctx, conf!(tp.sig_sig), kind::SIGNAL);
-    // SAFETY: a plain read of a global.
-    let config = unsafe { core::ptr::read_volatile(&raw const CONFIG) };
-    if !config.signal_enabled(sig) {
+    if !signal_wanted(sig) {
         count(kind::SIGNAL, counter::FILTERED);
         return 0;
     }
@@ -171,8 +184,76 @@ pub fn signal_generate(ctx: TracePointContext) -> u32 {
             &mut (*ev).target_comm,
             kind::SIGNAL,
         );
+        (*ev).target_tgid = 0;
+        (*ev).flags = 0;
+        (*ev).target_cgroup_id = 0;
     }
     // A SIGKILL is what ends containers: get it to userspace without waiting for the timer.
+    entry.submit(submit_flags(sig == 9));
+    0
+}
+
+/// `SEND_SIG_NOINFO` and `SEND_SIG_PRIV` are not pointers but markers
+/// (include/linux/sched/signal.h); the classic tracepoint maps them to these codes.
+const SEND_SIG_NOINFO: u64 = 0;
+const SEND_SIG_PRIV: u64 = 1;
+const SI_USER: i32 = 0;
+const SI_KERNEL: i32 = 0x80;
+
+/// BTF-typed `signal_generate(int sig, struct kernel_siginfo *info, struct task_struct *task,
+/// int group, int result)`: the target task itself is at hand, so its process and cgroup are
+/// recorded at the moment of the signal, before a SIGKILL makes them unreadable.
+#[btf_tracepoint(function = "signal_generate")]
+pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
+    if !enabled(kind::SIGNAL) {
+        return 0;
+    }
+    let sig: i32 = ctx.arg(0);
+    if !signal_wanted(sig as u32) {
+        count(kind::SIGNAL, counter::FILTERED);
+        return 0;
+    }
+    let info: u64 = ctx.arg(1);
+    let task: u64 = ctx.arg(2);
+    let group: i32 = ctx.arg(3);
+    let result: i32 = ctx.arg(4);
+    let (code, errno) = match info {
+        SEND_SIG_NOINFO => (SI_USER, 0),
+        SEND_SIG_PRIV => (SI_KERNEL, 0),
+        p => (
+            emit::read_kernel::<i32>(p, conf!(task.siginfo_code), kind::SIGNAL).unwrap_or(0),
+            emit::read_kernel::<i32>(p, conf!(task.siginfo_errno), kind::SIGNAL).unwrap_or(0),
+        ),
+    };
+    let Some(mut entry) = emit::reserve::<SignalEvent>(kind::SIGNAL) else {
+        return 0;
+    };
+    let ev = entry.as_mut_ptr();
+    let k = kind::SIGNAL;
+    // SAFETY: reserved ring-buffer memory of the right size, fully written.
+    unsafe {
+        fill_header(&raw mut (*ev).hdr, k, size_of::<SignalEvent>());
+        (*ev).sig = sig;
+        (*ev).errno = errno;
+        (*ev).code = code;
+        (*ev).group = group;
+        (*ev).result = result;
+        (*ev).target_pid = emit::read_kernel::<u32>(task, conf!(task.pid), k).unwrap_or(0);
+        (*ev).target_tgid = emit::read_kernel::<u32>(task, conf!(task.tgid), k).unwrap_or(0);
+        (*ev).target_comm =
+            emit::read_kernel::<[u8; 16]>(task, conf!(task.comm), k).unwrap_or([0; 16]);
+        match emit::task_cgroup_id(task) {
+            Some(id) => {
+                (*ev).target_cgroup_id = id;
+                (*ev).flags = signal_flags::TARGET_TASK;
+            }
+            None => {
+                count(k, counter::READ_ERROR);
+                (*ev).target_cgroup_id = 0;
+                (*ev).flags = 0;
+            }
+        }
+    }
     entry.submit(submit_flags(sig == 9));
     0
 }

@@ -4,8 +4,8 @@
 use std::mem::size_of;
 
 use tracer_common::{
-    exit_flags, flags, kind, CapabilityEvent, CgroupEvent, EventHeader, ExecEvent, ExitEvent,
-    ForkEvent, OomVictimEvent, SignalEvent, LAYOUT_VERSION,
+    exit_flags, flags, kind, signal_flags, CapabilityEvent, CgroupEvent, EventHeader, ExecEvent,
+    ExitEvent, ForkEvent, OomVictimEvent, SignalEvent, LAYOUT_VERSION,
 };
 
 /// The task that was current when the tracepoint fired.
@@ -67,6 +67,9 @@ pub struct Fork {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signal {
     pub sig: i32,
+    /// Process and cgroup v2 id of the target, when the kernel could read them.
+    pub target_tgid: Option<u32>,
+    pub target_cgroup_id: Option<u64>,
     pub errno: i32,
     pub code: i32,
     pub target_pid: u32,
@@ -86,6 +89,11 @@ pub struct OomVictim {
     pub shmem_rss_kb: u64,
     pub pgtables_kb: u64,
     pub oom_score_adj: i16,
+    /// Process and cgroup v2 id of the victim. The tracepoint does not carry them; the OOM
+    /// killer's SIGKILL to the victim, recorded just before (mm/oom_kill.c sends it before
+    /// `mark_oom_victim`), does: [`crate::pipeline::Pipeline`] fills them in from it.
+    pub victim_tgid: Option<u32>,
+    pub victim_cgroup_id: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,8 +261,11 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
         }
         kind::SIGNAL => {
             let e: SignalEvent = read(buf)?;
+            let task = e.flags & signal_flags::TARGET_TASK != 0;
             Body::Signal(Signal {
                 sig: e.sig,
+                target_tgid: task.then_some(e.target_tgid),
+                target_cgroup_id: task.then_some(e.target_cgroup_id),
                 errno: e.errno,
                 code: e.code,
                 target_pid: e.target_pid,
@@ -275,6 +286,8 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
                 shmem_rss_kb: e.shmem_rss_kb,
                 pgtables_kb: e.pgtables_kb,
                 oom_score_adj: e.oom_score_adj,
+                victim_tgid: None,
+                victim_cgroup_id: None,
             })
         }
         kind::CAPABILITY => {

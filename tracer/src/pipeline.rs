@@ -9,8 +9,21 @@ use crate::event::{decode, Body, Capability, Event, Task};
 
 type CapSlot = (u64, u32, u32, i32, u32); // cgroup id, tgid, cap, ret, cpu
 
+/// What a kernel-originated SIGKILL told about its target.
+#[derive(Debug, Clone, Copy)]
+struct KilledTask {
+    tgid: u32,
+    cgroup_id: u64,
+    boot_ns: u64,
+}
+
+/// How long a SIGKILL target is remembered for an `oom:mark_victim` that follows it.
+const KILL_MEMORY_NS: u64 = 10_000_000_000;
+
 #[derive(Debug, Default)]
 pub struct Pipeline {
+    /// Recent kernel SIGKILL targets by thread id, for OOM victim attribution.
+    kernel_kills: HashMap<u32, KilledTask>,
     /// Last cumulative total reported per capability key and CPU.
     caps: HashMap<CapSlot, u64>,
     /// Records that failed to decode (counted, skipped).
@@ -35,9 +48,32 @@ impl Pipeline {
                 if let Some(d) = self.delivered.get_mut(usize::from(ev.kind)) {
                     *d += 1;
                 }
-                if let Body::Capability(c) = &mut ev.body {
-                    let slot = (ev.task.cgroup_id, ev.task.pid, c.cap, c.ret, c.cpu);
-                    c.count = self.advance(slot, c.total);
+                match &mut ev.body {
+                    Body::Capability(c) => {
+                        let slot = (ev.task.cgroup_id, ev.task.pid, c.cap, c.ret, c.cpu);
+                        c.count = self.advance(slot, c.total);
+                    }
+                    Body::Signal(s) if s.sig == 9 && s.code > 0 => {
+                        if let (Some(tgid), Some(cgroup_id)) = (s.target_tgid, s.target_cgroup_id) {
+                            self.remember_kill(
+                                s.target_pid,
+                                KilledTask {
+                                    tgid,
+                                    cgroup_id,
+                                    boot_ns: ev.boot_ns,
+                                },
+                            );
+                        }
+                    }
+                    Body::OomVictim(o) => {
+                        if let Some(k) = self.kernel_kills.get(&o.victim_pid) {
+                            if ev.boot_ns.saturating_sub(k.boot_ns) < KILL_MEMORY_NS {
+                                o.victim_tgid = Some(k.tgid);
+                                o.victim_cgroup_id = Some(k.cgroup_id);
+                            }
+                        }
+                    }
+                    _ => {}
                 }
                 Some(ev)
             }
@@ -46,6 +82,16 @@ impl Pipeline {
                 log::debug!("skipping undecodable record: {e}");
                 None
             }
+        }
+    }
+
+    fn remember_kill(&mut self, pid: u32, k: KilledTask) {
+        if self.kernel_kills.len() >= 4096 {
+            self.kernel_kills
+                .retain(|_, old| k.boot_ns.saturating_sub(old.boot_ns) < KILL_MEMORY_NS);
+        }
+        if self.kernel_kills.len() < 4096 {
+            self.kernel_kills.insert(pid, k);
         }
     }
 
@@ -175,6 +221,56 @@ mod tests {
             p.flush_caps([(key, 0, st)], 300, 100).is_empty(),
             "reported once"
         );
+    }
+
+    #[test]
+    fn oom_victim_takes_process_and_cgroup_from_the_kernels_sigkill() {
+        use tracer_common::{signal_flags, OomVictimEvent, SignalEvent};
+        let mut p = Pipeline::new();
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"tail");
+        let kill = SignalEvent {
+            hdr: header(kind::SIGNAL, std::mem::size_of::<SignalEvent>()),
+            sig: 9,
+            errno: 0,
+            code: 0x80,
+            target_pid: 777,
+            group: 1,
+            result: 0,
+            target_comm: comm,
+            target_tgid: 777,
+            flags: signal_flags::TARGET_TASK,
+            target_cgroup_id: 4711,
+        };
+        let victim = OomVictimEvent {
+            hdr: header(kind::OOM_VICTIM, std::mem::size_of::<OomVictimEvent>()),
+            victim_pid: 777,
+            victim_uid: 0,
+            total_vm_kb: 1,
+            anon_rss_kb: 2,
+            file_rss_kb: 3,
+            shmem_rss_kb: 4,
+            pgtables_kb: 5,
+            oom_score_adj: 0,
+            _pad: [0; 6],
+            victim_comm: comm,
+        };
+        // A user-sent SIGKILL does not count.
+        let user_kill = SignalEvent {
+            code: 0,
+            target_cgroup_id: 1,
+            ..kill
+        };
+        p.ingest(&as_bytes(&user_kill));
+        let Body::OomVictim(o) = p.ingest(&as_bytes(&victim)).unwrap().body else {
+            panic!()
+        };
+        assert_eq!(o.victim_cgroup_id, None);
+        p.ingest(&as_bytes(&kill));
+        let Body::OomVictim(o) = p.ingest(&as_bytes(&victim)).unwrap().body else {
+            panic!()
+        };
+        assert_eq!((o.victim_tgid, o.victim_cgroup_id), (Some(777), Some(4711)));
     }
 
     #[test]

@@ -13,6 +13,8 @@ use tokio::{
     signal::unix::{signal, SignalKind},
 };
 
+use tracer_common::{kind, kind_bit};
+
 use crate::{
     clock::BootClock,
     event::{kind_name, Event},
@@ -53,8 +55,14 @@ pub struct WatchArgs {
 impl WatchArgs {
     fn options(&self) -> anyhow::Result<Options> {
         let kinds = probe::parse_kinds(&self.events).map_err(anyhow::Error::msg)?;
+        let mut kernel_kinds = kinds.mask;
+        // The OOM killer's SIGKILL names the victim's cgroup (see `OomVictim`): trace signals
+        // in the kernel whenever OOM kills are asked for, and show them only if asked too.
+        if kinds.mask & kind_bit(kind::OOM_VICTIM) != 0 {
+            kernel_kinds |= kind_bit(kind::SIGNAL);
+        }
         let mut o = Options {
-            kinds: kinds.mask,
+            kinds: kernel_kinds,
             cap_allowed: kinds.cap_allowed,
             ring_bytes: probe::ring_bytes(self.ring_size),
             exit_all_threads: self.all_threads,
@@ -81,6 +89,8 @@ impl WatchArgs {
 /// Output with broken-pipe detection: a closed stdout ends the watch quietly.
 struct Out {
     w: io::BufWriter<io::Stdout>,
+    /// Kinds the user asked to see (the kernel may trace more, for correlation).
+    kinds: u32,
     json: bool,
     ctx: Context,
     broken: bool,
@@ -97,6 +107,9 @@ impl Out {
     }
 
     fn event(&mut self, ev: &Event) {
+        if self.kinds & kind_bit(ev.kind) == 0 {
+            return;
+        }
         let s = if self.json {
             json::line(&json::event(ev, &self.ctx))
         } else {
@@ -176,6 +189,7 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
     let status = io::stderr().is_terminal();
     let mut out = Out {
         w: io::BufWriter::new(io::stdout()),
+        kinds: probe::parse_kinds(&args.events).map_or(u32::MAX, |k| k.mask),
         json: args.json,
         ctx: Context::new(),
         broken: false,

@@ -7,7 +7,9 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use aya::{
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{trace_point::TracePointLinkId, TracePoint},
+    programs::{
+        tp_btf::BtfTracePointLinkId, trace_point::TracePointLinkId, BtfTracePoint, TracePoint,
+    },
     Ebpf, EbpfLoader,
 };
 use tracer_common::{
@@ -161,10 +163,19 @@ pub struct KindCounters {
     pub filtered: u64,
 }
 
+/// An attachment, to detach by program name.
+enum Link {
+    Classic(TracePointLinkId),
+    Btf(BtfTracePointLinkId),
+}
+
+/// The BTF-typed variant of a classic program, preferred when it loads.
+const SIGNAL_BTF_PROGRAM: &str = "signal_generate_btf";
+
 /// Loaded and attached programs.
 pub struct Probe {
     ebpf: Ebpf,
-    links: Vec<(&'static str, TracePointLinkId)>,
+    links: Vec<(&'static str, Link)>,
     /// Kinds that are actually attached.
     pub active_kinds: u32,
     /// Things the user should know (a tracepoint missing on this kernel, ...).
@@ -242,6 +253,19 @@ impl Probe {
 
         let mut links = Vec::new();
         for spec in PROBES.iter().filter(|s| kinds & kind_bit(s.kind) != 0) {
+            if spec.kind == kind::SIGNAL && task.signal_target_complete() {
+                match attach_btf(&mut ebpf, SIGNAL_BTF_PROGRAM, spec.tracepoint) {
+                    Ok(link) => {
+                        links.push((SIGNAL_BTF_PROGRAM, Link::Btf(link)));
+                        continue;
+                    }
+                    Err(e) => warnings.push(format!(
+                        "BTF-typed {} unavailable ({e}): signal targets will lack their process \
+                         and cgroup",
+                        spec.tracepoint
+                    )),
+                }
+            }
             let program = spec.program;
             let prog: &mut TracePoint = ebpf
                 .program_mut(program)
@@ -256,7 +280,7 @@ impl Probe {
             let link = prog
                 .attach(spec.category, spec.tracepoint)
                 .map_err(|source| ProbeError::Program { program, source })?;
-            links.push((program, link));
+            links.push((program, Link::Classic(link)));
         }
         if links.is_empty() {
             return Err(ProbeError::NothingAttached);
@@ -287,9 +311,19 @@ impl Probe {
     /// Detach every program: no new records are produced after this returns.
     pub fn detach(&mut self) {
         for (name, link) in self.links.drain(..) {
-            if let Some(p) = self.ebpf.program_mut(name) {
-                if let Ok(tp) = <&mut TracePoint>::try_from(p) {
-                    let _ = tp.detach(link);
+            let Some(p) = self.ebpf.program_mut(name) else {
+                continue;
+            };
+            match link {
+                Link::Classic(link) => {
+                    if let Ok(tp) = <&mut TracePoint>::try_from(p) {
+                        let _ = tp.detach(link);
+                    }
+                }
+                Link::Btf(link) => {
+                    if let Ok(tp) = <&mut BtfTracePoint>::try_from(p) {
+                        let _ = tp.detach(link);
+                    }
                 }
             }
         }
@@ -349,19 +383,51 @@ impl Probe {
     }
 }
 
+fn attach_btf(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    tracepoint: &str,
+) -> Result<BtfTracePointLinkId, ProbeError> {
+    let btf = aya::Btf::from_sys_fs().map_err(|e| ProbeError::Map {
+        map: "kernel BTF",
+        message: e.to_string(),
+    })?;
+    let prog: &mut BtfTracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| ProbeError::Map {
+            map: "programs",
+            message: format!("program {program} missing from the object"),
+        })?
+        .try_into()
+        .map_err(|source| ProbeError::Program { program, source })?;
+    prog.load(tracepoint, &btf)
+        .map_err(|source| ProbeError::Program { program, source })?;
+    prog.attach()
+        .map_err(|source| ProbeError::Program { program, source })
+}
+
 /// Kernel struct offsets the programs need, from BTF.
 pub fn task_offsets(vmlinux: &Path) -> Result<TaskOffsets, String> {
     let raw = std::fs::read(vmlinux).map_err(|e| format!("{}: {e}", vmlinux.display()))?;
     let btf = btf::Btf::parse(&raw).map_err(|e| format!("{}: {e}", vmlinux.display()))?;
-    let off = |m: &str| {
-        btf.member_offset("task_struct", m)
+    let member = |s: &str, m: &str| {
+        btf.member_offset(s, m)
             .and_then(|o| u16::try_from(o).ok())
             .unwrap_or(OFFSET_ABSENT)
     };
+    let off = |m: &str| member("task_struct", m);
     Ok(TaskOffsets {
         real_parent: off("real_parent"),
         tgid: off("tgid"),
         exit_code: off("exit_code"),
+        pid: off("pid"),
+        comm: off("comm"),
+        cgroups: off("cgroups"),
+        css_set_dfl_cgrp: member("css_set", "dfl_cgrp"),
+        cgroup_kn: member("cgroup", "kn"),
+        kernfs_node_id: member("kernfs_node", "id"),
+        siginfo_errno: member("kernel_siginfo", "si_errno"),
+        siginfo_code: member("kernel_siginfo", "si_code"),
         _pad: 0,
     })
 }

@@ -114,7 +114,12 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
             );
             m.insert(
                 "target".into(),
-                json!({ "pid": s.target_pid, "comm": s.target_comm }),
+                json!({
+                    "pid": s.target_pid,
+                    "tgid": s.target_tgid,
+                    "comm": s.target_comm,
+                    "cgroup_id": s.target_cgroup_id,
+                }),
             );
             m.insert("group".into(), s.group.into());
             m.insert("result".into(), signal_result(s.result).into());
@@ -131,7 +136,13 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
         Body::OomVictim(o) => {
             m.insert(
                 "victim".into(),
-                json!({ "pid": o.victim_pid, "comm": o.victim_comm, "uid": o.victim_uid }),
+                json!({
+                    "pid": o.victim_pid,
+                    "tgid": o.victim_tgid,
+                    "comm": o.victim_comm,
+                    "uid": o.victim_uid,
+                    "cgroup_id": o.victim_cgroup_id,
+                }),
             );
             m.insert("total_vm_kb".into(), o.total_vm_kb.into());
             m.insert("anon_rss_kb".into(), o.anon_rss_kb.into());
