@@ -16,6 +16,7 @@ pub mod names {
     pub const EVENTS_MAP: &str = "EVENTS";
     pub const COUNTERS_MAP: &str = "COUNTERS";
     pub const CAP_DEDUP_MAP: &str = "CAP_DEDUP";
+    pub const RUNQ_MAP: &str = "RUNQ";
     pub const CONFIG_GLOBAL: &str = "CONFIG";
     /// The eBPF object's file name in `OUT_DIR` (the `[[bin]]` of tracer-ebpf).
     pub const OBJECT: &str = "tracer";
@@ -223,7 +224,8 @@ pub struct Config {
     pub exit_all_threads: u32,
     /// Report allowed capability checks too (denials are always reported).
     pub cap_allowed: u32,
-    pub _pad: u32,
+    /// Aggregate run-queue delay per cgroup (sched_wakeup/sched_switch programs attached).
+    pub runq_enabled: u32,
     /// Capability checks with the same (cgroup, tgid, cap, verdict) within this window are
     /// folded into one record with a count.
     pub cap_window_ns: u64,
@@ -241,7 +243,7 @@ impl Config {
         signal_mask_hi: 0,
         exit_all_threads: 0,
         cap_allowed: 0,
-        _pad: 0,
+        runq_enabled: 0,
         cap_window_ns: 5_000_000_000,
         wakeup_bytes: 64 * 1024,
         tp: TpOffsets::ABSENT,
@@ -417,6 +419,40 @@ pub struct CapState {
     pub uid: u32,
 }
 
+/// Buckets of the run-queue delay histogram: bucket `i` counts delays of `[2^i, 2^(i+1))`
+/// microseconds (bucket 0 also counts delays under 1 µs; the last one everything above).
+pub const RUNQ_BUCKETS: usize = 32;
+
+/// Run-queue delay (wakeup or preemption to running) of the tasks of one cgroup, on one CPU,
+/// cumulative since load. Value of the per-CPU `RUNQ` map keyed by cgroup v2 id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunqHist {
+    pub count: u64,
+    pub sum_ns: u64,
+    pub buckets: [u64; RUNQ_BUCKETS],
+}
+
+impl RunqHist {
+    pub const ZERO: Self = Self {
+        count: 0,
+        sum_ns: 0,
+        buckets: [0; RUNQ_BUCKETS],
+    };
+
+    /// Bucket of a delay: floor(log2(microseconds)), clamped.
+    #[inline(always)]
+    pub const fn bucket(delay_ns: u64) -> usize {
+        let mut us = delay_ns / 1000;
+        let mut b = 0;
+        while us > 1 && b < RUNQ_BUCKETS - 1 {
+            us >>= 1;
+            b += 1;
+        }
+        b
+    }
+}
+
 /// `cgroup:cgroup_mkdir`, `cgroup_rmdir` and `cgroup_attach_task`. Header: current task.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -440,6 +476,7 @@ mod pod {
     unsafe impl aya::Pod for Config {}
     unsafe impl aya::Pod for CapKey {}
     unsafe impl aya::Pod for CapState {}
+    unsafe impl aya::Pod for RunqHist {}
 }
 
 #[cfg(test)]
@@ -474,6 +511,16 @@ mod tests {
         assert_eq!(size_of::<CapState>(), 40);
         assert_eq!(size_of::<TpOffsets>(), 36 * 2);
         assert_eq!(size_of::<Config>(), 40 + 72 + 24);
+    }
+
+    #[test]
+    fn runq_buckets() {
+        assert_eq!(RunqHist::bucket(0), 0);
+        assert_eq!(RunqHist::bucket(1_999), 0);
+        assert_eq!(RunqHist::bucket(2_000), 1);
+        assert_eq!(RunqHist::bucket(1_000_000), 9); // 1 ms = 1000 µs: 2^9 = 512
+        assert_eq!(RunqHist::bucket(u64::MAX), RUNQ_BUCKETS - 1);
+        assert_eq!(size_of::<RunqHist>(), 16 + 8 * RUNQ_BUCKETS);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 #[macro_use]
 mod emit;
+mod runq;
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,

@@ -461,6 +461,29 @@ pub(crate) mod tests {
         assert_eq!(e.filename, "/bin/\u{1b}[31mred");
     }
 
+    proptest::proptest! {
+        /// Fuzz: arbitrary bytes, and valid headers of every kind followed by arbitrary bodies
+        /// of arbitrary length, decode or fail cleanly.
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn decode_with_valid_header_never_panics(
+            k in 0u16..12,
+            size in 0u32..700,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..700),
+        ) {
+            let mut buf = as_bytes(&header(k, size as usize));
+            buf.extend_from_slice(&body);
+            if let Ok(ev) = decode(&buf) {
+                proptest::prop_assert_eq!(ev.kind, k);
+                proptest::prop_assert!(buf.len() >= size as usize);
+            }
+        }
+    }
+
     #[test]
     fn never_panics_on_arbitrary_bytes() {
         let seeds = [exec_record("/bin/true"), exec_record("")];

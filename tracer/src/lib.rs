@@ -10,4 +10,5 @@ pub mod event;
 pub mod names;
 pub mod pipeline;
 pub mod probe;
+pub mod runq;
 pub mod sink;

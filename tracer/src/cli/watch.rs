@@ -1,7 +1,8 @@
 //! `ctrace watch`: load the probes and stream events until Ctrl-C or SIGTERM.
 
 use std::{
-    io::{self, IsTerminal as _, Write},
+    io::{self, IsTerminal as _},
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -21,7 +22,11 @@ use crate::{
     names::parse_signal,
     pipeline::Pipeline,
     probe::{self, Options, Probe},
-    sink::{console, json, Context, Loss, LossTracker},
+    sink::{
+        console,
+        file::{LineSink, RotatingFile, Stdout},
+        json, Context, Loss, LossTracker,
+    },
 };
 
 #[derive(Debug, Args)]
@@ -47,6 +52,16 @@ pub struct WatchArgs {
     /// Report the exit of every thread, not only of whole processes.
     #[arg(long)]
     pub all_threads: bool,
+    /// Write NDJSON to this file instead of stdout (created 0600; symlinks refused; reopened
+    /// on SIGHUP).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Rotate --output when it would grow past this many bytes (0: never).
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    pub rotate_size: u64,
+    /// Rotated files to keep (FILE.1 ... FILE.N).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub rotate_keep: u32,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
@@ -86,23 +101,25 @@ impl WatchArgs {
     }
 }
 
-/// Output with broken-pipe detection: a closed stdout ends the watch quietly.
+/// Output with broken-pipe detection: a closed stdout ends the watch quietly; a failing
+/// `--output` file ends it with an error.
 struct Out {
-    w: io::BufWriter<io::Stdout>,
+    w: Box<dyn LineSink>,
     /// Kinds the user asked to see (the kernel may trace more, for correlation).
     kinds: u32,
     json: bool,
     ctx: Context,
-    broken: bool,
+    /// Set once writing failed: `Ok(())` for a broken pipe, the error otherwise.
+    done: Option<anyhow::Result<()>>,
 }
 
 impl Out {
     fn line(&mut self, s: &str) {
-        if self.broken {
+        if self.done.is_some() {
             return;
         }
-        if let Err(e) = writeln!(self.w, "{s}") {
-            self.fail(&e);
+        if let Err(e) = self.w.write_line(s) {
+            self.fail(e);
         }
     }
 
@@ -129,18 +146,25 @@ impl Out {
     }
 
     fn flush(&mut self) {
-        if !self.broken {
+        if self.done.is_none() {
             if let Err(e) = self.w.flush() {
-                self.fail(&e);
+                self.fail(e);
             }
         }
     }
 
-    fn fail(&mut self, e: &io::Error) {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            eprintln!("ctrace: error: writing output: {e}");
+    fn reopen(&mut self) {
+        if let Err(e) = self.w.reopen() {
+            self.fail(e);
         }
-        self.broken = true;
+    }
+
+    fn fail(&mut self, e: io::Error) {
+        self.done = Some(if e.kind() == io::ErrorKind::BrokenPipe {
+            Ok(())
+        } else {
+            Err(anyhow::Error::new(e).context("writing output"))
+        });
     }
 }
 
@@ -167,6 +191,15 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
 async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    // Open the output before attaching anything: a bad path fails fast and clearly.
+    let sink: Box<dyn LineSink> = match &args.output {
+        Some(path) => Box::new(
+            RotatingFile::open(path, Some(args.rotate_size), args.rotate_keep)
+                .context("cannot write --output")?,
+        ),
+        None => Box::new(Stdout::new()),
+    };
     let mut probe = Probe::load(&opts)?;
     for w in &probe.warnings {
         eprintln!("ctrace: warning: {w}");
@@ -188,11 +221,11 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
 
     let status = io::stderr().is_terminal();
     let mut out = Out {
-        w: io::BufWriter::new(io::stdout()),
+        w: sink,
         kinds: probe::parse_kinds(&args.events).map_or(u32::MAX, |k| k.mask),
-        json: args.json,
+        json: args.json || args.output.is_some(),
         ctx: Context::new(),
-        broken: false,
+        done: None,
     };
     let mut pipeline = Pipeline::new();
     let mut losses = LossTracker::default();
@@ -226,12 +259,13 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
                     rate_count = 0;
                 }
             }
+            _ = sighup.recv() => out.reopen(),
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             () = sleep_until(deadline) => break,
         }
         out.flush();
-        if out.broken {
+        if out.done.is_some() {
             break;
         }
     }
@@ -257,7 +291,7 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
             "ctrace: {delivered} records delivered, {lost} lost, {attempts} produced by the kernel"
         );
     }
-    Ok(())
+    out.done.unwrap_or(Ok(()))
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

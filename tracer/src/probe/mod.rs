@@ -3,7 +3,11 @@
 pub mod btf;
 pub mod tracefs;
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+    time::Duration,
+};
 
 use aya::{
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
@@ -13,7 +17,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use tracer_common::{
-    counter, kind, kind_bit, names, CapKey, CapState, Config, TaskOffsets, TpOffsets, OFFSET_ABSENT,
+    counter, kind, kind_bit, names, CapKey, CapState, Config, RunqHist, TaskOffsets, TpOffsets,
+    OFFSET_ABSENT,
 };
 
 use crate::event::kind_name;
@@ -139,6 +144,8 @@ pub struct Options {
     pub exit_all_threads: bool,
     /// Report allowed capability checks, not only denials.
     pub cap_allowed: bool,
+    /// Aggregate run-queue delay per cgroup in the kernel (sched_wakeup/sched_switch).
+    pub runq: bool,
 }
 
 impl Default for Options {
@@ -150,6 +157,7 @@ impl Default for Options {
             cap_window: Duration::from_secs(5),
             exit_all_threads: false,
             cap_allowed: false,
+            runq: false,
         }
     }
 }
@@ -169,6 +177,13 @@ enum Link {
     Btf(BtfTracePointLinkId),
 }
 
+/// Programs of the run-queue delay histograms and their BTF tracepoints.
+const RUNQ_PROGRAMS: [(&str, &str); 3] = [
+    ("runq_wakeup", "sched_wakeup"),
+    ("runq_wakeup_new", "sched_wakeup_new"),
+    ("runq_switch", "sched_switch"),
+];
+
 /// The BTF-typed variant of a classic program, preferred when it loads.
 const SIGNAL_BTF_PROGRAM: &str = "signal_generate_btf";
 
@@ -178,6 +193,8 @@ pub struct Probe {
     links: Vec<(&'static str, Link)>,
     /// Kinds that are actually attached.
     pub active_kinds: u32,
+    /// Run-queue delay histograms are being collected.
+    pub runq_active: bool,
     /// Things the user should know (a tracepoint missing on this kernel, ...).
     pub warnings: Vec<String>,
 }
@@ -239,7 +256,7 @@ impl Probe {
             signal_mask_hi: (opts.signals >> 32) as u32,
             exit_all_threads: u32::from(opts.exit_all_threads),
             cap_allowed: u32::from(opts.cap_allowed),
-            _pad: 0,
+            runq_enabled: u32::from(opts.runq && task.pid != OFFSET_ABSENT),
             cap_window_ns: opts.cap_window.as_nanos().min(u128::from(u64::MAX)) as u64,
             wakeup_bytes: u64::from(opts.ring_bytes / 4),
             tp,
@@ -282,6 +299,23 @@ impl Probe {
                 .map_err(|source| ProbeError::Program { program, source })?;
             links.push((program, Link::Classic(link)));
         }
+        let mut runq_active = false;
+        if opts.runq {
+            runq_active = true;
+            for (program, tracepoint) in RUNQ_PROGRAMS {
+                match attach_btf(&mut ebpf, program, tracepoint) {
+                    Ok(link) => links.push((program, Link::Btf(link))),
+                    Err(e) => {
+                        warnings.push(format!(
+                            "run-queue delay unavailable ({e}): throttling is reported from \
+                             cgroup counters only"
+                        ));
+                        runq_active = false;
+                        break;
+                    }
+                }
+            }
+        }
         if links.is_empty() {
             return Err(ProbeError::NothingAttached);
         }
@@ -289,6 +323,7 @@ impl Probe {
             ebpf,
             links,
             active_kinds: kinds,
+            runq_active,
             warnings,
         })
     }
@@ -348,6 +383,32 @@ impl Probe {
                     out.push((key, cpu as u32, *st));
                 }
             }
+        }
+        Ok(out)
+    }
+
+    /// Cumulative run-queue delay histograms per cgroup v2 id, summed over CPUs.
+    pub fn runq(&self) -> Result<HashMap<u64, RunqHist>, ProbeError> {
+        let Some(map) = self.ebpf.map(names::RUNQ_MAP) else {
+            return Ok(HashMap::new());
+        };
+        let map_err = |e: aya::maps::MapError| ProbeError::Map {
+            map: "RUNQ",
+            message: e.to_string(),
+        };
+        let m = PerCpuHashMap::<_, u64, RunqHist>::try_from(map).map_err(map_err)?;
+        let mut out = HashMap::new();
+        for item in m.iter() {
+            let Ok((cgroup, values)) = item else { continue };
+            let mut sum = RunqHist::ZERO;
+            for h in values.iter() {
+                sum.count += h.count;
+                sum.sum_ns += h.sum_ns;
+                for (s, b) in sum.buckets.iter_mut().zip(h.buckets.iter()) {
+                    *s += b;
+                }
+            }
+            out.insert(cgroup, sum);
         }
         Ok(out)
     }

@@ -2,6 +2,7 @@
 
 pub mod console;
 pub mod escape;
+pub mod file;
 pub mod json;
 
 use crate::{clock::BootClock, probe::KindCounters};

@@ -1,0 +1,112 @@
+//! Run-queue delay per cgroup: the time a task waits between becoming runnable (woken up, or
+//! preempted while still runnable) and getting a CPU. This is what CFS throttling costs the
+//! container's users. Aggregated in the kernel into per-cgroup histograms, never streamed.
+
+use aya_ebpf::{
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
+    macros::{btf_tracepoint, map},
+    maps::{LruHashMap, LruPerCpuHashMap},
+    programs::BtfTracePointContext,
+};
+use tracer_common::{RunqHist, OFFSET_ABSENT};
+
+use crate::emit::task_cgroup_id;
+
+/// When each thread became runnable.
+#[map]
+static RUNQ_SINCE: LruHashMap<u32, u64> = LruHashMap::with_max_entries(32768, 0);
+
+/// Histograms per cgroup v2 id, per CPU.
+#[map]
+static RUNQ: LruPerCpuHashMap<u64, RunqHist> = LruPerCpuHashMap::with_max_entries(8192, 0);
+
+#[inline(always)]
+fn task_tid(task: u64) -> Option<u32> {
+    let off = conf!(task.pid);
+    if off == OFFSET_ABSENT || task == 0 {
+        return None;
+    }
+    // SAFETY: probe-read at an offset from this kernel's BTF.
+    unsafe { bpf_probe_read_kernel((task + u64::from(off)) as *const u32) }.ok()
+}
+
+#[inline(always)]
+fn enqueue(task: u64) {
+    let Some(tid) = task_tid(task) else { return };
+    if tid == 0 {
+        return; // the idle task
+    }
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let _ = RUNQ_SINCE.insert(&tid, &now, 0);
+}
+
+#[inline(always)]
+fn dequeue(task: u64) {
+    let Some(tid) = task_tid(task) else { return };
+    // SAFETY: the value is copied out immediately.
+    let Some(since) = (unsafe { RUNQ_SINCE.get(&tid) }).copied() else {
+        return;
+    };
+    let _ = RUNQ_SINCE.remove(&tid);
+    // SAFETY: helper without preconditions.
+    let delay = unsafe { bpf_ktime_get_ns() }.saturating_sub(since);
+    let Some(cgroup) = task_cgroup_id(task) else {
+        return;
+    };
+    let hist = match RUNQ.get_ptr_mut(&cgroup) {
+        Some(h) => h,
+        None => {
+            let _ = RUNQ.insert(&cgroup, &RunqHist::ZERO, 0);
+            match RUNQ.get_ptr_mut(&cgroup) {
+                Some(h) => h,
+                None => return,
+            }
+        }
+    };
+    let b = RunqHist::bucket(delay);
+    // SAFETY: this CPU's value; a program run is not interrupted by another run on this CPU.
+    unsafe {
+        (*hist).count += 1;
+        (*hist).sum_ns += delay;
+        if let Some(slot) = (*hist).buckets.get_mut(b) {
+            *slot += 1;
+        }
+    }
+}
+
+/// `sched_wakeup(struct task_struct *p)`
+#[btf_tracepoint(function = "sched_wakeup")]
+pub fn runq_wakeup(ctx: BtfTracePointContext) -> u32 {
+    if conf!(runq_enabled) != 0 {
+        enqueue(ctx.arg(0));
+    }
+    0
+}
+
+/// `sched_wakeup_new(struct task_struct *p)`
+#[btf_tracepoint(function = "sched_wakeup_new")]
+pub fn runq_wakeup_new(ctx: BtfTracePointContext) -> u32 {
+    if conf!(runq_enabled) != 0 {
+        enqueue(ctx.arg(0));
+    }
+    0
+}
+
+/// `sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
+/// unsigned int prev_state)`: `next` leaves the run queue; `prev`, if it was preempted while
+/// runnable (`prev_state == TASK_RUNNING`, 0), joins it again.
+#[btf_tracepoint(function = "sched_switch")]
+pub fn runq_switch(ctx: BtfTracePointContext) -> u32 {
+    if conf!(runq_enabled) == 0 {
+        return 0;
+    }
+    let prev: u64 = ctx.arg(1);
+    let next: u64 = ctx.arg(2);
+    let prev_state: u32 = ctx.arg(3);
+    if prev_state == 0 {
+        enqueue(prev);
+    }
+    dequeue(next);
+    0
+}
