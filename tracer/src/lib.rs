@@ -6,9 +6,11 @@
 
 pub mod cli;
 pub mod clock;
+pub mod container;
 pub mod event;
 pub mod names;
 pub mod pipeline;
 pub mod probe;
+pub mod resolve;
 pub mod runq;
 pub mod sink;

@@ -1,0 +1,869 @@
+//! Attribution of events to containers, keyed by cgroup v2 id first.
+//!
+//! The kernel reports the cgroup v2 id of every task (the inode of its directory in the
+//! unified hierarchy). The resolver maps ids to containers from what it can read with no
+//! daemon at all (runc state roots, `/proc/<pid>/cgroup`, cgroup paths seen in
+//! `cgroup_mkdir` records), and takes names and images from the runtimes when they answer.
+//! It never guesses a name: an id it cannot place is shown as such, and a later
+//! [`Update`] names it once the runtime's state says who it is.
+//!
+//! Containers that are gone stay as tombstones (bounded by age and count) so that late events
+//! and post-mortems still name them.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use crate::container::{
+    self, parse_cgroup_path_with_known, parse_proc_cgroup, short_id, ContainerMeta,
+    KnownContainers, PodInfo, Runtime,
+};
+
+/// What an event's cgroup resolved to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attribution {
+    /// A host process (the root cgroup, or a cgroup no container owns).
+    Host,
+    /// A container.
+    Container(Arc<Container>),
+    /// A cgroup id ctrace could not place (its directory was gone before ctrace saw it).
+    Unknown,
+}
+
+impl Attribution {
+    pub fn container(&self) -> Option<&Arc<Container>> {
+        match self {
+            Self::Container(c) => Some(c),
+            Self::Host | Self::Unknown => None,
+        }
+    }
+}
+
+/// A container as events show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Container {
+    pub id: String,
+    /// The container's name; `None` while nothing authoritative named it yet.
+    pub name: Option<String>,
+    pub runtime: Runtime,
+    pub image: Option<String>,
+    /// containerd namespace.
+    pub namespace: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub pod: Option<PodInfo>,
+    /// Host pid of the init process, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_pid: Option<u32>,
+    /// cgroup path in the unified hierarchy.
+    #[serde(skip)]
+    pub cgroup_path: Option<String>,
+    /// The container is gone (its cgroup was removed or its state disappeared).
+    #[serde(skip)]
+    pub gone: bool,
+}
+
+impl Container {
+    /// Name to print: the name, else the short id.
+    pub fn display(&self) -> &str {
+        self.name.as_deref().unwrap_or_else(|| short_id(&self.id))
+    }
+
+    fn from_meta(meta: &ContainerMeta) -> Self {
+        // containerd and plain runc name containers by their id; Docker's names live in its
+        // own store and come from `Names`.
+        let name = meta.name.clone().or_else(|| match meta.runtime {
+            Runtime::Containerd | Runtime::Runc => Some(meta.id.clone()),
+            _ => None,
+        });
+        Self {
+            id: meta.id.clone(),
+            name,
+            runtime: meta.runtime,
+            image: meta.image.clone(),
+            namespace: meta.namespace.clone(),
+            labels: meta.labels.clone(),
+            pod: meta.pod.clone(),
+            init_pid: meta.init_pid,
+            cgroup_path: meta.cgroup_path.clone(),
+            gone: false,
+        }
+    }
+}
+
+/// Names from a runtime API or store, keyed by container id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Names {
+    pub name: Option<String>,
+    pub image: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A container became known or changed (named, renamed, stopped): the `container_update`
+/// record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    pub cgroup_id: Option<u64>,
+    pub container: Arc<Container>,
+    pub reason: &'static str,
+}
+
+/// How a cgroup id maps.
+#[derive(Debug, Clone)]
+enum Slot {
+    Host,
+    Container(String),
+    /// A container cgroup whose state was not readable yet: id from the path only.
+    Pending {
+        key: String,
+        since: Instant,
+    },
+}
+
+/// Settings of the resolver.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Mount point of the cgroup v2 hierarchy.
+    pub cgroup2_root: PathBuf,
+    /// `/proc`.
+    pub proc_root: PathBuf,
+    /// runc state roots to scan besides the default ones (`--runc-root`).
+    pub extra_state_roots: Vec<PathBuf>,
+    /// Directory whose `runc`, `docker/runtime-runc/*`, `containerd/runc/*` are scanned.
+    pub run_dir: PathBuf,
+    pub tombstone_ttl: Duration,
+    pub tombstone_max: usize,
+    /// Least time between two rescans of the state roots.
+    pub rescan_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            cgroup2_root: cgroup2_mount(),
+            proc_root: PathBuf::from("/proc"),
+            extra_state_roots: Vec::new(),
+            run_dir: PathBuf::from("/run"),
+            tombstone_ttl: Duration::from_secs(3600),
+            tombstone_max: 10_000,
+            rescan_interval: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Mount point of the cgroup v2 hierarchy from `/proc/self/mounts`: `/sys/fs/cgroup/unified`
+/// on hybrid hosts, `/sys/fs/cgroup` on pure v2 ones.
+pub fn cgroup2_mount() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    cgroup2_mount_in(&mounts).unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"))
+}
+
+/// The first `cgroup2` mount point in `/proc/self/mounts` content.
+pub fn cgroup2_mount_in(mounts: &str) -> Option<PathBuf> {
+    mounts.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (_, mnt, ty) = (f.next()?, f.next()?, f.next()?);
+        (ty == "cgroup2").then(|| PathBuf::from(unescape_mount(mnt)))
+    })
+}
+
+/// `/proc/mounts` escapes space, tab, newline and backslash as `\ooo` octal.
+fn unescape_mount(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                let v = u32::from(d[0] - b'0') * 64
+                    + u32::from(d[1] - b'0') * 8
+                    + u32::from(d[2] - b'0');
+                out.push((v & 0xff) as u8);
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+struct Tracked {
+    container: Arc<Container>,
+    cgroup_id: Option<u64>,
+    gone_at: Option<Instant>,
+}
+
+/// The resolver. Not thread-safe: owned by the event loop.
+pub struct Resolver {
+    cfg: Config,
+    by_cgroup: HashMap<u64, Slot>,
+    tracked: HashMap<String, Tracked>,
+    known: KnownContainers,
+    names: HashMap<String, Names>,
+    last_scan: Option<Instant>,
+    last_walk: Option<Instant>,
+    updates: Vec<Update>,
+    /// Problems worth one warning each (unreadable state roots, ...), drained by the caller.
+    pub warnings: Vec<String>,
+    reported: std::collections::HashSet<String>,
+}
+
+/// Key of a container across runtimes: containerd ids are unique per namespace only.
+fn key_of(runtime: Runtime, namespace: Option<&str>, id: &str) -> String {
+    match (runtime, namespace) {
+        (Runtime::Containerd, Some(ns)) => format!("containerd/{ns}/{id}"),
+        _ => id.to_owned(),
+    }
+}
+
+impl Resolver {
+    pub fn new(cfg: Config) -> Self {
+        Self {
+            cfg,
+            by_cgroup: HashMap::new(),
+            tracked: HashMap::new(),
+            known: KnownContainers::new(),
+            names: HashMap::new(),
+            last_scan: None,
+            last_walk: None,
+            updates: Vec::new(),
+            warnings: Vec::new(),
+            reported: std::collections::HashSet::new(),
+        }
+    }
+
+    /// A resolver that has read the state roots and the cgroup tree.
+    pub fn start(cfg: Config) -> Self {
+        let mut r = Self::new(cfg);
+        r.rescan();
+        r.walk();
+        r
+    }
+
+    /// Read every state root now (at start, and when an unknown container cgroup shows up).
+    pub fn rescan(&mut self) {
+        self.last_scan = Some(Instant::now());
+        let mut roots = container::state_roots_in(&self.cfg.run_dir);
+        for r in &self.cfg.extra_state_roots {
+            if !roots.contains(r) {
+                roots.push(r.clone());
+            }
+        }
+        let scan = container::scan_state_roots(&roots);
+        for w in &scan.warnings {
+            if self.reported.insert(w.clone()) {
+                self.warnings.push(w.clone());
+            }
+        }
+        self.known = scan.known();
+        let mut seen = std::collections::HashSet::new();
+        for meta in &scan.containers {
+            let key = key_of(meta.runtime, meta.namespace.as_deref(), &meta.id);
+            seen.insert(key.clone());
+            let cgroup_id = meta.cgroup_id.or_else(|| self.cgroup_id_of_meta(meta));
+            self.upsert(key, meta, cgroup_id);
+        }
+        // State gone: the container was deleted. Keep it as a tombstone.
+        let now = Instant::now();
+        for (key, t) in &mut self.tracked {
+            if !seen.contains(key) && t.gone_at.is_none() && !key.starts_with("pending/") {
+                t.gone_at = Some(now);
+                let mut c = (*t.container).clone();
+                c.gone = true;
+                t.container = Arc::new(c);
+            }
+        }
+        self.expire(now);
+    }
+
+    fn cgroup_id_of_meta(&self, meta: &ContainerMeta) -> Option<u64> {
+        let unified = meta.cgroup_paths.get("").cloned().or_else(|| {
+            // Hybrid hosts: runc puts the container in the unified hierarchy at the same path
+            // as in the v1 ones; else ask the init process.
+            let pid = meta.init_pid?;
+            let text =
+                std::fs::read_to_string(self.cfg.proc_root.join(format!("{pid}/cgroup"))).ok()?;
+            parse_proc_cgroup(&text).unified
+        });
+        let from_path = |p: &str| inode(&self.cfg.cgroup2_root.join(p.trim_start_matches('/')));
+        unified
+            .as_deref()
+            .and_then(from_path)
+            .or_else(|| meta.cgroup_path.as_deref().and_then(from_path))
+    }
+
+    fn upsert(&mut self, key: String, meta: &ContainerMeta, cgroup_id: Option<u64>) {
+        let mut c = Container::from_meta(meta);
+        if let Some(n) = self.names.get(&meta.id) {
+            apply_names(&mut c, n);
+        }
+        let changed = match self.tracked.get(&key) {
+            Some(t) => *t.container != c || t.cgroup_id != cgroup_id,
+            None => true,
+        };
+        if let Some(id) = cgroup_id {
+            // A cgroup first seen as pending now has its container: say so.
+            let was_pending = matches!(self.by_cgroup.get(&id), Some(Slot::Pending { .. }));
+            self.by_cgroup.insert(id, Slot::Container(key.clone()));
+            if was_pending {
+                self.updates.push(Update {
+                    cgroup_id: Some(id),
+                    container: Arc::new(c.clone()),
+                    reason: "resolved",
+                });
+            }
+        }
+        if changed {
+            let c = Arc::new(c);
+            if self.tracked.contains_key(&key) {
+                self.updates.push(Update {
+                    cgroup_id,
+                    container: Arc::clone(&c),
+                    reason: "changed",
+                });
+            }
+            self.tracked.insert(
+                key,
+                Tracked {
+                    container: c,
+                    cgroup_id,
+                    gone_at: None,
+                },
+            );
+        }
+    }
+
+    /// Names, images and labels from a runtime's API or store (Docker), by container id.
+    pub fn set_names(&mut self, id: &str, names: Names) {
+        self.names.insert(id.to_owned(), names.clone());
+        let keys: Vec<String> = self
+            .tracked
+            .iter()
+            .filter(|(_, t)| t.container.id == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            let Some(t) = self.tracked.get_mut(&key) else {
+                continue;
+            };
+            let mut c = (*t.container).clone();
+            apply_names(&mut c, &names);
+            if c != *t.container {
+                t.container = Arc::new(c);
+                self.updates.push(Update {
+                    cgroup_id: t.cgroup_id,
+                    container: Arc::clone(&t.container),
+                    reason: "named",
+                });
+            }
+        }
+    }
+
+    /// A cgroup appeared (`cgroup_mkdir` in the unified hierarchy): remember its path, so the
+    /// id resolves even after the directory is gone.
+    pub fn cgroup_created(&mut self, id: u64, path: &str) {
+        if self.by_cgroup.contains_key(&id) {
+            return;
+        }
+        self.classify(id, path);
+    }
+
+    /// A cgroup was removed: its container (if any) is gone.
+    pub fn cgroup_removed(&mut self, id: u64) {
+        let key = match self.by_cgroup.get(&id) {
+            Some(Slot::Container(k)) | Some(Slot::Pending { key: k, .. }) => k.clone(),
+            _ => return,
+        };
+        let now = Instant::now();
+        if let Some(t) = self.tracked.get_mut(&key) {
+            if t.cgroup_id == Some(id) && t.gone_at.is_none() {
+                t.gone_at = Some(now);
+                let mut c = (*t.container).clone();
+                c.gone = true;
+                t.container = Arc::new(c);
+            }
+        }
+    }
+
+    /// The container of a cgroup id; `pid` helps when the id was never seen (its
+    /// `/proc/<pid>/cgroup` names the path).
+    pub fn resolve(&mut self, cgroup_id: u64, pid: Option<u32>) -> Attribution {
+        if cgroup_id <= 1 {
+            return Attribution::Host;
+        }
+        if !self.by_cgroup.contains_key(&cgroup_id) {
+            if let Some(path) = pid.and_then(|p| self.path_of_pid(p, cgroup_id)) {
+                self.classify(cgroup_id, &path);
+            }
+        }
+        match self.by_cgroup.get(&cgroup_id) {
+            Some(Slot::Container(key)) => self.tracked.get(key).map_or(Attribution::Host, |t| {
+                Attribution::Container(Arc::clone(&t.container))
+            }),
+            Some(Slot::Pending { key, since }) => {
+                let since = *since;
+                let key = key.clone();
+                if self.rescan_due(since) {
+                    self.rescan();
+                }
+                self.tracked.get(&key).map_or(Attribution::Host, |t| {
+                    Attribution::Container(Arc::clone(&t.container))
+                })
+            }
+            Some(Slot::Host) => Attribution::Host,
+            None => {
+                // Created between two looks and already gone, or its mkdir record was lost:
+                // look at the tree once more (rate-limited), else say we do not know.
+                if self
+                    .last_walk
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+                {
+                    self.walk();
+                    if self.by_cgroup.contains_key(&cgroup_id) {
+                        return self.resolve(cgroup_id, None);
+                    }
+                }
+                Attribution::Unknown
+            }
+        }
+    }
+
+    /// Record every cgroup of the unified hierarchy that exists now.
+    pub fn walk(&mut self) {
+        self.last_walk = Some(Instant::now());
+        let root = self.cfg.cgroup2_root.clone();
+        let mut stack = vec![(root.clone(), 0usize)];
+        while let Some((dir, depth)) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let Ok(ft) = e.file_type() else { continue };
+                if !ft.is_dir() || depth >= 32 {
+                    continue;
+                }
+                let p = e.path();
+                if let (Some(id), Ok(rel)) = (inode(&p), p.strip_prefix(&root)) {
+                    if !self.by_cgroup.contains_key(&id) {
+                        let rel = format!("/{}", rel.to_string_lossy());
+                        self.classify(id, &rel);
+                    }
+                }
+                stack.push((p, depth + 1));
+            }
+        }
+    }
+
+    fn rescan_due(&self, since: Instant) -> bool {
+        let interval = self.cfg.rescan_interval;
+        since.elapsed() < Duration::from_secs(60)
+            && self.last_scan.is_none_or(|t| t.elapsed() >= interval)
+    }
+
+    /// `/proc/<pid>/cgroup`'s unified path, if it is the cgroup with this id.
+    fn path_of_pid(&self, pid: u32, cgroup_id: u64) -> Option<String> {
+        let text =
+            std::fs::read_to_string(self.cfg.proc_root.join(format!("{pid}/cgroup"))).ok()?;
+        let path = parse_proc_cgroup(&text).unified?;
+        (inode(&self.cfg.cgroup2_root.join(path.trim_start_matches('/'))) == Some(cgroup_id))
+            .then_some(path)
+    }
+
+    fn classify(&mut self, id: u64, path: &str) {
+        let Some(m) = parse_cgroup_path_with_known(path, &self.known) else {
+            self.by_cgroup.insert(id, Slot::Host);
+            return;
+        };
+        let runtime = match m.runtime_hint {
+            container::RuntimeHint::Containerd => Runtime::Containerd,
+            container::RuntimeHint::CriO => Runtime::CriO,
+            container::RuntimeHint::Podman => Runtime::Podman,
+            container::RuntimeHint::Docker => Runtime::Docker,
+            _ => Runtime::Runc,
+        };
+        let key = key_of(runtime, m.namespace.as_deref(), &m.id);
+        if let Some(t) = self.tracked.get_mut(&key) {
+            t.cgroup_id.get_or_insert(id);
+            self.by_cgroup.insert(id, Slot::Container(key));
+            return;
+        }
+        // A container cgroup whose state is not known yet: show the id (never a guessed
+        // name) until a rescan finds it.
+        let c = Container {
+            id: m.id.clone(),
+            name: None,
+            runtime,
+            image: None,
+            namespace: m.namespace.clone(),
+            labels: BTreeMap::new(),
+            pod: None,
+            init_pid: None,
+            cgroup_path: Some(path.to_owned()),
+            gone: false,
+        };
+        let mut c = c;
+        if let Some(n) = self.names.get(&m.id) {
+            apply_names(&mut c, n);
+        }
+        self.tracked.insert(
+            key.clone(),
+            Tracked {
+                container: Arc::new(c),
+                cgroup_id: Some(id),
+                gone_at: None,
+            },
+        );
+        self.by_cgroup.insert(
+            id,
+            Slot::Pending {
+                key,
+                since: Instant::now(),
+            },
+        );
+        if self
+            .last_scan
+            .is_none_or(|t| t.elapsed() >= self.cfg.rescan_interval)
+        {
+            self.rescan();
+        }
+    }
+
+    /// Updates since the last call (containers named, resolved or changed).
+    pub fn take_updates(&mut self) -> Vec<Update> {
+        std::mem::take(&mut self.updates)
+    }
+
+    /// Every container known, live ones first, then tombstones.
+    pub fn containers(&self) -> Vec<(Arc<Container>, Option<u64>, bool)> {
+        let mut v: Vec<_> = self
+            .tracked
+            .values()
+            .map(|t| (Arc::clone(&t.container), t.cgroup_id, t.gone_at.is_some()))
+            .collect();
+        v.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.display().cmp(b.0.display())));
+        v
+    }
+
+    /// Containers whose name, id or id prefix matches `pattern`.
+    pub fn find(&self, pattern: &str) -> Vec<Arc<Container>> {
+        self.tracked
+            .values()
+            .filter(|t| {
+                let c = &t.container;
+                c.name.as_deref() == Some(pattern)
+                    || (pattern.len() >= 3 && c.id.starts_with(pattern))
+            })
+            .map(|t| Arc::clone(&t.container))
+            .collect()
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let ttl = self.cfg.tombstone_ttl;
+        self.tracked
+            .retain(|_, t| t.gone_at.is_none_or(|g| now.duration_since(g) < ttl));
+        let gone = self
+            .tracked
+            .values()
+            .filter(|t| t.gone_at.is_some())
+            .count();
+        if gone > self.cfg.tombstone_max {
+            let mut by_age: Vec<(Instant, String)> = self
+                .tracked
+                .iter()
+                .filter_map(|(k, t)| t.gone_at.map(|g| (g, k.clone())))
+                .collect();
+            by_age.sort();
+            for (_, k) in by_age.into_iter().take(gone - self.cfg.tombstone_max) {
+                self.tracked.remove(&k);
+            }
+        }
+        let live: std::collections::HashSet<&String> = self.tracked.keys().collect();
+        self.by_cgroup.retain(|_, s| match s {
+            Slot::Container(k) | Slot::Pending { key: k, .. } => live.contains(k),
+            Slot::Host => true,
+        });
+    }
+}
+
+fn apply_names(c: &mut Container, n: &Names) {
+    if n.name.is_some() {
+        c.name.clone_from(&n.name);
+    }
+    if n.image.is_some() {
+        c.image.clone_from(&n.image);
+    }
+    for (k, v) in &n.labels {
+        c.labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    if c.pod.is_none() {
+        c.pod = container::pod_from_labels(&c.labels);
+    }
+}
+
+fn inode(p: &Path) -> Option<u64> {
+    std::fs::metadata(p).ok().map(|m| m.ino())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    const ID: &str = "26d9004919729ed8e777d878596a1f7428028464e4ba9a8402d811e29b33ee56";
+    const ID2: &str = "9f0a3b51c0a2e5f7e4b8a6c1d3e5f708192a3b4c5d6e7f8091a2b3c4d5e6f708";
+
+    struct Lab {
+        dir: PathBuf,
+    }
+
+    impl Lab {
+        fn new(tag: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("ctrace-resolve-{tag}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(dir.join("cg")).unwrap();
+            fs::create_dir_all(dir.join("run")).unwrap();
+            Self { dir }
+        }
+        fn cfg(&self) -> Config {
+            Config {
+                cgroup2_root: self.dir.join("cg"),
+                proc_root: self.dir.join("proc"),
+                run_dir: self.dir.join("run"),
+                rescan_interval: Duration::ZERO,
+                ..Config::default()
+            }
+        }
+        /// Create a cgroup directory; returns its id (inode).
+        fn cgroup(&self, path: &str) -> u64 {
+            let p = self.dir.join("cg").join(path.trim_start_matches('/'));
+            fs::create_dir_all(&p).unwrap();
+            inode(&p).unwrap()
+        }
+        fn state(&self, root: &str, id: &str, cgroup: &str, labels: &[&str]) {
+            let d = self.dir.join("run").join(root).join(id);
+            fs::create_dir_all(&d).unwrap();
+            let state = serde_json::json!({
+                "id": id,
+                "init_process_pid": 0,
+                "created": "2026-11-29T18:38:13.262143086Z",
+                "config": { "labels": labels },
+                "cgroup_paths": { "": format!("/sys/fs/cgroup/unified{cgroup}"), "memory": format!("/sys/fs/cgroup/memory{cgroup}") },
+            });
+            fs::write(d.join("state.json"), state.to_string()).unwrap();
+        }
+    }
+
+    impl Drop for Lab {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn container(a: Attribution) -> Arc<Container> {
+        match a {
+            Attribution::Container(c) => c,
+            other => panic!("expected a container, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn docker_container_by_cgroup_id_then_named_by_the_api() {
+        let lab = Lab::new("docker");
+        let cg = lab.cgroup(&format!("/docker/{ID}"));
+        lab.state(
+            "docker/runtime-runc/moby",
+            ID,
+            &format!("/docker/{ID}"),
+            &[],
+        );
+        let mut r = Resolver::start(lab.cfg());
+        let c = container(r.resolve(cg, None));
+        assert_eq!(
+            (c.id.as_str(), c.runtime, c.name.as_deref()),
+            (ID, Runtime::Docker, None)
+        );
+        assert_eq!(
+            c.display(),
+            &ID[..12],
+            "no name known: the short id, never a guess"
+        );
+        r.set_names(
+            ID,
+            Names {
+                name: Some("web".into()),
+                image: Some("nginx:1".into()),
+                ..Names::default()
+            },
+        );
+        let c = container(r.resolve(cg, None));
+        assert_eq!((c.display(), c.image.as_deref()), ("web", Some("nginx:1")));
+        let updates = r.take_updates();
+        assert_eq!(updates.len(), 1);
+        assert_eq!(
+            (updates[0].reason, updates[0].cgroup_id),
+            ("named", Some(cg))
+        );
+    }
+
+    #[test]
+    fn containerd_namespaces_and_plain_runc_roots() {
+        let lab = Lab::new("ctr");
+        let a = lab.cgroup("/default/redis1");
+        let b = lab.cgroup("/other/redis1");
+        let c = lab.cgroup("/mycg/box");
+        lab.state("containerd/runc/default", "redis1", "/default/redis1", &[]);
+        lab.state("containerd/runc/other", "redis1", "/other/redis1", &[]);
+        lab.state("runc", "box", "/mycg/box", &[]);
+        let mut r = Resolver::start(lab.cfg());
+        let ca = container(r.resolve(a, None));
+        let cb = container(r.resolve(b, None));
+        assert_eq!(
+            (ca.runtime, ca.namespace.as_deref(), ca.display()),
+            (Runtime::Containerd, Some("default"), "redis1")
+        );
+        assert_eq!(
+            cb.namespace.as_deref(),
+            Some("other"),
+            "same id, other namespace"
+        );
+        let cc = container(r.resolve(c, None));
+        assert_eq!((cc.runtime, cc.display()), (Runtime::Runc, "box"));
+    }
+
+    #[test]
+    fn custom_runc_root_is_scanned() {
+        let lab = Lab::new("root");
+        let cg = lab.cgroup("/custom/x1");
+        let root = lab.dir.join("elsewhere");
+        let d = root.join("x1");
+        fs::create_dir_all(&d).unwrap();
+        fs::write(
+            d.join("state.json"),
+            serde_json::json!({"id": "x1", "cgroup_paths": {"": "/sys/fs/cgroup/custom/x1"}, "config": {}}).to_string(),
+        )
+        .unwrap();
+        let mut cfg = lab.cfg();
+        cfg.extra_state_roots.push(root);
+        let mut r = Resolver::start(cfg);
+        assert_eq!(container(r.resolve(cg, None)).display(), "x1");
+    }
+
+    #[test]
+    fn host_cgroups_and_the_root() {
+        let lab = Lab::new("host");
+        let svc = lab.cgroup("/system.slice/ssh.service");
+        let mut r = Resolver::start(lab.cfg());
+        assert_eq!(r.resolve(1, None), Attribution::Host);
+        assert_eq!(r.resolve(svc, None), Attribution::Host);
+        assert_eq!(
+            r.resolve(123_456_789, None),
+            Attribution::Unknown,
+            "never seen, gone"
+        );
+    }
+
+    #[test]
+    fn container_seen_before_its_state_is_shown_by_id_then_resolved() {
+        let lab = Lab::new("pending");
+        let mut r = Resolver::start(lab.cfg());
+        let cg = lab.cgroup(&format!("/docker/{ID2}"));
+        r.cgroup_created(cg, &format!("/docker/{ID2}"));
+        let c = container(r.resolve(cg, None));
+        assert_eq!((c.id.as_str(), c.name.as_deref()), (ID2, None));
+        lab.state(
+            "docker/runtime-runc/moby",
+            ID2,
+            &format!("/docker/{ID2}"),
+            &[],
+        );
+        r.set_names(
+            ID2,
+            Names {
+                name: Some("late".into()),
+                ..Names::default()
+            },
+        );
+        let c = container(r.resolve(cg, None));
+        assert_eq!(c.display(), "late");
+        assert!(r.take_updates().iter().any(|u| u.cgroup_id == Some(cg)));
+    }
+
+    #[test]
+    fn removed_containers_stay_as_tombstones() {
+        let lab = Lab::new("gone");
+        let cg = lab.cgroup(&format!("/docker/{ID}"));
+        lab.state(
+            "docker/runtime-runc/moby",
+            ID,
+            &format!("/docker/{ID}"),
+            &[],
+        );
+        let mut r = Resolver::start(lab.cfg());
+        r.set_names(
+            ID,
+            Names {
+                name: Some("web".into()),
+                ..Names::default()
+            },
+        );
+        r.cgroup_removed(cg);
+        fs::remove_dir_all(lab.dir.join("run/docker/runtime-runc/moby").join(ID)).unwrap();
+        fs::remove_dir_all(lab.dir.join("cg/docker").join(ID)).unwrap();
+        r.rescan();
+        let c = container(r.resolve(cg, None));
+        assert_eq!(c.display(), "web", "a late event still names it");
+        assert!(c.gone);
+        assert!(r
+            .containers()
+            .iter()
+            .any(|(c, _, gone)| c.id == ID && *gone));
+    }
+
+    #[test]
+    fn tombstones_are_bounded() {
+        let lab = Lab::new("bound");
+        let mut cfg = lab.cfg();
+        cfg.tombstone_max = 2;
+        let mut r = Resolver::new(cfg);
+        for i in 0..5 {
+            let id = format!("c{i}");
+            lab.state("runc", &id, &format!("/b/{id}"), &[]);
+            lab.cgroup(&format!("/b/{id}"));
+        }
+        r.rescan();
+        fs::remove_dir_all(lab.dir.join("run/runc")).unwrap();
+        r.rescan();
+        assert_eq!(
+            r.containers().iter().filter(|(_, _, gone)| *gone).count(),
+            2
+        );
+    }
+
+    #[test]
+    fn mount_parsing() {
+        let mounts = "cgroup /sys/fs/cgroup/cpu cgroup rw 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
+        assert_eq!(
+            cgroup2_mount_in(mounts),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(
+            cgroup2_mount_in("none /a\\040b cgroup2 rw 0 0"),
+            Some(PathBuf::from("/a b"))
+        );
+        assert_eq!(cgroup2_mount_in("garbage"), None);
+        assert_eq!(unescape_mount("\\777\\12"), "\u{fffd}\\12");
+    }
+}
