@@ -4,6 +4,7 @@
 //! records; [`pipeline`] adds stateful accounting; [`sink`] formats NDJSON and console lines;
 //! [`cli`] wires them into subcommands.
 
+pub mod cgroupfs;
 pub mod cli;
 pub mod clock;
 pub mod container;

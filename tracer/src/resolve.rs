@@ -24,6 +24,7 @@ use crate::container::{
     self, parse_cgroup_path_with_known, parse_proc_cgroup, short_id, ContainerMeta,
     KnownContainers, PodInfo, Runtime,
 };
+use crate::event::{Body, CgroupOp, Event};
 
 /// What an event's cgroup resolved to.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +97,28 @@ impl Container {
     }
 }
 
+/// The containers an event involves: the current task's, and the other task's for signals
+/// (target) and OOM kills (victim).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attrs {
+    pub process: Attribution,
+    pub other: Option<Attribution>,
+}
+
+impl Attrs {
+    /// For records not tied to a task (loss records, synthetic ones in tests).
+    pub const HOST: Self = Self {
+        process: Attribution::Host,
+        other: None,
+    };
+
+    /// Whether any task of the event is in a container.
+    pub fn touches_container(&self) -> bool {
+        self.process.container().is_some()
+            || self.other.as_ref().is_some_and(|o| o.container().is_some())
+    }
+}
+
 /// Names from a runtime API or store, keyed by container id.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Names {
@@ -156,46 +179,12 @@ impl Default for Config {
     }
 }
 
-/// Mount point of the cgroup v2 hierarchy from `/proc/self/mounts`: `/sys/fs/cgroup/unified`
-/// on hybrid hosts, `/sys/fs/cgroup` on pure v2 ones.
+/// Mount point of the cgroup v2 hierarchy: `/sys/fs/cgroup/unified` on hybrid hosts,
+/// `/sys/fs/cgroup` on pure v2 ones.
 pub fn cgroup2_mount() -> PathBuf {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    cgroup2_mount_in(&mounts).unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"))
-}
-
-/// The first `cgroup2` mount point in `/proc/self/mounts` content.
-pub fn cgroup2_mount_in(mounts: &str) -> Option<PathBuf> {
-    mounts.lines().find_map(|l| {
-        let mut f = l.split_whitespace();
-        let (_, mnt, ty) = (f.next()?, f.next()?, f.next()?);
-        (ty == "cgroup2").then(|| PathBuf::from(unescape_mount(mnt)))
-    })
-}
-
-/// `/proc/mounts` escapes space, tab, newline and backslash as `\ooo` octal.
-fn unescape_mount(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], octal) {
-            (b'\\', Some(d)) => {
-                let v = u32::from(d[0] - b'0') * 64
-                    + u32::from(d[1] - b'0') * 8
-                    + u32::from(d[2] - b'0');
-                out.push((v & 0xff) as u8);
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::cgroupfs::Mounts::current()
+        .v2
+        .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"))
 }
 
 struct Tracked {
@@ -312,9 +301,10 @@ impl Resolver {
             Some(t) => *t.container != c || t.cgroup_id != cgroup_id,
             None => true,
         };
+        let mut was_pending = false;
         if let Some(id) = cgroup_id {
-            // A cgroup first seen as pending now has its container: say so.
-            let was_pending = matches!(self.by_cgroup.get(&id), Some(Slot::Pending { .. }));
+            // A cgroup first seen as pending now has its container: say so, once.
+            was_pending = matches!(self.by_cgroup.get(&id), Some(Slot::Pending { .. }));
             self.by_cgroup.insert(id, Slot::Container(key.clone()));
             if was_pending {
                 self.updates.push(Update {
@@ -326,7 +316,7 @@ impl Resolver {
         }
         if changed {
             let c = Arc::new(c);
-            if self.tracked.contains_key(&key) {
+            if self.tracked.contains_key(&key) && !was_pending {
                 self.updates.push(Update {
                     cgroup_id,
                     container: Arc::clone(&c),
@@ -537,6 +527,33 @@ impl Resolver {
         {
             self.rescan();
         }
+    }
+
+    /// Attribute an event, learning from it first (cgroup records carry id and path).
+    pub fn attribute(&mut self, ev: &Event) -> Attrs {
+        if let Body::Cgroup(c) = &ev.body {
+            if c.root == 0 && c.op != CgroupOp::Rmdir {
+                self.cgroup_created(c.id, &c.path);
+            }
+        }
+        let process = self.resolve(ev.task.cgroup_id, Some(ev.task.pid));
+        let other = match &ev.body {
+            Body::Signal(s) => s
+                .target_cgroup_id
+                .map(|id| self.resolve(id, s.target_tgid.or(Some(s.target_pid)))),
+            Body::OomVictim(o) => o
+                .victim_cgroup_id
+                .map(|id| self.resolve(id, o.victim_tgid.or(Some(o.victim_pid)))),
+            Body::Cgroup(c) if c.root == 0 => {
+                let a = self.resolve(c.id, c.pid);
+                if c.op == CgroupOp::Rmdir {
+                    self.cgroup_removed(c.id);
+                }
+                Some(a)
+            }
+            _ => None,
+        };
+        Attrs { process, other }
     }
 
     /// Updates since the last call (containers named, resolved or changed).
@@ -850,20 +867,5 @@ mod tests {
             r.containers().iter().filter(|(_, _, gone)| *gone).count(),
             2
         );
-    }
-
-    #[test]
-    fn mount_parsing() {
-        let mounts = "cgroup /sys/fs/cgroup/cpu cgroup rw 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
-        assert_eq!(
-            cgroup2_mount_in(mounts),
-            Some(PathBuf::from("/sys/fs/cgroup/unified"))
-        );
-        assert_eq!(
-            cgroup2_mount_in("none /a\\040b cgroup2 rw 0 0"),
-            Some(PathBuf::from("/a b"))
-        );
-        assert_eq!(cgroup2_mount_in("garbage"), None);
-        assert_eq!(unescape_mount("\\777\\12"), "\u{fffd}\\12");
     }
 }

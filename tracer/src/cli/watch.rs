@@ -22,6 +22,7 @@ use crate::{
     names::parse_signal,
     pipeline::Pipeline,
     probe::{self, Options, Probe},
+    resolve::{self, Attrs, Resolver, Update},
     sink::{
         console,
         file::{LineSink, RotatingFile, Stdout},
@@ -62,6 +63,9 @@ pub struct WatchArgs {
     /// Rotated files to keep (FILE.1 ... FILE.N).
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub rotate_keep: u32,
+    /// Also scan this runc state root (`runc --root DIR`) for containers; repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub runc_root: Vec<PathBuf>,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
@@ -76,6 +80,8 @@ impl WatchArgs {
         if kinds.mask & kind_bit(kind::OOM_VICTIM) != 0 {
             kernel_kinds |= kind_bit(kind::SIGNAL);
         }
+        // cgroup creation and removal keep container attribution current.
+        kernel_kinds |= kind_bit(kind::CGROUP_MKDIR) | kind_bit(kind::CGROUP_RMDIR);
         let mut o = Options {
             kinds: kernel_kinds,
             cap_allowed: kinds.cap_allowed,
@@ -123,14 +129,23 @@ impl Out {
         }
     }
 
-    fn event(&mut self, ev: &Event) {
+    fn event(&mut self, ev: &Event, attrs: &Attrs) {
         if self.kinds & kind_bit(ev.kind) == 0 {
             return;
         }
         let s = if self.json {
-            json::line(&json::event(ev, &self.ctx))
+            json::line(&json::event(ev, attrs, &self.ctx))
         } else {
-            console::event(ev, &self.ctx)
+            console::event(ev, attrs, &self.ctx)
+        };
+        self.line(&s);
+    }
+
+    fn update(&mut self, u: &Update) {
+        let s = if self.json {
+            json::line(&json::update(u, &self.ctx))
+        } else {
+            console::update(u, &self.ctx)
         };
         self.line(&s);
     }
@@ -168,12 +183,31 @@ impl Out {
     }
 }
 
-fn drain(ring: &mut RingBuf<MapData>, pipeline: &mut Pipeline, out: &mut Out) -> u64 {
+/// Everything between the ring buffer and the output.
+struct Flow {
+    pipeline: Pipeline,
+    resolver: Resolver,
+}
+
+impl Flow {
+    fn handle(&mut self, ev: &Event, out: &mut Out) {
+        let attrs = self.resolver.attribute(ev);
+        out.event(ev, &attrs);
+        for u in self.resolver.take_updates() {
+            out.update(&u);
+        }
+        for w in self.resolver.warnings.drain(..) {
+            eprintln!("ctrace: warning: {w}");
+        }
+    }
+}
+
+fn drain(ring: &mut RingBuf<MapData>, flow: &mut Flow, out: &mut Out) -> u64 {
     let mut n = 0;
     while let Some(item) = ring.next() {
         n += 1;
-        if let Some(ev) = pipeline.ingest(&item) {
-            out.event(&ev);
+        if let Some(ev) = flow.pipeline.ingest(&item) {
+            flow.handle(&ev, out);
         }
     }
     n
@@ -227,7 +261,17 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
         ctx: Context::new(),
         done: None,
     };
-    let mut pipeline = Pipeline::new();
+    let mut resolver = Resolver::start(resolve::Config {
+        extra_state_roots: args.runc_root.clone(),
+        ..resolve::Config::default()
+    });
+    for w in resolver.warnings.drain(..) {
+        eprintln!("ctrace: warning: {w}");
+    }
+    let mut flow = Flow {
+        pipeline: Pipeline::new(),
+        resolver,
+    };
     let mut losses = LossTracker::default();
     let mut poll = tokio::time::interval(probe::POLL_INTERVAL);
     let mut second = tokio::time::interval(Duration::from_secs(1));
@@ -243,17 +287,17 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("waiting on the ring buffer")?;
-                rate_count += drain(guard.get_inner_mut(), &mut pipeline, &mut out);
+                rate_count += drain(guard.get_inner_mut(), &mut flow, &mut out);
                 guard.clear_ready();
             }
             _ = poll.tick() => {
-                rate_count += drain(ring.get_mut(), &mut pipeline, &mut out);
+                rate_count += drain(ring.get_mut(), &mut flow, &mut out);
             }
             _ = second.tick() => {
-                report(&probe, &mut pipeline, &mut losses, &mut out, window_ns);
+                report(&probe, &mut flow, &mut losses, &mut out, window_ns);
                 if status {
                     let secs = rate_start.elapsed().as_secs_f64().max(0.001);
-                    let lost = probe.counters().map(|c| LossTracker::total(&c, pipeline.decode_errors)).unwrap_or(0);
+                    let lost = probe.counters().map(|c| LossTracker::total(&c, flow.pipeline.decode_errors)).unwrap_or(0);
                     eprint!("\r\x1b[2K[ctrace] {:.0} events/s, {} lost", rate_count as f64 / secs, lost);
                     rate_start = Instant::now();
                     rate_count = 0;
@@ -272,21 +316,26 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
     // Stop production first, then drain what is left, then report the final losses, so the
     // books balance: attempts = delivered + lost.
     probe.detach();
-    drain(ring.get_mut(), &mut pipeline, &mut out);
-    report(&probe, &mut pipeline, &mut losses, &mut out, 0);
+    drain(ring.get_mut(), &mut flow, &mut out);
+    report(&probe, &mut flow, &mut losses, &mut out, 0);
     out.flush();
     if status {
         eprintln!();
     }
     if let Ok(c) = probe.counters() {
         if out.json {
-            let stats = json::stats(&c, &pipeline.delivered, pipeline.decode_errors, &out.ctx);
+            let stats = json::stats(
+                &c,
+                &flow.pipeline.delivered,
+                flow.pipeline.decode_errors,
+                &out.ctx,
+            );
             out.line(&json::line(&stats));
             out.flush();
         }
         let attempts: u64 = c.iter().map(|c| c.attempts).sum();
-        let lost = LossTracker::total(&c, pipeline.decode_errors);
-        let delivered: u64 = pipeline.delivered.iter().sum();
+        let lost = LossTracker::total(&c, flow.pipeline.decode_errors);
+        let delivered: u64 = flow.pipeline.delivered.iter().sum();
         eprintln!(
             "ctrace: {delivered} records delivered, {lost} lost, {attempts} produced by the kernel"
         );
@@ -301,22 +350,19 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn report(
-    probe: &Probe,
-    pipeline: &mut Pipeline,
-    losses: &mut LossTracker,
-    out: &mut Out,
-    window_ns: u64,
-) {
+fn report(probe: &Probe, flow: &mut Flow, losses: &mut LossTracker, out: &mut Out, window_ns: u64) {
     match probe.cap_states() {
         Ok(states) => {
-            for ev in pipeline.flush_caps(states, BootClock::boot_now_ns(), window_ns) {
-                out.event(&ev);
+            for ev in flow
+                .pipeline
+                .flush_caps(states, BootClock::boot_now_ns(), window_ns)
+            {
+                flow.handle(&ev, out);
             }
         }
         Err(e) => log::warn!("reading capability state: {e}"),
     }
-    losses.decode_errors = pipeline.decode_errors;
+    losses.decode_errors = flow.pipeline.decode_errors;
     match probe.counters() {
         Ok(c) => {
             for l in losses.delta(&c) {

@@ -1,14 +1,22 @@
 //! One human line per event. Every string from the kernel is escaped for the terminal.
 
 use super::{escape::terminal, json, Context, Loss};
+use crate::resolve::{Attribution, Attrs, Update};
 use crate::{
     clock::time_of_day_us,
     event::{Body, Event},
 };
 
 /// `18:40:01.123456 exec         pid=1234 ppid=1200 cgroup=4026 comm=sleep  /bin/sleep`
-pub fn event(ev: &Event, ctx: &Context) -> String {
+pub fn event(ev: &Event, attrs: &Attrs, ctx: &Context) -> String {
     let t = &ev.task;
+    let other = |id: Option<u64>| {
+        attrs
+            .other
+            .as_ref()
+            .map(|a| format!(" [{}]", terminal(&json::label(a, id.unwrap_or(0)))))
+            .unwrap_or_default()
+    };
     let ppid = t.ppid.map_or_else(|| "?".to_owned(), |p| p.to_string());
     let detail = match &ev.body {
         Body::Exec(e) => terminal(&e.filename),
@@ -21,16 +29,18 @@ pub fn event(ev: &Event, ctx: &Context) -> String {
         },
         Body::Fork(f) => format!("child={} {}", f.child_pid, terminal(&f.child_comm)),
         Body::Signal(s) => format!(
-            "{} -> pid={} comm={} ({})",
+            "{} -> pid={} comm={}{} ({})",
             crate::names::signal_name(s.sig.into()),
             s.target_pid,
             terminal(&s.target_comm),
+            other(s.target_cgroup_id),
             json::signal_result(s.result)
         ),
         Body::OomVictim(o) => format!(
-            "victim pid={} comm={} anon_rss={}KiB total_vm={}KiB",
+            "victim pid={} comm={}{} anon_rss={}KiB total_vm={}KiB",
             o.victim_pid,
             terminal(&o.victim_comm),
+            other(o.victim_cgroup_id),
             o.anon_rss_kb,
             o.total_vm_kb
         ),
@@ -43,14 +53,37 @@ pub fn event(ev: &Event, ctx: &Context) -> String {
         Body::Cgroup(c) => format!("id={} {}", c.id, terminal(&c.path)),
     };
     format!(
-        "{} {:<13} pid={:<7} ppid={:<7} cgroup={:<8} comm={:<16} {}",
+        "{} {:<13} {:<16} pid={:<7} ppid={:<7} comm={:<16} {}",
         time_of_day_us(ctx.clock.unix_ns(ev.boot_ns)),
         json::type_name(ev),
+        where_(&attrs.process, t.cgroup_id),
         t.pid,
         ppid,
-        t.cgroup_id,
         terminal(&t.comm),
         detail
+    )
+}
+
+/// The container column: its name, `host`, or `cgroup:<id>` when unplaced.
+fn where_(a: &Attribution, cgroup_id: u64) -> String {
+    match a {
+        Attribution::Host => "host".to_owned(),
+        Attribution::Container(c) => terminal(c.display()),
+        Attribution::Unknown => format!("cgroup:{cgroup_id}"),
+    }
+}
+
+/// A container became known or was named.
+pub fn update(u: &Update, ctx: &Context) -> String {
+    format!(
+        "{} {:<13} {:<16} container {} is {} ({}){}",
+        time_of_day_us(ctx.clock.unix_ns(crate::clock::BootClock::boot_now_ns())),
+        "container",
+        terminal(u.container.display()),
+        crate::container::short_id(&u.container.id),
+        terminal(u.container.display()),
+        u.container.runtime,
+        if u.container.gone { ", gone" } else { "" }
     )
 }
 
@@ -78,10 +111,10 @@ mod tests {
             clock: BootClock::fixed(1_795_977_181_000_000_000),
         };
         let e = ev::decode(&ev::tests::exec_record("/bin/\u{1b}]0;pwned\u{7}")).unwrap();
-        let line = event(&e, &ctx);
+        let line = event(&e, &Attrs::HOST, &ctx);
         assert_eq!(
             line,
-            "18:33:02.000000 exec          pid=100     ppid=1       cgroup=4242     \
+            "18:33:02.000000 exec          host             pid=100     ppid=1       \
              comm=sleep            /bin/\\x1b]0;pwned\\x07"
         );
     }

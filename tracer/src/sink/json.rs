@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 use tracer_common::kind;
 
 use super::{Context, Loss};
+use crate::resolve::{Attribution, Attrs, Update};
 use crate::{
     clock::rfc3339_ns,
     event::{kind_name, Body, CgroupOp, Event},
@@ -53,8 +54,62 @@ pub fn signal_result(r: i32) -> &'static str {
     }
 }
 
+/// The `container` object: `null` for a host process, the container's metadata, or
+/// `{"id": null, "resolved": false}` for a cgroup ctrace could not place.
+pub fn container(a: &Attribution) -> Value {
+    match a {
+        Attribution::Host => Value::Null,
+        Attribution::Container(c) => {
+            let mut v = serde_json::to_value(c.as_ref()).unwrap_or(Value::Null);
+            if let Some(m) = v.as_object_mut() {
+                m.insert("resolved".into(), true.into());
+            }
+            v
+        }
+        Attribution::Unknown => json!({ "id": null, "resolved": false }),
+    }
+}
+
+/// `web (docker)`, `host`, or `cgroup 4242` in explanations.
+pub fn label(a: &Attribution, cgroup_id: u64) -> String {
+    match a {
+        Attribution::Host => "host".to_owned(),
+        Attribution::Container(c) => format!("{}, {}", c.display(), c.runtime),
+        Attribution::Unknown => format!("cgroup {cgroup_id}"),
+    }
+}
+
+/// A `container_update` record: a container became known, was named, or changed.
+pub fn update(u: &Update, ctx: &Context) -> Value {
+    let mut m = base(
+        ctx,
+        "container_update",
+        crate::clock::BootClock::boot_now_ns(),
+    );
+    m.insert("cgroup_id".into(), u.cgroup_id.into());
+    m.insert(
+        "container".into(),
+        container(&Attribution::Container(std::sync::Arc::clone(&u.container))),
+    );
+    m.insert("reason".into(), u.reason.into());
+    m.insert(
+        "explanation".into(),
+        format!(
+            "container {} is {} ({}){}",
+            crate::container::short_id(&u.container.id),
+            u.container.display(),
+            u.container.runtime,
+            u.cgroup_id
+                .map(|id| format!(", cgroup {id}"))
+                .unwrap_or_default()
+        )
+        .into(),
+    );
+    Value::Object(m)
+}
+
 /// One event as a JSON object.
-pub fn event(ev: &Event, ctx: &Context) -> Value {
+pub fn event(ev: &Event, attrs: &Attrs, ctx: &Context) -> Value {
     let mut m = base(ctx, type_name(ev), ev.boot_ns);
     let t = &ev.task;
     let mut process = json!({
@@ -69,12 +124,14 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
     }
     m.insert("process".into(), process);
     m.insert("cgroup_id".into(), t.cgroup_id.into());
-    m.insert("container".into(), Value::Null);
+    m.insert("container".into(), container(&attrs.process));
+    let who = label(&attrs.process, t.cgroup_id);
+    let other = attrs.other.as_ref().map(container);
     let explanation = match &ev.body {
         Body::Exec(e) => {
             m.insert("filename".into(), e.filename.clone().into());
             m.insert("old_pid".into(), e.old_pid.into());
-            format!("{} (pid {}) executed {}", t.comm, t.pid, e.filename)
+            format!("{} (pid {}, {who}) executed {}", t.comm, t.pid, e.filename)
         }
         Body::Exit(e) => {
             m.insert("exit_code".into(), e.code().into());
@@ -87,13 +144,15 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
             m.insert("group_dead".into(), e.group_dead.into());
             match (e.signal(), e.code()) {
                 (Some(s), _) => format!(
-                    "{} (pid {}) was killed by {}",
+                    "{} (pid {}, {who}) was killed by {}",
                     t.comm,
                     t.pid,
                     signal_name(s.into())
                 ),
-                (None, Some(c)) => format!("{} (pid {}) exited with code {c}", t.comm, t.pid),
-                (None, None) => format!("{} (pid {}) exited", t.comm, t.pid),
+                (None, Some(c)) => {
+                    format!("{} (pid {}, {who}) exited with code {c}", t.comm, t.pid)
+                }
+                (None, None) => format!("{} (pid {}, {who}) exited", t.comm, t.pid),
             }
         }
         Body::Fork(f) => {
@@ -101,7 +160,7 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
                 "child".into(),
                 json!({ "pid": f.child_pid, "comm": f.child_comm }),
             );
-            format!("{} (pid {}) forked {}", t.comm, t.pid, f.child_pid)
+            format!("{} (pid {}, {who}) forked {}", t.comm, t.pid, f.child_pid)
         }
         Body::Signal(s) => {
             let name = signal_name(s.sig.into());
@@ -119,13 +178,18 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
                     "tgid": s.target_tgid,
                     "comm": s.target_comm,
                     "cgroup_id": s.target_cgroup_id,
+                    "container": other.clone().unwrap_or(Value::Null),
                 }),
             );
             m.insert("group".into(), s.group.into());
             m.insert("result".into(), signal_result(s.result).into());
             m.insert("errno".into(), s.errno.into());
+            let whom = attrs.other.as_ref().map_or_else(
+                || "unattributed".to_owned(),
+                |a| label(a, s.target_cgroup_id.unwrap_or(0)),
+            );
             format!(
-                "{} (pid {}) sent {name} to {} (pid {}): {}",
+                "{} (pid {}, {who}) sent {name} to {} (pid {}, {whom}): {}",
                 t.comm,
                 t.pid,
                 s.target_comm,
@@ -142,6 +206,7 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
                     "comm": o.victim_comm,
                     "uid": o.victim_uid,
                     "cgroup_id": o.victim_cgroup_id,
+                    "container": other.clone().unwrap_or(Value::Null),
                 }),
             );
             m.insert("total_vm_kb".into(), o.total_vm_kb.into());
@@ -150,8 +215,13 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
             m.insert("shmem_rss_kb".into(), o.shmem_rss_kb.into());
             m.insert("pgtables_kb".into(), o.pgtables_kb.into());
             m.insert("oom_score_adj".into(), o.oom_score_adj.into());
+            let whom = attrs.other.as_ref().map_or_else(
+                || "unattributed".to_owned(),
+                |a| label(a, o.victim_cgroup_id.unwrap_or(0)),
+            );
             format!(
-                "OOM killer chose {} (pid {}, anon RSS {} KiB); triggered by {} (pid {})",
+                "OOM killer chose {} (pid {}, {whom}, anon RSS {} KiB); triggered by {} (pid {}, \
+                 {who})",
                 o.victim_comm, o.victim_pid, o.anon_rss_kb, t.comm, t.pid
             )
         }
@@ -164,7 +234,7 @@ pub fn event(ev: &Event, ctx: &Context) -> Value {
             m.insert("ret".into(), c.ret.into());
             m.insert("count".into(), c.count.into());
             format!(
-                "{} (pid {}) was {verdict} {name}{}",
+                "{} (pid {}, {who}) was {verdict} {name}{}",
                 t.comm,
                 t.pid,
                 if c.count > 1 {
@@ -261,7 +331,7 @@ mod tests {
     #[test]
     fn exec_record() {
         let ev = event::decode(&event::tests::exec_record("/bin/sleep")).unwrap();
-        let v = event(&ev, &ctx());
+        let v = event(&ev, &Attrs::HOST, &ctx());
         assert_eq!(v["schema"], "ctrace.v1");
         assert_eq!(v["type"], "exec");
         assert_eq!(v["ts"], "2026-11-29T18:33:02.000000123Z");
@@ -270,13 +340,16 @@ mod tests {
         assert_eq!(v["process"]["exe"], "/bin/sleep");
         assert_eq!(v["cgroup_id"], 4242);
         assert!(v["container"].is_null());
-        assert_eq!(v["explanation"], "sleep (pid 100) executed /bin/sleep");
+        assert_eq!(
+            v["explanation"],
+            "sleep (pid 100, host) executed /bin/sleep"
+        );
     }
 
     #[test]
     fn hostile_strings_stay_on_one_line() {
         let ev = event::decode(&event::tests::exec_record("/tmp/a\nb\u{1b}c\"d")).unwrap();
-        let l = line(&event(&ev, &ctx()));
+        let l = line(&event(&ev, &Attrs::HOST, &ctx()));
         assert!(!l.contains('\n'));
         assert!(!l.contains('\u{1b}'));
         let back: Value = serde_json::from_str(&l).unwrap();

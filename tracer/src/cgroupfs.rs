@@ -1,0 +1,328 @@
+//! The cgroup file systems as mounted: where each v1 controller and the v2 hierarchy live, and
+//! readers for the memory controller's files (v1 and v2). Parsers are pure; "no data" (a
+//! missing or unreadable file) stays distinct from zero.
+
+use std::{
+    collections::BTreeMap,
+    ffi::OsString,
+    os::unix::ffi::OsStringExt as _,
+    path::{Component, Path, PathBuf},
+};
+
+use serde::Serialize;
+
+/// Mount points of the cgroup hierarchies (from `/proc/self/mounts`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mounts {
+    /// cgroup2: `/sys/fs/cgroup` on pure v2 hosts, `/sys/fs/cgroup/unified` on hybrid ones.
+    pub v2: Option<PathBuf>,
+    /// v1 controller name (`memory`, `cpu`, `cpuacct`, `pids`, `name=systemd`, ...) → mount.
+    pub v1: BTreeMap<String, PathBuf>,
+}
+
+impl Mounts {
+    /// This host's mounts.
+    pub fn current() -> Self {
+        Self::parse(&std::fs::read_to_string("/proc/self/mounts").unwrap_or_default())
+    }
+
+    /// Parse `/proc/self/mounts` content; the first mount of each hierarchy wins, malformed
+    /// lines are skipped.
+    pub fn parse(mounts: &str) -> Self {
+        let mut m = Self::default();
+        for line in mounts.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [_, mount_point, fs_type, options, ..] = fields[..] else {
+                continue;
+            };
+            match fs_type {
+                "cgroup2" => {
+                    m.v2.get_or_insert_with(|| unescape(mount_point));
+                }
+                "cgroup" => {
+                    for opt in options.split(',') {
+                        if is_controller(opt) {
+                            m.v1.entry(opt.to_owned())
+                                .or_insert_with(|| unescape(mount_point));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        m
+    }
+
+    /// Directory of `cgroup_path` in the v1 hierarchy of `controller`.
+    pub fn v1_dir(&self, controller: &str, cgroup_path: &str) -> Option<PathBuf> {
+        join(self.v1.get(controller)?, cgroup_path)
+    }
+
+    /// Directory of `cgroup_path` in the v2 hierarchy.
+    pub fn v2_dir(&self, cgroup_path: &str) -> Option<PathBuf> {
+        join(self.v2.as_ref()?, cgroup_path)
+    }
+
+    /// Where the memory controller of `cgroup_path` is: v1 when a v1 `memory` hierarchy is
+    /// mounted (hybrid hosts bind it there), else v2.
+    pub fn memory(&self, cgroup_path: &str) -> Option<MemoryDir> {
+        if let Some(d) = self.v1_dir("memory", cgroup_path) {
+            return Some(MemoryDir::V1(d));
+        }
+        self.v2_dir(cgroup_path).map(MemoryDir::V2)
+    }
+}
+
+/// Mount options that name a controller (not `rw`, `relatime`, ...).
+fn is_controller(opt: &str) -> bool {
+    const NOT: [&str; 8] = [
+        "rw",
+        "ro",
+        "nosuid",
+        "nodev",
+        "noexec",
+        "relatime",
+        "noatime",
+        "nsdelegate",
+    ];
+    !opt.is_empty()
+        && !NOT.contains(&opt)
+        && !opt.starts_with("release_agent")
+        && !opt.starts_with("clone_children")
+        && !opt.starts_with("seclabel")
+        && !opt.starts_with("memory_")
+        && opt != "xattr"
+        && opt != "cpuset_v2_mode"
+        && opt != "noprefix"
+}
+
+/// Undo `/proc/mounts` octal escapes (`\040` for a space).
+fn unescape(field: &str) -> PathBuf {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .map(|d| d.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0')))
+            .and_then(|v| u8::try_from(v).ok());
+        match (b[i], octal) {
+            (b'\\', Some(v)) => {
+                out.push(v);
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(OsString::from_vec(out))
+}
+
+/// `root` joined with a cgroup path, refusing `..` so a path from a container's state can
+/// never leave the hierarchy.
+pub fn join(root: &Path, cgroup_path: &str) -> Option<PathBuf> {
+    let mut dir = root.to_path_buf();
+    for c in Path::new(cgroup_path).components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(part) => dir.push(part),
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(dir)
+}
+
+/// A cgroup's memory controller directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoryDir {
+    V1(PathBuf),
+    V2(PathBuf),
+}
+
+/// Memory figures of a cgroup at one moment. `None`: the file was missing or unreadable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MemoryStats {
+    /// Limit in bytes; `None` also for "no limit" (`max`, or v1's huge sentinel).
+    pub limit_bytes: Option<u64>,
+    pub usage_bytes: Option<u64>,
+    /// Highest usage seen (v1 `max_usage_in_bytes`, v2 `memory.peak`).
+    pub peak_bytes: Option<u64>,
+    /// v1 `memory.failcnt`: times usage hit the limit.
+    pub failcnt: Option<u64>,
+    /// OOM events: v1 `memory.oom_control` `oom_kill`; v2 `memory.events` `oom`.
+    pub oom_events: Option<u64>,
+    /// OOM kills: v1 `oom_control` `oom_kill`, v2 `memory.events` `oom_kill`.
+    pub oom_kills: Option<u64>,
+    /// v2 `memory.events` `max`: times usage was about to exceed the limit.
+    pub max_events: Option<u64>,
+}
+
+/// v1 reports "no limit" as the largest page-aligned `i64`.
+const V1_UNLIMITED_FLOOR: u64 = 1 << 62;
+
+/// `memory.limit_in_bytes` (v1) or `memory.max` (v2): `None` for no limit or garbage.
+pub fn parse_limit(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if t == "max" {
+        return None;
+    }
+    t.parse::<u64>().ok().filter(|&v| v < V1_UNLIMITED_FLOOR)
+}
+
+pub fn parse_u64(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
+/// `key value` lines (`memory.events`, `memory.oom_control`, `memory.stat`).
+pub fn parse_flat_keyed(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (k, v) = (f.next()?, f.next()?);
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+impl MemoryDir {
+    /// Read what exists now. Never fails: missing files are `None`.
+    pub fn read(&self) -> MemoryStats {
+        let read = |dir: &Path, f: &str| std::fs::read_to_string(dir.join(f)).ok();
+        match self {
+            Self::V1(d) => {
+                let oom = read(d, "memory.oom_control").map(|t| parse_flat_keyed(&t));
+                MemoryStats {
+                    limit_bytes: read(d, "memory.limit_in_bytes")
+                        .as_deref()
+                        .and_then(parse_limit),
+                    usage_bytes: read(d, "memory.usage_in_bytes")
+                        .as_deref()
+                        .and_then(parse_u64),
+                    peak_bytes: read(d, "memory.max_usage_in_bytes")
+                        .as_deref()
+                        .and_then(parse_u64),
+                    failcnt: read(d, "memory.failcnt").as_deref().and_then(parse_u64),
+                    oom_events: None,
+                    oom_kills: oom.as_ref().and_then(|m| m.get("oom_kill").copied()),
+                    max_events: None,
+                }
+            }
+            Self::V2(d) => {
+                let events = read(d, "memory.events").map(|t| parse_flat_keyed(&t));
+                MemoryStats {
+                    limit_bytes: read(d, "memory.max").as_deref().and_then(parse_limit),
+                    usage_bytes: read(d, "memory.current").as_deref().and_then(parse_u64),
+                    peak_bytes: read(d, "memory.peak").as_deref().and_then(parse_u64),
+                    failcnt: None,
+                    oom_events: events.as_ref().and_then(|m| m.get("oom").copied()),
+                    oom_kills: events.as_ref().and_then(|m| m.get("oom_kill").copied()),
+                    max_events: events.as_ref().and_then(|m| m.get("max").copied()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0
+cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0
+cgroup /sys/fs/cgroup/cpuacct cgroup rw,relatime,cpuacct 0 0
+cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0
+cgroup /sys/fs/cgroup/systemd cgroup rw,relatime,name=systemd 0 0
+cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
+";
+
+    #[test]
+    fn hybrid_and_pure_v2_mounts() {
+        let m = Mounts::parse(HYBRID);
+        assert_eq!(m.v2.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
+        assert_eq!(m.v1["memory"], Path::new("/sys/fs/cgroup/memory"));
+        assert_eq!(m.v1["name=systemd"], Path::new("/sys/fs/cgroup/systemd"));
+        assert!(!m.v1.contains_key("rw") && !m.v1.contains_key("relatime"));
+        assert_eq!(
+            m.memory("/docker/abc"),
+            Some(MemoryDir::V1(PathBuf::from(
+                "/sys/fs/cgroup/memory/docker/abc"
+            )))
+        );
+        let combined = Mounts::parse("cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0");
+        assert_eq!(combined.v1["cpu"], combined.v1["cpuacct"]);
+        let v2 =
+            Mounts::parse("cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate,memory_recursiveprot 0 0");
+        assert_eq!(
+            v2.memory("/system.slice/docker-x.scope"),
+            Some(MemoryDir::V2(PathBuf::from(
+                "/sys/fs/cgroup/system.slice/docker-x.scope"
+            )))
+        );
+        assert_eq!(Mounts::parse("garbage\n\n"), Mounts::default());
+        assert_eq!(unescape("/a\\040b\\777"), PathBuf::from("/a b\\777"));
+    }
+
+    #[test]
+    fn joins_refuse_escapes() {
+        let root = Path::new("/sys/fs/cgroup/memory");
+        assert_eq!(join(root, "/docker/x"), Some(root.join("docker/x")));
+        assert_eq!(join(root, "/"), Some(root.to_path_buf()));
+        assert_eq!(join(root, "/docker/../../etc"), None);
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_limit("104857600\n"), Some(100 << 20));
+        assert_eq!(parse_limit("max\n"), None);
+        assert_eq!(parse_limit("9223372036854771712\n"), None, "v1 unlimited");
+        assert_eq!(parse_limit("garbage"), None);
+        let ev = parse_flat_keyed("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\nbad\nx y\n");
+        assert_eq!((ev["max"], ev["oom"], ev["oom_kill"]), (12, 1, 1));
+        assert!(!ev.contains_key("x"));
+    }
+
+    #[test]
+    fn reads_v1_and_v2_directories() {
+        let d = std::env::temp_dir().join(format!("ctrace-mem-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("memory.limit_in_bytes"), "104857600\n").unwrap();
+        std::fs::write(d.join("memory.usage_in_bytes"), "104800000\n").unwrap();
+        std::fs::write(d.join("memory.max_usage_in_bytes"), "104857600\n").unwrap();
+        std::fs::write(d.join("memory.failcnt"), "345\n").unwrap();
+        std::fs::write(
+            d.join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
+        )
+        .unwrap();
+        let v1 = MemoryDir::V1(d.clone()).read();
+        assert_eq!(v1.limit_bytes, Some(100 << 20));
+        assert_eq!(
+            (v1.failcnt, v1.oom_kills, v1.oom_events),
+            (Some(345), Some(1), None)
+        );
+        let v2 = MemoryDir::V2(d.clone()).read();
+        assert_eq!(
+            v2,
+            MemoryStats::default(),
+            "v2 files absent: no data, not zero"
+        );
+        std::fs::write(d.join("memory.max"), "max\n").unwrap();
+        std::fs::write(d.join("memory.current"), "4096\n").unwrap();
+        std::fs::write(
+            d.join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        let v2 = MemoryDir::V2(d.clone()).read();
+        assert_eq!(
+            (v2.limit_bytes, v2.usage_bytes, v2.oom_kills, v2.max_events),
+            (None, Some(4096), Some(1), Some(3))
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
