@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod container;
 pub mod event;
+pub mod inspect;
 pub mod names;
 pub mod pipeline;
 pub mod probe;

@@ -1,0 +1,44 @@
+//! Data gathering and pure logic behind `ctrace inspect`: a container's capabilities,
+//! namespaces and process tree, and the comparison of two containers.
+//!
+//! - [`caps`]: `/proc/<pid>/status` (capability sets, no_new_privs, seccomp, ids) and the
+//!   OCI default capability set.
+//! - [`namespaces`]: `/proc/<pid>/ns/*` inodes and which namespaces are shared with the host
+//!   or with other containers.
+//! - [`proctree`]: `/proc/<pid>/stat`, the process tree of a container and its text rendering.
+//! - [`diff`]: differences between two containers, as rows and as a side-by-side table.
+//!
+//! The parsers are pure and never panic on any input; the functions that read `/proc`
+//! tolerate processes that exit while they are being read.
+
+pub mod caps;
+pub mod diff;
+pub mod namespaces;
+pub mod proctree;
+
+pub use self::{
+    caps::{
+        cap_number, describe_diff, parse_status, read_proc_caps, read_status, read_status_at,
+        CapSet, ProcCaps, ProcStatus, SeccompMode, OCI_DEFAULT_CAPS,
+    },
+    diff::{
+        cap_summary, diff, format_bytes, format_cpus, render_side_by_side, ContainerView, DiffRow,
+    },
+    namespaces::{
+        compare, parse_ns_link, read_host_ns, read_host_ns_at, read_ns, read_ns_at, HostNs,
+        HostNsSource, NsSet, NsShare, NsType,
+    },
+    proctree::{
+        all_parents, descendants, parse_cmdline, parse_pid_list, parse_stat, process_tree,
+        process_tree_at, process_tree_from_root, process_tree_from_root_at, read_cgroup_pids,
+        render_tree, tree_rows, ProcNode, ProcTree, StatLine, TreeRow, UserNames,
+    },
+};
+
+use std::io;
+
+/// True for the errors that mean "this process is gone" (it exited between listing and
+/// reading): `ENOENT` and `ESRCH`.
+pub fn is_vanished(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::NotFound || err.raw_os_error() == Some(libc::ESRCH)
+}
