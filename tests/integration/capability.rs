@@ -105,7 +105,10 @@ fn a_burst_of_10000_denials_yields_few_records_whose_counts_add_up() {
     let dir = TempDir::new("capburst");
     let file = dir.0.join("owned-by-root");
     std::fs::write(&file, b"x").unwrap();
-    let w = Watch::start(&bin, &["--events", "capability", "--cap-window", "1"]);
+    let w = Watch::start(
+        &bin,
+        &["--events", "capability", "--cap-window", "1", "--host"],
+    );
     let pid = chown_burst(&file, 10_000);
     let own_cgroup = cgroup_id_of(std::process::id()).expect("own cgroup");
     // The tail of the burst is flushed from the kernel map once the window has passed.

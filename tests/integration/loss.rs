@@ -8,7 +8,10 @@ use ctrace_tests::{require, Watch};
 #[test]
 fn stalled_reader_with_tiny_ring_counts_every_lost_record() {
     let Some(bin) = require() else { return };
-    let w = Watch::start(&bin, &["--events", "exec,exit", "--ring-size", "4096"]);
+    let w = Watch::start(
+        &bin,
+        &["--events", "exec,exit", "--ring-size", "4096", "--host"],
+    );
     // Stall the reader, flood, resume.
     // SAFETY: signalling our own child.
     unsafe { libc::kill(w.pid() as i32, libc::SIGSTOP) };

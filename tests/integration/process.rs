@@ -13,7 +13,7 @@ fn exec_and_exit_of_host_processes_carry_pid_comm_and_exit_code() {
     let Some(bin) = require() else { return };
     let dir = TempDir::new("exec");
     let sh = unique_binary(&dir, "/bin/sh", "ctsh_exit7");
-    let w = Watch::start(&bin, &["--events", "exec,exit"]);
+    let w = Watch::start(&bin, &["--events", "exec,exit", "--host"]);
 
     let mut child = Command::new(&sh)
         .args(["-c", "exit 7"])
@@ -55,7 +55,7 @@ fn exit_by_signal_reports_the_signal_and_128_plus_n() {
     let Some(bin) = require() else { return };
     let dir = TempDir::new("sigexit");
     let sleep = unique_binary(&dir, "/bin/sleep", "ctsleep_kill9");
-    let w = Watch::start(&bin, &["--events", "exec,exit"]);
+    let w = Watch::start(&bin, &["--events", "exec,exit", "--host"]);
     let mut child = Command::new(&sleep).arg("30").spawn().expect("spawn");
     let pid = child.id();
     w.wait_for("exec of ctsleep_kill9", WAIT, |v| {

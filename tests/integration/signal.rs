@@ -11,7 +11,7 @@ fn kill_between_processes(sig: &str, signo: i64, name: &str) {
     let dir = TempDir::new(name);
     let target = unique_binary(&dir, "/bin/sleep", &format!("cttgt_{name}"));
     let sender = unique_binary(&dir, "/bin/sh", &format!("ctsnd_{name}"));
-    let w = Watch::start(&bin, &["--events", "signal,exit"]);
+    let w = Watch::start(&bin, &["--events", "signal,exit", "--host"]);
     let mut victim = Command::new(&target)
         .arg("30")
         .spawn()
@@ -61,7 +61,7 @@ fn opt_in_signals_are_filtered_in_the_kernel_unless_asked_for() {
     let dir = TempDir::new("usr1");
     let target = unique_binary(&dir, "/bin/sleep", "cttgt_usr1");
     // Without --signals USR1: SIGUSR1 is not reported, SIGKILL is.
-    let w = Watch::start(&bin, &["--events", "signal"]);
+    let w = Watch::start(&bin, &["--events", "signal", "--host"]);
     let mut victim = Command::new(&target).arg("30").spawn().expect("spawn");
     let vpid = victim.id() as i32;
     // SAFETY: signalling our own child.
@@ -82,7 +82,7 @@ fn opt_in_signals_are_filtered_in_the_kernel_unless_asked_for() {
         "SIGUSR1 must be filtered by default"
     );
     // With --signals USR1 it is.
-    let w = Watch::start(&bin, &["--events", "signal", "--signals", "USR1"]);
+    let w = Watch::start(&bin, &["--events", "signal", "--signals", "USR1", "--host"]);
     let mut victim = Command::new(&target).arg("30").spawn().expect("spawn");
     let vpid = victim.id() as i32;
     // SAFETY: signalling our own child.

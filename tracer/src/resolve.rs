@@ -64,6 +64,9 @@ pub struct Container {
     /// cgroup path in the unified hierarchy.
     #[serde(skip)]
     pub cgroup_path: Option<String>,
+    /// cgroup paths per v1 controller (`memory`, `cpu`, ...; `""` is the unified one).
+    #[serde(skip)]
+    pub cgroup_paths: BTreeMap<String, String>,
     /// The container is gone (its cgroup was removed or its state disappeared).
     #[serde(skip)]
     pub gone: bool,
@@ -92,8 +95,18 @@ impl Container {
             pod: meta.pod.clone(),
             init_pid: meta.init_pid,
             cgroup_path: meta.cgroup_path.clone(),
+            cgroup_paths: meta.cgroup_paths.clone(),
             gone: false,
         }
+    }
+
+    /// The cgroup path of a v1 controller, else the unified path (the same on Docker's
+    /// cgroupfs layout; runc without a cgroupsPath nests v1 paths differently).
+    pub fn cgroup_path_for(&self, controller: &str) -> Option<&str> {
+        self.cgroup_paths
+            .get(controller)
+            .or(self.cgroup_path.as_ref())
+            .map(String::as_str)
     }
 }
 
@@ -500,6 +513,7 @@ impl Resolver {
             pod: None,
             init_pid: None,
             cgroup_path: Some(path.to_owned()),
+            cgroup_paths: BTreeMap::new(),
             gone: false,
         };
         let mut c = c;

@@ -17,18 +17,27 @@ use tokio::{
 use tracer_common::{kind, kind_bit};
 
 use crate::{
+    cgroupfs::Mounts,
     clock::BootClock,
-    event::{kind_name, Event},
+    container::Runtime,
+    event::{kind_name, Body, Event},
+    explain::{CgroupMemory, Correlator, Incident},
     names::parse_signal,
     pipeline::Pipeline,
     probe::{self, Options, Probe},
     resolve::{self, Attrs, Resolver, Update},
     sink::{
-        console,
+        console, escape,
         file::{LineSink, RotatingFile, Stdout},
+        filter::{self, Filter},
         json, Context, Loss, LossTracker,
     },
 };
+
+const RED: &str = "\x1b[1;31m";
+const YELLOW: &str = "\x1b[33m";
+const CYAN: &str = "\x1b[36m";
+const MAGENTA: &str = "\x1b[35m";
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -66,9 +75,28 @@ pub struct WatchArgs {
     /// Also scan this runc state root (`runc --root DIR`) for containers; repeatable.
     #[arg(long, value_name = "DIR")]
     pub runc_root: Vec<PathBuf>,
+    /// Only events touching this container (name, id or id prefix, pod name); repeatable.
+    #[arg(long, value_name = "NAME|ID")]
+    pub container: Vec<String>,
+    /// Only containers of this runtime (docker, containerd, runc, crio, podman); repeatable.
+    #[arg(long, value_name = "RUNTIME", value_parser = filter::parse_runtime)]
+    pub runtime: Vec<Runtime>,
+    /// Also show host processes that touch no container.
+    #[arg(long)]
+    pub host: bool,
+    /// Colour the console output: auto (when stdout is a terminal), always, never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 impl WatchArgs {
@@ -79,6 +107,10 @@ impl WatchArgs {
         // in the kernel whenever OOM kills are asked for, and show them only if asked too.
         if kinds.mask & kind_bit(kind::OOM_VICTIM) != 0 {
             kernel_kinds |= kind_bit(kind::SIGNAL);
+        }
+        // Kill and OOM incidents end with the target's exit.
+        if kinds.mask & (kind_bit(kind::SIGNAL) | kind_bit(kind::OOM_VICTIM)) != 0 {
+            kernel_kinds |= kind_bit(kind::EXIT);
         }
         // cgroup creation and removal keep container attribution current.
         kernel_kinds |= kind_bit(kind::CGROUP_MKDIR) | kind_bit(kind::CGROUP_RMDIR);
@@ -114,6 +146,8 @@ struct Out {
     /// Kinds the user asked to see (the kernel may trace more, for correlation).
     kinds: u32,
     json: bool,
+    color: bool,
+    filter: Filter,
     ctx: Context,
     /// Set once writing failed: `Ok(())` for a broken pipe, the error otherwise.
     done: Option<anyhow::Result<()>>,
@@ -130,24 +164,63 @@ impl Out {
     }
 
     fn event(&mut self, ev: &Event, attrs: &Attrs) {
-        if self.kinds & kind_bit(ev.kind) == 0 {
+        if self.kinds & kind_bit(ev.kind) == 0 || !self.filter.event(attrs) {
             return;
         }
         let s = if self.json {
             json::line(&json::event(ev, attrs, &self.ctx))
         } else {
-            console::event(ev, attrs, &self.ctx)
+            let denied = matches!(&ev.body, Body::Capability(c) if !c.allowed());
+            self.paint(
+                console::event(ev, attrs, &self.ctx),
+                if denied { YELLOW } else { "" },
+            )
+        };
+        self.line(&s);
+    }
+
+    fn incident(&mut self, i: &Incident) {
+        // An incident shows when the kind it comes from is shown.
+        let from = match i {
+            Incident::Kill(_) => kind::SIGNAL,
+            Incident::Oom(_) => kind::OOM_VICTIM,
+            Incident::ContainerStart { .. } => kind::EXEC,
+            Incident::ContainerStop { .. } => kind::EXIT,
+        };
+        if self.kinds & kind_bit(from) == 0 || !self.filter.incident(i) {
+            return;
+        }
+        let s = if self.json {
+            json::line(&json::incident(i, &self.ctx))
+        } else {
+            let color = match i {
+                Incident::Kill(_) | Incident::Oom(_) => RED,
+                _ => CYAN,
+            };
+            self.paint(console::incident(i, &self.ctx), color)
         };
         self.line(&s);
     }
 
     fn update(&mut self, u: &Update) {
+        if !self.filter.container(&u.container) {
+            return;
+        }
         let s = if self.json {
             json::line(&json::update(u, &self.ctx))
         } else {
-            console::update(u, &self.ctx)
+            self.paint(console::update(u, &self.ctx), CYAN)
         };
         self.line(&s);
+    }
+
+    /// Colour a whole console line (its text is already escaped).
+    fn paint(&self, line: String, color: &str) -> String {
+        if self.color && !color.is_empty() {
+            format!("{color}{line}\x1b[0m")
+        } else {
+            line
+        }
     }
 
     fn loss(&mut self, l: &Loss) {
@@ -155,7 +228,7 @@ impl Out {
         let s = if self.json {
             json::line(&json::loss(l, &self.ctx, now))
         } else {
-            console::loss(l, &self.ctx, now)
+            self.paint(console::loss(l, &self.ctx, now), MAGENTA)
         };
         self.line(&s);
     }
@@ -187,12 +260,16 @@ impl Out {
 struct Flow {
     pipeline: Pipeline,
     resolver: Resolver,
+    correlator: Correlator<CgroupMemory>,
 }
 
 impl Flow {
     fn handle(&mut self, ev: &Event, out: &mut Out) {
         let attrs = self.resolver.attribute(ev);
         out.event(ev, &attrs);
+        for i in self.correlator.observe(ev, &attrs) {
+            out.incident(&i);
+        }
         for u in self.resolver.take_updates() {
             out.update(&u);
         }
@@ -254,10 +331,22 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
     );
 
     let status = io::stderr().is_terminal();
+    let json = args.json || args.output.is_some();
     let mut out = Out {
         w: sink,
         kinds: probe::parse_kinds(&args.events).map_or(u32::MAX, |k| k.mask),
-        json: args.json || args.output.is_some(),
+        json,
+        color: !json
+            && match args.color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => io::stdout().is_terminal(),
+            },
+        filter: Filter {
+            containers: args.container.clone(),
+            runtimes: args.runtime.clone(),
+            include_host: args.host,
+        },
         ctx: Context::new(),
         done: None,
     };
@@ -268,9 +357,18 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
     for w in resolver.warnings.drain(..) {
         eprintln!("ctrace: warning: {w}");
     }
+    for pattern in &args.container {
+        if resolver.find(pattern).is_empty() {
+            eprintln!(
+                "ctrace: warning: no container matches {:?} yet; watching for it",
+                escape::terminal(pattern)
+            );
+        }
+    }
     let mut flow = Flow {
         pipeline: Pipeline::new(),
         resolver,
+        correlator: Correlator::new(CgroupMemory(Mounts::current())),
     };
     let mut losses = LossTracker::default();
     let mut poll = tokio::time::interval(probe::POLL_INTERVAL);
@@ -318,6 +416,9 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
     probe.detach();
     drain(ring.get_mut(), &mut flow, &mut out);
     report(&probe, &mut flow, &mut losses, &mut out, 0);
+    for i in flow.correlator.flush() {
+        out.incident(&i);
+    }
     out.flush();
     if status {
         eprintln!();
@@ -361,6 +462,9 @@ fn report(probe: &Probe, flow: &mut Flow, losses: &mut LossTracker, out: &mut Ou
             }
         }
         Err(e) => log::warn!("reading capability state: {e}"),
+    }
+    for i in flow.correlator.tick(BootClock::boot_now_ns()) {
+        out.incident(&i);
     }
     losses.decode_errors = flow.pipeline.decode_errors;
     match probe.counters() {

@@ -1,10 +1,13 @@
 //! One human line per event. Every string from the kernel is escaped for the terminal.
 
 use super::{escape::terminal, json, Context, Loss};
-use crate::resolve::{Attribution, Attrs, Update};
 use crate::{
     clock::time_of_day_us,
     event::{Body, Event},
+};
+use crate::{
+    explain::Incident,
+    resolve::{Attribution, Attrs, Update},
 };
 
 /// `18:40:01.123456 exec         pid=1234 ppid=1200 cgroup=4026 comm=sleep  /bin/sleep`
@@ -84,6 +87,20 @@ pub fn update(u: &Update, ctx: &Context) -> String {
         terminal(u.container.display()),
         u.container.runtime,
         if u.container.gone { ", gone" } else { "" }
+    )
+}
+
+/// An incident: the explanation, with the container in the column.
+pub fn incident(i: &Incident, ctx: &Context) -> String {
+    let who = i
+        .container()
+        .map_or_else(|| "host".to_owned(), |c| terminal(c.display()));
+    format!(
+        "{} {:<13} {:<16} {}",
+        time_of_day_us(ctx.clock.unix_ns(i.boot_ns())),
+        i.type_name().to_uppercase(),
+        who,
+        terminal(&i.explain())
     )
 }
 

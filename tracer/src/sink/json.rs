@@ -6,12 +6,15 @@ use serde_json::{json, Map, Value};
 use tracer_common::kind;
 
 use super::{Context, Loss};
-use crate::resolve::{Attribution, Attrs, Update};
 use crate::{
     clock::rfc3339_ns,
     event::{kind_name, Body, CgroupOp, Event},
     names::{capability_name, signal_name},
     probe::KindCounters,
+};
+use crate::{
+    explain::{ExitInfo, Incident, Party, StopReason},
+    resolve::{Attribution, Attrs, Update},
 };
 
 pub const SCHEMA: &str = "ctrace.v1";
@@ -262,6 +265,101 @@ pub fn event(ev: &Event, attrs: &Attrs, ctx: &Context) -> Value {
         }
     };
     m.insert("explanation".into(), explanation.into());
+    Value::Object(m)
+}
+
+fn party(p: &Party) -> Value {
+    json!({
+        "pid": p.pid,
+        "comm": p.comm,
+        "cgroup_id": p.cgroup_id,
+        "container": container(&p.attribution),
+    })
+}
+
+fn exit_info(e: Option<&ExitInfo>) -> Value {
+    e.map_or(Value::Null, |e| {
+        json!({
+            "exit_code": e.code,
+            "signal": e.signal.map(|s| signal_name(s.into())),
+        })
+    })
+}
+
+/// An incident record (`kill`, `oom_kill`, `container_start`, `container_stop`).
+pub fn incident(i: &Incident, ctx: &Context) -> Value {
+    let mut m = base(ctx, i.type_name(), i.boot_ns());
+    match i {
+        Incident::Kill(k) => {
+            m.insert("container".into(), container(&k.target.attribution));
+            m.insert("signal".into(), signal_name(k.signo.into()).into());
+            m.insert("signo".into(), k.signo.into());
+            m.insert(
+                "origin".into(),
+                if k.from_kernel { "kernel" } else { "user" }.into(),
+            );
+            m.insert("sender".into(), party(&k.sender));
+            m.insert("target".into(), party(&k.target));
+            m.insert("target_exit".into(), exit_info(k.exit.as_ref()));
+            m.insert("container_stopped".into(), k.container_stopped.into());
+        }
+        Incident::Oom(o) => {
+            m.insert("container".into(), container(&o.victim.attribution));
+            m.insert("scope".into(), o.scope.as_str().into());
+            let mut victim = party(&o.victim);
+            let d = &o.details;
+            victim["rss_kb"] = (d.anon_rss_kb + d.file_rss_kb + d.shmem_rss_kb).into();
+            victim["anon_rss_kb"] = d.anon_rss_kb.into();
+            victim["file_rss_kb"] = d.file_rss_kb.into();
+            victim["shmem_rss_kb"] = d.shmem_rss_kb.into();
+            victim["total_vm_kb"] = d.total_vm_kb.into();
+            victim["oom_score_adj"] = d.oom_score_adj.into();
+            m.insert("victim".into(), victim);
+            m.insert("trigger".into(), party(&o.trigger));
+            m.insert(
+                "memory".into(),
+                o.memory.as_ref().map_or(Value::Null, |mem| {
+                    serde_json::to_value(mem).unwrap_or(Value::Null)
+                }),
+            );
+            m.insert("victim_exit".into(), exit_info(o.exit.as_ref()));
+            m.insert("container_stopped".into(), o.container_stopped.into());
+        }
+        Incident::ContainerStart {
+            container: c,
+            init,
+            filename,
+            ..
+        } => {
+            m.insert(
+                "container".into(),
+                container(&Attribution::Container(std::sync::Arc::clone(c))),
+            );
+            m.insert("init".into(), party(init));
+            m.insert("filename".into(), filename.clone().into());
+        }
+        Incident::ContainerStop {
+            container: c,
+            exit,
+            reason,
+            ..
+        } => {
+            m.insert(
+                "container".into(),
+                container(&Attribution::Container(std::sync::Arc::clone(c))),
+            );
+            m.insert("exit".into(), exit_info(Some(exit)));
+            let (r, by) = match reason {
+                StopReason::Exited => ("exited", Value::Null),
+                StopReason::Killed { by, .. } => ("killed", party(by)),
+                StopReason::OomKilled => ("oom_killed", Value::Null),
+                StopReason::Signaled => ("signaled", Value::Null),
+            };
+            m.insert("reason".into(), r.into());
+            m.insert("by".into(), by);
+        }
+    }
+    m.insert("explanation".into(), i.explain().into());
     Value::Object(m)
 }
 

@@ -3,6 +3,7 @@
 pub mod console;
 pub mod escape;
 pub mod file;
+pub mod filter;
 pub mod json;
 
 use crate::{clock::BootClock, probe::KindCounters};

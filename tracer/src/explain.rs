@@ -1,0 +1,917 @@
+//! Correlation of events into incidents, each with a one-sentence explanation.
+//!
+//! - **kill**: a terminating signal (`signal_generate`) and the exit of its target. The target
+//!   and the sender are both attributed; when the target is a container's init, the container
+//!   stopped because of it.
+//! - **oom_kill**: `oom:mark_victim`, the SIGKILL the OOM killer sends just before it
+//!   (mm/oom_kill.c `__oom_kill_process`), the victim's exit, and the memory figures of the
+//!   victim's cgroup read when the record arrives: container-limit OOM vs host-wide OOM.
+//! - **container_start** / **container_stop**: the exec and the exit of a container's init,
+//!   with the reason it stopped (exited, killed by a signal from X, OOM-killed).
+//!
+//! Pure apart from the [`MemoryReader`] it is given, so every rule is unit-tested.
+
+use std::{collections::HashMap, sync::Arc};
+
+use crate::{
+    cgroupfs::{MemoryStats, Mounts},
+    event::{Body, Event, Exit, OomVictim, Signal, Task},
+    names::signal_name,
+    resolve::{Attribution, Attrs, Container},
+};
+
+/// How long a signal or OOM victim waits for its target's exit before the incident is
+/// reported without it.
+pub const EXIT_WAIT_NS: u64 = 5_000_000_000;
+
+/// Signals whose default action ends the process: the ones worth a kill incident.
+const TERMINATING: [i32; 8] = [1, 2, 3, 6, 9, 11, 14, 15];
+
+/// `si_code` of signals the kernel sends itself (`SI_KERNEL`).
+const SI_KERNEL: i32 = 0x80;
+
+/// A task as incidents report it: who, and in which container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Party {
+    pub pid: u32,
+    pub comm: String,
+    pub attribution: Attribution,
+    pub cgroup_id: Option<u64>,
+}
+
+impl Party {
+    fn of_task(t: &Task, a: &Attribution) -> Self {
+        Self {
+            pid: t.pid,
+            comm: t.comm.clone(),
+            attribution: a.clone(),
+            cgroup_id: Some(t.cgroup_id),
+        }
+    }
+
+    /// `nginx (pid 1 in web, docker)`, `bash (pid 812, host)`.
+    pub fn describe(&self) -> String {
+        match &self.attribution {
+            Attribution::Host => format!("{} (pid {}, host)", self.comm, self.pid),
+            Attribution::Container(c) => {
+                format!(
+                    "{} (pid {} in {}, {})",
+                    self.comm,
+                    self.pid,
+                    c.display(),
+                    c.runtime
+                )
+            }
+            Attribution::Unknown => format!(
+                "{} (pid {}, cgroup {})",
+                self.comm,
+                self.pid,
+                self.cgroup_id.unwrap_or(0)
+            ),
+        }
+    }
+
+    pub fn container(&self) -> Option<&Arc<Container>> {
+        self.attribution.container()
+    }
+
+    /// Whether this task is its container's init process.
+    pub fn is_container_init(&self) -> bool {
+        self.container()
+            .is_some_and(|c| c.init_pid == Some(self.pid))
+    }
+}
+
+/// How the exit of a target went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitInfo {
+    pub code: Option<u32>,
+    pub signal: Option<u32>,
+}
+
+impl From<&Exit> for ExitInfo {
+    fn from(e: &Exit) -> Self {
+        Self {
+            code: e.code(),
+            signal: e.signal(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KillIncident {
+    pub boot_ns: u64,
+    pub signo: i32,
+    /// Sent by the kernel (`SI_KERNEL`) rather than a process calling kill(2).
+    pub from_kernel: bool,
+    pub sender: Party,
+    pub target: Party,
+    /// `None`: the target had not exited when the incident was reported.
+    pub exit: Option<ExitInfo>,
+    /// The target was its container's init: the container stopped with it.
+    pub container_stopped: bool,
+}
+
+/// Container-limit OOM (the cgroup hit its own limit) or host-wide OOM (the machine ran out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OomScope {
+    ContainerLimit,
+    Host,
+}
+
+impl OomScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ContainerLimit => "container_limit",
+            Self::Host => "host",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OomIncident {
+    pub boot_ns: u64,
+    pub victim: Party,
+    pub victim_tgid: u32,
+    pub details: OomVictim,
+    /// The task whose allocation made the kernel pick a victim.
+    pub trigger: Party,
+    /// Memory figures of the victim's cgroup when the record arrived.
+    pub memory: Option<MemoryStats>,
+    pub scope: OomScope,
+    pub exit: Option<ExitInfo>,
+    pub container_stopped: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopReason {
+    Exited,
+    Killed {
+        signo: i32,
+        by: Party,
+    },
+    OomKilled,
+    /// Died of a signal ctrace did not see being sent.
+    Signaled,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incident {
+    Kill(KillIncident),
+    Oom(Box<OomIncident>),
+    ContainerStart {
+        boot_ns: u64,
+        container: Arc<Container>,
+        init: Party,
+        filename: String,
+    },
+    ContainerStop {
+        boot_ns: u64,
+        container: Arc<Container>,
+        exit: ExitInfo,
+        reason: StopReason,
+    },
+}
+
+impl Incident {
+    pub fn boot_ns(&self) -> u64 {
+        match self {
+            Self::Kill(k) => k.boot_ns,
+            Self::Oom(o) => o.boot_ns,
+            Self::ContainerStart { boot_ns, .. } | Self::ContainerStop { boot_ns, .. } => *boot_ns,
+        }
+    }
+
+    /// The NDJSON `type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Kill(_) => "kill",
+            Self::Oom(_) => "oom_kill",
+            Self::ContainerStart { .. } => "container_start",
+            Self::ContainerStop { .. } => "container_stop",
+        }
+    }
+
+    /// The container the incident is about (the target's, the victim's, the one started or
+    /// stopped).
+    pub fn container(&self) -> Option<&Arc<Container>> {
+        match self {
+            Self::Kill(k) => k.target.container(),
+            Self::Oom(o) => o.victim.container(),
+            Self::ContainerStart { container, .. } | Self::ContainerStop { container, .. } => {
+                Some(container)
+            }
+        }
+    }
+
+    /// Whether any party of the incident is in a container.
+    pub fn touches_container(&self) -> bool {
+        match self {
+            Self::Kill(k) => k.target.container().is_some() || k.sender.container().is_some(),
+            Self::Oom(o) => o.victim.container().is_some() || o.trigger.container().is_some(),
+            _ => true,
+        }
+    }
+
+    /// The one-sentence explanation.
+    pub fn explain(&self) -> String {
+        match self {
+            Self::Kill(k) => {
+                let sig = signal_name(k.signo.into());
+                let by = if k.from_kernel {
+                    format!("the kernel (while {} ran)", k.sender.describe())
+                } else {
+                    k.sender.describe()
+                };
+                let mut s = format!("{} killed by {sig} from {by}", k.target.describe());
+                match (&k.exit, k.target.container()) {
+                    (Some(e), Some(c)) if k.container_stopped => {
+                        s.push_str(&format!("; {} exited with {}", c.display(), exit_text(e)));
+                    }
+                    (Some(e), _) => s.push_str(&format!("; it exited with {}", exit_text(e))),
+                    (None, _) => s.push_str("; it had not exited yet"),
+                }
+                s
+            }
+            Self::Oom(o) => {
+                let what = match (o.scope, o.victim.container()) {
+                    (OomScope::ContainerLimit, Some(c)) => format!(
+                        "{} hit its memory limit{}",
+                        c.display(),
+                        o.memory
+                            .as_ref()
+                            .and_then(|m| m.limit_bytes)
+                            .map(|l| format!(" of {}", bytes(l)))
+                            .unwrap_or_default()
+                    ),
+                    (OomScope::ContainerLimit, None) => "its cgroup hit its memory limit".into(),
+                    (OomScope::Host, _) => "the host ran out of memory".into(),
+                };
+                let usage = o
+                    .memory
+                    .as_ref()
+                    .map(|m| {
+                        let mut parts = Vec::new();
+                        if let Some(u) = m.usage_bytes {
+                            parts.push(format!("usage {}", bytes(u)));
+                        }
+                        if let Some(p) = m.peak_bytes {
+                            parts.push(format!("peak {}", bytes(p)));
+                        }
+                        if parts.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", parts.join(", "))
+                        }
+                    })
+                    .unwrap_or_default();
+                let rss = o.details.anon_rss_kb + o.details.file_rss_kb + o.details.shmem_rss_kb;
+                let trigger = if o.trigger.pid == o.victim_tgid {
+                    "its own allocation".to_owned()
+                } else {
+                    o.trigger.describe()
+                };
+                let mut s = format!(
+                    "{} was OOM-killed: {what}{usage}; victim RSS {}; triggered by {trigger}",
+                    o.victim.describe(),
+                    bytes(rss * 1024),
+                );
+                if let (true, Some(c)) = (o.container_stopped, o.victim.container()) {
+                    s.push_str(&format!("; {} stopped", c.display()));
+                }
+                s
+            }
+            Self::ContainerStart {
+                container,
+                init,
+                filename,
+                ..
+            } => format!(
+                "container {} ({}) started: {} (pid {})",
+                container.display(),
+                container.runtime,
+                filename,
+                init.pid
+            ),
+            Self::ContainerStop {
+                container,
+                exit,
+                reason,
+                ..
+            } => {
+                let why = match reason {
+                    StopReason::Exited => "its init exited".to_owned(),
+                    StopReason::Killed { signo, by } => {
+                        format!("{} from {}", signal_name((*signo).into()), by.describe())
+                    }
+                    StopReason::OomKilled => "its init was OOM-killed".to_owned(),
+                    StopReason::Signaled => "its init died of a signal".to_owned(),
+                };
+                format!(
+                    "container {} ({}) stopped with {}: {why}",
+                    container.display(),
+                    container.runtime,
+                    exit_text(exit)
+                )
+            }
+        }
+    }
+}
+
+fn exit_text(e: &ExitInfo) -> String {
+    match (e.code, e.signal) {
+        (Some(c), Some(s)) => format!("{c} ({})", signal_name(s.into())),
+        (Some(c), None) => c.to_string(),
+        _ => "an unknown status".into(),
+    }
+}
+
+/// `100 MiB`, `98.5 MiB`, `512 KiB`.
+pub fn bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 || (v - v.round()).abs() < 0.05 {
+        format!("{:.0} {}", v, UNITS[u])
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Reads a container's memory figures (injected so tests need no cgroup file system).
+pub trait MemoryReader {
+    fn read(&self, c: &Container) -> Option<MemoryStats>;
+}
+
+/// The live cgroup file systems.
+pub struct CgroupMemory(pub Mounts);
+
+impl MemoryReader for CgroupMemory {
+    fn read(&self, c: &Container) -> Option<MemoryStats> {
+        let path = c.cgroup_path_for("memory")?;
+        Some(self.0.memory(path)?.read())
+    }
+}
+
+struct PendingKill {
+    incident: KillIncident,
+    deadline: u64,
+}
+
+struct PendingOom {
+    incident: OomIncident,
+    deadline: u64,
+}
+
+/// The correlator: feed it every attributed event, and call [`Correlator::tick`] regularly.
+pub struct Correlator<M> {
+    memory: M,
+    kills: HashMap<u32, PendingKill>,
+    ooms: HashMap<u32, PendingOom>,
+    /// Victims already reported, so a repeated mark_victim is not a second incident.
+    recent_oom_victims: HashMap<u32, u64>,
+}
+
+impl<M: MemoryReader> Correlator<M> {
+    pub fn new(memory: M) -> Self {
+        Self {
+            memory,
+            kills: HashMap::new(),
+            ooms: HashMap::new(),
+            recent_oom_victims: HashMap::new(),
+        }
+    }
+
+    /// Incidents this event completes.
+    pub fn observe(&mut self, ev: &Event, attrs: &Attrs) -> Vec<Incident> {
+        let mut out = Vec::new();
+        match &ev.body {
+            Body::Signal(s) => self.signal(ev, s, attrs),
+            Body::OomVictim(o) => self.oom(ev, o, attrs),
+            Body::Exec(e) => {
+                let init = Party::of_task(&ev.task, &attrs.process);
+                if let (true, Some(c)) = (init.is_container_init(), init.container()) {
+                    out.push(Incident::ContainerStart {
+                        boot_ns: ev.boot_ns,
+                        container: Arc::clone(c),
+                        init: init.clone(),
+                        filename: e.filename.clone(),
+                    });
+                }
+            }
+            Body::Exit(e) if e.group_dead || ev.task.tid == ev.task.pid => {
+                self.exit(ev, e, attrs, &mut out);
+            }
+            _ => {}
+        }
+        out
+    }
+
+    fn signal(&mut self, ev: &Event, s: &Signal, attrs: &Attrs) {
+        if !TERMINATING.contains(&s.sig) || s.result != 0 {
+            return;
+        }
+        let target_pid = s.target_tgid.unwrap_or(s.target_pid);
+        // A process signalling itself (abort(), a shell's own exit) is not a kill.
+        if target_pid == ev.task.pid && s.code != SI_KERNEL {
+            return;
+        }
+        let target = Party {
+            pid: target_pid,
+            comm: s.target_comm.clone(),
+            attribution: attrs.other.clone().unwrap_or(Attribution::Unknown),
+            cgroup_id: s.target_cgroup_id,
+        };
+        self.kills.insert(
+            target_pid,
+            PendingKill {
+                incident: KillIncident {
+                    boot_ns: ev.boot_ns,
+                    signo: s.sig,
+                    from_kernel: s.code == SI_KERNEL,
+                    sender: Party::of_task(&ev.task, &attrs.process),
+                    container_stopped: false,
+                    target,
+                    exit: None,
+                },
+                deadline: ev.boot_ns + EXIT_WAIT_NS,
+            },
+        );
+    }
+
+    fn oom(&mut self, ev: &Event, o: &OomVictim, attrs: &Attrs) {
+        let tgid = o.victim_tgid.unwrap_or(o.victim_pid);
+        if let Some(&t) = self.recent_oom_victims.get(&tgid) {
+            if ev.boot_ns.saturating_sub(t) < EXIT_WAIT_NS * 2 {
+                return;
+            }
+        }
+        self.recent_oom_victims.insert(tgid, ev.boot_ns);
+        // The OOM killer's own SIGKILL belongs to this incident, not to a kill incident.
+        if self
+            .kills
+            .get(&tgid)
+            .is_some_and(|k| k.incident.from_kernel)
+        {
+            self.kills.remove(&tgid);
+        }
+        let victim = Party {
+            pid: tgid,
+            comm: o.victim_comm.clone(),
+            attribution: attrs.other.clone().unwrap_or(Attribution::Unknown),
+            cgroup_id: o.victim_cgroup_id,
+        };
+        let memory = victim.container().and_then(|c| self.memory.read(c));
+        let scope = oom_scope(memory.as_ref());
+        self.ooms.insert(
+            tgid,
+            PendingOom {
+                incident: OomIncident {
+                    boot_ns: ev.boot_ns,
+                    victim,
+                    victim_tgid: tgid,
+                    details: o.clone(),
+                    trigger: Party::of_task(&ev.task, &attrs.process),
+                    memory,
+                    scope,
+                    exit: None,
+                    container_stopped: false,
+                },
+                deadline: ev.boot_ns + EXIT_WAIT_NS,
+            },
+        );
+    }
+
+    fn exit(&mut self, ev: &Event, e: &Exit, attrs: &Attrs, out: &mut Vec<Incident>) {
+        let pid = ev.task.pid;
+        let exited = Party::of_task(&ev.task, &attrs.process);
+        let is_init = exited.is_container_init();
+        let info = ExitInfo::from(e);
+        let mut reason = match info.signal {
+            Some(_) => StopReason::Signaled,
+            None => StopReason::Exited,
+        };
+        if let Some(mut p) = self.ooms.remove(&pid) {
+            p.incident.exit = Some(info);
+            p.incident.container_stopped = is_init;
+            // The exit names the victim's container for sure when the signal did not.
+            if p.incident.victim.container().is_none() {
+                p.incident.victim.attribution = attrs.process.clone();
+            }
+            reason = StopReason::OomKilled;
+            out.push(Incident::Oom(Box::new(p.incident)));
+        } else if let Some(mut p) = self.kills.remove(&pid) {
+            p.incident.exit = Some(info);
+            p.incident.container_stopped = is_init;
+            if p.incident.target.container().is_none() {
+                p.incident.target.attribution = attrs.process.clone();
+            }
+            if info.signal.is_some() || p.incident.signo == 15 || p.incident.signo == 2 {
+                reason = StopReason::Killed {
+                    signo: p.incident.signo,
+                    by: p.incident.sender.clone(),
+                };
+            }
+            out.push(Incident::Kill(p.incident));
+        }
+        if let (true, Some(c)) = (is_init, exited.container()) {
+            out.push(Incident::ContainerStop {
+                boot_ns: ev.boot_ns,
+                container: Arc::clone(c),
+                exit: info,
+                reason,
+            });
+        }
+    }
+
+    /// Incidents whose target did not exit in time.
+    pub fn tick(&mut self, now_boot_ns: u64) -> Vec<Incident> {
+        let mut out = Vec::new();
+        let due: Vec<u32> = self
+            .ooms
+            .iter()
+            .filter(|(_, p)| p.deadline <= now_boot_ns)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in due {
+            if let Some(p) = self.ooms.remove(&k) {
+                out.push(Incident::Oom(Box::new(p.incident)));
+            }
+        }
+        let due: Vec<u32> = self
+            .kills
+            .iter()
+            .filter(|(_, p)| p.deadline <= now_boot_ns)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in due {
+            if let Some(p) = self.kills.remove(&k) {
+                out.push(Incident::Kill(p.incident));
+            }
+        }
+        self.recent_oom_victims
+            .retain(|_, t| now_boot_ns.saturating_sub(*t) < EXIT_WAIT_NS * 4);
+        out
+    }
+
+    /// Everything still pending, reported as is (at shutdown).
+    pub fn flush(&mut self) -> Vec<Incident> {
+        self.tick(u64::MAX)
+    }
+}
+
+/// A container-limit OOM leaves the cgroup at (or within 5 % of) its limit, and the peak
+/// reaches it; with no limit, or far below it, the whole host was short of memory.
+pub fn oom_scope(m: Option<&MemoryStats>) -> OomScope {
+    let Some(m) = m else {
+        return OomScope::Host;
+    };
+    let Some(limit) = m.limit_bytes else {
+        return OomScope::Host;
+    };
+    let near = |v: u64| v.saturating_mul(100) >= limit.saturating_mul(95);
+    if m.peak_bytes.is_some_and(near)
+        || m.usage_bytes.is_some_and(near)
+        || m.failcnt.is_some_and(|f| f > 0)
+    {
+        OomScope::ContainerLimit
+    } else {
+        OomScope::Host
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::{container::Runtime, event::Exec};
+
+    fn container(name: &str, init: u32) -> Arc<Container> {
+        Arc::new(Container {
+            id: format!("{name}-id"),
+            name: Some(name.into()),
+            runtime: Runtime::Docker,
+            image: None,
+            namespace: None,
+            labels: BTreeMap::new(),
+            pod: None,
+            init_pid: Some(init),
+            cgroup_path: Some(format!("/docker/{name}")),
+            cgroup_paths: BTreeMap::new(),
+            gone: false,
+        })
+    }
+
+    fn task(pid: u32, comm: &str, cg: u64) -> Task {
+        Task {
+            tid: pid,
+            pid,
+            ppid: Some(1),
+            uid: 0,
+            cgroup_id: cg,
+            comm: comm.into(),
+        }
+    }
+
+    fn ev(t: Task, boot_ns: u64, body: Body) -> Event {
+        Event {
+            kind: 0,
+            boot_ns,
+            task: t,
+            body,
+        }
+    }
+
+    fn signal(target: u32, comm: &str, sig: i32, code: i32) -> Body {
+        Body::Signal(Signal {
+            sig,
+            target_tgid: Some(target),
+            target_cgroup_id: Some(500),
+            errno: 0,
+            code,
+            target_pid: target,
+            target_comm: comm.into(),
+            group: true,
+            result: 0,
+        })
+    }
+
+    fn exit(status: u32) -> Body {
+        Body::Exit(Exit {
+            status: Some(status),
+            group_dead: true,
+        })
+    }
+
+    struct FixedMemory(Option<MemoryStats>);
+    impl MemoryReader for FixedMemory {
+        fn read(&self, _: &Container) -> Option<MemoryStats> {
+            self.0.clone()
+        }
+    }
+
+    fn in_c(c: &Arc<Container>) -> Attribution {
+        Attribution::Container(Arc::clone(c))
+    }
+
+    #[test]
+    fn kill_of_a_container_init_from_the_host() {
+        let web = container("web", 1000);
+        let mut cor = Correlator::new(FixedMemory(None));
+        let sent = cor.observe(
+            &ev(task(812, "bash", 1), 10, signal(1000, "nginx", 9, 0)),
+            &Attrs {
+                process: Attribution::Host,
+                other: Some(in_c(&web)),
+            },
+        );
+        assert!(sent.is_empty(), "waits for the exit");
+        let out = cor.observe(
+            &ev(task(1000, "nginx", 500), 20, exit(9)),
+            &Attrs {
+                process: in_c(&web),
+                other: None,
+            },
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            out[0].explain(),
+            "nginx (pid 1000 in web, docker) killed by SIGKILL from bash (pid 812, host); web exited with 137 (SIGKILL)"
+        );
+        let Incident::ContainerStop {
+            reason: StopReason::Killed { signo: 9, by },
+            exit,
+            ..
+        } = &out[1]
+        else {
+            panic!("{out:?}")
+        };
+        assert_eq!((by.pid, exit.code), (812, Some(137)));
+        assert_eq!(
+            out[1].explain(),
+            "container web (docker) stopped with 137 (SIGKILL): SIGKILL from bash (pid 812, host)"
+        );
+    }
+
+    #[test]
+    fn kill_without_exit_is_reported_after_the_wait() {
+        let mut cor = Correlator::new(FixedMemory(None));
+        let api = container("api", 7);
+        cor.observe(
+            &ev(task(900, "sh", 600), 0, signal(77, "python", 15, 0)),
+            &Attrs {
+                process: in_c(&api),
+                other: Some(in_c(&api)),
+            },
+        );
+        assert!(cor.tick(EXIT_WAIT_NS - 1).is_empty());
+        let out = cor.tick(EXIT_WAIT_NS);
+        assert_eq!(
+            out[0].explain(),
+            "python (pid 77 in api, docker) killed by SIGTERM from sh (pid 900 in api, docker); it had not exited yet"
+        );
+    }
+
+    #[test]
+    fn ignored_non_terminating_and_self_signals_are_not_kills() {
+        let mut cor = Correlator::new(FixedMemory(None));
+        let a = Attrs {
+            process: Attribution::Host,
+            other: Some(Attribution::Host),
+        };
+        cor.observe(&ev(task(1, "a", 1), 0, signal(5, "b", 10, 0)), &a); // SIGUSR1
+        cor.observe(&ev(task(5, "b", 1), 0, signal(5, "b", 6, -6)), &a); // abort()
+        let mut ignored = signal(6, "c", 15, 0);
+        if let Body::Signal(s) = &mut ignored {
+            s.result = 1;
+        }
+        cor.observe(&ev(task(1, "a", 1), 0, ignored), &a);
+        assert!(cor.flush().is_empty());
+    }
+
+    fn oom_body(victim: u32) -> Body {
+        Body::OomVictim(OomVictim {
+            victim_pid: victim,
+            victim_comm: "tail".into(),
+            victim_uid: 0,
+            total_vm_kb: 110_000,
+            anon_rss_kb: 100_000,
+            file_rss_kb: 400,
+            shmem_rss_kb: 0,
+            pgtables_kb: 200,
+            oom_score_adj: 0,
+            victim_tgid: Some(victim),
+            victim_cgroup_id: Some(500),
+        })
+    }
+
+    #[test]
+    fn container_limit_oom_of_init_collapses_the_kernels_sigkill() {
+        let c = container("lowmem100", 4242);
+        let mem = MemoryStats {
+            limit_bytes: Some(100 << 20),
+            usage_bytes: Some(100 << 20),
+            peak_bytes: Some(100 << 20),
+            failcnt: Some(900),
+            ..MemoryStats::default()
+        };
+        let mut cor = Correlator::new(FixedMemory(Some(mem)));
+        let attrs = Attrs {
+            process: in_c(&c),
+            other: Some(in_c(&c)),
+        };
+        cor.observe(
+            &ev(
+                task(4242, "tail", 500),
+                1,
+                signal(4242, "tail", 9, SI_KERNEL),
+            ),
+            &attrs,
+        );
+        cor.observe(&ev(task(4242, "tail", 500), 2, oom_body(4242)), &attrs);
+        cor.observe(&ev(task(4242, "tail", 500), 3, oom_body(4242)), &attrs); // duplicate
+        let out = cor.observe(
+            &ev(task(4242, "tail", 500), 4, exit(9)),
+            &Attrs {
+                process: in_c(&c),
+                other: None,
+            },
+        );
+        assert_eq!(out.len(), 2, "{out:?}");
+        let Incident::Oom(o) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(o.scope, OomScope::ContainerLimit);
+        assert_eq!(
+            out[0].explain(),
+            "tail (pid 4242 in lowmem100, docker) was OOM-killed: lowmem100 hit its memory limit of 100 MiB (usage 100 MiB, peak 100 MiB); victim RSS 98 MiB; triggered by its own allocation; lowmem100 stopped"
+        );
+        assert!(matches!(
+            &out[1],
+            Incident::ContainerStop {
+                reason: StopReason::OomKilled,
+                ..
+            }
+        ));
+        assert!(
+            cor.flush().is_empty(),
+            "no kill incident for the OOM killer's SIGKILL"
+        );
+    }
+
+    #[test]
+    fn oom_of_a_child_keeps_the_container_running() {
+        let c = container("app", 10);
+        let mut cor = Correlator::new(FixedMemory(Some(MemoryStats {
+            limit_bytes: Some(64 << 20),
+            peak_bytes: Some(64 << 20),
+            ..MemoryStats::default()
+        })));
+        let attrs = Attrs {
+            process: in_c(&c),
+            other: Some(in_c(&c)),
+        };
+        cor.observe(&ev(task(11, "sh", 500), 2, oom_body(12)), &attrs);
+        let out = cor.observe(
+            &ev(task(12, "tail", 500), 4, exit(9)),
+            &Attrs {
+                process: in_c(&c),
+                other: None,
+            },
+        );
+        assert_eq!(out.len(), 1, "no container_stop: {out:?}");
+        let Incident::Oom(o) = &out[0] else { panic!() };
+        assert!(!o.container_stopped);
+        assert!(o.explain_trigger_is_other());
+    }
+
+    impl OomIncident {
+        fn explain_trigger_is_other(&self) -> bool {
+            Incident::Oom(Box::new(self.clone()))
+                .explain()
+                .contains("triggered by sh (pid 11 in app, docker)")
+        }
+    }
+
+    #[test]
+    fn oom_scope_rules() {
+        let m = |limit, usage, peak| MemoryStats {
+            limit_bytes: limit,
+            usage_bytes: usage,
+            peak_bytes: peak,
+            ..MemoryStats::default()
+        };
+        assert_eq!(oom_scope(None), OomScope::Host);
+        assert_eq!(oom_scope(Some(&m(None, Some(5), None))), OomScope::Host);
+        assert_eq!(
+            oom_scope(Some(&m(Some(100), Some(96), None))),
+            OomScope::ContainerLimit
+        );
+        assert_eq!(
+            oom_scope(Some(&m(Some(100), Some(10), Some(99)))),
+            OomScope::ContainerLimit
+        );
+        assert_eq!(
+            oom_scope(Some(&m(Some(100), Some(10), Some(20)))),
+            OomScope::Host
+        );
+    }
+
+    #[test]
+    fn container_start_is_the_inits_exec() {
+        let c = container("web", 1000);
+        let mut cor = Correlator::new(FixedMemory(None));
+        let exec = Body::Exec(Exec {
+            old_pid: 1000,
+            filename: "/bin/sh".into(),
+        });
+        let out = cor.observe(
+            &ev(task(1000, "sh", 500), 1, exec.clone()),
+            &Attrs {
+                process: in_c(&c),
+                other: None,
+            },
+        );
+        assert_eq!(
+            out[0].explain(),
+            "container web (docker) started: /bin/sh (pid 1000)"
+        );
+        let out = cor.observe(
+            &ev(task(1001, "sh", 500), 1, exec),
+            &Attrs {
+                process: in_c(&c),
+                other: None,
+            },
+        );
+        assert!(out.is_empty(), "not the init");
+    }
+
+    #[test]
+    fn plain_exit_of_init_stops_the_container() {
+        let c = container("job", 50);
+        let mut cor = Correlator::new(FixedMemory(None));
+        let out = cor.observe(
+            &ev(task(50, "sh", 500), 1, exit(3 << 8)),
+            &Attrs {
+                process: in_c(&c),
+                other: None,
+            },
+        );
+        assert_eq!(
+            out[0].explain(),
+            "container job (docker) stopped with 3: its init exited"
+        );
+    }
+
+    #[test]
+    fn byte_formatting() {
+        assert_eq!(bytes(100 << 20), "100 MiB");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+    }
+}
