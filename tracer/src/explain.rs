@@ -367,6 +367,14 @@ struct PendingOom {
     deadline: u64,
 }
 
+/// An exec in a container whose init pid was not known yet.
+struct RecentExec {
+    boot_ns: u64,
+    container_id: String,
+    init: Party,
+    filename: String,
+}
+
 /// The correlator: feed it every attributed event, and call [`Correlator::tick`] regularly.
 pub struct Correlator<M> {
     memory: M,
@@ -374,6 +382,12 @@ pub struct Correlator<M> {
     ooms: HashMap<u32, PendingOom>,
     /// Victims already reported, so a repeated mark_victim is not a second incident.
     recent_oom_victims: HashMap<u32, u64>,
+    /// Execs in containers not resolved yet: the first exec of the init becomes the
+    /// container_start once the runtime's state names the init pid.
+    recent_execs: std::collections::VecDeque<RecentExec>,
+    /// (container id, init pid) already reported as started: busybox and shells exec more
+    /// than once in the same pid.
+    started: std::collections::HashSet<(String, u32)>,
 }
 
 impl<M: MemoryReader> Correlator<M> {
@@ -383,7 +397,35 @@ impl<M: MemoryReader> Correlator<M> {
             kills: HashMap::new(),
             ooms: HashMap::new(),
             recent_oom_victims: HashMap::new(),
+            recent_execs: std::collections::VecDeque::new(),
+            started: std::collections::HashSet::new(),
         }
+    }
+
+    /// A container became known (resolved, named): a start seen before it was known.
+    pub fn container_known(&mut self, c: &Arc<Container>) -> Vec<Incident> {
+        let Some(init_pid) = c.init_pid else {
+            return Vec::new();
+        };
+        let Some(pos) = self
+            .recent_execs
+            .iter()
+            .position(|e| e.container_id == c.id && e.init.pid == init_pid)
+        else {
+            return Vec::new();
+        };
+        let e = self.recent_execs.remove(pos).expect("position is in range");
+        if !self.started.insert((c.id.clone(), init_pid)) {
+            return Vec::new();
+        }
+        let mut init = e.init;
+        init.attribution = Attribution::Container(Arc::clone(c));
+        vec![Incident::ContainerStart {
+            boot_ns: e.boot_ns,
+            container: Arc::clone(c),
+            init,
+            filename: e.filename,
+        }]
     }
 
     /// Incidents this event completes.
@@ -394,13 +436,27 @@ impl<M: MemoryReader> Correlator<M> {
             Body::OomVictim(o) => self.oom(ev, o, attrs),
             Body::Exec(e) => {
                 let init = Party::of_task(&ev.task, &attrs.process);
-                if let (true, Some(c)) = (init.is_container_init(), init.container()) {
-                    out.push(Incident::ContainerStart {
-                        boot_ns: ev.boot_ns,
-                        container: Arc::clone(c),
-                        init: init.clone(),
-                        filename: e.filename.clone(),
-                    });
+                if let Some(c) = init.container() {
+                    if init.is_container_init() {
+                        if self.started.insert((c.id.clone(), init.pid)) {
+                            out.push(Incident::ContainerStart {
+                                boot_ns: ev.boot_ns,
+                                container: Arc::clone(c),
+                                init: init.clone(),
+                                filename: e.filename.clone(),
+                            });
+                        }
+                    } else if c.init_pid.is_none() {
+                        if self.recent_execs.len() >= 256 {
+                            self.recent_execs.pop_front();
+                        }
+                        self.recent_execs.push_back(RecentExec {
+                            boot_ns: ev.boot_ns,
+                            container_id: c.id.clone(),
+                            init: init.clone(),
+                            filename: e.filename.clone(),
+                        });
+                    }
                 }
             }
             Body::Exit(e) if e.group_dead || ev.task.tid == ev.task.pid => {
@@ -519,6 +575,7 @@ impl<M: MemoryReader> Correlator<M> {
             out.push(Incident::Kill(p.incident));
         }
         if let (true, Some(c)) = (is_init, exited.container()) {
+            self.started.remove(&(c.id.clone(), pid));
             out.push(Incident::ContainerStop {
                 boot_ns: ev.boot_ns,
                 container: Arc::clone(c),
@@ -555,6 +612,8 @@ impl<M: MemoryReader> Correlator<M> {
         }
         self.recent_oom_victims
             .retain(|_, t| now_boot_ns.saturating_sub(*t) < EXIT_WAIT_NS * 4);
+        self.recent_execs
+            .retain(|e| now_boot_ns.saturating_sub(e.boot_ns) < EXIT_WAIT_NS);
         out
     }
 
@@ -889,6 +948,47 @@ mod tests {
             },
         );
         assert!(out.is_empty(), "not the init");
+    }
+
+    #[test]
+    fn start_seen_before_the_container_was_known_is_reported_once_it_is() {
+        let mut pending = (*container("web", 0)).clone();
+        pending.init_pid = None;
+        let pending = Arc::new(pending);
+        let mut cor = Correlator::new(FixedMemory(None));
+        let exec = Body::Exec(Exec {
+            old_pid: 1000,
+            filename: "/bin/sh".into(),
+        });
+        let a = Attrs {
+            process: in_c(&pending),
+            other: None,
+        };
+        assert!(cor
+            .observe(&ev(task(1000, "sh", 500), 1, exec.clone()), &a)
+            .is_empty());
+        assert!(cor
+            .observe(&ev(task(1000, "sh", 500), 2, exec), &a)
+            .is_empty());
+        let known = container("web", 1000);
+        let out = cor.container_known(&known);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].boot_ns(), 1, "the first exec");
+        assert!(cor.container_known(&known).is_empty(), "once");
+        // Exec again in the same pid (busybox applets): no second start.
+        let exec = Body::Exec(Exec {
+            old_pid: 1000,
+            filename: "/proc/self/exe".into(),
+        });
+        assert!(cor
+            .observe(
+                &ev(task(1000, "sh", 500), 3, exec),
+                &Attrs {
+                    process: in_c(&known),
+                    other: None
+                }
+            )
+            .is_empty());
     }
 
     #[test]

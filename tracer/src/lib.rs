@@ -8,6 +8,8 @@ pub mod cgroupfs;
 pub mod cli;
 pub mod clock;
 pub mod container;
+pub mod docker;
+pub mod enrich;
 pub mod event;
 pub mod explain;
 pub mod inspect;

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Watch(args) => tracer::cli::watch::run(args),
+        Command::Ps(args) => tracer::cli::ps::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

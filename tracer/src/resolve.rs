@@ -140,6 +140,16 @@ pub struct Names {
     pub labels: BTreeMap<String, String>,
 }
 
+impl From<&crate::docker::DockerInfo> for Names {
+    fn from(d: &crate::docker::DockerInfo) -> Self {
+        Self {
+            name: Some(d.name.clone()).filter(|n| !n.is_empty()),
+            image: Some(d.image.clone()).filter(|i| !i.is_empty()),
+            labels: d.labels.clone(),
+        }
+    }
+}
+
 /// A container became known or changed (named, renamed, stopped): the `container_update`
 /// record.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,6 +186,8 @@ pub struct Config {
     pub tombstone_max: usize,
     /// Least time between two rescans of the state roots.
     pub rescan_interval: Duration,
+    /// Docker's container store (`config.v2.json` per container): names with no daemon.
+    pub docker_root: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -188,6 +200,7 @@ impl Default for Config {
             tombstone_ttl: Duration::from_secs(3600),
             tombstone_max: 10_000,
             rescan_interval: Duration::from_millis(200),
+            docker_root: Some(PathBuf::from(crate::docker::DEFAULT_CONTAINERS_ROOT)),
         }
     }
 }
@@ -216,6 +229,8 @@ pub struct Resolver {
     last_scan: Option<Instant>,
     last_walk: Option<Instant>,
     updates: Vec<Update>,
+    /// Containers seen for the first time, for background enrichment.
+    new: Vec<Arc<Container>>,
     /// Problems worth one warning each (unreadable state roots, ...), drained by the caller.
     pub warnings: Vec<String>,
     reported: std::collections::HashSet<String>,
@@ -240,6 +255,7 @@ impl Resolver {
             last_scan: None,
             last_walk: None,
             updates: Vec::new(),
+            new: Vec::new(),
             warnings: Vec::new(),
             reported: std::collections::HashSet::new(),
         }
@@ -305,7 +321,33 @@ impl Resolver {
             .or_else(|| meta.cgroup_path.as_deref().and_then(from_path))
     }
 
+    /// Names of a Docker container from its on-disk store, once per id.
+    fn docker_disk_names(&mut self, id: &str) {
+        if self.names.contains_key(id) {
+            return;
+        }
+        let Some(root) = &self.cfg.docker_root else {
+            return;
+        };
+        match crate::docker::read_container_dir(root, id) {
+            Ok(disk) => {
+                let info = crate::docker::DockerInfo::from_disk(&disk);
+                self.names.insert(id.to_owned(), Names::from(&info));
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                let w = format!("Docker store for {}: {e}", short_id(id));
+                if self.reported.insert(w.clone()) {
+                    self.warnings.push(w);
+                }
+            }
+        }
+    }
+
     fn upsert(&mut self, key: String, meta: &ContainerMeta, cgroup_id: Option<u64>) {
+        if meta.runtime == Runtime::Docker {
+            self.docker_disk_names(&meta.id);
+        }
         let mut c = Container::from_meta(meta);
         if let Some(n) = self.names.get(&meta.id) {
             apply_names(&mut c, n);
@@ -329,6 +371,9 @@ impl Resolver {
         }
         if changed {
             let c = Arc::new(c);
+            if !self.tracked.contains_key(&key) {
+                self.new.push(Arc::clone(&c));
+            }
             if self.tracked.contains_key(&key) && !was_pending {
                 self.updates.push(Update {
                     cgroup_id,
@@ -501,6 +546,9 @@ impl Resolver {
             self.by_cgroup.insert(id, Slot::Container(key));
             return;
         }
+        if runtime == Runtime::Docker {
+            self.docker_disk_names(&m.id);
+        }
         // A container cgroup whose state is not known yet: show the id (never a guessed
         // name) until a rescan finds it.
         let c = Container {
@@ -568,6 +616,11 @@ impl Resolver {
             _ => None,
         };
         Attrs { process, other }
+    }
+
+    /// Containers first seen since the last call.
+    pub fn take_new(&mut self) -> Vec<Arc<Container>> {
+        std::mem::take(&mut self.new)
     }
 
     /// Updates since the last call (containers named, resolved or changed).
@@ -674,6 +727,7 @@ mod tests {
                 proc_root: self.dir.join("proc"),
                 run_dir: self.dir.join("run"),
                 rescan_interval: Duration::ZERO,
+                docker_root: Some(self.dir.join("docker")),
                 ..Config::default()
             }
         }
@@ -746,6 +800,33 @@ mod tests {
         assert_eq!(
             (updates[0].reason, updates[0].cgroup_id),
             ("named", Some(cg))
+        );
+    }
+
+    #[test]
+    fn docker_names_from_its_store_with_no_daemon() {
+        const RUN: &str = "536cd104218ed65df39ec60a93ef7c85c87ed3c670bb958a7f14b8f68c101c33";
+        let lab = Lab::new("dockerstore");
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/docker/containers")
+            .join(RUN);
+        let store = lab.dir.join("docker").join(RUN);
+        fs::create_dir_all(&store).unwrap();
+        for f in ["config.v2.json", "hostconfig.json"] {
+            fs::copy(fixture.join(f), store.join(f)).unwrap();
+        }
+        let cg = lab.cgroup(&format!("/docker/{RUN}"));
+        lab.state(
+            "docker/runtime-runc/moby",
+            RUN,
+            &format!("/docker/{RUN}"),
+            &[],
+        );
+        let mut r = Resolver::start(lab.cfg());
+        let c = container(r.resolve(cg, None));
+        assert_eq!(
+            (c.display(), c.image.as_deref()),
+            ("ctrace-dk-run", Some("busybox:local"))
         );
     }
 

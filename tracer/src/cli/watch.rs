@@ -12,6 +12,7 @@ use clap::Args;
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{signal, SignalKind},
+    sync::mpsc,
 };
 
 use tracer_common::{kind, kind_bit};
@@ -20,12 +21,14 @@ use crate::{
     cgroupfs::Mounts,
     clock::BootClock,
     container::Runtime,
+    docker,
+    enrich::{self, Feed},
     event::{kind_name, Body, Event},
     explain::{CgroupMemory, Correlator, Incident},
     names::parse_signal,
     pipeline::Pipeline,
     probe::{self, Options, Probe},
-    resolve::{self, Attrs, Resolver, Update},
+    resolve::{self, Attrs, Names, Resolver, Update},
     sink::{
         console, escape,
         file::{LineSink, RotatingFile, Stdout},
@@ -87,6 +90,13 @@ pub struct WatchArgs {
     /// Colour the console output: auto (when stdout is a terminal), always, never.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Docker API socket, for container names and images (they are also read from Docker's
+    /// store on disk when the daemon does not answer).
+    #[arg(long, value_name = "PATH", default_value = docker::DEFAULT_SOCKET)]
+    pub docker_socket: PathBuf,
+    /// Do not talk to the Docker API.
+    #[arg(long)]
+    pub no_docker: bool,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
@@ -261,6 +271,7 @@ struct Flow {
     pipeline: Pipeline,
     resolver: Resolver,
     correlator: Correlator<CgroupMemory>,
+    feed: mpsc::Sender<Feed>,
 }
 
 impl Flow {
@@ -270,12 +281,44 @@ impl Flow {
         for i in self.correlator.observe(ev, &attrs) {
             out.incident(&i);
         }
+        self.after(out);
+    }
+
+    /// Report what the resolver learnt, and start enrichment of new containers.
+    fn after(&mut self, out: &mut Out) {
         for u in self.resolver.take_updates() {
             out.update(&u);
+            for i in self.correlator.container_known(&u.container) {
+                out.incident(&i);
+            }
         }
         for w in self.resolver.warnings.drain(..) {
             eprintln!("ctrace: warning: {w}");
         }
+        for c in self.resolver.take_new() {
+            if let (Runtime::Containerd, Some(ns), None) = (c.runtime, &c.namespace, &c.image) {
+                let (ns, id, tx) = (ns.clone(), c.id.clone(), self.feed.clone());
+                tokio::spawn(async move {
+                    if let Some(image) =
+                        enrich::containerd_image(&ns, &id, Duration::from_secs(2)).await
+                    {
+                        let names = Names {
+                            image: Some(image),
+                            ..Names::default()
+                        };
+                        let _ = tx.send(Feed::Names { id, names }).await;
+                    }
+                });
+            }
+        }
+    }
+
+    fn feed(&mut self, f: Feed, out: &mut Out) {
+        match f {
+            Feed::Names { id, names } => self.resolver.set_names(&id, names),
+            Feed::Warning(w) => eprintln!("ctrace: warning: {}", escape::terminal(&w)),
+        }
+        self.after(out);
     }
 }
 
@@ -365,11 +408,21 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
             );
         }
     }
+    let (feed_tx, mut feed_rx) = mpsc::channel(1024);
+    if !args.no_docker {
+        tokio::spawn(enrich::docker(
+            args.docker_socket.clone(),
+            docker::DEFAULT_TIMEOUT,
+            feed_tx.clone(),
+        ));
+    }
     let mut flow = Flow {
         pipeline: Pipeline::new(),
         resolver,
         correlator: Correlator::new(CgroupMemory(Mounts::current())),
+        feed: feed_tx,
     };
+    flow.after(&mut out);
     let mut losses = LossTracker::default();
     let mut poll = tokio::time::interval(probe::POLL_INTERVAL);
     let mut second = tokio::time::interval(Duration::from_secs(1));
@@ -401,6 +454,7 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
                     rate_count = 0;
                 }
             }
+            Some(f) = feed_rx.recv() => flow.feed(f, &mut out),
             _ = sighup.recv() => out.reopen(),
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
