@@ -1,6 +1,7 @@
 //! Integration tests: the real `ctrace` binary, this kernel, real processes and containers.
 //! Run as root through `cargo xtask test` (which also starts the container runtimes).
 
+mod attribution;
 mod capability;
 mod cgroup;
 mod cli;

@@ -359,3 +359,236 @@ pub fn cgroup_id_of(pid: u32) -> Option<u64> {
 pub fn get<'a>(v: &'a Value, path: &str) -> &'a Value {
     path.split('.').fold(v, |v, k| &v[k])
 }
+
+/// Whether containerd answers and has the lab image.
+pub fn require_containerd() -> bool {
+    let ok = Command::new("ctr")
+        .args(["-n", "default", "image", "ls", "-q"])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("busybox:local")
+        });
+    if !ok {
+        unavailable("containerd is not running or lacks docker.io/library/busybox:local (run `cargo xtask lab-up`)");
+    }
+    ok
+}
+
+/// The lab's runc root file system (made by `cargo xtask lab-up`).
+pub const RUNC_ROOTFS: &str = "/var/lib/ctrace-lab/rootfs";
+
+pub fn require_runc() -> bool {
+    let ok = Path::new(RUNC_ROOTFS).join("bin/busybox").exists()
+        && Command::new("runc")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        unavailable("runc or the lab rootfs is missing (run `cargo xtask lab-up`)");
+    }
+    ok
+}
+
+/// A containerd container (`ctr -n NS run -d`), killed and removed on drop.
+pub struct CtrContainer {
+    pub namespace: String,
+    pub id: String,
+}
+
+impl CtrContainer {
+    pub const IMAGE: &'static str = "docker.io/library/busybox:local";
+
+    pub fn run(namespace: &str, id: &str, extra: &[&str], cmd: &[&str]) -> Self {
+        let c = Self {
+            namespace: namespace.to_owned(),
+            id: id.to_owned(),
+        };
+        c.remove();
+        run(Command::new("ctr")
+            .args(["-n", namespace, "run", "-d"])
+            .args(extra)
+            .arg(Self::IMAGE)
+            .arg(id)
+            .args(cmd)
+            .stdin(Stdio::null()));
+        c
+    }
+
+    /// Host pid of the init (`ctr task ls`).
+    pub fn init_pid(&self) -> u32 {
+        let out = run(Command::new("ctr").args(["-n", &self.namespace, "task", "ls"]));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next()? == self.id).then(|| f.next()?.parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no task {} in ctr task ls", self.id))
+    }
+
+    /// `ctr task exec` a command; returns its exit status.
+    pub fn exec(&self, exec_id: &str, cmd: &[&str]) -> std::process::ExitStatus {
+        Command::new("ctr")
+            .args([
+                "-n",
+                &self.namespace,
+                "task",
+                "exec",
+                "--exec-id",
+                exec_id,
+                &self.id,
+            ])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .expect("ctr task exec")
+    }
+
+    pub fn remove(&self) {
+        let ctr = |args: &[&str]| {
+            let _ = Command::new("ctr")
+                .args(["-n", &self.namespace])
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        };
+        ctr(&["task", "kill", "-s", "KILL", &self.id]);
+        for _ in 0..50 {
+            ctr(&["task", "delete", &self.id]);
+            let gone = Command::new("ctr")
+                .args(["-n", &self.namespace, "task", "ls", "-q"])
+                .output()
+                .map(|o| {
+                    !String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .any(|l| l == self.id)
+                })
+                .unwrap_or(true);
+            if gone {
+                break;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        ctr(&["container", "delete", &self.id]);
+    }
+}
+
+impl Drop for CtrContainer {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// A plain runc container from a bundle made from the lab rootfs, killed and deleted on drop.
+pub struct RuncContainer {
+    pub root: Option<PathBuf>,
+    pub id: String,
+    bundle: TempDir,
+}
+
+impl RuncContainer {
+    /// `runc [--root ROOT] run -d ID` with `args` as the process.
+    pub fn run(root: Option<&Path>, id: &str, args: &[&str]) -> Self {
+        let bundle = TempDir::new(&format!("bundle-{id}"));
+        run(Command::new("cp")
+            .args(["-a", RUNC_ROOTFS])
+            .arg(bundle.0.join("rootfs")));
+        run(Command::new("runc").arg("spec").current_dir(&bundle.0));
+        let spec_path = bundle.0.join("config.json");
+        let mut spec: Value = serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
+        spec["process"]["terminal"] = false.into();
+        spec["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
+        spec["root"]["readonly"] = false.into();
+        if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
+            ns.retain(|n| n["type"] != "network");
+        }
+        std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+        let c = Self {
+            root: root.map(Path::to_path_buf),
+            id: id.to_owned(),
+            bundle,
+        };
+        c.remove();
+        // The container inherits runc's stdio: pipes would keep `output()` waiting forever.
+        let status = c
+            .runc()
+            .args(["run", "-d", "--bundle"])
+            .arg(&c.bundle.0)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("runc run");
+        assert!(status.success(), "runc run -d {id} failed: {status}");
+        c
+    }
+
+    fn runc(&self) -> Command {
+        let mut cmd = Command::new("runc");
+        if let Some(r) = &self.root {
+            cmd.arg("--root").arg(r);
+        }
+        cmd
+    }
+
+    pub fn init_pid(&self) -> u32 {
+        let out = run(self.runc().args(["state", &self.id]));
+        let v: Value = serde_json::from_slice(&out.stdout).expect("runc state json");
+        v["pid"].as_u64().expect("pid") as u32
+    }
+
+    pub fn exec(&self, cmd: &[&str]) -> std::process::ExitStatus {
+        self.runc()
+            .args(["exec", &self.id])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("runc exec")
+    }
+
+    pub fn remove(&self) {
+        let _ = self
+            .runc()
+            .args(["kill", &self.id, "KILL"])
+            .stderr(Stdio::null())
+            .status();
+        thread::sleep(Duration::from_millis(100));
+        let _ = self
+            .runc()
+            .args(["delete", "-f", &self.id])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for RuncContainer {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Run `ctrace ARGS` to completion and return stdout, asserting success.
+pub fn ctrace(bin: &Path, args: &[&str]) -> String {
+    let out = run(Command::new(bin).args(args));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Poll `f` until it returns `Some`, or panic with `what` after `timeout`.
+pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?}: {what}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -250,7 +250,13 @@ pub fn event(ev: &Event, attrs: &Attrs, ctx: &Context) -> Value {
         Body::Cgroup(c) => {
             m.insert(
                 "cgroup".into(),
-                json!({ "id": c.id, "path": c.path, "level": c.level, "hierarchy": c.root }),
+                json!({
+                    "id": c.id,
+                    "path": c.path,
+                    "level": c.level,
+                    "hierarchy": c.root,
+                    "container": other.clone().unwrap_or(Value::Null),
+                }),
             );
             if let Some(pid) = c.pid {
                 m.insert("pid".into(), pid.into());
