@@ -5,6 +5,7 @@ mod attribution;
 mod capability;
 mod cgroup;
 mod cli;
+mod incidents;
 mod loss;
 mod oom;
 mod process;

@@ -169,7 +169,15 @@ enum Slot {
         key: String,
         since: Instant,
     },
+    /// A cgroup created while ctrace ran whose path names no container: host, unless the
+    /// runtime's state claims it soon (plain runc names cgroups anything, e.g. `/<id>`).
+    Unmatched {
+        since: Instant,
+    },
 }
+
+/// How long a new cgroup that names no container is checked against runtime state again.
+const UNMATCHED_GRACE: Duration = Duration::from_secs(30);
 
 /// Settings of the resolver.
 #[derive(Debug, Clone)]
@@ -424,7 +432,7 @@ impl Resolver {
         if self.by_cgroup.contains_key(&id) {
             return;
         }
-        self.classify(id, path);
+        self.classify(id, path, true);
     }
 
     /// A cgroup was removed: its container (if any) is gone.
@@ -452,7 +460,7 @@ impl Resolver {
         }
         if !self.by_cgroup.contains_key(&cgroup_id) {
             if let Some(path) = pid.and_then(|p| self.path_of_pid(p, cgroup_id)) {
-                self.classify(cgroup_id, &path);
+                self.classify(cgroup_id, &path, true);
             }
         }
         match self.by_cgroup.get(&cgroup_id) {
@@ -468,6 +476,22 @@ impl Resolver {
                 self.tracked.get(&key).map_or(Attribution::Host, |t| {
                     Attribution::Container(Arc::clone(&t.container))
                 })
+            }
+            Some(Slot::Unmatched { since }) => {
+                let since = *since;
+                if since.elapsed() >= UNMATCHED_GRACE {
+                    self.by_cgroup.insert(cgroup_id, Slot::Host);
+                } else if self
+                    .last_scan
+                    .is_none_or(|t| t.elapsed() >= self.cfg.rescan_interval)
+                {
+                    // A rescan that finds the container's state points the id at it.
+                    self.rescan();
+                    if matches!(self.by_cgroup.get(&cgroup_id), Some(Slot::Container(_))) {
+                        return self.resolve(cgroup_id, None);
+                    }
+                }
+                Attribution::Host
             }
             Some(Slot::Host) => Attribution::Host,
             None => {
@@ -505,7 +529,7 @@ impl Resolver {
                 if let (Some(id), Ok(rel)) = (inode(&p), p.strip_prefix(&root)) {
                     if !self.by_cgroup.contains_key(&id) {
                         let rel = format!("/{}", rel.to_string_lossy());
-                        self.classify(id, &rel);
+                        self.classify(id, &rel, false);
                     }
                 }
                 stack.push((p, depth + 1));
@@ -528,9 +552,18 @@ impl Resolver {
             .then_some(path)
     }
 
-    fn classify(&mut self, id: u64, path: &str) {
+    /// Place a cgroup by its path. `live`: it appeared while ctrace runs, so runtime state
+    /// naming it may not be written yet.
+    fn classify(&mut self, id: u64, path: &str, live: bool) {
         let Some(m) = parse_cgroup_path_with_known(path, &self.known) else {
-            self.by_cgroup.insert(id, Slot::Host);
+            let slot = if live {
+                Slot::Unmatched {
+                    since: Instant::now(),
+                }
+            } else {
+                Slot::Host
+            };
+            self.by_cgroup.insert(id, slot);
             return;
         };
         let runtime = match m.runtime_hint {
@@ -675,7 +708,7 @@ impl Resolver {
         let live: std::collections::HashSet<&String> = self.tracked.keys().collect();
         self.by_cgroup.retain(|_, s| match s {
             Slot::Container(k) | Slot::Pending { key: k, .. } => live.contains(k),
-            Slot::Host => true,
+            Slot::Host | Slot::Unmatched { .. } => true,
         });
     }
 }
@@ -911,6 +944,22 @@ mod tests {
         let c = container(r.resolve(cg, None));
         assert_eq!(c.display(), "late");
         assert!(r.take_updates().iter().any(|u| u.cgroup_id == Some(cg)));
+    }
+
+    #[test]
+    fn plain_runc_cgroup_created_before_its_state_is_found_later() {
+        let lab = Lab::new("runclate");
+        let mut r = Resolver::start(lab.cfg());
+        let cg = lab.cgroup("/box7");
+        r.cgroup_created(cg, "/box7");
+        assert_eq!(
+            r.resolve(cg, None),
+            Attribution::Host,
+            "nothing claims it yet"
+        );
+        lab.state("runc", "box7", "/box7", &[]);
+        let c = container(r.resolve(cg, None));
+        assert_eq!((c.display(), c.runtime), ("box7", Runtime::Runc));
     }
 
     #[test]

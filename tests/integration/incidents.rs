@@ -1,0 +1,247 @@
+//! Incidents as the lab reproduces them: kills from the host, OOM kills (of the init and of a
+//! child), capability denials and allowances, for Docker, containerd and plain runc.
+
+use std::{process::Command, time::Duration};
+
+use ctrace_tests::{
+    get, require, require_containerd, require_docker, require_runc, CtrContainer, DockerContainer,
+    RuncContainer, Watch,
+};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn kill9_from_host(pid: u32) {
+    // A host shell, as an operator would.
+    let st = Command::new("/bin/sh")
+        .args(["-c", &format!("kill -9 {pid}")])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn assert_kill_from_host(w: &Watch, name: &str, runtime: &str, init: u32) {
+    let n = name.to_owned();
+    let kill = w.wait_for(&format!("kill incident for {name}"), WAIT, move |v| {
+        v["type"] == "kill" && get(v, "container.name") == n.as_str()
+    });
+    assert_eq!(kill["signal"], "SIGKILL", "{kill}");
+    assert_eq!(get(&kill, "target.pid"), init);
+    assert_eq!(get(&kill, "container.runtime"), runtime);
+    assert!(
+        get(&kill, "sender.container").is_null(),
+        "sent from the host: {kill}"
+    );
+    assert_eq!(get(&kill, "sender.comm"), "sh");
+    assert_eq!(get(&kill, "target_exit.exit_code"), 137);
+    assert_eq!(kill["container_stopped"], true);
+    let expl = kill["explanation"].as_str().unwrap();
+    assert!(
+        expl.contains(&format!(
+            "in {name}, {runtime}) killed by SIGKILL from sh (pid"
+        )),
+        "{expl}"
+    );
+    assert!(
+        expl.ends_with(&format!("{name} exited with 137 (SIGKILL)")),
+        "{expl}"
+    );
+    let n = name.to_owned();
+    let stop = w.wait_for(&format!("container_stop of {name}"), WAIT, move |v| {
+        v["type"] == "container_stop" && get(v, "container.name") == n.as_str()
+    });
+    assert_eq!(get(&stop, "exit.exit_code"), 137);
+    assert_eq!(stop["reason"], "killed");
+    assert_eq!(get(&stop, "by.comm"), "sh");
+    assert!(stop["ts"].as_str() >= kill["ts"].as_str());
+}
+
+#[test]
+fn kill_9_of_a_docker_containers_init_from_a_host_shell() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let c = DockerContainer::run("ctrace-it-inc-kill", &[], &["sleep", "300"]);
+    let w = Watch::start(&bin, &[]);
+    let init = c.init_pid();
+    kill9_from_host(init);
+    assert_eq!(c.wait(WAIT), 137);
+    assert_kill_from_host(&w, "ctrace-it-inc-kill", "docker", init);
+    w.stop();
+}
+
+#[test]
+fn kill_9_of_a_ctr_and_a_runc_containers_init() {
+    let Some(bin) = require() else { return };
+    if !(require_containerd() && require_runc()) {
+        return;
+    }
+    let c = CtrContainer::run("default", "ctrace-it-inc-ctrkill", &[], &["sleep", "300"]);
+    let r = RuncContainer::run(None, "ctrace-it-inc-runckill", &["sleep", "300"]);
+    let w = Watch::start(&bin, &[]);
+    let (ci, ri) = (c.init_pid(), r.init_pid());
+    kill9_from_host(ci);
+    kill9_from_host(ri);
+    assert_kill_from_host(&w, "ctrace-it-inc-ctrkill", "containerd", ci);
+    assert_kill_from_host(&w, "ctrace-it-inc-runckill", "runc", ri);
+    w.stop();
+}
+
+fn oom_of(w: &Watch, name: &str) -> Value {
+    let n = name.to_owned();
+    w.wait_for(&format!("oom_kill in {name}"), WAIT, move |v| {
+        v["type"] == "oom_kill" && get(v, "container.name") == n.as_str()
+    })
+}
+
+#[test]
+fn docker_memory_limit_oom_is_one_incident_with_limit_usage_and_victim() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let w = Watch::start(&bin, &[]);
+    let c = DockerContainer::run(
+        "ctrace-it-inc-lowmem100",
+        &["-m", "100m"],
+        &["tail", "/dev/zero"],
+    );
+    assert_eq!(c.wait(WAIT), 137);
+    let oom = oom_of(&w, "ctrace-it-inc-lowmem100");
+    assert_eq!(oom["scope"], "container_limit", "{oom}");
+    assert_eq!(get(&oom, "memory.limit_bytes"), 100u64 << 20);
+    let peak = get(&oom, "memory.peak_bytes").as_u64().unwrap();
+    assert!(peak >= 95 * (100 << 20) / 100, "peak near the limit: {oom}");
+    assert_eq!(get(&oom, "victim.comm"), "tail");
+    assert!(
+        get(&oom, "victim.rss_kb").as_u64().unwrap() > 50 * 1024,
+        "{oom}"
+    );
+    assert_eq!(get(&oom, "victim_exit.exit_code"), 137);
+    assert_eq!(oom["container_stopped"], true);
+    let expl = oom["explanation"].as_str().unwrap();
+    assert!(
+        expl.contains("was OOM-killed: ctrace-it-inc-lowmem100 hit its memory limit of 100 MiB"),
+        "{expl}"
+    );
+    let stop = w.wait_for("container_stop", WAIT, |v| {
+        v["type"] == "container_stop" && get(v, "container.name") == "ctrace-it-inc-lowmem100"
+    });
+    assert_eq!(stop["reason"], "oom_killed");
+    std::thread::sleep(Duration::from_secs(1));
+    let (records, _) = w.stop();
+    let ooms = records
+        .iter()
+        .filter(|v| {
+            v["type"] == "oom_kill" && get(v, "container.name") == "ctrace-it-inc-lowmem100"
+        })
+        .count();
+    assert_eq!(ooms, 1, "exactly one oom_kill");
+    assert!(
+        !records
+            .iter()
+            .any(|v| v["type"] == "kill" && get(v, "container.name") == "ctrace-it-inc-lowmem100"),
+        "the OOM killer's SIGKILL is part of the OOM incident"
+    );
+}
+
+#[test]
+fn oom_of_a_child_names_it_and_the_container_keeps_running() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let w = Watch::start(&bin, &[]);
+    let c = DockerContainer::run(
+        "ctrace-it-inc-childoom",
+        &["-m", "32m"],
+        &["sh", "-c", "tail /dev/zero; sleep 300"],
+    );
+    let oom = oom_of(&w, "ctrace-it-inc-childoom");
+    assert_eq!(get(&oom, "victim.comm"), "tail");
+    assert_ne!(
+        get(&oom, "victim.pid"),
+        c.init_pid(),
+        "the victim is a child"
+    );
+    assert_eq!(oom["container_stopped"], false);
+    assert_eq!(c.inspect("{{.State.Running}}"), "true");
+    std::thread::sleep(Duration::from_secs(2));
+    let (records, _) = w.stop();
+    assert!(
+        !records.iter().any(|v| v["type"] == "container_stop"
+            && get(v, "container.name") == "ctrace-it-inc-childoom"),
+        "the container was not stopped"
+    );
+}
+
+#[test]
+fn ctr_memory_limit_oom() {
+    let Some(bin) = require() else { return };
+    if !require_containerd() {
+        return;
+    }
+    let w = Watch::start(&bin, &[]);
+    let c = CtrContainer::run(
+        "default",
+        "ctrace-it-inc-ctroom",
+        &["--memory-limit", "67108864"],
+        &["tail", "/dev/zero"],
+    );
+    let oom = oom_of(&w, "ctrace-it-inc-ctroom");
+    assert_eq!(get(&oom, "container.runtime"), "containerd");
+    assert_eq!(get(&oom, "memory.limit_bytes"), 64u64 << 20);
+    assert_eq!(oom["scope"], "container_limit");
+    assert_eq!(get(&oom, "victim.comm"), "tail");
+    w.stop();
+    drop(c);
+}
+
+fn capability(w: &Watch, name: &str, verdict: &str) -> Value {
+    let (n, v2) = (name.to_owned(), verdict.to_owned());
+    w.wait_for(&format!("{verdict} CAP_CHOWN in {name}"), WAIT, move |v| {
+        v["type"] == "capability"
+            && v["capability"] == "CAP_CHOWN"
+            && v["verdict"] == v2.as_str()
+            && get(v, "container.name") == n.as_str()
+    })
+}
+
+#[test]
+fn capability_denied_without_it_and_allowed_with_it() {
+    let Some(bin) = require() else { return };
+    if !(require_docker() && require_containerd() && require_runc()) {
+        return;
+    }
+    let w = Watch::start(&bin, &["--events", "capability:all"]);
+    let denied = DockerContainer::run(
+        "ctrace-it-inc-capdrop",
+        &["--cap-drop", "ALL"],
+        &["chown", "1", "/tmp"],
+    );
+    let allowed = DockerContainer::run("ctrace-it-inc-capok", &[], &["chown", "1", "/tmp"]);
+    assert_eq!(denied.wait(WAIT), 1);
+    assert_eq!(allowed.wait(WAIT), 0);
+    let d = capability(&w, "ctrace-it-inc-capdrop", "denied");
+    assert_eq!(get(&d, "process.comm"), "chown");
+    assert!(
+        d["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("in ctrace-it-inc-capdrop")
+            || d["explanation"]
+                .as_str()
+                .unwrap()
+                .contains("ctrace-it-inc-capdrop, docker")
+    );
+    capability(&w, "ctrace-it-inc-capok", "allowed");
+    // containerd (default capabilities) and runc (`runc spec` keeps only a few: no CAP_CHOWN).
+    let c = CtrContainer::run("default", "ctrace-it-inc-capctr", &[], &["sleep", "300"]);
+    assert!(c.exec("chown1", &["chown", "1", "/tmp"]).success());
+    capability(&w, "ctrace-it-inc-capctr", "allowed");
+    let r = RuncContainer::run(None, "ctrace-it-inc-capruncc", &["sleep", "300"]);
+    assert!(!r.exec(&["chown", "1", "/tmp"]).success());
+    capability(&w, "ctrace-it-inc-capruncc", "denied");
+    w.stop();
+}
