@@ -9,4 +9,5 @@ mod incidents;
 mod loss;
 mod oom;
 mod process;
+mod schema;
 mod signal;

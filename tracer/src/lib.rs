@@ -13,6 +13,7 @@ pub mod enrich;
 pub mod event;
 pub mod explain;
 pub mod inspect;
+pub mod journal;
 pub mod names;
 pub mod pipeline;
 pub mod probe;

@@ -1,0 +1,153 @@
+//! Every record type ctrace emits, produced for real and validated against
+//! `docs/events.schema.json`.
+
+use std::{collections::BTreeMap, process::Command, time::Duration};
+
+use ctrace_tests::{get, require, require_docker, DockerContainer, Watch};
+use serde_json::Value;
+
+const ALL_TYPES: [&str; 16] = [
+    "exec",
+    "exit",
+    "fork",
+    "signal",
+    "oom_victim",
+    "capability",
+    "cgroup_mkdir",
+    "cgroup_rmdir",
+    "cgroup_attach",
+    "kill",
+    "oom_kill",
+    "container_start",
+    "container_stop",
+    "container_update",
+    "lost",
+    "stats",
+];
+
+#[test]
+fn every_record_type_validates_against_the_schema() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/events.schema.json"
+        ))
+        .expect("docs/events.schema.json"),
+    )
+    .expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+
+    let w = Watch::start(&bin, &["--events", "all", "--host", "--cap-window", "0.5"]);
+    // A reader that stalls with a tiny buffer: gap records.
+    let lossy = Watch::start(&bin, &["--events", "exec", "--host", "--ring-size", "4096"]);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(lossy.pid() as i32, libc::SIGSTOP) };
+    let st = Command::new("/bin/sh")
+        .args([
+            "-c",
+            "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // SAFETY: as above.
+    unsafe { libc::kill(lossy.pid() as i32, libc::SIGCONT) };
+
+    // Container lifecycle, an OOM kill, a denied capability and a kill from the host.
+    let oom = DockerContainer::run(
+        "ctrace-it-schema-oom",
+        &["-m", "32m"],
+        &["tail", "/dev/zero"],
+    );
+    let cap = DockerContainer::run(
+        "ctrace-it-schema-cap",
+        &["--cap-drop", "ALL"],
+        &["chown", "1", "/tmp"],
+    );
+    let victim = DockerContainer::run("ctrace-it-schema-kill", &[], &["sleep", "300"]);
+    let pid = victim.init_pid();
+    assert!(Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    oom.wait(Duration::from_secs(30));
+    cap.wait(Duration::from_secs(30));
+    victim.wait(Duration::from_secs(30));
+    w.wait_for("oom_kill", Duration::from_secs(30), |v| {
+        v["type"] == "oom_kill"
+    });
+    w.wait_for("kill", Duration::from_secs(30), |v| {
+        v["type"] == "kill" && get(v, "container.name") == "ctrace-it-schema-kill"
+    });
+    drop((oom, cap, victim));
+    std::thread::sleep(Duration::from_millis(1500));
+    let (mut records, _) = w.stop();
+    let (lossy_records, _) = lossy.stop();
+    records.extend(lossy_records);
+
+    let mut by_type: BTreeMap<String, Value> = BTreeMap::new();
+    for r in &records {
+        let errors: Vec<String> = validator
+            .iter_errors(r)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "record does not match the schema: {errors:?}\n{r}"
+        );
+        by_type
+            .entry(r["type"].as_str().unwrap().to_owned())
+            .or_insert_with(|| r.clone());
+    }
+    for t in ALL_TYPES {
+        assert!(
+            by_type.contains_key(t),
+            "no {t} record was produced; saw {:?}",
+            by_type.keys()
+        );
+    }
+    // `CTRACE_WRITE_EXAMPLES=FILE`: one pretty example per type, for docs/events.md.
+    if let Ok(path) = std::env::var("CTRACE_WRITE_EXAMPLES") {
+        let mut text = String::new();
+        for (t, v) in &by_type {
+            text.push_str(&format!(
+                "### `{t}`\n\n```json\n{}\n```\n\n",
+                serde_json::to_string_pretty(v).unwrap()
+            ));
+        }
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+#[test]
+fn the_schema_rejects_what_it_should() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/events.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let lost = serde_json::json!({
+        "schema": "ctrace.v1", "ts": "2026-11-29T18:40:01.123456789Z", "type": "lost", "host": "h",
+        "kind": "exec", "count": 3, "where": "kernel_ringbuf_full", "total": 3, "explanation": "x"
+    });
+    assert!(validator.is_valid(&lost));
+    for (field, bad) in [
+        ("schema", Value::from("ctrace.v0")),
+        ("type", "nope".into()),
+        ("count", 0.into()),
+        ("ts", "yesterday".into()),
+    ] {
+        let mut v = lost.clone();
+        v[field] = bad;
+        assert!(!validator.is_valid(&v), "{field} should be rejected");
+    }
+}
