@@ -17,6 +17,7 @@ fn kill_between_processes(sig: &str, signo: i64, name: &str) {
         .spawn()
         .expect("spawn target");
     let vpid = victim.id();
+    ctrace_tests::wait_comm(vpid, &format!("cttgt_{name}"));
     let mut killer = Command::new(&sender)
         .args(["-c", &format!("kill -{sig} {vpid}")])
         .spawn()

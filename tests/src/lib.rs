@@ -79,9 +79,16 @@ pub struct Watch {
 impl Watch {
     /// Start `ctrace watch --json ARGS` and wait until it says it is tracing.
     pub fn start(bin: &Path, args: &[&str]) -> Self {
+        // Tests run watches side by side: each writes a journal only when it names one.
+        let no_journal: &[&str] = if args.contains(&"--journal") {
+            &[]
+        } else {
+            &["--no-journal"]
+        };
         let mut child = Command::new(bin)
             .arg("watch")
             .arg("--json")
+            .args(no_journal)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -591,4 +598,19 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
         );
         thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Wait until `/proc/<pid>/comm` reads `comm`. `Command::spawn` returns once the child's exec
+/// has closed its close-on-exec files, which the kernel does before it renames the task
+/// (fs/exec.c `begin_new_exec`): a signal sent at once can still see the old name.
+pub fn wait_comm(pid: u32, comm: &str) {
+    eventually(
+        &format!("pid {pid} to be named {comm}"),
+        Duration::from_secs(5),
+        || {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .ok()
+                .filter(|c| c.trim_end() == comm)
+        },
+    );
 }

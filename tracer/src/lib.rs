@@ -17,6 +17,7 @@ pub mod journal;
 pub mod names;
 pub mod pipeline;
 pub mod probe;
+pub mod recorder;
 pub mod resolve;
 pub mod runq;
 pub mod sink;

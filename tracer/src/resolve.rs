@@ -173,6 +173,7 @@ enum Slot {
     /// runtime's state claims it soon (plain runc names cgroups anything, e.g. `/<id>`).
     Unmatched {
         since: Instant,
+        path: String,
     },
 }
 
@@ -477,13 +478,21 @@ impl Resolver {
                     Attribution::Container(Arc::clone(&t.container))
                 })
             }
-            Some(Slot::Unmatched { since }) => {
+            Some(Slot::Unmatched { since, path }) => {
                 let since = *since;
+                // runc names the cgroup after the container by default (`/<id>`): when a state
+                // directory of that name exists, rescan now rather than at the next interval.
+                let named = path
+                    .rsplit('/')
+                    .next()
+                    .filter(|last| container::is_containerd_id(last))
+                    .is_some_and(|last| self.state_dir_exists(last));
                 if since.elapsed() >= UNMATCHED_GRACE {
                     self.by_cgroup.insert(cgroup_id, Slot::Host);
-                } else if self
-                    .last_scan
-                    .is_none_or(|t| t.elapsed() >= self.cfg.rescan_interval)
+                } else if named
+                    || self
+                        .last_scan
+                        .is_none_or(|t| t.elapsed() >= self.cfg.rescan_interval)
                 {
                     // A rescan that finds the container's state points the id at it.
                     self.rescan();
@@ -543,6 +552,14 @@ impl Resolver {
             && self.last_scan.is_none_or(|t| t.elapsed() >= interval)
     }
 
+    /// Whether some state root has a container directory named `id`.
+    fn state_dir_exists(&self, id: &str) -> bool {
+        container::state_roots_in(&self.cfg.run_dir)
+            .iter()
+            .chain(self.cfg.extra_state_roots.iter())
+            .any(|root| root.join(id).join("state.json").is_file())
+    }
+
     /// `/proc/<pid>/cgroup`'s unified path, if it is the cgroup with this id.
     fn path_of_pid(&self, pid: u32, cgroup_id: u64) -> Option<String> {
         let text =
@@ -559,6 +576,7 @@ impl Resolver {
             let slot = if live {
                 Slot::Unmatched {
                     since: Instant::now(),
+                    path: path.to_owned(),
                 }
             } else {
                 Slot::Host

@@ -25,9 +25,11 @@ use crate::{
     enrich::{self, Feed},
     event::{kind_name, Body, Event},
     explain::{CgroupMemory, Correlator, Incident},
+    journal,
     names::parse_signal,
     pipeline::Pipeline,
     probe::{self, Options, Probe},
+    recorder::{self, Recorder},
     resolve::{self, Attrs, Names, Resolver, Update},
     sink::{
         console, escape,
@@ -97,6 +99,22 @@ pub struct WatchArgs {
     /// Do not talk to the Docker API.
     #[arg(long)]
     pub no_docker: bool,
+    /// Journal (SQLite) for `ctrace postmortem` and `ctrace history`.
+    #[arg(long, value_name = "PATH", default_value = journal::DEFAULT_PATH)]
+    pub journal: PathBuf,
+    /// Do not write the journal.
+    #[arg(long)]
+    pub no_journal: bool,
+    /// Keep journal records this long (e.g. 7d, 12h).
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = super::parse_duration)]
+    pub retention: Duration,
+    /// Keep the journal under this size (e.g. 512MiB).
+    #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = super::parse_size)]
+    pub max_size: u64,
+    /// Record types the journal stores, comma-separated, or `all` (default: incidents and
+    /// what explains them, not every exec).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = recorder::DEFAULT_TYPES.iter().map(|s| (*s).to_owned()))]
+    pub journal_events: Vec<String>,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
@@ -159,6 +177,7 @@ struct Out {
     color: bool,
     filter: Filter,
     ctx: Context,
+    recorder: Option<Recorder>,
     /// Set once writing failed: `Ok(())` for a broken pipe, the error otherwise.
     done: Option<anyhow::Result<()>>,
 }
@@ -173,7 +192,23 @@ impl Out {
         }
     }
 
+    /// Hand a record to the journal when it stores this type; the value is built only then.
+    fn journal(&self, ty: &str, boot_ns: u64, v: impl FnOnce() -> serde_json::Value) {
+        if let Some(r) = &self.recorder {
+            if r.stores(ty) {
+                r.record(self.ctx.clock.unix_ns(boot_ns), &v());
+            }
+        }
+    }
+
     fn event(&mut self, ev: &Event, attrs: &Attrs) {
+        // The journal keeps what happened to every container, whatever the display filter.
+        let journal_this = attrs.touches_container() || matches!(ev.body, Body::OomVictim(_));
+        if journal_this {
+            self.journal(json::type_name(ev), ev.boot_ns, || {
+                json::event(ev, attrs, &self.ctx)
+            });
+        }
         if self.kinds & kind_bit(ev.kind) == 0 || !self.filter.event(attrs) {
             return;
         }
@@ -190,6 +225,34 @@ impl Out {
     }
 
     fn incident(&mut self, i: &Incident) {
+        if i.touches_container() || matches!(i, Incident::Oom(_)) {
+            self.journal(i.type_name(), i.boot_ns(), || json::incident(i, &self.ctx));
+        }
+        if let Some(r) = &mut self.recorder {
+            let at = self.ctx.clock.unix_ns(i.boot_ns());
+            match i {
+                Incident::ContainerStart { container, .. } => {
+                    r.container(container, at, None);
+                    r.sample(container, at);
+                }
+                // The reading at the kill ends the memory curve, however fast usage rose.
+                Incident::Oom(o) => {
+                    if let (Some(c), Some(m)) = (o.victim.container(), &o.memory) {
+                        if let Some(usage) = m.peak_bytes.or(m.usage_bytes) {
+                            r.sample_at(c, at, usage, m.limit_bytes);
+                        }
+                    }
+                }
+                Incident::ContainerStop {
+                    container, exit, ..
+                } => r.container(
+                    container,
+                    at,
+                    Some(exit.code.and_then(|c| i32::try_from(c).ok()).unwrap_or(-1)),
+                ),
+                _ => {}
+            }
+        }
         // An incident shows when the kind it comes from is shown.
         let from = match i {
             Incident::Kill(_) => kind::SIGNAL,
@@ -213,6 +276,11 @@ impl Out {
     }
 
     fn update(&mut self, u: &Update) {
+        let now = BootClock::boot_now_ns();
+        self.journal("container_update", now, || json::update(u, &self.ctx));
+        if let Some(r) = &mut self.recorder {
+            r.container(&u.container, self.ctx.clock.unix_ns(now), None);
+        }
         if !self.filter.container(&u.container) {
             return;
         }
@@ -235,6 +303,7 @@ impl Out {
 
     fn loss(&mut self, l: &Loss) {
         let now = BootClock::boot_now_ns();
+        self.journal("lost", now, || json::loss(l, &self.ctx, now));
         let s = if self.json {
             json::line(&json::loss(l, &self.ctx, now))
         } else {
@@ -346,6 +415,7 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    Probe::check_privileges()?;
     // Open the output before attaching anything: a bad path fails fast and clearly.
     let sink: Box<dyn LineSink> = match &args.output {
         Some(path) => Box::new(
@@ -353,6 +423,33 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
                 .context("cannot write --output")?,
         ),
         None => Box::new(Stdout::new()),
+    };
+    // The journal too: a file that is not a journal is an error before anything is attached.
+    let recorder = if args.no_journal {
+        None
+    } else {
+        match Recorder::open(
+            &args.journal,
+            journal::JournalOptions {
+                retention: args.retention,
+                max_size_bytes: args.max_size,
+            },
+            &args.journal_events,
+        ) {
+            Ok(r) => Some(r),
+            Err(
+                e @ (journal::JournalError::ReadOnly { .. } | journal::JournalError::Io { .. }),
+            ) => {
+                eprintln!("ctrace: warning: journaling is off: {e}; the live stream goes on");
+                None
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot use the journal at {} (use --journal PATH or --no-journal)",
+                    args.journal.display()
+                )))
+            }
+        }
     };
     let mut probe = Probe::load(&opts)?;
     for w in &probe.warnings {
@@ -391,6 +488,7 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
             include_host: args.host,
         },
         ctx: Context::new(),
+        recorder,
         done: None,
     };
     let mut resolver = Resolver::start(resolve::Config {
@@ -473,18 +571,22 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
     for i in flow.correlator.flush() {
         out.incident(&i);
     }
+    let recorder = out.recorder.take();
     out.flush();
     if status {
         eprintln!();
     }
     if let Ok(c) = probe.counters() {
+        let stats = json::stats(
+            &c,
+            &flow.pipeline.delivered,
+            flow.pipeline.decode_errors,
+            &out.ctx,
+        );
+        if let Some(r) = &recorder {
+            r.record(out.ctx.clock.unix_ns(BootClock::boot_now_ns()), &stats);
+        }
         if out.json {
-            let stats = json::stats(
-                &c,
-                &flow.pipeline.delivered,
-                flow.pipeline.decode_errors,
-                &out.ctx,
-            );
             out.line(&json::line(&stats));
             out.flush();
         }
@@ -494,6 +596,19 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
         eprintln!(
             "ctrace: {delivered} records delivered, {lost} lost, {attempts} produced by the kernel"
         );
+    }
+    if let Some(r) = recorder {
+        let path = r.path().to_owned();
+        let st = r.close();
+        if st.dropped > 0 || st.disabled {
+            eprintln!(
+                "ctrace: journal {}: {} entries written, {} not written{}",
+                path.display(),
+                st.written,
+                st.dropped,
+                st.last_error.map(|e| format!(" ({e})")).unwrap_or_default()
+            );
+        }
     }
     out.done.unwrap_or(Ok(()))
 }
@@ -519,6 +634,18 @@ fn report(probe: &Probe, flow: &mut Flow, losses: &mut LossTracker, out: &mut Ou
     }
     for i in flow.correlator.tick(BootClock::boot_now_ns()) {
         out.incident(&i);
+    }
+    if let Some(r) = &mut out.recorder {
+        let now = out.ctx.clock.unix_ns(BootClock::boot_now_ns());
+        for (c, _, gone) in flow.resolver.containers() {
+            if !gone {
+                r.container(&c, now, None);
+                r.sample(&c, now);
+            }
+        }
+        if let Some(w) = r.health() {
+            eprintln!("ctrace: warning: {w}");
+        }
     }
     losses.decode_errors = flow.pipeline.decode_errors;
     match probe.counters() {

@@ -200,8 +200,8 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Check privileges, mount tracefs if needed, compute offsets, load and attach.
-    pub fn load(opts: &Options) -> Result<Self, ProbeError> {
+    /// Whether this binary can load its programs at all: it has them, and runs as root.
+    pub fn check_privileges() -> Result<(), ProbeError> {
         if OBJECT.is_empty() {
             return Err(ProbeError::NoObject);
         }
@@ -209,6 +209,12 @@ impl Probe {
         if unsafe { libc::geteuid() } != 0 {
             return Err(ProbeError::NotRoot);
         }
+        Ok(())
+    }
+
+    /// Check privileges, mount tracefs if needed, compute offsets, load and attach.
+    pub fn load(opts: &Options) -> Result<Self, ProbeError> {
+        Self::check_privileges()?;
         let mut warnings = Vec::new();
         let (events_dir, mounted) = tracefs::ensure_mounted().map_err(ProbeError::Tracefs)?;
         if mounted {
