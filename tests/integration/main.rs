@@ -11,3 +11,4 @@ mod oom;
 mod process;
 mod schema;
 mod signal;
+mod throttle;

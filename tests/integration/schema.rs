@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, process::Command, time::Duration};
 use ctrace_tests::{get, require, require_docker, DockerContainer, Watch};
 use serde_json::Value;
 
-const ALL_TYPES: [&str; 16] = [
+const ALL_TYPES: [&str; 17] = [
     "exec",
     "exit",
     "fork",
@@ -21,6 +21,7 @@ const ALL_TYPES: [&str; 16] = [
     "container_start",
     "container_stop",
     "container_update",
+    "cpu_throttle",
     "lost",
     "stats",
 ];
@@ -69,6 +70,11 @@ fn every_record_type_validates_against_the_schema() {
         &["chown", "1", "/tmp"],
     );
     let victim = DockerContainer::run("ctrace-it-schema-kill", &[], &["sleep", "300"]);
+    let slow = DockerContainer::run(
+        "ctrace-it-schema-slow",
+        &["--cpus", "0.01"],
+        &["sh", "-c", "while :; do :; done"],
+    );
     let pid = victim.init_pid();
     assert!(Command::new("kill")
         .args(["-9", &pid.to_string()])
@@ -84,7 +90,10 @@ fn every_record_type_validates_against_the_schema() {
     w.wait_for("kill", Duration::from_secs(30), |v| {
         v["type"] == "kill" && get(v, "container.name") == "ctrace-it-schema-kill"
     });
-    drop((oom, cap, victim));
+    w.wait_for("cpu_throttle", Duration::from_secs(30), |v| {
+        v["type"] == "cpu_throttle"
+    });
+    drop((oom, cap, victim, slow));
     std::thread::sleep(Duration::from_millis(1500));
     let (mut records, _) = w.stop();
     let (lossy_records, _) = lossy.stop();

@@ -8,6 +8,7 @@ pub mod cgroupfs;
 pub mod cli;
 pub mod clock;
 pub mod container;
+pub mod cpuwatch;
 pub mod docker;
 pub mod enrich;
 pub mod event;

@@ -3,12 +3,14 @@
 use std::{
     io::{self, IsTerminal as _},
     path::PathBuf,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
 use clap::Args;
+use serde_json::Value;
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{signal, SignalKind},
@@ -21,6 +23,7 @@ use crate::{
     cgroupfs::Mounts,
     clock::BootClock,
     container::Runtime,
+    cpuwatch::{self, CpuWatch},
     docker,
     enrich::{self, Feed},
     event::{kind_name, Body, Event},
@@ -31,12 +34,14 @@ use crate::{
     probe::{self, Options, Probe},
     recorder::{self, Recorder},
     resolve::{self, Attrs, Names, Resolver, Update},
+    resolve::{Attribution, Container},
     sink::{
         console, escape,
         file::{LineSink, RotatingFile, Stdout},
         filter::{self, Filter},
         json, Context, Loss, LossTracker,
     },
+    throttle::{self, DetectorConfig, ThrottleEvent},
 };
 
 const RED: &str = "\x1b[1;31m";
@@ -51,9 +56,16 @@ pub struct WatchArgs {
     pub json: bool,
     /// Event kinds, comma-separated: exec, exit, fork, signal, oom, capability (denied checks),
     /// capability:all (allowed ones too), cgroup (= cgroup_mkdir, cgroup_rmdir,
-    /// cgroup_attach), all.
-    #[arg(long, default_value = "exec,exit,signal,oom,capability")]
+    /// cgroup_attach), cpu_throttle, all.
+    #[arg(long, default_value = "exec,exit,signal,oom,capability,cpu_throttle")]
     pub events: String,
+    /// How often container CPU counters are sampled for cpu_throttle (e.g. 1s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = super::parse_duration)]
+    pub throttle_interval: Duration,
+    /// Share of CFS periods throttled over an interval from which a container counts as
+    /// throttled.
+    #[arg(long, value_name = "RATIO", default_value_t = 0.10)]
+    pub throttle_threshold: f64,
     /// Signals to report besides SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGKILL, SIGSEGV, SIGTERM
     /// (comma-separated names or numbers, or `all`).
     #[arg(long, value_name = "LIST")]
@@ -128,8 +140,34 @@ pub enum ColorChoice {
 }
 
 impl WatchArgs {
+    /// The kernel kinds of `--events`, and whether cpu_throttle is asked for (a userspace
+    /// sampler, not a kernel event).
+    fn event_spec(&self) -> anyhow::Result<(probe::KindSpec, bool)> {
+        let words: Vec<&str> = self.events.split(',').map(str::trim).collect();
+        let throttle = words.iter().any(|w| *w == "cpu_throttle" || *w == "all");
+        let kernel: Vec<&str> = words
+            .into_iter()
+            .filter(|w| *w != "cpu_throttle" && !w.is_empty())
+            .collect();
+        let spec = if kernel.is_empty() && throttle {
+            probe::KindSpec {
+                mask: 0,
+                cap_allowed: false,
+            }
+        } else {
+            probe::parse_kinds(&kernel.join(",")).map_err(anyhow::Error::msg)?
+        };
+        if !(self.throttle_threshold > 0.0 && self.throttle_threshold <= 1.0) {
+            anyhow::bail!("--throttle-threshold must be in (0, 1]");
+        }
+        if self.throttle_interval < Duration::from_millis(100) {
+            anyhow::bail!("--throttle-interval must be at least 100ms");
+        }
+        Ok((spec, throttle))
+    }
+
     fn options(&self) -> anyhow::Result<Options> {
-        let kinds = probe::parse_kinds(&self.events).map_err(anyhow::Error::msg)?;
+        let (kinds, throttle) = self.event_spec()?;
         let mut kernel_kinds = kinds.mask;
         // The OOM killer's SIGKILL names the victim's cgroup (see `OomVictim`): trace signals
         // in the kernel whenever OOM kills are asked for, and show them only if asked too.
@@ -146,6 +184,7 @@ impl WatchArgs {
             kinds: kernel_kinds,
             cap_allowed: kinds.cap_allowed,
             ring_bytes: probe::ring_bytes(self.ring_size),
+            runq: throttle,
             exit_all_threads: self.all_threads,
             ..Options::default()
         };
@@ -173,6 +212,7 @@ struct Out {
     w: Box<dyn LineSink>,
     /// Kinds the user asked to see (the kernel may trace more, for correlation).
     kinds: u32,
+    throttle: bool,
     json: bool,
     color: bool,
     filter: Filter,
@@ -271,6 +311,43 @@ impl Out {
                 _ => CYAN,
             };
             self.paint(console::incident(i, &self.ctx), color)
+        };
+        self.line(&s);
+    }
+
+    fn throttle(&mut self, c: &Arc<Container>, ev: &ThrottleEvent) {
+        let now = BootClock::boot_now_ns();
+        let record = || {
+            let mut v = json::base_record(&self.ctx, "cpu_throttle", now);
+            v["container"] = json::container(&Attribution::Container(Arc::clone(c)));
+            if let (Some(m), Value::Object(f)) = (v.as_object_mut(), cpuwatch::json_fields(ev)) {
+                m.extend(f);
+            }
+            v["explanation"] = throttle::explain(&cpuwatch::label(c), ev).into();
+            v
+        };
+        self.journal("cpu_throttle", now, record);
+        if !self.throttle || !self.filter.container(c) {
+            return;
+        }
+        let s = if self.json {
+            json::line(&record())
+        } else {
+            let color = if ev.kind == throttle::ThrottleKind::Stop {
+                CYAN
+            } else {
+                YELLOW
+            };
+            self.paint(
+                format!(
+                    "{} {:<13} {:<16} {}",
+                    crate::clock::time_of_day_us(self.ctx.clock.unix_ns(now)),
+                    "CPU_THROTTLE",
+                    escape::terminal(c.display()),
+                    escape::terminal(&throttle::explain(&cpuwatch::label(c), ev))
+                ),
+                color,
+            )
         };
         self.line(&s);
     }
@@ -474,7 +551,8 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
     let json = args.json || args.output.is_some();
     let mut out = Out {
         w: sink,
-        kinds: probe::parse_kinds(&args.events).map_or(u32::MAX, |k| k.mask),
+        kinds: args.event_spec().map_or(u32::MAX, |(k, _)| k.mask),
+        throttle: args.event_spec().is_ok_and(|(_, t)| t),
         json,
         color: !json
             && match args.color {
@@ -529,6 +607,11 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
         .filter(|d| d.is_finite() && *d >= 0.0)
         .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
     let window_ns = u64::try_from(opts.cap_window.as_nanos()).unwrap_or(u64::MAX);
+    let mut throttle_tick = tokio::time::interval(args.throttle_interval);
+    let mut cpu = CpuWatch::new(DetectorConfig {
+        threshold: args.throttle_threshold,
+        ..DetectorConfig::default()
+    });
     let mut rate_start = Instant::now();
     let mut rate_count = 0u64;
 
@@ -553,6 +636,21 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
                 }
             }
             Some(f) = feed_rx.recv() => flow.feed(f, &mut out),
+            _ = throttle_tick.tick(), if out.throttle || out.recorder.is_some() => {
+                let live: Vec<_> = flow
+                    .resolver
+                    .containers()
+                    .into_iter()
+                    .filter(|(_, _, gone)| !gone)
+                    .map(|(c, id, _)| (c, id))
+                    .collect();
+                let runq = if probe.runq_active { probe.runq().ok() } else { None };
+                for r in cpu.tick(&live, runq) {
+                    if let Some(ev) = &r.event {
+                        out.throttle(&r.container, ev);
+                    }
+                }
+            }
             _ = sighup.recv() => out.reopen(),
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,

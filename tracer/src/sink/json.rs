@@ -19,6 +19,11 @@ use crate::{
 
 pub const SCHEMA: &str = "ctrace.v1";
 
+/// The common fields of a record, as an object to add to.
+pub fn base_record(ctx: &Context, ty: &str, boot_ns: u64) -> Value {
+    Value::Object(base(ctx, ty, boot_ns))
+}
+
 fn base(ctx: &Context, ty: &str, boot_ns: u64) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("schema".into(), SCHEMA.into());

@@ -261,6 +261,18 @@ pub struct ThrottleDetector {
     config: DetectorConfig,
     baseline: Option<CpuSample>,
     episode: Option<Episode>,
+    last: Option<IntervalStats>,
+}
+
+/// What the last observed interval showed, for live views (`ctrace top`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IntervalStats {
+    pub duration: Duration,
+    /// `None` without a quota: "not throttled" stays distinct from "no data".
+    pub throttled_ratio: Option<f64>,
+    pub throttled_ns: u64,
+    pub usage_cpus: Option<f64>,
+    pub quota: Option<Quota>,
 }
 
 impl ThrottleDetector {
@@ -270,12 +282,18 @@ impl ThrottleDetector {
             config,
             baseline: None,
             episode: None,
+            last: None,
         }
     }
 
     /// Whether an episode is in progress (a `Start` was emitted and no `Stop` yet).
     pub fn is_throttled(&self) -> bool {
         self.episode.is_some()
+    }
+
+    /// The last counted interval, if any.
+    pub fn last_interval(&self) -> Option<IntervalStats> {
+        self.last
     }
 
     /// The configuration.
@@ -292,9 +310,23 @@ impl ThrottleDetector {
     ) -> Option<ThrottleEvent> {
         let prev = self.baseline.replace(*sample)?;
         let window = match interval(&prev, sample) {
-            Interval::Reset | Interval::Missing => return None,
+            Interval::Reset | Interval::Missing => {
+                self.last = None;
+                return None;
+            }
             Interval::Counted(window) => window,
         };
+        let secs = window.duration.as_secs_f64();
+        self.last = Some(IntervalStats {
+            duration: window.duration,
+            throttled_ratio: sample.quota.map(|_| window.ratio()),
+            throttled_ns: window.throttled_ns,
+            usage_cpus: window
+                .usage_ns
+                .filter(|_| secs > 0.0)
+                .map(|ns| ns as f64 / 1e9 / secs),
+            quota: sample.quota,
+        });
 
         let Some(quota) = sample.quota else {
             // No quota: never throttled. End an episode at once.

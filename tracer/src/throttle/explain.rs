@@ -1,7 +1,7 @@
 //! One-line explanations of [`ThrottleEvent`]s, and the number formatting they use (pure).
 //!
 //! ```text
-//! slow (docker) throttled in 98% of CFS periods: quota 0.01 CPU (1ms/100ms); 0.99 s throttled in the last 1 s; runnable tasks waited p99 95 ms
+//! slow (docker) throttled in 98% of CFS periods: quota 0.01 CPU (1ms/100ms); 0.99 s throttled in the last 1 s; runnable tasks waited p99 ≤ 95 ms (log2 histogram bound)
 //! slow (docker) no longer throttled (3% of periods over the last 2 s)
 //! ```
 
@@ -169,7 +169,7 @@ pub fn explain(label: &str, event: &ThrottleEvent) -> String {
                 thr = format_ns_against(event.throttled_ns, event.interval),
             );
             if let Some(rq) = event.runqueue {
-                line.push_str("; runnable tasks waited p99 ");
+                line.push_str("; runnable tasks waited p99 ≤ ");
                 line.push_str(&format_ns(rq.p99_ns));
             }
             line
@@ -218,7 +218,7 @@ mod tests {
         assert_eq!(
             explain("slow (docker)", &event(ThrottleKind::Start)),
             "slow (docker) throttled in 98% of CFS periods: quota 0.01 CPU (1ms/100ms); \
-             0.99 s throttled in the last 1 s; runnable tasks waited p99 95 ms"
+             0.99 s throttled in the last 1 s; runnable tasks waited p99 ≤ 95 ms"
         );
     }
 

@@ -20,7 +20,9 @@ pub use self::{
         monotonic_now, parse_cgroup_mounts, read_sample, CgroupMounts, CpuPaths, CpuSample,
         ParseError, Quota, SampleError,
     },
-    detector::{DetectorConfig, RunqueueDelay, ThrottleDetector, ThrottleEvent, ThrottleKind},
+    detector::{
+        DetectorConfig, IntervalStats, RunqueueDelay, ThrottleDetector, ThrottleEvent, ThrottleKind,
+    },
     explain::explain,
 };
 
