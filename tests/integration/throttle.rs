@@ -82,3 +82,50 @@ fn a_container_without_quota_is_never_reported_as_throttled() {
     );
     drop(free);
 }
+
+#[test]
+fn top_snapshot_shows_quota_throttling_and_memory_per_container() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let busy = ["sh", "-c", "while :; do :; done"];
+    let slow = DockerContainer::run(
+        "ctrace-it-top-slow",
+        &["--cpus", "0.01", "-m", "64m"],
+        &busy,
+    );
+    let free = DockerContainer::run("ctrace-it-top-free", &[], &["sleep", "300"]);
+    let out = ctrace_tests::ctrace(&bin, &["top", "--json", "--interval", "1s"]);
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| get(r, "container.name") == name)
+            .unwrap_or_else(|| panic!("{name} not in top: {out}"))
+            .clone()
+    };
+    let s = row("ctrace-it-top-slow");
+    assert_eq!(s["cpu_quota_cpus"], 0.01);
+    assert!(s["throttled_ratio"].as_f64().unwrap() >= 0.8, "{s}");
+    assert_eq!(s["memory_limit_bytes"], 64u64 << 20);
+    assert!(s["runqueue_p99_ns"].as_u64().is_some(), "{s}");
+    let f = row("ctrace-it-top-free");
+    assert!(
+        f["cpu_quota_cpus"].is_null() && f["throttled_ratio"].is_null(),
+        "no quota is not 0%: {f}"
+    );
+    assert!(f["memory_limit_bytes"].is_null());
+    // The table, as a person sees it (not a terminal: one refresh).
+    let table = ctrace_tests::ctrace(&bin, &["top"]);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("ctrace-it-top-slow") && l.contains("0.01")),
+        "{table}"
+    );
+    drop((slow, free));
+}

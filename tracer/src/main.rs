@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Watch(args) => tracer::cli::watch::run(args),
         Command::Ps(args) => tracer::cli::ps::run(args),
+        Command::Top(args) => tracer::cli::top::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Subcommands, one file each.
 
 pub mod ps;
+pub mod top;
 pub mod watch;
 
 use std::io::Write as _;
@@ -87,6 +88,8 @@ pub enum Command {
     Watch(Box<watch::WatchArgs>),
     /// List the containers of every runtime: Docker, containerd, plain runc.
     Ps(ps::PsArgs),
+    /// Live table per container: CPU against quota, throttling, run-queue delay, memory.
+    Top(top::TopArgs),
 }
 
 #[cfg(test)]
