@@ -135,4 +135,86 @@ mod tests {
              comm=sleep            /bin/\\x1b]0;pwned\\x07"
         );
     }
+
+    fn web() -> std::sync::Arc<crate::resolve::Container> {
+        std::sync::Arc::new(crate::resolve::Container {
+            id: "a".repeat(64),
+            name: Some("web".into()),
+            runtime: crate::container::Runtime::Docker,
+            image: None,
+            namespace: None,
+            labels: std::collections::BTreeMap::new(),
+            pod: None,
+            init_pid: Some(1000),
+            cgroup_path: None,
+            cgroup_paths: std::collections::BTreeMap::new(),
+            gone: false,
+        })
+    }
+
+    /// The human line of each incident type, exactly.
+    #[test]
+    fn incident_lines() {
+        use crate::explain::{ExitInfo, KillIncident, Party, StopReason};
+        let ctx = Context {
+            host: "h".into(),
+            clock: BootClock::fixed(1_795_977_181_000_000_000),
+        };
+        let c = web();
+        let target = Party {
+            pid: 1000,
+            comm: "nginx".into(),
+            attribution: Attribution::Container(c.clone()),
+            cgroup_id: Some(500),
+        };
+        let sender = Party {
+            pid: 812,
+            comm: "bash".into(),
+            attribution: Attribution::Host,
+            cgroup_id: Some(1),
+        };
+        let exit = ExitInfo {
+            code: Some(137),
+            signal: Some(9),
+        };
+        let kill = Incident::Kill(KillIncident {
+            boot_ns: 0,
+            signo: 9,
+            from_kernel: false,
+            sender: sender.clone(),
+            target: target.clone(),
+            exit: Some(exit),
+            container_stopped: true,
+        });
+        assert_eq!(
+            incident(&kill, &ctx),
+            "18:33:01.000000 KILL          web              nginx (pid 1000 in web, docker) killed by \
+             SIGKILL from bash (pid 812, host); web exited with 137 (SIGKILL)"
+        );
+        let start = Incident::ContainerStart {
+            boot_ns: 0,
+            container: c.clone(),
+            init: target,
+            filename: "/usr/sbin/nginx".into(),
+        };
+        assert_eq!(
+            incident(&start, &ctx),
+            "18:33:01.000000 CONTAINER_START web              container web (docker) started: \
+             /usr/sbin/nginx (pid 1000)"
+        );
+        let stop = Incident::ContainerStop {
+            boot_ns: 0,
+            container: c,
+            exit,
+            reason: StopReason::Killed {
+                signo: 9,
+                by: sender,
+            },
+        };
+        assert_eq!(
+            incident(&stop, &ctx),
+            "18:33:01.000000 CONTAINER_STOP web              container web (docker) stopped with 137 \
+             (SIGKILL): SIGKILL from bash (pid 812, host)"
+        );
+    }
 }
