@@ -83,8 +83,8 @@ pub struct WatchArgs {
     /// on SIGHUP).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Rotate --output when it would grow past this many bytes (0: never).
-    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    /// Rotate --output when it would grow past this size, e.g. 100MiB (0: never).
+    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = super::parse_size)]
     pub rotate_size: u64,
     /// Rotated files to keep (FILE.1 ... FILE.N).
     #[arg(long, value_name = "N", default_value_t = 5)]
