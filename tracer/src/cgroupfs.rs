@@ -158,6 +158,9 @@ pub struct MemoryStats {
     pub oom_kills: Option<u64>,
     /// v2 `memory.events` `max`: times usage was about to exceed the limit.
     pub max_events: Option<u64>,
+    /// These are the last figures read before the cgroup was gone, not a reading at the
+    /// moment they are reported for.
+    pub stale: bool,
 }
 
 /// v1 reports "no limit" as the largest page-aligned `i64`.
@@ -208,6 +211,7 @@ impl MemoryDir {
                     oom_events: None,
                     oom_kills: oom.as_ref().and_then(|m| m.get("oom_kill").copied()),
                     max_events: None,
+                    stale: false,
                 }
             }
             Self::V2(d) => {
@@ -220,6 +224,7 @@ impl MemoryDir {
                     oom_events: events.as_ref().and_then(|m| m.get("oom").copied()),
                     oom_kills: events.as_ref().and_then(|m| m.get("oom_kill").copied()),
                     max_events: events.as_ref().and_then(|m| m.get("max").copied()),
+                    stale: false,
                 }
             }
         }
@@ -264,6 +269,7 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
         );
         assert_eq!(Mounts::parse("garbage\n\n"), Mounts::default());
         assert_eq!(unescape("/a\\040b\\777"), PathBuf::from("/a b\\777"));
+        assert_eq!(unescape("a\\134b\\011"), PathBuf::from("a\\b\t"));
     }
 
     #[test]

@@ -112,11 +112,13 @@ pub struct KillIncident {
     pub container_stopped: bool,
 }
 
-/// Container-limit OOM (the cgroup hit its own limit) or host-wide OOM (the machine ran out).
+/// Container-limit OOM (the cgroup hit its own limit), host-wide OOM (the machine ran out),
+/// or unknown (nothing about the victim's cgroup could be read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OomScope {
     ContainerLimit,
     Host,
+    Unknown,
 }
 
 impl OomScope {
@@ -124,6 +126,7 @@ impl OomScope {
         match self {
             Self::ContainerLimit => "container_limit",
             Self::Host => "host",
+            Self::Unknown => "unknown",
         }
     }
 }
@@ -246,6 +249,9 @@ impl Incident {
                     ),
                     (OomScope::ContainerLimit, None) => "its cgroup hit its memory limit".into(),
                     (OomScope::Host, _) => "the host ran out of memory".into(),
+                    (OomScope::Unknown, _) => {
+                        "its cgroup's memory figures could not be read".into()
+                    }
                 };
                 let usage = o
                     .memory
@@ -347,13 +353,49 @@ pub trait MemoryReader {
     fn read(&self, c: &Container) -> Option<MemoryStats>;
 }
 
-/// The live cgroup file systems.
-pub struct CgroupMemory(pub Mounts);
+/// The live cgroup file systems, with the last figures read of each cgroup: a container
+/// whose init the OOM killer chose may have its cgroup removed before the record is read.
+pub struct CgroupMemory {
+    mounts: Mounts,
+    last: std::cell::RefCell<HashMap<String, MemoryStats>>,
+}
+
+impl CgroupMemory {
+    pub fn new(mounts: Mounts) -> Self {
+        Self {
+            mounts,
+            last: std::cell::RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn read_live(&self, c: &Container) -> Option<(String, MemoryStats)> {
+        let path = c.cgroup_path_for("memory")?;
+        let m = self.mounts.memory(path)?.read();
+        (m.usage_bytes.is_some() || m.limit_bytes.is_some()).then(|| (path.to_owned(), m))
+    }
+
+    /// Read and remember a live container's figures (called each sampling interval).
+    pub fn refresh(&self, c: &Container) {
+        if let Some((path, m)) = self.read_live(c) {
+            let mut last = self.last.borrow_mut();
+            if last.len() > 10_000 {
+                last.clear();
+            }
+            last.insert(path, m);
+        }
+    }
+}
 
 impl MemoryReader for CgroupMemory {
     fn read(&self, c: &Container) -> Option<MemoryStats> {
+        if let Some((path, m)) = self.read_live(c) {
+            self.last.borrow_mut().insert(path, m.clone());
+            return Some(m);
+        }
         let path = c.cgroup_path_for("memory")?;
-        Some(self.0.memory(path)?.read())
+        let mut m = self.last.borrow().get(path).cloned()?;
+        m.stale = true;
+        Some(m)
     }
 }
 
@@ -426,6 +468,11 @@ impl<M: MemoryReader> Correlator<M> {
             init,
             filename: e.filename,
         }]
+    }
+
+    /// The memory reader (to keep its figures fresh).
+    pub fn memory(&self) -> &M {
+        &self.memory
     }
 
     /// Incidents this event completes.
@@ -522,7 +569,8 @@ impl<M: MemoryReader> Correlator<M> {
             cgroup_id: o.victim_cgroup_id,
         };
         let memory = victim.container().and_then(|c| self.memory.read(c));
-        let scope = oom_scope(memory.as_ref());
+        let rss = (o.anon_rss_kb + o.file_rss_kb + o.shmem_rss_kb) * 1024;
+        let scope = oom_scope(memory.as_ref(), rss);
         self.ooms.insert(
             tgid,
             PendingOom {
@@ -623,19 +671,28 @@ impl<M: MemoryReader> Correlator<M> {
     }
 }
 
-/// A container-limit OOM leaves the cgroup at (or within 5 % of) its limit, and the peak
-/// reaches it; with no limit, or far below it, the whole host was short of memory.
-pub fn oom_scope(m: Option<&MemoryStats>) -> OomScope {
+/// A container-limit OOM leaves the cgroup at (or within 5 % of) its limit, its peak reaching
+/// it, or its victim alone holding 90 % of it (the figures may be from the last sample before
+/// the kill when the cgroup was gone by the time the record was read). With no limit, or far
+/// below it, the whole host was short of memory. With nothing read at all: unknown, never a
+/// guess.
+pub fn oom_scope(m: Option<&MemoryStats>, victim_rss_bytes: u64) -> OomScope {
     let Some(m) = m else {
-        return OomScope::Host;
+        return OomScope::Unknown;
     };
     let Some(limit) = m.limit_bytes else {
-        return OomScope::Host;
+        // `max` (no limit) reads as None too, but then usage was read.
+        return if m.usage_bytes.is_some() {
+            OomScope::Host
+        } else {
+            OomScope::Unknown
+        };
     };
     let near = |v: u64| v.saturating_mul(100) >= limit.saturating_mul(95);
     if m.peak_bytes.is_some_and(near)
         || m.usage_bytes.is_some_and(near)
-        || m.failcnt.is_some_and(|f| f > 0)
+        || (!m.stale && m.failcnt.is_some_and(|f| f > 0))
+        || victim_rss_bytes.saturating_mul(100) >= limit.saturating_mul(90)
     {
         OomScope::ContainerLimit
     } else {
@@ -905,18 +962,24 @@ mod tests {
             peak_bytes: peak,
             ..MemoryStats::default()
         };
-        assert_eq!(oom_scope(None), OomScope::Host);
-        assert_eq!(oom_scope(Some(&m(None, Some(5), None))), OomScope::Host);
+        assert_eq!(oom_scope(None, 0), OomScope::Unknown);
+        assert_eq!(oom_scope(Some(&m(None, None, None)), 0), OomScope::Unknown);
+        assert_eq!(oom_scope(Some(&m(None, Some(5), None)), 0), OomScope::Host);
+        // Only the limit survived (stale sample), but the victim alone held the limit.
+        let mut stale = m(Some(100), Some(3), None);
+        stale.stale = true;
+        assert_eq!(oom_scope(Some(&stale), 95), OomScope::ContainerLimit);
+        assert_eq!(oom_scope(Some(&stale), 10), OomScope::Host);
         assert_eq!(
-            oom_scope(Some(&m(Some(100), Some(96), None))),
+            oom_scope(Some(&m(Some(100), Some(96), None)), 0),
             OomScope::ContainerLimit
         );
         assert_eq!(
-            oom_scope(Some(&m(Some(100), Some(10), Some(99)))),
+            oom_scope(Some(&m(Some(100), Some(10), Some(99))), 0),
             OomScope::ContainerLimit
         );
         assert_eq!(
-            oom_scope(Some(&m(Some(100), Some(10), Some(20)))),
+            oom_scope(Some(&m(Some(100), Some(10), Some(20))), 0),
             OomScope::Host
         );
     }

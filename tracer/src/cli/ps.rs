@@ -2,7 +2,11 @@
 //! runc under any state root) in one table, from their state on disk; runtime APIs only add
 //! names and images.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -56,21 +60,27 @@ fn state_of(c: &Container) -> &'static str {
     }
 }
 
-/// Gather the rows (no eBPF needed).
-pub fn rows(args: &PsArgs) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
+/// A resolver that has read every runc state root (the default ones and `extra_roots`) and,
+/// unless `no_api`, taken names from the Docker API and images from containerd (no eBPF
+/// needed). Shared by `ps` and `inspect`.
+pub fn enriched_resolver(
+    extra_roots: &[PathBuf],
+    docker_socket: &Path,
+    no_api: bool,
+) -> anyhow::Result<Resolver> {
     let mut resolver = Resolver::new(resolve::Config {
-        extra_state_roots: args.runc_root.clone(),
+        extra_state_roots: extra_roots.to_vec(),
         ..resolve::Config::default()
     });
     resolver.rescan();
-    if !args.no_api {
+    if !no_api {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("starting the async runtime")?;
         rt.block_on(async {
             if let Ok(client) =
-                docker::DockerClient::connect(&args.docker_socket, docker::DEFAULT_TIMEOUT).await
+                docker::DockerClient::connect(docker_socket, docker::DEFAULT_TIMEOUT).await
             {
                 if let Ok(list) = client.list(true).await {
                     for info in list {
@@ -95,6 +105,12 @@ pub fn rows(args: &PsArgs) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
             }
         });
     }
+    Ok(resolver)
+}
+
+/// Gather the rows (no eBPF needed).
+pub fn rows(args: &PsArgs) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
+    let mut resolver = enriched_resolver(&args.runc_root, &args.docker_socket, args.no_api)?;
     let mounts = Mounts::current();
     let mut out = Vec::new();
     for (c, cgroup_id, gone) in resolver.containers() {
@@ -186,23 +202,7 @@ pub fn table(rows: &[Row]) -> String {
                 .map_or_else(|| "-".into(), throttle::explain::format_cpus),
         ]);
     }
-    let mut widths = [0usize; 10];
-    for l in &lines {
-        for (w, cell) in widths.iter_mut().zip(l.iter()) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for l in &lines {
-        let cells: Vec<String> = l
-            .iter()
-            .zip(widths.iter())
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    super::render_columns(&lines)
 }
 
 pub fn run(args: &PsArgs) -> anyhow::Result<()> {

@@ -123,22 +123,7 @@ pub fn table(rows: &[TopRow], lost: u64) -> String {
             r.oom_kills.to_string(),
         ]);
     }
-    let mut widths = [0usize; 10];
-    for l in &lines {
-        for (w, cell) in widths.iter_mut().zip(l.iter()) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for l in &lines {
-        let cells: Vec<String> = l
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
+    let mut out = super::render_columns(&lines);
     out.push_str(&format!("{} containers, {lost} events lost\n", rows.len()));
     out
 }

@@ -442,6 +442,9 @@ impl Flow {
             eprintln!("ctrace: warning: {w}");
         }
         for c in self.resolver.take_new() {
+            // Its memory limit, read while the cgroup is there: an OOM kill may remove it
+            // before the record is read.
+            self.correlator.memory().refresh(&c);
             if let (Runtime::Containerd, Some(ns), None) = (c.runtime, &c.namespace, &c.image) {
                 let (ns, id, tx) = (ns.clone(), c.id.clone(), self.feed.clone());
                 tokio::spawn(async move {
@@ -595,7 +598,7 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
     let mut flow = Flow {
         pipeline: Pipeline::new(),
         resolver,
-        correlator: Correlator::new(CgroupMemory(Mounts::current())),
+        correlator: Correlator::new(CgroupMemory::new(Mounts::current())),
         feed: feed_tx,
     };
     flow.after(&mut out);
@@ -636,7 +639,7 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
                 }
             }
             Some(f) = feed_rx.recv() => flow.feed(f, &mut out),
-            _ = throttle_tick.tick(), if out.throttle || out.recorder.is_some() => {
+            _ = throttle_tick.tick() => {
                 let live: Vec<_> = flow
                     .resolver
                     .containers()
@@ -644,6 +647,10 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
                     .filter(|(_, _, gone)| !gone)
                     .map(|(c, id, _)| (c, id))
                     .collect();
+                // Keep each container's memory figures fresh for OOM incidents.
+                for (c, _) in &live {
+                    flow.correlator.memory().refresh(c);
+                }
                 let runq = if probe.runq_active { probe.runq().ok() } else { None };
                 for r in cpu.tick(&live, runq) {
                     if let Some(ev) = &r.event {

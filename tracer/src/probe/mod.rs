@@ -370,20 +370,29 @@ impl Probe {
         }
     }
 
-    /// Every (key, cpu, state) of the capability de-duplication map.
-    pub fn cap_states(&self) -> Result<Vec<(CapKey, u32, CapState)>, ProbeError> {
-        let Some(map) = self.ebpf.map(names::CAP_DEDUP_MAP) else {
+    /// Every entry of a per-CPU hash map, with its value on each CPU. Entries evicted while
+    /// iterating are skipped; a map the object lacks reads as empty.
+    fn per_cpu_entries<K: aya::Pod, V: aya::Pod>(
+        &self,
+        name: &'static str,
+    ) -> Result<Vec<(K, Vec<V>)>, ProbeError> {
+        let Some(map) = self.ebpf.map(name) else {
             return Ok(Vec::new());
         };
-        let map_err = |e: aya::maps::MapError| ProbeError::Map {
-            map: "CAP_DEDUP",
+        let m = PerCpuHashMap::<_, K, V>::try_from(map).map_err(|e| ProbeError::Map {
+            map: name,
             message: e.to_string(),
-        };
-        let m = PerCpuHashMap::<_, CapKey, CapState>::try_from(map).map_err(map_err)?;
+        })?;
+        Ok(m.iter()
+            .filter_map(Result::ok)
+            .map(|(k, values)| (k, values.iter().copied().collect()))
+            .collect())
+    }
+
+    /// Every (key, cpu, state) of the capability de-duplication map.
+    pub fn cap_states(&self) -> Result<Vec<(CapKey, u32, CapState)>, ProbeError> {
         let mut out = Vec::new();
-        for item in m.iter() {
-            // An entry evicted while iterating is simply skipped.
-            let Ok((key, values)) = item else { continue };
+        for (key, values) in self.per_cpu_entries::<CapKey, CapState>(names::CAP_DEDUP_MAP)? {
             for (cpu, st) in values.iter().enumerate() {
                 if st.total > 0 {
                     out.push((key, cpu as u32, *st));
@@ -395,19 +404,10 @@ impl Probe {
 
     /// Cumulative run-queue delay histograms per cgroup v2 id, summed over CPUs.
     pub fn runq(&self) -> Result<HashMap<u64, RunqHist>, ProbeError> {
-        let Some(map) = self.ebpf.map(names::RUNQ_MAP) else {
-            return Ok(HashMap::new());
-        };
-        let map_err = |e: aya::maps::MapError| ProbeError::Map {
-            map: "RUNQ",
-            message: e.to_string(),
-        };
-        let m = PerCpuHashMap::<_, u64, RunqHist>::try_from(map).map_err(map_err)?;
         let mut out = HashMap::new();
-        for item in m.iter() {
-            let Ok((cgroup, values)) = item else { continue };
+        for (cgroup, values) in self.per_cpu_entries::<u64, RunqHist>(names::RUNQ_MAP)? {
             let mut sum = RunqHist::ZERO;
-            for h in values.iter() {
+            for h in &values {
                 sum.count += h.count;
                 sum.sum_ns += h.sum_ns;
                 for (s, b) in sum.buckets.iter_mut().zip(h.buckets.iter()) {

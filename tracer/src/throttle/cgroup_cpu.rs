@@ -12,10 +12,8 @@
 //! Everything that can be missing is an `Option`: "no data" never turns into 0.
 
 use std::{
-    ffi::OsString,
     fs, io,
-    os::unix::ffi::OsStringExt as _,
-    path::{Component, Path, PathBuf},
+    path::{Path, PathBuf},
     time::Duration,
 };
 
@@ -475,71 +473,14 @@ pub struct CgroupMounts {
     pub v2: Option<PathBuf>,
 }
 
-/// Undoes the octal escapes (`\040` for a space) of `/proc/*/mounts` fields.
-fn unescape_mount_field(field: &str) -> PathBuf {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() {
-            let digits = &bytes[i + 1..i + 4];
-            if digits.iter().all(|d| (b'0'..=b'7').contains(d)) {
-                let v = digits
-                    .iter()
-                    .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
-                if let Ok(b) = u8::try_from(v) {
-                    out.push(b);
-                    i += 4;
-                    continue;
-                }
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    PathBuf::from(OsString::from_vec(out))
-}
-
-/// Finds the cgroup mounts in the text of `/proc/self/mounts`. The first mount of each kind
-/// wins; malformed lines are skipped.
+/// Finds the cgroup mounts in the text of `/proc/self/mounts` (see [`crate::cgroupfs::Mounts`]).
 pub fn parse_cgroup_mounts(mounts: &str) -> CgroupMounts {
-    let mut found = CgroupMounts::default();
-    for line in mounts.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let [_, mount_point, fs_type, options, ..] = fields[..] else {
-            continue;
-        };
-        match fs_type {
-            "cgroup2" if found.v2.is_none() => {
-                found.v2 = Some(unescape_mount_field(mount_point));
-            }
-            "cgroup" => {
-                let opts: Vec<&str> = options.split(',').collect();
-                if opts.contains(&"cpu") && found.v1_cpu.is_none() {
-                    found.v1_cpu = Some(unescape_mount_field(mount_point));
-                }
-                if opts.contains(&"cpuacct") && found.v1_cpuacct.is_none() {
-                    found.v1_cpuacct = Some(unescape_mount_field(mount_point));
-                }
-            }
-            _ => {}
-        }
+    let m = crate::cgroupfs::Mounts::parse(mounts);
+    CgroupMounts {
+        v1_cpu: m.v1.get("cpu").cloned(),
+        v1_cpuacct: m.v1.get("cpuacct").cloned(),
+        v2: m.v2,
     }
-    found
-}
-
-/// `root` joined with a cgroup path (`/docker/<id>`), or `None` when the path tries to
-/// leave the hierarchy (`..`) or is not a plain path.
-fn join_cgroup(root: &Path, cgroup_path: &str) -> Option<PathBuf> {
-    let mut dir = root.to_path_buf();
-    for component in Path::new(cgroup_path).components() {
-        match component {
-            Component::RootDir | Component::CurDir => {}
-            Component::Normal(part) => dir.push(part),
-            Component::ParentDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(dir)
 }
 
 /// Where a cgroup's CPU files are.
@@ -576,13 +517,13 @@ impl CpuPaths {
         v2_controllers: Option<&str>,
     ) -> Option<CpuPaths> {
         if let Some(cpu_root) = &mounts.v1_cpu {
-            let cpu_dir = join_cgroup(cpu_root, cgroup_path)?;
+            let cpu_dir = crate::cgroupfs::join(cpu_root, cgroup_path)?;
             let cpuacct_dir = match &mounts.v1_cpuacct {
-                Some(root) => Some(join_cgroup(root, cgroup_path)?),
+                Some(root) => Some(crate::cgroupfs::join(root, cgroup_path)?),
                 None => None,
             };
             let unified_dir = match &mounts.v2 {
-                Some(root) => Some(join_cgroup(root, cgroup_path)?),
+                Some(root) => Some(crate::cgroupfs::join(root, cgroup_path)?),
                 None => None,
             };
             return Some(CpuPaths::V1 {
@@ -596,7 +537,7 @@ impl CpuPaths {
             return None;
         }
         Some(CpuPaths::V2 {
-            dir: join_cgroup(v2_root, cgroup_path)?,
+            dir: crate::cgroupfs::join(v2_root, cgroup_path)?,
         })
     }
 
@@ -1158,11 +1099,6 @@ mod tests {
         assert_eq!(m.v1_cpu.as_deref(), Some(Path::new("/a\\")));
         let m = parse_cgroup_mounts(MOUNTS_HYBRID);
         assert_eq!(CpuPaths::from_mounts(&m, "/docker/../../etc", None), None);
-        assert_eq!(
-            unescape_mount_field("a\\134b\\011"),
-            PathBuf::from("a\\b\t")
-        );
-        assert_eq!(unescape_mount_field("\\777x"), PathBuf::from("\\777x"));
     }
 
     /// A scratch directory removed on drop.
