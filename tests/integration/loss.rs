@@ -54,3 +54,45 @@ fn stalled_reader_with_tiny_ring_counts_every_lost_record() {
     }
     assert_eq!(stats["decode_errors"], 0);
 }
+
+/// `--ebpf-log`: the programs' own diagnostics (aya-log) say when they lose records; without
+/// the flag they say nothing.
+#[test]
+fn ebpf_log_reports_lost_records_only_when_asked() {
+    let Some(bin) = require() else { return };
+    for (flag, expect_logs) in [(Some("--ebpf-log"), true), (None, false)] {
+        let mut args = vec!["--events", "exec", "--ring-size", "4096", "--host"];
+        args.extend(flag);
+        let w = Watch::start(&bin, &args);
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(w.pid() as i32, libc::SIGSTOP) };
+        let st = Command::new("/bin/sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 200 ]; do /bin/true; i=$((i+1)); done",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        // SAFETY: as above.
+        unsafe { libc::kill(w.pid() as i32, libc::SIGCONT) };
+        std::thread::sleep(Duration::from_millis(800));
+        let (records, stderr) = w.stop();
+        let lost = records.last().unwrap()["kinds"]["exec"]["lost_ringbuf_full"]
+            .as_u64()
+            .unwrap();
+        assert!(lost > 0);
+        let logged = stderr
+            .lines()
+            .filter(|l| {
+                l.starts_with("ctrace: ebpf warn: ring buffer full: a record of kind 1 was lost")
+            })
+            .count() as u64;
+        if expect_logs {
+            // The log has its own 128 KiB ring: it may lose some of its own lines, never invent.
+            assert!(logged > 0 && logged <= lost, "{logged} logged, {lost} lost");
+        } else {
+            assert_eq!(logged, 0, "{stderr}");
+        }
+    }
+}

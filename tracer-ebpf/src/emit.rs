@@ -9,6 +9,7 @@ use aya_ebpf::{
     },
     maps::ring_buf::RingBufEntry,
     programs::TracePointContext,
+    EbpfContext,
 };
 use tracer_common::{counter, flags, kind_bit, EventHeader, LAYOUT_VERSION, OFFSET_ABSENT};
 
@@ -46,11 +47,14 @@ pub fn count(k: u16, which: u32) {
 
 /// Reserve a record, counting the attempt and, when the buffer is full, the loss.
 #[inline(always)]
-pub fn reserve<T: 'static>(k: u16) -> Option<RingBufEntry<T>> {
+pub fn reserve<T: 'static, C: EbpfContext>(ctx: &C, k: u16) -> Option<RingBufEntry<T>> {
     count(k, counter::EMIT_ATTEMPT);
     let entry = EVENTS.reserve::<T>(0);
     if entry.is_none() {
         count(k, counter::LOST_RINGBUF_FULL);
+        // Diagnostics for ctrace's developers (`--ebpf-log`); off unless userspace raises
+        // AYA_LOG_LEVEL, and only on this already-failing path.
+        aya_log_ebpf::warn!(ctx, "ring buffer full: a record of kind {} was lost", k);
     }
     entry
 }
@@ -161,8 +165,15 @@ pub fn read_ctx_u32(ctx: &TracePointContext, off: u16, k: u16) -> u32 {
     // SAFETY: offset read from this kernel's tracefs format file.
     match unsafe { ctx.read_at::<u32>(usize::from(off)) } {
         Ok(v) => v,
-        Err(_) => {
+        Err(e) => {
             count(k, counter::READ_ERROR);
+            aya_log_ebpf::debug!(
+                ctx,
+                "kind {}: reading field at offset {} failed: {}",
+                k,
+                off,
+                e
+            );
             0
         }
     }
@@ -176,8 +187,15 @@ pub fn read_ctx_u64(ctx: &TracePointContext, off: u16, k: u16) -> u64 {
     // SAFETY: offset read from this kernel's tracefs format file.
     match unsafe { ctx.read_at::<u64>(usize::from(off)) } {
         Ok(v) => v,
-        Err(_) => {
+        Err(e) => {
             count(k, counter::READ_ERROR);
+            aya_log_ebpf::debug!(
+                ctx,
+                "kind {}: reading field at offset {} failed: {}",
+                k,
+                off,
+                e
+            );
             0
         }
     }

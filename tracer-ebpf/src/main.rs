@@ -46,7 +46,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     if !enabled(kind::EXEC) {
         return 0;
     }
-    let Some(mut entry) = emit::reserve::<ExecEvent>(kind::EXEC) else {
+    let Some(mut entry) = emit::reserve::<ExecEvent, _>(&ctx, kind::EXEC) else {
         return 0;
     };
     let ev = entry.as_mut_ptr();
@@ -101,7 +101,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
             Err(_) => count(kind::EXIT, counter::READ_ERROR),
         }
     }
-    let Some(mut entry) = emit::reserve::<ExitEvent>(kind::EXIT) else {
+    let Some(mut entry) = emit::reserve::<ExitEvent, _>(&ctx, kind::EXIT) else {
         return 0;
     };
     let ev = entry.as_mut_ptr();
@@ -120,7 +120,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     if !enabled(kind::FORK) {
         return 0;
     }
-    let Some(mut entry) = emit::reserve::<ForkEvent>(kind::FORK) else {
+    let Some(mut entry) = emit::reserve::<ForkEvent, _>(&ctx, kind::FORK) else {
         return 0;
     };
     let ev = entry.as_mut_ptr();
@@ -166,7 +166,7 @@ pub fn signal_generate(ctx: TracePointContext) -> u32 {
         count(kind::SIGNAL, counter::FILTERED);
         return 0;
     }
-    let Some(mut entry) = emit::reserve::<SignalEvent>(kind::SIGNAL) else {
+    let Some(mut entry) = emit::reserve::<SignalEvent, _>(&ctx, kind::SIGNAL) else {
         return 0;
     };
     let ev = entry.as_mut_ptr();
@@ -226,7 +226,7 @@ pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
             emit::read_kernel::<i32>(p, conf!(task.siginfo_errno), kind::SIGNAL).unwrap_or(0),
         ),
     };
-    let Some(mut entry) = emit::reserve::<SignalEvent>(kind::SIGNAL) else {
+    let Some(mut entry) = emit::reserve::<SignalEvent, _>(&ctx, kind::SIGNAL) else {
         return 0;
     };
     let ev = entry.as_mut_ptr();
@@ -264,7 +264,7 @@ pub fn mark_victim(ctx: TracePointContext) -> u32 {
     if !enabled(kind::OOM_VICTIM) {
         return 0;
     }
-    let Some(mut entry) = emit::reserve::<OomVictimEvent>(kind::OOM_VICTIM) else {
+    let Some(mut entry) = emit::reserve::<OomVictimEvent, _>(&ctx, kind::OOM_VICTIM) else {
         return 0;
     };
     let ev = entry.as_mut_ptr();
@@ -345,7 +345,7 @@ pub fn cap_capable(ctx: TracePointContext) -> u32 {
             total = 1;
         }
     }
-    let Some(mut entry) = emit::reserve::<CapabilityEvent>(k) else {
+    let Some(mut entry) = emit::reserve::<CapabilityEvent, _>(&ctx, k) else {
         return 0;
     };
     let ev = entry.as_mut_ptr();
@@ -367,7 +367,7 @@ fn cgroup_dir(ctx: &TracePointContext, k: u16) {
     if !enabled(k) {
         return;
     }
-    let Some(mut entry) = emit::reserve::<CgroupEvent>(k) else {
+    let Some(mut entry) = emit::reserve::<CgroupEvent, _>(ctx, k) else {
         return;
     };
     let ev = entry.as_mut_ptr();
@@ -408,7 +408,7 @@ pub fn cgroup_attach_task(ctx: TracePointContext) -> u32 {
         count(k, counter::FILTERED);
         return 0;
     }
-    let Some(mut entry) = emit::reserve::<CgroupEvent>(k) else {
+    let Some(mut entry) = emit::reserve::<CgroupEvent, _>(&ctx, k) else {
         return 0;
     };
     let ev = entry.as_mut_ptr();

@@ -127,6 +127,9 @@ pub struct WatchArgs {
     /// what explains them, not every exec).
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = recorder::DEFAULT_TYPES.iter().map(|s| (*s).to_owned()))]
     pub journal_events: Vec<String>,
+    /// Print the eBPF programs' own diagnostics on stderr (ring buffer full, failed reads).
+    #[arg(long)]
+    pub ebpf_log: bool,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
@@ -185,6 +188,7 @@ impl WatchArgs {
             cap_allowed: kinds.cap_allowed,
             ring_bytes: probe::ring_bytes(self.ring_size),
             runq: throttle,
+            ebpf_log: self.ebpf_log,
             exit_all_threads: self.all_threads,
             ..Options::default()
         };
@@ -536,6 +540,14 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
         eprintln!("ctrace: warning: {w}");
     }
     let ring = probe.take_ring()?;
+    let mut ebpf_log = match probe.take_logger() {
+        // SAFETY: as for the ring buffer below: the logger owns its map fd.
+        Some(l) => Some(
+            unsafe { AsyncFd::register_with_interest(l, tokio::io::Interest::READABLE) }
+                .map_err(|e| anyhow::anyhow!("polling the eBPF log: {}", e.into_parts().1))?,
+        ),
+        None => None,
+    };
     // SAFETY: the RingBuf owns its map fd for as long as the AsyncFd owns the RingBuf, and the
     // fd is not closed or replaced behind the registration's back.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
@@ -639,6 +651,11 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
                 }
             }
             Some(f) = feed_rx.recv() => flow.feed(f, &mut out),
+            guard = readable(ebpf_log.as_mut()) => {
+                let mut guard = guard.context("waiting on the eBPF log")?;
+                guard.get_inner_mut().flush();
+                guard.clear_ready();
+            }
             _ = throttle_tick.tick() => {
                 let live: Vec<_> = flow
                     .resolver
@@ -716,6 +733,16 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
         }
     }
     out.done.unwrap_or(Ok(()))
+}
+
+/// Readiness of an optional fd: never, when there is none.
+async fn readable<T: std::os::fd::AsRawFd>(
+    fd: Option<&mut AsyncFd<T>>,
+) -> io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'_, T>> {
+    match fd {
+        Some(fd) => fd.readable_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -146,6 +146,8 @@ pub struct Options {
     pub cap_allowed: bool,
     /// Aggregate run-queue delay per cgroup in the kernel (sched_wakeup/sched_switch).
     pub runq: bool,
+    /// Let the programs log their own diagnostics (aya-log), read by [`Probe::take_logger`].
+    pub ebpf_log: bool,
 }
 
 impl Default for Options {
@@ -158,6 +160,7 @@ impl Default for Options {
             exit_all_threads: false,
             cap_allowed: false,
             runq: false,
+            ebpf_log: false,
         }
     }
 }
@@ -195,6 +198,7 @@ pub struct Probe {
     pub active_kinds: u32,
     /// Run-queue delay histograms are being collected.
     pub runq_active: bool,
+    logger: Option<aya_log::EbpfLogger<EbpfLog>>,
     /// Things the user should know (a tracepoint missing on this kernel, ...).
     pub warnings: Vec<String>,
 }
@@ -268,8 +272,11 @@ impl Probe {
             tp,
             task,
         };
+        // aya-log-ebpf logs everything unless told otherwise: off (0) without --ebpf-log.
+        let log_level: u8 = if opts.ebpf_log { 0xff } else { 0 };
         let mut ebpf = EbpfLoader::new()
             .override_global(names::CONFIG_GLOBAL, &config, true)
+            .override_global("AYA_LOG_LEVEL", &log_level, false)
             .map_max_entries(names::EVENTS_MAP, opts.ring_bytes)
             .load(OBJECT)
             .map_err(ProbeError::Load)?;
@@ -325,13 +332,30 @@ impl Probe {
         if links.is_empty() {
             return Err(ProbeError::NothingAttached);
         }
+        let logger = if opts.ebpf_log {
+            match aya_log::EbpfLogger::init_with_logger(&mut ebpf, EbpfLog) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    warnings.push(format!("eBPF program logs unavailable: {e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Ok(Self {
             ebpf,
             links,
             active_kinds: kinds,
             runq_active,
             warnings,
+            logger,
         })
+    }
+
+    /// The reader of the programs' own log records (with `Options::ebpf_log`), once.
+    pub fn take_logger(&mut self) -> Option<aya_log::EbpfLogger<EbpfLog>> {
+        self.logger.take()
     }
 
     /// Take the ring buffer (once).
@@ -471,6 +495,26 @@ fn attach_btf(
         .map_err(|source| ProbeError::Program { program, source })?;
     prog.attach()
         .map_err(|source| ProbeError::Program { program, source })
+}
+
+/// Prints the eBPF programs' log records on stderr, whatever `CTRACE_LOG` says: they are only
+/// produced when asked for with `--ebpf-log`.
+pub struct EbpfLog;
+
+impl log::Log for EbpfLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        eprintln!(
+            "ctrace: ebpf {}: {}",
+            record.level().as_str().to_ascii_lowercase(),
+            record.args()
+        );
+    }
+
+    fn flush(&self) {}
 }
 
 /// Kernel struct offsets the programs need, from BTF.
