@@ -6,6 +6,7 @@ mod capability;
 mod cgroup;
 mod cli;
 mod incidents;
+mod inspect;
 mod loss;
 mod oom;
 mod process;

@@ -614,3 +614,62 @@ pub fn wait_comm(pid: u32, comm: &str) {
         },
     );
 }
+
+impl RuncContainer {
+    /// Like [`RuncContainer::run`], with `edit` applied to the bundle's `config.json` before
+    /// the container starts (e.g. to set `linux.resources.memory.limit`).
+    pub fn run_with_spec(
+        root: Option<&Path>,
+        id: &str,
+        args: &[&str],
+        edit: impl FnOnce(&mut Value),
+    ) -> Self {
+        let bundle = TempDir::new(&format!("bundle-{id}"));
+        run(Command::new("cp")
+            .args(["-a", RUNC_ROOTFS])
+            .arg(bundle.0.join("rootfs")));
+        run(Command::new("runc").arg("spec").current_dir(&bundle.0));
+        let spec_path = bundle.0.join("config.json");
+        let mut spec: Value = serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
+        spec["process"]["terminal"] = false.into();
+        spec["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
+        spec["root"]["readonly"] = false.into();
+        if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
+            ns.retain(|n| n["type"] != "network");
+        }
+        edit(&mut spec);
+        std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+        let c = Self {
+            root: root.map(Path::to_path_buf),
+            id: id.to_owned(),
+            bundle,
+        };
+        c.remove();
+        let status = c
+            .runc()
+            .args(["run", "-d", "--bundle"])
+            .arg(&c.bundle.0)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("runc run");
+        assert!(status.success(), "runc run -d {id} failed: {status}");
+        c
+    }
+}
+
+/// Run `ctrace ARGS` to completion whatever its exit status: (exit code, stdout, stderr).
+pub fn ctrace_status(bin: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {} {args:?}: {e}", bin.display()));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Watch(args) => tracer::cli::watch::run(args),
         Command::Ps(args) => tracer::cli::ps::run(args),
+        Command::Inspect(args) => return tracer::cli::inspect::main(args),
         Command::Top(args) => tracer::cli::top::run(args),
     };
     match result {

@@ -1,5 +1,6 @@
 //! Subcommands, one file each.
 
+pub mod inspect;
 pub mod ps;
 pub mod top;
 pub mod watch;
@@ -112,6 +113,8 @@ pub enum Command {
     Ps(ps::PsArgs),
     /// Live table per container: CPU against quota, throttling, run-queue delay, memory.
     Top(top::TopArgs),
+    /// One container's identity, process tree, namespaces, capabilities and limits.
+    Inspect(inspect::InspectArgs),
 }
 
 #[cfg(test)]

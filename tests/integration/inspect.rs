@@ -1,0 +1,426 @@
+//! `ctrace inspect`: capability sets, namespaces and process trees of Docker, containerd and
+//! runc containers, checked against `/proc/<pid>/status` and `readlink /proc/<pid>/ns/*` read
+//! here; `--diff`; `--pid host` reported as shared with the host; bad names.
+
+use std::{collections::BTreeMap, process::Command, time::Duration};
+
+use ctrace_tests::{
+    ctrace, eventually, require, require_containerd, require_docker, require_runc, CtrContainer,
+    DockerContainer, RuncContainer, TempDir,
+};
+use serde_json::Value;
+
+/// The kernel's capability names by number (include/uapi/linux/capability.h), written out
+/// here independently of ctrace's table.
+const CAPS: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+fn decode(mask: u64) -> Vec<String> {
+    (0..64)
+        .filter(|b| mask & (1u64 << b) != 0)
+        .map(|b| {
+            CAPS.get(b)
+                .map_or_else(|| format!("CAP_{b}"), |n| (*n).to_owned())
+        })
+        .collect()
+}
+
+/// `CapInh`.. `CapAmb` of `/proc/<pid>/status`, by the names `inspect --json` uses.
+fn status_caps(pid: u32) -> BTreeMap<&'static str, u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let set = match k {
+            "CapInh" => "inheritable",
+            "CapPrm" => "permitted",
+            "CapEff" => "effective",
+            "CapBnd" => "bounding",
+            "CapAmb" => "ambient",
+            _ => continue,
+        };
+        out.insert(set, u64::from_str_radix(v.trim(), 16).expect("hex"));
+    }
+    assert_eq!(out.len(), 5, "{text}");
+    out
+}
+
+/// `readlink /proc/<pid>/ns/*`: type → inode.
+fn readlink_ns(pid: u32) -> BTreeMap<String, u64> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("readlink /proc/{pid}/ns/*"))
+        .output()
+        .expect("readlink");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (t, rest) = l.split_once(":[")?;
+            Some((t.to_owned(), rest.strip_suffix(']')?.parse().ok()?))
+        })
+        .collect()
+}
+
+fn inspect_json(bin: &std::path::Path, args: &[&str]) -> Value {
+    let mut all = vec!["inspect", "--json", "--no-journal"];
+    all.extend_from_slice(args);
+    let out = ctrace(bin, &all);
+    assert_eq!(out.lines().count(), 1, "one JSON line: {out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|n| n.as_str().expect("name").to_owned())
+        .collect()
+}
+
+/// The decoded sets of the report match `/proc/<pid>/status` read here.
+fn check_caps(report: &Value, pid: u32) {
+    let caps = &report["capabilities"];
+    assert_eq!(caps["pid"], pid, "{report}");
+    for (set, mask) in status_caps(pid) {
+        assert_eq!(caps[set]["hex"], format!("{mask:016x}"), "{set}: {caps}");
+        assert_eq!(names(&caps[set]["names"]), decode(mask), "{set}: {caps}");
+    }
+}
+
+/// The namespaces of the report match `readlink /proc/<pid>/ns/*` read here.
+fn check_ns(report: &Value, pid: u32) {
+    let links = readlink_ns(pid);
+    assert!(
+        links.contains_key("pid") && links.contains_key("net"),
+        "{links:?}"
+    );
+    let ns = &report["namespaces"];
+    assert_eq!(ns["pid"], pid);
+    for (t, inode) in &links {
+        assert_eq!(ns["inodes"][t], *inode, "{t}: {ns}");
+        let entry = ns["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["ns_type"] == t.as_str())
+            .unwrap_or_else(|| panic!("no {t} in {ns}"));
+        assert_eq!(entry["inode"], *inode);
+    }
+}
+
+fn ns_entry<'a>(report: &'a Value, t: &str) -> &'a Value {
+    report["namespaces"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["ns_type"] == t)
+        .unwrap_or_else(|| panic!("no {t} namespace in {report}"))
+}
+
+/// The container's init and its shim above it.
+fn check_tree(report: &Value, pid: u32, parent_cmd: &str) {
+    let tree = &report["processes"];
+    let nodes = tree["nodes"].as_array().expect("nodes");
+    let init = nodes
+        .iter()
+        .find(|n| n["pid"] == pid)
+        .unwrap_or_else(|| panic!("init {pid} not in {tree}"));
+    assert_eq!(init["in_container"], true);
+    let ppid = init["ppid"].as_u64().unwrap();
+    let parent = tree["ancestors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["pid"] == ppid)
+        .unwrap_or_else(|| panic!("no parent {ppid} above init in {tree}"));
+    assert!(
+        parent["cmdline"].as_str().unwrap().contains(parent_cmd),
+        "{parent}"
+    );
+}
+
+#[test]
+fn docker_capabilities_namespaces_and_diff() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let admin = DockerContainer::run(
+        "ctrace-it-insp-admin",
+        &["--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN"],
+        &["sleep", "300"],
+    );
+    let dropall = DockerContainer::run(
+        "ctrace-it-insp-dropall",
+        &["--cap-drop", "ALL", "--memory", "64m", "--pids-limit", "50"],
+        &["sh", "-c", "sleep 300 & sleep 301 & wait"],
+    );
+    let pidhost = DockerContainer::run(
+        "ctrace-it-insp-pidhost",
+        &["--pid", "host"],
+        &["sleep", "300"],
+    );
+
+    // --cap-add SYS_ADMIN --cap-add NET_ADMIN
+    let pid = admin.init_pid();
+    let r = inspect_json(&bin, &[&admin.name]);
+    assert_eq!(r["state"], "running");
+    let id = &r["identity"];
+    assert_eq!(id["runtime"], "docker");
+    assert_eq!(id["id"], admin.id.as_str());
+    assert_eq!(id["name"], admin.name.as_str());
+    assert_eq!(id["image"], "busybox:local");
+    assert_eq!(id["init_pid"], pid);
+    assert!(
+        id["init_pid_source"]
+            .as_str()
+            .unwrap()
+            .contains("state.json"),
+        "{id}"
+    );
+    assert!(
+        id["state_root"].as_str().unwrap().contains("runtime-runc"),
+        "{id}"
+    );
+    assert!(id["bundle"].as_str().unwrap().contains(&admin.id), "{id}");
+    assert!(id["created"].as_str().unwrap().ends_with('Z'), "{id}");
+    check_caps(&r, pid);
+    check_ns(&r, pid);
+    check_tree(&r, pid, "containerd-shim-runc-v2");
+    let vs = &r["capabilities"]["vs_default"]["effective"];
+    assert_eq!(
+        names(&vs["added"]),
+        ["CAP_NET_ADMIN", "CAP_SYS_ADMIN"],
+        "{vs}"
+    );
+    assert_eq!(names(&vs["dropped"]), Vec::<String>::new());
+    assert_eq!(r["capabilities"]["seccomp"], "filter");
+    assert_eq!(r["capabilities"]["no_new_privs"], false);
+    let p = ns_entry(&r, "pid");
+    assert_eq!(p["shared_with_host"], false, "{p}");
+
+    // --cap-drop ALL, with limits and two children.
+    let pid = dropall.init_pid();
+    let r = eventually("both sleeps in the tree", Duration::from_secs(10), || {
+        let r = inspect_json(&bin, &[&dropall.id[..12]]);
+        (r["processes"]["nodes"].as_array().map_or(0, Vec::len) == 3).then_some(r)
+    });
+    assert_eq!(r["identity"]["name"], dropall.name.as_str());
+    check_caps(&r, pid);
+    check_ns(&r, pid);
+    check_tree(&r, pid, "containerd-shim-runc-v2");
+    for set in [
+        "effective",
+        "permitted",
+        "bounding",
+        "inheritable",
+        "ambient",
+    ] {
+        assert_eq!(r["capabilities"][set]["hex"], "0000000000000000", "{set}");
+    }
+    assert_eq!(
+        names(&r["capabilities"]["vs_default"]["effective"]["dropped"]).len(),
+        14
+    );
+    assert_eq!(r["resources"]["memory_limit_bytes"], 64 << 20);
+    assert_eq!(r["resources"]["pids_limit"], 50);
+
+    // --pid host: the pid namespace is the host's.
+    let pid = pidhost.init_pid();
+    let r = inspect_json(&bin, &[&pidhost.name]);
+    check_caps(&r, pid);
+    check_ns(&r, pid);
+    let p = ns_entry(&r, "pid");
+    assert_eq!(p["shared_with_host"], true, "{p}");
+    assert_eq!(p["inode"], readlink_ns(std::process::id())["pid"]);
+    let text = ctrace(&bin, &["inspect", "--no-journal", &pidhost.name]);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("pid "))
+        .unwrap_or_else(|| panic!("no pid namespace line:\n{text}"));
+    assert!(
+        line.contains(" host") && line.contains("--pid host"),
+        "{line}"
+    );
+    for section in [
+        "identity",
+        "processes",
+        "namespaces",
+        "capabilities",
+        "resources",
+    ] {
+        assert!(text.contains(&format!("\n{section}")), "{section}:\n{text}");
+    }
+    assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text}");
+
+    // --diff names the added capabilities (pidhost has Docker's default set).
+    let side = ctrace(&bin, &["inspect", "--diff", &admin.name, &pidhost.name]);
+    assert!(
+        side.contains(
+            "ctrace-it-insp-admin relative to ctrace-it-insp-pidhost, effective, permitted and \
+             bounding capabilities: adds CAP_NET_ADMIN, CAP_SYS_ADMIN; drops nothing"
+        ),
+        "{side}"
+    );
+    assert!(side.contains("pid namespace"), "{side}");
+    let d = inspect_json(&bin, &["--diff", &admin.name, &dropall.name]);
+    let eff = d["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["set"] == "effective")
+        .unwrap_or_else(|| panic!("{d}"));
+    assert_eq!(names(&eff["only_a"]).len(), 16, "{eff}");
+    assert!(names(&eff["only_a"]).contains(&"CAP_SYS_ADMIN".to_owned()));
+    assert_eq!(names(&eff["only_b"]), Vec::<String>::new());
+    assert!(
+        d["differences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["field"] == "memory limit" && r["b"] == "64 MiB"),
+        "{d}"
+    );
+}
+
+#[test]
+fn containerd_and_runc_containers() {
+    let Some(bin) = require() else { return };
+    if !(require_containerd() && require_runc()) {
+        return;
+    }
+    let root = TempDir::new("insp-runc-root");
+    let c = CtrContainer::run("default", "ctrace-it-insp-ctr", &[], &["sleep", "300"]);
+    let twin = CtrContainer::run("other", "ctrace-it-insp-ctr", &[], &["sleep", "300"]);
+    let r = RuncContainer::run(Some(&root.0), "ctrace-it-insp-runc", &["sleep", "300"]);
+    let root_arg = root.0.to_str().unwrap();
+
+    // The same id in two containerd namespaces: ambiguous (exit 2), listed.
+    let out = Command::new(&bin)
+        .args(["inspect", "--no-journal", "ctrace-it-insp-ctr"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("containerd/default/ctrace-it-insp-ctr")
+            && err.contains("containerd/other/ctrace-it-insp-ctr"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let pid = c.init_pid();
+    let rep = inspect_json(&bin, &["default/ctrace-it-insp-ctr"]);
+    assert_eq!(rep["identity"]["runtime"], "containerd");
+    assert_eq!(rep["identity"]["namespace"], "default");
+    assert_eq!(rep["identity"]["init_pid"], pid);
+    check_caps(&rep, pid);
+    check_ns(&rep, pid);
+    check_tree(&rep, pid, "containerd-shim-runc-v2");
+    assert_eq!(
+        rep["capabilities"]["vs_default"]["effective"]["summary"],
+        "adds nothing; drops nothing"
+    );
+    let twin_rep = inspect_json(&bin, &["containerd/other/ctrace-it-insp-ctr"]);
+    assert_eq!(twin_rep["identity"]["init_pid"], twin.init_pid());
+
+    let pid = r.init_pid();
+    let rep = inspect_json(&bin, &["--runc-root", root_arg, "ctrace-it-insp-runc"]);
+    assert_eq!(rep["identity"]["runtime"], "runc");
+    assert_eq!(rep["identity"]["state_root"], root_arg);
+    assert_eq!(rep["identity"]["init_pid"], pid);
+    check_caps(&rep, pid);
+    check_ns(&rep, pid);
+    // `runc run -d` leaves init to be reaped by pid 1 (or a subreaper): its parent shows.
+    assert_eq!(rep["processes"]["nodes"][0]["pid"], pid);
+    assert_eq!(
+        rep["processes"]["ancestors"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        rep["capabilities"]["vs_default"]["effective"]["summary"], "adds nothing; drops nothing",
+        "the runc spec default set: {}",
+        rep["capabilities"]
+    );
+    // The test bundle has no network namespace of its own.
+    assert_eq!(ns_entry(&rep, "net")["shared_with_host"], true);
+    assert_eq!(ns_entry(&rep, "pid")["shared_with_host"], false);
+    // Without its root, the runc container is unknown: exit 1.
+    let out = Command::new(&bin)
+        .args(["inspect", "ctrace-it-insp-runc"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
+fn unknown_name_is_exit_1_with_one_line() {
+    let Some(bin) = require() else { return };
+    let out = Command::new(&bin)
+        .args(["inspect", "ctrace-it-insp-no-such-container"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("ctrace: error: no container matches \"ctrace-it-insp-no-such-container\""),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!err.contains("panicked"));
+    // --diff with one unknown side: the same.
+    let out = Command::new(&bin)
+        .args([
+            "inspect",
+            "--diff",
+            "ctrace-it-insp-nope-a",
+            "ctrace-it-insp-nope-b",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
