@@ -7,6 +7,7 @@ mod cgroup;
 mod cli;
 mod incidents;
 mod inspect;
+mod journal;
 mod loss;
 mod oom;
 mod process;

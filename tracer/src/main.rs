@@ -13,6 +13,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Watch(args) => tracer::cli::watch::run(args),
         Command::Ps(args) => tracer::cli::ps::run(args),
+        Command::Postmortem(args) => return tracer::cli::postmortem::main(args),
+        Command::History(args) => return tracer::cli::history::main(args),
         Command::Inspect(args) => return tracer::cli::inspect::main(args),
         Command::Top(args) => tracer::cli::top::run(args),
     };

@@ -1,6 +1,8 @@
 //! Subcommands, one file each.
 
+pub mod history;
 pub mod inspect;
+pub mod postmortem;
 pub mod ps;
 pub mod top;
 pub mod watch;
@@ -111,6 +113,10 @@ pub enum Command {
     Watch(Box<watch::WatchArgs>),
     /// List the containers of every runtime: Docker, containerd, plain runc.
     Ps(ps::PsArgs),
+    /// The story of a container's end from the journal: exits, restarts, OOM kills, kills.
+    Postmortem(postmortem::PostmortemArgs),
+    /// Past records from the journal, by container, time and type.
+    History(history::HistoryArgs),
     /// Live table per container: CPU against quota, throttling, run-queue delay, memory.
     Top(top::TopArgs),
     /// One container's identity, process tree, namespaces, capabilities and limits.

@@ -1,0 +1,457 @@
+//! The journal under real incidents: `ctrace postmortem` tells an OOM kill in Docker,
+//! containerd and plain runc after the container is gone; the journal survives `kill -9` of
+//! ctrace in the middle of a burst; a file that is not a journal is refused and left alone.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use ctrace_tests::{
+    ctrace, ctrace_status, get, require, require_containerd, require_docker, require_runc,
+    CtrContainer, DockerContainer, RuncContainer, TempDir, Watch,
+};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(60);
+const MIB: u64 = 1 << 20;
+/// A 2 % CPU quota: `tail /dev/zero` then takes seconds, not milliseconds, to reach its
+/// memory limit, so the journal's one-second samples see the usage rise.
+const SLOW_CPU_QUOTA_US: u64 = 2_000;
+const CPU_PERIOD_US: u64 = 100_000;
+
+fn journal_path(dir: &TempDir) -> PathBuf {
+    dir.0.join("journal.db")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// Wait for the OOM kill of `name` and its stop on a watch.
+fn wait_oom(w: &Watch, name: &str) -> Value {
+    let n = name.to_owned();
+    let oom = w.wait_for(&format!("oom_kill in {name}"), WAIT, move |v| {
+        v["type"] == "oom_kill" && get(v, "container.name") == n.as_str()
+    });
+    let n = name.to_owned();
+    w.wait_for(&format!("container_stop of {name}"), WAIT, move |v| {
+        v["type"] == "container_stop" && get(v, "container.name") == n.as_str()
+    });
+    oom
+}
+
+/// `ctrace postmortem NAME --journal PATH` (JSON and human), checked against the OOM kill
+/// the watch reported: the kill, the limit, the victim `tail`, a rising usage curve that
+/// ends at the limit.
+fn assert_oom_postmortem(bin: &Path, journal: &Path, name: &str, runtime: &str, limit: u64) {
+    let out = ctrace(
+        bin,
+        &["postmortem", name, "--journal", s(journal), "--json"],
+    );
+    assert_eq!(out.lines().count(), 1, "one JSON object: {out}");
+    let v: Value = serde_json::from_str(&out).expect("postmortem JSON");
+    assert_eq!(v["schema"], "ctrace.postmortem.v1");
+    let st = &v["stories"][0];
+    let c = &st["container"];
+    assert_eq!(c["name"], name, "{c}");
+    assert_eq!(c["runtime"], runtime, "{c}");
+    assert!(c["gone"].is_string(), "the container is gone: {c}");
+    assert_eq!(c["exit_code"], 137, "{c}");
+    assert_eq!(st["end"]["reason"], "oom_killed", "{st}");
+    assert_eq!(st["oom_kills_total"], 1, "{st}");
+    let o = &st["oom_kills"][0];
+    assert_eq!(o["scope"], "container_limit", "{o}");
+    assert_eq!(o["limit_bytes"], limit, "{o}");
+    assert_eq!(o["victim"]["comm"], "tail", "{o}");
+    assert!(
+        o["victim"]["rss_bytes"].as_u64().unwrap() > limit / 2,
+        "{o}"
+    );
+    assert_eq!(o["victim_exit"]["exit_code"], 137, "{o}");
+    assert_eq!(o["container_stopped"], true, "{o}");
+    assert_eq!(o["own_allocation"], true, "{o}");
+    let curve: Vec<u64> = o["curve"]
+        .as_array()
+        .expect("curve")
+        .iter()
+        .map(|p| p["usage_bytes"].as_u64().unwrap())
+        .collect();
+    assert!(curve.len() >= 3, "a curve of several samples: {curve:?}");
+    let (first, last) = (curve[0], *curve.last().unwrap());
+    assert!(
+        last.saturating_mul(100) >= limit.saturating_mul(95),
+        "the curve ends at the limit: {curve:?}"
+    );
+    assert!(
+        first < last / 2,
+        "the curve rises from well below the limit: {curve:?}"
+    );
+    let rises = curve.windows(2).filter(|w| w[1] > w[0]).count();
+    let falls = curve.windows(2).filter(|w| w[1] < w[0]).count();
+    assert!(
+        rises >= 2 && falls == 0,
+        "usage rises sample after sample: {curve:?}"
+    );
+    assert_eq!(
+        o["curve"].as_array().unwrap().last().unwrap()["ts"],
+        o["ts"]
+    );
+
+    let text = ctrace(bin, &["postmortem", name, "--journal", s(journal)]);
+    let limit_text = format!("{} MiB", limit / MIB);
+    for needle in [
+        format!("{name}: {runtime} container, gone since "),
+        ", exit code 137 (times UTC)".to_owned(),
+        "exit 137 (SIGKILL): its init was OOM-killed".to_owned(),
+        "  OOM kills   1\n".to_owned(),
+        ": the container hit its own memory limit (not a host-wide OOM)\n".to_owned(),
+        format!("    limit     {limit_text}; at the kill: "),
+        "    usage     last ".to_owned(),
+        "    victim    tail (pid ".to_owned(),
+        ", RSS ".to_owned(),
+        "    trigger   its own allocation\n".to_owned(),
+        "    outcome   tail exited with 137 (SIGKILL); the container stopped\n".to_owned(),
+    ] {
+        assert!(text.contains(&needle), "{needle:?} not in:\n{text}");
+    }
+    // The figures: the last one is the limit (in MiB, as the curve's unit).
+    let usage = text
+        .lines()
+        .find(|l| l.starts_with("    usage     last "))
+        .unwrap();
+    assert!(usage.contains("MiB): "), "{usage}");
+    assert!(
+        usage.ends_with(&format!(" {}", limit / MIB)),
+        "ends at the limit: {usage}"
+    );
+}
+
+#[test]
+fn docker_oom_postmortem_after_docker_rm() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let dir = TempDir::new("journal-docker-oom");
+    let journal = journal_path(&dir);
+    let name = "ctrace-it-journal-lowmem100";
+    let w = Watch::start(&bin, &["--journal", s(&journal)]);
+    let cpus = format!("{}", SLOW_CPU_QUOTA_US as f64 / CPU_PERIOD_US as f64);
+    let c = DockerContainer::run(
+        name,
+        &["-m", "100m", "--cpus", &cpus],
+        &["tail", "/dev/zero"],
+    );
+    let oom = wait_oom(&w, name);
+    assert_eq!(get(&oom, "memory.limit_bytes"), 100 * MIB);
+    c.remove(); // docker rm -f
+    w.stop();
+    assert_oom_postmortem(&bin, &journal, name, "docker", 100 * MIB);
+    // By id too, and history has the same record as the watch printed.
+    let by_id = ctrace(
+        &bin,
+        &[
+            "postmortem",
+            &c.id[..12],
+            "--journal",
+            s(&journal),
+            "--json",
+        ],
+    );
+    let v: Value = serde_json::from_str(&by_id).unwrap();
+    assert_eq!(v["stories"][0]["container"]["id"], c.id.as_str());
+    let hist = ctrace(
+        &bin,
+        &[
+            "history",
+            "--journal",
+            s(&journal),
+            "--json",
+            "--type",
+            "oom_kill",
+            "--container",
+            name,
+        ],
+    );
+    let lines: Vec<Value> = hist
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [oom],
+        "history --json prints the record as watch did"
+    );
+}
+
+#[test]
+fn ctr_oom_postmortem_after_the_container_is_deleted() {
+    let Some(bin) = require() else { return };
+    if !require_containerd() {
+        return;
+    }
+    let dir = TempDir::new("journal-ctr-oom");
+    let journal = journal_path(&dir);
+    let id = "ctrace-it-journal-ctroom";
+    let w = Watch::start(&bin, &["--journal", s(&journal)]);
+    let c = CtrContainer::run(
+        "default",
+        id,
+        &[
+            "--memory-limit",
+            "67108864",
+            "--cpu-quota",
+            &SLOW_CPU_QUOTA_US.to_string(),
+            "--cpu-period",
+            &CPU_PERIOD_US.to_string(),
+        ],
+        &["tail", "/dev/zero"],
+    );
+    let oom = wait_oom(&w, id);
+    assert_eq!(get(&oom, "container.runtime"), "containerd");
+    drop(c); // task kill, task delete, container delete
+    w.stop();
+    assert_oom_postmortem(&bin, &journal, id, "containerd", 64 * MIB);
+    let v: Value = serde_json::from_str(&ctrace(
+        &bin,
+        &["postmortem", id, "--journal", s(&journal), "--json"],
+    ))
+    .unwrap();
+    assert_eq!(v["stories"][0]["container"]["namespace"], "default");
+    assert_eq!(
+        v["stories"][0]["container"]["key"],
+        format!("containerd/default/{id}")
+    );
+}
+
+#[test]
+fn runc_oom_postmortem_after_runc_delete() {
+    let Some(bin) = require() else { return };
+    if !require_runc() {
+        return;
+    }
+    let dir = TempDir::new("journal-runc-oom");
+    let journal = journal_path(&dir);
+    let id = "ctrace-it-journal-runcoom";
+    let w = Watch::start(&bin, &["--journal", s(&journal)]);
+    let c = RuncContainer::run_with_spec(None, id, &["tail", "/dev/zero"], |spec| {
+        spec["linux"]["resources"]["memory"] = json!({ "limit": 64 * MIB });
+        spec["linux"]["resources"]["cpu"] =
+            json!({ "quota": SLOW_CPU_QUOTA_US, "period": CPU_PERIOD_US });
+    });
+    let oom = wait_oom(&w, id);
+    assert_eq!(get(&oom, "container.runtime"), "runc");
+    drop(c); // runc delete -f
+    w.stop();
+    assert_oom_postmortem(&bin, &journal, id, "runc", 64 * MIB);
+}
+
+/// Kill incidents of `name` a watch printed.
+fn kills_of(records: &[Value], name: &str) -> Vec<Value> {
+    records
+        .iter()
+        .filter(|v| v["type"] == "kill" && get(v, "container.name") == name)
+        .cloned()
+        .collect()
+}
+
+/// (ts, target pid) of kill records: what identifies one.
+fn ids(records: &[Value]) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["ts"].as_str().unwrap().to_owned(),
+                get(r, "target.pid").as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn history_kills(bin: &Path, journal: &Path, name: &str) -> Vec<Value> {
+    let (code, out, err) = ctrace_status(
+        bin,
+        &[
+            "history",
+            "--json",
+            "--journal",
+            s(journal),
+            "--type",
+            "kill",
+            "--container",
+            name,
+        ],
+    );
+    assert_eq!(code, Some(0), "ctrace history failed: {err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).expect("NDJSON"))
+        .collect()
+}
+
+#[test]
+fn the_journal_survives_kill_9_of_ctrace_during_a_burst() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let dir = TempDir::new("journal-kill9");
+    let journal = journal_path(&dir);
+    let name = "ctrace-it-journal-burst";
+    let w = Watch::start(&bin, &["--journal", s(&journal)]);
+    // A burst that never stops: children started and SIGKILLed as fast as the shell can.
+    let c = DockerContainer::run(
+        name,
+        &[],
+        &["sh", "-c", "while true; do sleep 60 & kill -9 $!; done"],
+    );
+    w.wait_for("a first kill in the burst", WAIT, |v| {
+        v["type"] == "kill" && get(v, "container.name") == name
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    // Everything printed by now has had well over the writer's batch interval (200 ms) to be
+    // committed; what comes after may be lost with the last batch.
+    let before = kills_of(&w.records(), name);
+    assert!(before.len() >= 5, "a burst: {} kills", before.len());
+    std::thread::sleep(Duration::from_secs(1));
+    // SAFETY: kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(w.pid() as i32, libc::SIGKILL) }, 0);
+    std::thread::sleep(Duration::from_millis(200));
+    let w_records = w.records();
+    drop(w);
+
+    // The journal opens read-only, with every incident committed before the crash.
+    let kept = history_kills(&bin, &journal, name);
+    eprintln!(
+        "kill -9 of ctrace after it printed {} kills; {} were committed to the journal",
+        kills_of(&w_records, name).len(),
+        kept.len()
+    );
+    let kept_ids = ids(&kept);
+    let missing: Vec<_> = ids(&before)
+        .into_iter()
+        .filter(|k| kept_ids.binary_search(k).is_err())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} kills lost: {missing:?}",
+        missing.len(),
+        before.len()
+    );
+
+    // A new watch opens the same journal and appends to it.
+    let w2 = Watch::start(&bin, &["--journal", s(&journal)]);
+    w2.wait_for("a kill seen by the new watch", WAIT, |v| {
+        v["type"] == "kill" && get(v, "container.name") == name
+    });
+    c.remove();
+    let (records, stderr) = w2.stop();
+    assert!(!stderr.contains("journal"), "no journal trouble: {stderr}");
+    let after_restart = kills_of(&records, name);
+    let all = ids(&history_kills(&bin, &journal, name));
+    for k in ids(&before).into_iter().chain(ids(&after_restart)) {
+        assert!(
+            all.binary_search(&k).is_ok(),
+            "{k:?} missing after the restart"
+        );
+    }
+    // The story tells the kills too.
+    let v: Value = serde_json::from_str(&ctrace(
+        &bin,
+        &["postmortem", name, "--journal", s(&journal), "--json"],
+    ))
+    .unwrap();
+    assert_eq!(v["stories"][0]["kills_total"], all.len());
+    assert_eq!(v["stories"][0]["kills"][0]["signal"], "SIGKILL");
+}
+
+/// Files and their contents in a directory, to check that nothing was touched.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>, std::time::SystemTime)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+                std::fs::metadata(&p).unwrap().modified().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn assert_refused(bin: &Path, path: &Path, why: &str) {
+    let dir = path.parent().unwrap();
+    let before = snapshot(dir);
+    let p = s(path);
+    for args in [
+        vec!["watch", "--journal", p, "--duration", "5"],
+        vec!["postmortem", "x", "--journal", p],
+        vec!["postmortem", "x", "--journal", p, "--json"],
+        vec!["history", "--journal", p],
+    ] {
+        let (code, out, err) = ctrace_status(bin, &args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(err.starts_with("ctrace: error: "), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("{p} is not a usable ctrace journal")),
+            "{args:?} names the file: {err}"
+        );
+        assert!(err.contains(why), "{args:?}: {err}");
+        assert!(err.contains("left untouched"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        assert_eq!(snapshot(dir), before, "{args:?} changed {}", dir.display());
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_journal_is_refused_and_left_untouched() {
+    let Some(bin) = require() else { return };
+    let dir = TempDir::new("journal-notajournal");
+    let text = dir.0.join("text").join("journal.db");
+    std::fs::create_dir_all(text.parent().unwrap()).unwrap();
+    std::fs::write(
+        &text,
+        b"PK\x03\x04 not a database, some other file\n".repeat(200),
+    )
+    .unwrap();
+    assert_refused(&bin, &text, "no SQLite header");
+
+    // A real journal, then truncated in the middle of a page.
+    let cut = dir.0.join("cut").join("journal.db");
+    let w = Watch::start(&bin, &["--journal", s(&cut)]);
+    w.stop();
+    let len = std::fs::metadata(&cut).unwrap().len();
+    assert!(len > 8192, "a journal of several pages: {len} bytes");
+    let f = std::fs::OpenOptions::new().write(true).open(&cut).unwrap();
+    f.set_len(len - 1000).unwrap();
+    drop(f);
+    assert_refused(&bin, &cut, "truncated");
+}
+
+#[test]
+fn a_missing_journal_is_exit_1_for_queries_and_nothing_is_created() {
+    let Some(bin) = require() else { return };
+    let dir = TempDir::new("journal-missing");
+    let path = dir.0.join("nowhere").join("journal.db");
+    for args in [
+        vec!["postmortem", "web", "--journal", s(&path)],
+        vec!["history", "--journal", s(&path), "--json"],
+    ] {
+        let (code, out, err) = ctrace_status(&bin, &args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(out.is_empty());
+        assert!(
+            err.contains(&format!("no journal at {}", path.display())),
+            "{err}"
+        );
+        assert!(err.contains("ctrace watch"), "{err}");
+    }
+    assert!(!dir.0.join("nowhere").exists(), "nothing was created");
+}

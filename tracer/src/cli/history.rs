@@ -1,0 +1,798 @@
+//! `ctrace history`: past records from the journal, filtered by container, time and type.
+//! `--json` prints the stored NDJSON lines exactly as `ctrace watch --json` printed them.
+//!
+//! Also the pieces `ctrace postmortem` shares: opening a journal read-only with the right exit
+//! code for each failure, times in UTC, and container labels of stored records.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
+
+use clap::Args;
+use serde_json::Value;
+
+use crate::{
+    clock::rfc3339_ns,
+    container::short_id,
+    journal::{self, Journal, JournalError, RecordFilter, StoredRecord},
+    sink::escape::terminal,
+};
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only records of this container: name, id, id prefix (3 characters or more) or journal
+    /// key (`docker/<id>`). A name reused over time selects every container that had it.
+    #[arg(long, value_name = "NAME|ID")]
+    pub container: Option<String>,
+    /// Only records since this time: a duration ago (30m, 1h, 7d) or an RFC 3339 time
+    /// (2026-11-29T18:40:00Z; no offset means UTC).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<TimeSpec>,
+    /// Only records until this time (same forms as --since).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<TimeSpec>,
+    /// Only these record types, comma-separated: oom_kill, kill, container_start,
+    /// container_stop, container_update, oom_victim, signal, capability, lost, stats...
+    #[arg(long = "type", value_name = "TYPES", value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Print the stored NDJSON records (the schema of `ctrace watch --json`), one per line.
+    #[arg(long)]
+    pub json: bool,
+    /// At most this many records: the newest ones (still printed oldest first).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// The journal to read (never created or modified).
+    #[arg(long, value_name = "PATH", default_value = journal::DEFAULT_PATH)]
+    pub journal: PathBuf,
+}
+
+/// Why a journal command failed, and the exit code that says so: 1 when the journal or the
+/// container is not there, 2 when the journal cannot be used or the arguments are wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    /// Nothing to report on (no journal, no such container): exit code 1.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: message.into(),
+        }
+    }
+
+    /// The journal is unusable or the request is wrong: exit code 2.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: message.into(),
+        }
+    }
+
+    fn journal(path: &Path, e: &JournalError) -> Self {
+        match e {
+            JournalError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Self::not_found(format!(
+                    "no journal at {}: `ctrace watch` creates and keeps one (on by default; \
+                     give it the same --journal PATH)",
+                    terminal(&path.display().to_string())
+                ))
+            }
+            e => Self::error(terminal(&e.to_string())),
+        }
+    }
+}
+
+/// What a journal command prints: `text` on stdout, `notes` on stderr.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    pub text: String,
+    pub notes: Vec<String>,
+}
+
+/// Print an outcome and turn it into the process's exit code.
+pub fn finish(result: Result<Output, Failure>) -> ExitCode {
+    match result {
+        Ok(out) => {
+            for n in &out.notes {
+                eprintln!("ctrace: {n}");
+            }
+            match super::print_stdout(&out.text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ctrace: error: writing output: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Err(f) => {
+            if f.code == 1 {
+                eprintln!("ctrace: {}", f.message);
+            } else {
+                eprintln!("ctrace: error: {}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Opens a journal for queries only: never creates, migrates or modifies the file.
+pub fn open_journal(path: &Path) -> Result<Journal, Failure> {
+    Journal::open_read_only(path).map_err(|e| Failure::journal(path, &e))
+}
+
+/// A query failure on an open journal (damaged pages, I/O errors): exit code 2.
+pub fn query_failed(e: &JournalError) -> Failure {
+    Failure::error(terminal(&e.to_string()))
+}
+
+/// Now, unix ns.
+pub fn now_ns() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// `2026-11-29 18:40:01.123` (UTC, milliseconds).
+pub fn fmt_ts(ns: i64) -> String {
+    let s = rfc3339_ns(i128::from(ns));
+    format!("{} {}", &s[..10], &s[11..23])
+}
+
+/// RFC 3339 with nanoseconds, as in the NDJSON records.
+pub fn rfc3339(ns: i64) -> String {
+    rfc3339_ns(i128::from(ns))
+}
+
+/// A point in time given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSpec {
+    /// This long before now.
+    Ago(Duration),
+    /// This time, unix ns.
+    At(i64),
+}
+
+impl TimeSpec {
+    /// Unix ns, relative to `now_ns` for durations.
+    pub fn resolve(self, now_ns: i64) -> i64 {
+        match self {
+            Self::Ago(d) => now_ns.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+            Self::At(t) => t,
+        }
+    }
+}
+
+/// `1h`, `30m`, `7d` (that long ago) or an RFC 3339 time (`2026-11-29T18:40:00Z`,
+/// `2026-11-29 18:40:00.5+01:00`, `2026-11-29`; without an offset, UTC).
+pub fn parse_time(s: &str) -> Result<TimeSpec, String> {
+    let t = s.trim();
+    let looks_like_date = t.len() >= 10
+        && t.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+        && t.as_bytes()[4] == b'-';
+    if looks_like_date {
+        return parse_rfc3339(t)
+            .map(TimeSpec::At)
+            .ok_or_else(|| format!("{s:?} is not an RFC 3339 time (e.g. 2026-11-29T18:40:00Z)"));
+    }
+    super::parse_duration(t).map(TimeSpec::Ago).map_err(|_| {
+        format!(
+            "{s:?} is neither a duration (30m, 1h, 7d) nor an RFC 3339 time (2026-11-29T18:40:00Z)"
+        )
+    })
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    // Count years from March, so the leap day is the last day of the year.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400; // [0, 399]
+    let mp = i64::from((m + 9) % 12); // March = 0
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1; // [0, 365]
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
+    era * 146_097 + doe - 719_468
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        4 | 6 | 9 | 11 => 30,
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+/// Parses `YYYY-MM-DD[(T| )HH:MM[:SS[.fraction]]][Z|±HH:MM|±HHMM]` to unix ns.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    fn num(s: &str) -> Option<u32> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    }
+    let (date, rest) = (s.get(..10)?, s.get(10..)?);
+    let mut d = date.split('-');
+    let (y, mo, da) = (d.next()?, d.next()?, d.next()?);
+    if y.len() != 4 || mo.len() != 2 || da.len() != 2 {
+        return None;
+    }
+    let (y, mo, da) = (i64::from(num(y)?), num(mo)?, num(da)?);
+    if !(1..=12).contains(&mo) || da == 0 || da > days_in_month(y, mo) {
+        return None;
+    }
+    let mut secs = days_from_civil(y, mo, da) * 86_400;
+    let mut nanos = 0i64;
+    let mut rest = rest;
+    if let Some(r) = rest
+        .strip_prefix('T')
+        .or_else(|| rest.strip_prefix('t'))
+        .or_else(|| rest.strip_prefix(' '))
+    {
+        let end = r.find(['Z', 'z', '+', '-']).unwrap_or(r.len());
+        let (time, zone) = r.split_at(end);
+        let (hms, frac) = match time.split_once('.') {
+            Some((hms, frac)) => (hms, Some(frac)),
+            None => (time, None),
+        };
+        let mut f = hms.split(':');
+        let h = num(f.next()?)?;
+        let mi = num(f.next()?)?;
+        let sec = match f.next() {
+            Some(x) => num(x)?,
+            None if frac.is_none() => 0,
+            None => return None,
+        };
+        if f.next().is_some() || h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        secs += i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(sec.min(59));
+        if let Some(frac) = frac {
+            num(frac)?;
+            let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+            nanos = digits.parse().ok()?;
+        }
+        rest = zone;
+    }
+    let offset = match rest {
+        "" | "Z" | "z" => 0,
+        z => {
+            let sign = match z.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let hm = &z[1..];
+            let (h, m) = match hm.split_once(':') {
+                Some((h, m)) => (h, m),
+                None if hm.len() == 4 => (hm.get(..2)?, hm.get(2..)?),
+                None => return None,
+            };
+            if h.len() != 2 || m.len() != 2 {
+                return None;
+            }
+            let (h, m) = (num(h)?, num(m)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            sign * (i64::from(h) * 3600 + i64::from(m) * 60)
+        }
+    };
+    (secs - offset)
+        .checked_mul(1_000_000_000)?
+        .checked_add(nanos)
+}
+
+/// `web (docker)`, `host`, `unknown cgroup`, or `-` for records about no process.
+pub fn container_label(record: &Value) -> String {
+    match record.get("container") {
+        None => "-".to_owned(),
+        Some(Value::Null) => "host".to_owned(),
+        Some(c) => {
+            let name = c["name"]
+                .as_str()
+                .or_else(|| c["id"].as_str().map(short_id));
+            match (name, c["runtime"].as_str()) {
+                (Some(n), Some(rt)) => format!("{} ({})", terminal(n), terminal(rt)),
+                (Some(n), None) => terminal(n),
+                (None, _) => "unknown cgroup".to_owned(),
+            }
+        }
+    }
+}
+
+/// The explanation of a stored record; `stats` records get a summary of the run.
+pub fn explanation(record: &Value) -> String {
+    if let Some(e) = record["explanation"].as_str() {
+        return terminal(e);
+    }
+    if record["type"] == "stats" {
+        let kinds = record["kinds"].as_object();
+        let sum = |field: &str| -> u64 {
+            kinds
+                .map(|k| k.values().filter_map(|v| v[field].as_u64()).sum())
+                .unwrap_or(0)
+        };
+        return format!(
+            "end of a watch: {} records produced by the kernel, {} delivered, {} lost",
+            sum("produced"),
+            sum("delivered"),
+            sum("lost_ringbuf_full")
+        );
+    }
+    "-".to_owned()
+}
+
+/// The human table: time (UTC), type, container, explanation; everything escaped.
+pub fn render(records: &[StoredRecord]) -> String {
+    let rows: Vec<[String; 4]> = records
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_str(&r.json).unwrap_or(Value::Null);
+            [
+                fmt_ts(r.ts_ns),
+                terminal(&r.kind),
+                container_label(&v),
+                explanation(&v),
+            ]
+        })
+        .collect();
+    let width = |i: usize, cap: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(cap)
+    };
+    let (tw, cw) = (width(1, 16), width(2, 40));
+    let mut out = String::new();
+    for [ts, ty, c, e] in &rows {
+        out.push_str(&format!("{ts}  {ty:<tw$}  {c:<cw$}  {e}\n"));
+    }
+    out
+}
+
+/// Records matching the arguments, oldest first. `container`: every journal key the
+/// pattern names, plus records that carried the name; `None` if it names nothing at all.
+pub fn query(
+    journal: &Journal,
+    container: Option<&str>,
+    base: &RecordFilter,
+) -> Result<Option<Vec<StoredRecord>>, JournalError> {
+    let Some(pattern) = container else {
+        return journal.records(base).map(Some);
+    };
+    let keys: Vec<String> = journal
+        .containers_by_name_or_id(pattern)?
+        .into_iter()
+        .map(|c| c.key)
+        .collect();
+    let mut filters: Vec<RecordFilter> = keys
+        .iter()
+        .map(|k| RecordFilter {
+            container_key: Some(k.clone()),
+            ..base.clone()
+        })
+        .collect();
+    filters.push(RecordFilter {
+        container_name: Some(pattern.to_owned()),
+        ..base.clone()
+    });
+    let mut merged: BTreeMap<(i64, i64), StoredRecord> = BTreeMap::new();
+    for f in &filters {
+        for r in journal.records(f)? {
+            merged.insert((r.ts_ns, r.id), r);
+        }
+    }
+    if keys.is_empty() && merged.is_empty() {
+        return Ok(None);
+    }
+    let mut all: Vec<StoredRecord> = merged.into_values().collect();
+    if let Some(limit) = base.limit {
+        let drop = all.len().saturating_sub(limit);
+        all.drain(..drop);
+    }
+    Ok(Some(all))
+}
+
+/// `ctrace history`, as of `now_ns`.
+pub fn run(args: &HistoryArgs, now_ns: i64) -> Result<Output, Failure> {
+    let since = args.since.map(|t| t.resolve(now_ns));
+    let until = args.until.map(|t| t.resolve(now_ns));
+    if let (Some(s), Some(u)) = (since, until) {
+        if s > u {
+            return Err(Failure::error(format!(
+                "--since ({}) is after --until ({})",
+                fmt_ts(s),
+                fmt_ts(u)
+            )));
+        }
+    }
+    let types: Vec<String> = args
+        .types
+        .iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let journal = open_journal(&args.journal)?;
+    let base = RecordFilter {
+        types,
+        since_ns: since,
+        until_ns: until,
+        limit: args.limit,
+        ..RecordFilter::default()
+    };
+    let records = query(&journal, args.container.as_deref(), &base)
+        .map_err(|e| query_failed(&e))?
+        .ok_or_else(|| {
+            Failure::not_found(format!(
+                "no container named {:?} (or with that id) in journal {}",
+                terminal(args.container.as_deref().unwrap_or_default()),
+                terminal(&args.journal.display().to_string())
+            ))
+        })?;
+    let mut out = Output::default();
+    if args.json {
+        for r in &records {
+            out.text.push_str(&r.json);
+            out.text.push('\n');
+        }
+    } else {
+        out.text = render(&records);
+    }
+    if records.is_empty() {
+        out.notes.push(format!(
+            "no records match in journal {}",
+            terminal(&args.journal.display().to_string())
+        ));
+    }
+    Ok(out)
+}
+
+/// Entry point of `ctrace history`: prints and returns the exit code.
+pub fn main(args: &HistoryArgs) -> ExitCode {
+    finish(run(args, now_ns()))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::journal::{ContainerUpsert, Entry, JournalOptions, Record};
+
+    pub const SEC: i64 = 1_000_000_000;
+    /// 2026-11-29T18:40:00Z.
+    pub const T0: i64 = 1_795_977_600 * SEC;
+
+    /// A directory removed on drop.
+    pub struct Scratch(pub PathBuf);
+
+    impl Scratch {
+        pub fn new(tag: &str) -> Self {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "ctrace-cli-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Self(p)
+        }
+
+        pub fn join(&self, name: &str) -> PathBuf {
+            self.0.join(name)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Writes `entries` into a new journal at `path`, synchronously, and closes it.
+    pub fn journal_with(path: &Path, entries: Vec<Entry>) {
+        let mut j = Journal::open(path, JournalOptions::default()).unwrap();
+        j.write(&entries).unwrap();
+    }
+
+    /// The `container` object of NDJSON records.
+    pub fn cjson(id: &str, name: &str, runtime: &str) -> Value {
+        json!({
+            "id": id, "name": name, "runtime": runtime, "image": "busybox:local",
+            "namespace": null, "labels": {}, "pod": null, "resolved": true,
+        })
+    }
+
+    pub fn rec(ts_ns: i64, v: Value) -> Entry {
+        let mut v = v;
+        v["schema"] = "ctrace.v1".into();
+        v["ts"] = rfc3339(ts_ns).into();
+        v["host"] = "vm".into();
+        Entry::Record(Record::from_ndjson(ts_ns, &v))
+    }
+
+    pub fn upsert(key: &str, name: &str, seen_ns: i64, gone: Option<(i64, i32)>) -> Entry {
+        let (runtime, id) = key.split_once('/').unwrap();
+        Entry::ContainerUpsert(ContainerUpsert {
+            key: key.to_owned(),
+            id: id.rsplit('/').next().unwrap().to_owned(),
+            name: Some(name.to_owned()),
+            runtime: runtime.to_owned(),
+            image: Some("busybox:local".to_owned()),
+            seen_ns,
+            gone_ns: gone.map(|g| g.0),
+            exit_code: gone.map(|g| g.1),
+            ..Default::default()
+        })
+    }
+
+    fn args(path: &Path) -> HistoryArgs {
+        HistoryArgs {
+            container: None,
+            since: None,
+            until: None,
+            types: Vec::new(),
+            json: false,
+            limit: None,
+            journal: path.to_owned(),
+        }
+    }
+
+    const A: &str = "aaaaaaaaaaaa1111111111111111111111111111111111111111111111111111";
+    const B: &str = "bbbbbbbbbbbb2222222222222222222222222222222222222222222222222222";
+
+    /// Two containers: `api` killed from the host, `db` OOM-killed; a host record and a
+    /// `stats` record.
+    fn fixture(path: &Path) {
+        let api = cjson(A, "api", "docker");
+        let db = cjson(B, "db", "docker");
+        journal_with(
+            path,
+            vec![
+                upsert(&format!("docker/{A}"), "api", T0, None),
+                upsert(&format!("docker/{B}"), "db", T0, None),
+                rec(
+                    T0 + SEC,
+                    json!({"type": "container_start", "container": api,
+                           "explanation": "container api (docker) started: /bin/sleep (pid 100)"}),
+                ),
+                rec(
+                    T0 + 2 * SEC,
+                    json!({"type": "container_start", "container": db,
+                           "explanation": "container db (docker) started: /bin/tail (pid 200)"}),
+                ),
+                rec(
+                    T0 + 3 * SEC,
+                    json!({"type": "capability", "container": null,
+                           "explanation": "ctrace (pid 9, host) was denied CAP_SYS_ADMIN"}),
+                ),
+                rec(
+                    T0 + 600 * SEC,
+                    json!({"type": "oom_kill", "container": db,
+                           "explanation": "tail (pid 200 in db, docker) was OOM-killed: db hit its memory limit of 100 MiB"}),
+                ),
+                rec(
+                    T0 + 3600 * SEC,
+                    json!({"type": "kill", "container": api,
+                           "explanation": "sleep (pid 100 in api, docker) killed by SIGKILL from kill (pid 300, host); api exited with 137 (SIGKILL)"}),
+                ),
+                rec(
+                    T0 + 3601 * SEC,
+                    json!({"type": "stats", "kinds": {"exec": {"produced": 10, "delivered": 9, "lost_ringbuf_full": 1}}}),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn human_output_is_time_type_container_explanation() {
+        let t = Scratch::new("hist-human");
+        let p = t.join("j.db");
+        fixture(&p);
+        let out = run(&args(&p), T0 + 7200 * SEC).unwrap();
+        assert_eq!(
+            out.text,
+            "\
+2026-11-29 18:40:01.000  container_start  api (docker)  container api (docker) started: /bin/sleep (pid 100)
+2026-11-29 18:40:02.000  container_start  db (docker)   container db (docker) started: /bin/tail (pid 200)
+2026-11-29 18:40:03.000  capability       host          ctrace (pid 9, host) was denied CAP_SYS_ADMIN
+2026-11-29 18:50:00.000  oom_kill         db (docker)   tail (pid 200 in db, docker) was OOM-killed: db hit its memory limit of 100 MiB
+2026-11-29 19:40:00.000  kill             api (docker)  sleep (pid 100 in api, docker) killed by SIGKILL from kill (pid 300, host); api exited with 137 (SIGKILL)
+2026-11-29 19:40:01.000  stats            -             end of a watch: 10 records produced by the kernel, 9 delivered, 1 lost
+"
+        );
+        assert!(out.notes.is_empty());
+    }
+
+    #[test]
+    fn filters_by_type_time_container_and_limit() {
+        let t = Scratch::new("hist-filters");
+        let p = t.join("j.db");
+        fixture(&p);
+        let now = T0 + 7200 * SEC;
+        let types = |out: &Output| -> Vec<String> {
+            out.text
+                .lines()
+                .map(|l| l.split_whitespace().nth(2).unwrap().to_owned())
+                .collect()
+        };
+        let mut a = args(&p);
+        a.types = vec!["oom_kill".into(), "kill".into()];
+        assert_eq!(types(&run(&a, now).unwrap()), ["oom_kill", "kill"]);
+        // --since 1h: only the last hour (kill at now - 1 h exactly, and stats).
+        let mut a = args(&p);
+        a.since = Some(parse_time("1h").unwrap());
+        assert_eq!(types(&run(&a, now).unwrap()), ["kill", "stats"]);
+        // RFC 3339 bounds, with an offset.
+        let mut a = args(&p);
+        a.since = Some(parse_time("2026-11-29T19:40:01.5+01:00").unwrap());
+        a.until = Some(parse_time("2026-11-29T18:50:00Z").unwrap());
+        assert_eq!(
+            types(&run(&a, now).unwrap()),
+            ["container_start", "capability", "oom_kill"]
+        );
+        // By container name, id prefix and key.
+        for pattern in ["db", "bbbbbbbb", &format!("docker/{B}")] {
+            let mut a = args(&p);
+            a.container = Some(pattern.to_owned());
+            assert_eq!(
+                types(&run(&a, now).unwrap()),
+                ["container_start", "oom_kill"],
+                "{pattern}"
+            );
+        }
+        // Limit: the newest N, oldest first.
+        let mut a = args(&p);
+        a.limit = Some(2);
+        assert_eq!(types(&run(&a, now).unwrap()), ["kill", "stats"]);
+        let mut a = args(&p);
+        a.container = Some("api".into());
+        a.limit = Some(1);
+        assert_eq!(types(&run(&a, now).unwrap()), ["kill"]);
+        // Nothing in range: empty output, a note, success.
+        let mut a = args(&p);
+        a.types = vec!["signal".into()];
+        let out = run(&a, now).unwrap();
+        assert_eq!(out.text, "");
+        assert_eq!(out.notes.len(), 1);
+        // An unknown container: exit code 1.
+        let mut a = args(&p);
+        a.container = Some("nope".into());
+        let f = run(&a, now).unwrap_err();
+        assert_eq!(f.code, 1);
+        assert!(f.message.contains("no container named \"nope\""), "{f:?}");
+        // --since after --until: exit code 2.
+        let mut a = args(&p);
+        a.since = Some(parse_time("10m").unwrap());
+        a.until = Some(parse_time("1h").unwrap());
+        assert_eq!(run(&a, now).unwrap_err().code, 2);
+    }
+
+    #[test]
+    fn json_prints_the_stored_lines_exactly() {
+        let t = Scratch::new("hist-json");
+        let p = t.join("j.db");
+        fixture(&p);
+        let mut a = args(&p);
+        a.json = true;
+        a.types = vec!["oom_kill".into()];
+        let out = run(&a, T0).unwrap();
+        let stored = Journal::open_read_only(&p)
+            .unwrap()
+            .records(&RecordFilter {
+                types: vec!["oom_kill".into()],
+                ..RecordFilter::default()
+            })
+            .unwrap();
+        assert_eq!(out.text, format!("{}\n", stored[0].json));
+        let v: Value = serde_json::from_str(out.text.trim()).unwrap();
+        assert_eq!(v["schema"], "ctrace.v1");
+        assert_eq!(v["type"], "oom_kill");
+        assert_eq!(v["ts"], "2026-11-29T18:50:00.000000000Z");
+    }
+
+    #[test]
+    fn missing_journal_is_exit_1_and_creates_nothing() {
+        let t = Scratch::new("hist-missing");
+        let p = t.join("sub/j.db");
+        let f = run(&args(&p), T0).unwrap_err();
+        assert_eq!(f.code, 1);
+        assert!(f.message.contains(&p.display().to_string()), "{f:?}");
+        assert!(f.message.contains("ctrace watch"), "{f:?}");
+        assert!(!t.join("sub").exists());
+    }
+
+    #[test]
+    fn non_journal_is_exit_2_and_left_untouched() {
+        let t = Scratch::new("hist-text");
+        let p = t.join("j.db");
+        let content = b"this is not a database, just some text that is long enough\n".repeat(20);
+        std::fs::write(&p, &content).unwrap();
+        let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+        let f = run(&args(&p), T0).unwrap_err();
+        assert_eq!(f.code, 2);
+        assert!(f.message.contains(&p.display().to_string()), "{f:?}");
+        assert!(f.message.contains("not a usable ctrace journal"), "{f:?}");
+        assert_eq!(std::fs::read(&p).unwrap(), content);
+        assert_eq!(std::fs::metadata(&p).unwrap().modified().unwrap(), mtime);
+        let names: Vec<_> = std::fs::read_dir(&t.0).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "no -wal or -shm file appeared");
+    }
+
+    #[test]
+    fn hostile_strings_are_escaped() {
+        let t = Scratch::new("hist-escape");
+        let p = t.join("j.db");
+        let c = cjson(A, "evil\u{1b}[2Jname", "docker");
+        journal_with(
+            &p,
+            vec![rec(
+                T0,
+                json!({"type": "kill", "container": c, "explanation": "x\u{1b}]0;pwned\u{7}\nsecond line"}),
+            )],
+        );
+        let out = run(&args(&p), T0).unwrap();
+        assert!(
+            !out.text.trim_end().contains(['\u{1b}', '\u{7}', '\n']),
+            "{}",
+            out.text
+        );
+        assert!(
+            out.text.contains("evil\\x1b[2Jname (docker)"),
+            "{}",
+            out.text
+        );
+        assert!(
+            out.text.contains("x\\x1b]0;pwned\\x07\\nsecond line"),
+            "{}",
+            out.text
+        );
+    }
+
+    #[test]
+    fn times() {
+        let at = |s: &str| parse_rfc3339(s);
+        assert_eq!(at("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(at("2026-11-29T18:40:00Z"), Some(T0));
+        assert_eq!(at("2026-11-29 18:40:00"), Some(T0));
+        assert_eq!(at("2026-11-29t18:40z"), Some(T0));
+        assert_eq!(at("2026-11-29T19:40:00+01:00"), Some(T0));
+        assert_eq!(at("2026-11-29T17:10:00-0130"), Some(T0));
+        assert_eq!(at("2026-11-29T18:40:00.25Z"), Some(T0 + SEC / 4));
+        assert_eq!(at("2026-11-29T18:40:00.000000001Z"), Some(T0 + 1));
+        assert_eq!(at("2026-11-29"), Some(T0 - (18 * 3600 + 40 * 60) * SEC));
+        assert_eq!(at("2000-02-29T00:00:00Z"), Some(951_782_400 * SEC));
+        assert_eq!(at("1969-12-31T23:59:59Z"), Some(-SEC));
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-11-29T24:00",
+            "2026-11-29T18",
+            "2026-11-29T18:40:00+1",
+            "2026-11-29T18:40:00Zjunk",
+            "2026-11-29T18:40:.5",
+            "2026-1-029",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_time("30m"),
+            Ok(TimeSpec::Ago(Duration::from_secs(1800)))
+        );
+        assert_eq!(parse_time("2026-11-29T18:40:00Z"), Ok(TimeSpec::At(T0)));
+        assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("2026-11-29T99:00").is_err());
+        assert_eq!(TimeSpec::Ago(Duration::from_secs(1)).resolve(T0), T0 - SEC);
+        assert_eq!(fmt_ts(T0 + 1_500_000), "2026-11-29 18:40:00.001");
+    }
+}
