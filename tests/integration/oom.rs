@@ -18,7 +18,11 @@ fn container_memory_limit_oom_reports_victim_kill_and_exit() {
     let c = DockerContainer::run("ctrace-it-oom", &["-m", "32m"], &["tail", "/dev/zero"]);
     assert_eq!(c.wait(WAIT), 137);
     assert_eq!(c.inspect("{{.State.OOMKilled}}"), "true");
-    let oom = w.wait_for("mark_victim", WAIT, |v| v["type"] == "oom_victim");
+    // Other tests OOM-kill their own containers at the same time: look at ours only.
+    let ours = |v: &serde_json::Value| get(v, "victim.container.name") == "ctrace-it-oom";
+    let oom = w.wait_for("mark_victim", WAIT, |v| {
+        v["type"] == "oom_victim" && ours(v)
+    });
     let victim = get(&oom, "victim.pid").as_u64().unwrap();
     assert_eq!(get(&oom, "victim.comm"), "tail");
     assert!(oom["anon_rss_kb"].as_u64().unwrap() > 1024, "{oom}");
@@ -41,7 +45,7 @@ fn container_memory_limit_oom_reports_victim_kill_and_exit() {
     assert_eq!(get(&oom, "victim.tgid"), victim);
     w.stop();
     let alone = only_oom.wait_for("mark_victim (oom only)", WAIT, |v| {
-        v["type"] == "oom_victim"
+        v["type"] == "oom_victim" && ours(v)
     });
     assert_eq!(
         get(&alone, "victim.cgroup_id"),

@@ -409,14 +409,6 @@ struct PendingOom {
     deadline: u64,
 }
 
-/// An exec in a container whose init pid was not known yet.
-struct RecentExec {
-    boot_ns: u64,
-    container_id: String,
-    init: Party,
-    filename: String,
-}
-
 /// The correlator: feed it every attributed event, and call [`Correlator::tick`] regularly.
 pub struct Correlator<M> {
     memory: M,
@@ -424,9 +416,8 @@ pub struct Correlator<M> {
     ooms: HashMap<u32, PendingOom>,
     /// Victims already reported, so a repeated mark_victim is not a second incident.
     recent_oom_victims: HashMap<u32, u64>,
-    /// Execs in containers not resolved yet: the first exec of the init becomes the
-    /// container_start once the runtime's state names the init pid.
-    recent_execs: std::collections::VecDeque<RecentExec>,
+    /// The first exec seen in each container whose init the runtime's state has not named.
+    first_exec: HashMap<String, u32>,
     /// (container id, init pid) already reported as started: busybox and shells exec more
     /// than once in the same pid.
     started: std::collections::HashSet<(String, u32)>,
@@ -439,35 +430,9 @@ impl<M: MemoryReader> Correlator<M> {
             kills: HashMap::new(),
             ooms: HashMap::new(),
             recent_oom_victims: HashMap::new(),
-            recent_execs: std::collections::VecDeque::new(),
+            first_exec: HashMap::new(),
             started: std::collections::HashSet::new(),
         }
-    }
-
-    /// A container became known (resolved, named): a start seen before it was known.
-    pub fn container_known(&mut self, c: &Arc<Container>) -> Vec<Incident> {
-        let Some(init_pid) = c.init_pid else {
-            return Vec::new();
-        };
-        let Some(pos) = self
-            .recent_execs
-            .iter()
-            .position(|e| e.container_id == c.id && e.init.pid == init_pid)
-        else {
-            return Vec::new();
-        };
-        let e = self.recent_execs.remove(pos).expect("position is in range");
-        if !self.started.insert((c.id.clone(), init_pid)) {
-            return Vec::new();
-        }
-        let mut init = e.init;
-        init.attribution = Attribution::Container(Arc::clone(c));
-        vec![Incident::ContainerStart {
-            boot_ns: e.boot_ns,
-            container: Arc::clone(c),
-            init,
-            filename: e.filename,
-        }]
     }
 
     /// The memory reader (to keep its figures fresh).
@@ -493,16 +458,20 @@ impl<M: MemoryReader> Correlator<M> {
                                 filename: e.filename.clone(),
                             });
                         }
-                    } else if c.init_pid.is_none() {
-                        if self.recent_execs.len() >= 256 {
-                            self.recent_execs.pop_front();
+                    } else if c.init_pid.is_none() && !self.first_exec.contains_key(&c.id) {
+                        // The runtime's state did not name the init yet (a container that
+                        // just appeared): the first exec in a new container is its init's, as
+                        // runc's init process execs the container's program before anything
+                        // else can run there.
+                        self.first_exec.insert(c.id.clone(), init.pid);
+                        if self.started.insert((c.id.clone(), init.pid)) {
+                            out.push(Incident::ContainerStart {
+                                boot_ns: ev.boot_ns,
+                                container: Arc::clone(c),
+                                init: init.clone(),
+                                filename: e.filename.clone(),
+                            });
                         }
-                        self.recent_execs.push_back(RecentExec {
-                            boot_ns: ev.boot_ns,
-                            container_id: c.id.clone(),
-                            init: init.clone(),
-                            filename: e.filename.clone(),
-                        });
                     }
                 }
             }
@@ -593,7 +562,10 @@ impl<M: MemoryReader> Correlator<M> {
     fn exit(&mut self, ev: &Event, e: &Exit, attrs: &Attrs, out: &mut Vec<Incident>) {
         let pid = ev.task.pid;
         let exited = Party::of_task(&ev.task, &attrs.process);
-        let is_init = exited.is_container_init();
+        let is_init = exited.is_container_init()
+            || exited
+                .container()
+                .is_some_and(|c| c.init_pid.is_none() && self.first_exec.get(&c.id) == Some(&pid));
         let info = ExitInfo::from(e);
         let mut reason = match info.signal {
             Some(_) => StopReason::Signaled,
@@ -624,6 +596,7 @@ impl<M: MemoryReader> Correlator<M> {
         }
         if let (true, Some(c)) = (is_init, exited.container()) {
             self.started.remove(&(c.id.clone(), pid));
+            self.first_exec.remove(&c.id);
             out.push(Incident::ContainerStop {
                 boot_ns: ev.boot_ns,
                 container: Arc::clone(c),
@@ -660,8 +633,9 @@ impl<M: MemoryReader> Correlator<M> {
         }
         self.recent_oom_victims
             .retain(|_, t| now_boot_ns.saturating_sub(*t) < EXIT_WAIT_NS * 4);
-        self.recent_execs
-            .retain(|e| now_boot_ns.saturating_sub(e.boot_ns) < EXIT_WAIT_NS);
+        if self.first_exec.len() > 10_000 {
+            self.first_exec.clear();
+        }
         out
     }
 
@@ -1014,44 +988,42 @@ mod tests {
     }
 
     #[test]
-    fn start_seen_before_the_container_was_known_is_reported_once_it_is() {
+    fn a_new_containers_first_exec_is_its_start_even_before_its_state_is_read() {
         let mut pending = (*container("web", 0)).clone();
         pending.init_pid = None;
         let pending = Arc::new(pending);
         let mut cor = Correlator::new(FixedMemory(None));
-        let exec = Body::Exec(Exec {
-            old_pid: 1000,
-            filename: "/bin/sh".into(),
-        });
         let a = Attrs {
             process: in_c(&pending),
             other: None,
         };
-        assert!(cor
-            .observe(&ev(task(1000, "sh", 500), 1, exec.clone()), &a)
-            .is_empty());
-        assert!(cor
-            .observe(&ev(task(1000, "sh", 500), 2, exec), &a)
-            .is_empty());
-        let known = container("web", 1000);
-        let out = cor.container_known(&known);
+        let exec = |f: &str| {
+            Body::Exec(Exec {
+                old_pid: 1000,
+                filename: f.into(),
+            })
+        };
+        let out = cor.observe(&ev(task(1000, "sh", 500), 1, exec("/bin/sh")), &a);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].boot_ns(), 1, "the first exec");
-        assert!(cor.container_known(&known).is_empty(), "once");
-        // Exec again in the same pid (busybox applets): no second start.
-        let exec = Body::Exec(Exec {
-            old_pid: 1000,
-            filename: "/proc/self/exe".into(),
-        });
+        assert_eq!(
+            out[0].explain(),
+            "container web (docker) started: /bin/sh (pid 1000)"
+        );
+        // Exec again in the same pid (busybox applets), or another process: no second start.
         assert!(cor
-            .observe(
-                &ev(task(1000, "sh", 500), 3, exec),
-                &Attrs {
-                    process: in_c(&known),
-                    other: None
-                }
-            )
+            .observe(&ev(task(1000, "sh", 500), 2, exec("/proc/self/exe")), &a)
             .is_empty());
+        assert!(cor
+            .observe(&ev(task(1001, "true", 500), 3, exec("/bin/true")), &a)
+            .is_empty());
+        // Its exit is the container's stop, though the state never named the init.
+        let out = cor.observe(&ev(task(1000, "sh", 500), 4, exit(5 << 8)), &a);
+        assert_eq!(
+            out[0].explain(),
+            "container web (docker) stopped with 5: its init exited"
+        );
+        let out = cor.observe(&ev(task(1001, "true", 500), 5, exit(0)), &a);
+        assert!(out.is_empty(), "not the init");
     }
 
     #[test]

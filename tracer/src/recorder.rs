@@ -8,6 +8,7 @@ use std::{
     path::{Path, PathBuf},
     sync::Arc,
     thread::JoinHandle,
+    time::{Duration, Instant},
 };
 
 use serde_json::Value;
@@ -36,6 +37,10 @@ pub const DEFAULT_TYPES: &[&str] = &[
     "stats",
 ];
 
+/// Containers younger than this are sampled every [`YOUNG_INTERVAL`], not every second.
+pub const YOUNG_AGE: Duration = Duration::from_secs(5);
+pub const YOUNG_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The journal key of a container.
 pub fn key(c: &Container) -> String {
     container_key(c.runtime.as_str(), c.namespace.as_deref(), &c.id)
@@ -49,6 +54,8 @@ pub struct Recorder {
     path: PathBuf,
     /// Containers already written, with what was written, to upsert only on change.
     written: HashMap<String, (Option<String>, Option<String>, bool)>,
+    /// When each container was first seen, for dense sampling of young ones.
+    first_seen: HashMap<String, Instant>,
     announced_disabled: bool,
 }
 
@@ -65,6 +72,7 @@ impl Recorder {
             mounts: Mounts::current(),
             path: path.to_owned(),
             written: HashMap::new(),
+            first_seen: HashMap::new(),
             announced_disabled: false,
         })
     }
@@ -135,6 +143,28 @@ impl Recorder {
             limit_bytes: stats.limit_bytes,
             rss_top: Some(top_rss(&dir, 5)),
         });
+    }
+
+    /// Sample the containers seen for less than [`YOUNG_AGE`] (call every
+    /// [`YOUNG_INTERVAL`]): a memory curve up to an OOM kill in a container's first second.
+    pub fn sample_young<'a>(
+        &mut self,
+        containers: impl Iterator<Item = &'a Arc<Container>>,
+        unix_ns: i128,
+    ) {
+        let now = Instant::now();
+        let mut seen = Vec::new();
+        for c in containers {
+            let k = key(c);
+            let first = *self.first_seen.entry(k.clone()).or_insert(now);
+            if now.duration_since(first) < YOUNG_AGE {
+                self.sample(c, unix_ns);
+            }
+            seen.push(k);
+        }
+        if self.first_seen.len() > seen.len() + 1024 {
+            self.first_seen.retain(|k, _| seen.contains(k));
+        }
     }
 
     /// A sample from figures read elsewhere (the OOM incident's reading at the kill).

@@ -277,7 +277,8 @@ impl Out {
             match i {
                 Incident::ContainerStart { container, .. } => {
                     r.container(container, at, None);
-                    r.sample(container, at);
+                    // Stamped when read: the start may be handled after usage grew.
+                    r.sample(container, self.ctx.clock.unix_ns(BootClock::boot_now_ns()));
                 }
                 // The reading at the kill ends the memory curve, however fast usage rose.
                 Incident::Oom(o) => {
@@ -438,9 +439,6 @@ impl Flow {
     fn after(&mut self, out: &mut Out) {
         for u in self.resolver.take_updates() {
             out.update(&u);
-            for i in self.correlator.container_known(&u.container) {
-                out.incident(&i);
-            }
         }
         for w in self.resolver.warnings.drain(..) {
             eprintln!("ctrace: warning: {w}");
@@ -623,6 +621,8 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
         .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
     let window_ns = u64::try_from(opts.cap_window.as_nanos()).unwrap_or(u64::MAX);
     let mut throttle_tick = tokio::time::interval(args.throttle_interval);
+    // Containers often die of OOM within their first second: sample the young ones densely.
+    let mut young_tick = tokio::time::interval(recorder::YOUNG_INTERVAL);
     let mut cpu = CpuWatch::new(DetectorConfig {
         threshold: args.throttle_threshold,
         ..DetectorConfig::default()
@@ -651,6 +651,13 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
                 }
             }
             Some(f) = feed_rx.recv() => flow.feed(f, &mut out),
+            _ = young_tick.tick(), if out.recorder.is_some() => {
+                let now = out.ctx.clock.unix_ns(BootClock::boot_now_ns());
+                if let Some(r) = &mut out.recorder {
+                    let live = flow.resolver.containers();
+                    r.sample_young(live.iter().filter(|(_, _, gone)| !gone).map(|(c, _, _)| c), now);
+                }
+            }
             guard = readable(ebpf_log.as_mut()) => {
                 let mut guard = guard.context("waiting on the eBPF log")?;
                 guard.get_inner_mut().flush();
