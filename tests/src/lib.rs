@@ -498,39 +498,7 @@ pub struct RuncContainer {
 impl RuncContainer {
     /// `runc [--root ROOT] run -d ID` with `args` as the process.
     pub fn run(root: Option<&Path>, id: &str, args: &[&str]) -> Self {
-        let bundle = TempDir::new(&format!("bundle-{id}"));
-        run(Command::new("cp")
-            .args(["-a", RUNC_ROOTFS])
-            .arg(bundle.0.join("rootfs")));
-        run(Command::new("runc").arg("spec").current_dir(&bundle.0));
-        let spec_path = bundle.0.join("config.json");
-        let mut spec: Value = serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
-        spec["process"]["terminal"] = false.into();
-        spec["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
-        spec["root"]["readonly"] = false.into();
-        if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
-            ns.retain(|n| n["type"] != "network");
-        }
-        std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
-        let c = Self {
-            root: root.map(Path::to_path_buf),
-            id: id.to_owned(),
-            bundle,
-        };
-        c.remove();
-        // The container inherits runc's stdio: pipes would keep `output()` waiting forever.
-        let status = c
-            .runc()
-            .args(["run", "-d", "--bundle"])
-            .arg(&c.bundle.0)
-            .arg(id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("runc run");
-        assert!(status.success(), "runc run -d {id} failed: {status}");
-        c
+        Self::run_with_spec(root, id, args, |_| {})
     }
 
     fn runc(&self) -> Command {
@@ -645,6 +613,7 @@ impl RuncContainer {
             bundle,
         };
         c.remove();
+        // The container inherits runc's stdio: pipes would keep `output()` waiting forever.
         let status = c
             .runc()
             .args(["run", "-d", "--bundle"])
