@@ -222,6 +222,10 @@ struct Out {
     filter: Filter,
     ctx: Context,
     recorder: Option<Recorder>,
+    /// The status line on a terminal's stderr (events/s, losses), when shown.
+    status_line: Option<String>,
+    /// Lines were written since the last flush.
+    dirty: bool,
     /// Set once writing failed: `Ok(())` for a broken pipe, the error otherwise.
     done: Option<anyhow::Result<()>>,
 }
@@ -231,6 +235,7 @@ impl Out {
         if self.done.is_some() {
             return;
         }
+        self.dirty = true;
         if let Err(e) = self.w.write_line(s) {
             self.fail(e);
         }
@@ -395,10 +400,19 @@ impl Out {
     }
 
     fn flush(&mut self) {
-        if self.done.is_none() {
-            if let Err(e) = self.w.flush() {
+        if self.done.is_some() {
+            return;
+        }
+        // Keep the status line below the output: clear it, write, draw it again.
+        if let (Some(st), true) = (&self.status_line, std::mem::take(&mut self.dirty)) {
+            eprint!("\r\x1b[2K");
+            let r = self.w.flush();
+            eprint!("{st}");
+            if let Err(e) = r {
                 self.fail(e);
             }
+        } else if let Err(e) = self.w.flush() {
+            self.fail(e);
         }
     }
 
@@ -580,6 +594,8 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
         },
         ctx: Context::new(),
         recorder,
+        status_line: None,
+        dirty: false,
         done: None,
     };
     let mut resolver = Resolver::start(resolve::Config {
@@ -645,7 +661,16 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
                 if status {
                     let secs = rate_start.elapsed().as_secs_f64().max(0.001);
                     let lost = probe.counters().map(|c| LossTracker::total(&c, flow.pipeline.decode_errors)).unwrap_or(0);
-                    eprint!("\r\x1b[2K[ctrace] {:.0} events/s, {} lost", rate_count as f64 / secs, lost);
+                    let journal = match &out.recorder {
+                        Some(r) if r.status().disabled => ", journal off",
+                        _ => "",
+                    };
+                    let st = format!(
+                        "[ctrace] {:.0} events/s, {lost} lost{journal}",
+                        rate_count as f64 / secs
+                    );
+                    eprint!("\r\x1b[2K{st}");
+                    out.status_line = Some(st);
                     rate_start = Instant::now();
                     rate_count = 0;
                 }
@@ -702,8 +727,8 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
     }
     let recorder = out.recorder.take();
     out.flush();
-    if status {
-        eprintln!();
+    if out.status_line.take().is_some() {
+        eprint!("\r\x1b[2K");
     }
     if let Ok(c) = probe.counters() {
         let stats = json::stats(
