@@ -3,7 +3,6 @@
 mod crash;
 mod maintenance;
 mod open;
-mod perf;
 mod query;
 mod writer;
 
