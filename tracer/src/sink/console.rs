@@ -204,13 +204,58 @@ mod tests {
         );
         let stop = Incident::ContainerStop {
             boot_ns: 0,
-            container: c,
+            container: c.clone(),
             exit,
             reason: StopReason::Killed {
                 signo: 9,
                 by: sender,
             },
         };
+        let oom = Incident::Oom(Box::new(crate::explain::OomIncident {
+            boot_ns: 0,
+            victim: Party {
+                pid: 4242,
+                comm: "tail".into(),
+                attribution: Attribution::Container(c.clone()),
+                cgroup_id: Some(500),
+            },
+            victim_tgid: 4242,
+            details: crate::event::OomVictim {
+                victim_pid: 4242,
+                victim_comm: "tail".into(),
+                victim_uid: 0,
+                total_vm_kb: 104_000,
+                anon_rss_kb: 102_000,
+                file_rss_kb: 400,
+                shmem_rss_kb: 0,
+                pgtables_kb: 250,
+                oom_score_adj: 0,
+                victim_tgid: Some(4242),
+                victim_cgroup_id: Some(500),
+            },
+            trigger: Party {
+                pid: 4242,
+                comm: "tail".into(),
+                attribution: Attribution::Container(c.clone()),
+                cgroup_id: Some(500),
+            },
+            memory: Some(crate::cgroupfs::MemoryStats {
+                limit_bytes: Some(100 << 20),
+                usage_bytes: Some(100 << 20),
+                peak_bytes: Some(100 << 20),
+                failcnt: Some(12),
+                ..crate::cgroupfs::MemoryStats::default()
+            }),
+            scope: crate::explain::OomScope::ContainerLimit,
+            exit: Some(exit),
+            container_stopped: true,
+        }));
+        assert_eq!(
+            incident(&oom, &ctx),
+            "18:33:01.000000 OOM_KILL      web              tail (pid 4242 in web, docker) was \
+             OOM-killed: web hit its memory limit of 100 MiB (usage 100 MiB, peak 100 MiB); victim \
+             RSS 100 MiB; triggered by its own allocation; web stopped"
+        );
         assert_eq!(
             incident(&stop, &ctx),
             "18:33:01.000000 CONTAINER_STOP web              container web (docker) stopped with 137 \
