@@ -153,11 +153,17 @@ fn oom_of_a_child_names_it_and_the_container_keeps_running() {
         return;
     }
     let w = Watch::start(&bin, &[]);
-    let c = DockerContainer::run(
-        "ctrace-it-inc-childoom",
-        &["-m", "32m"],
-        &["sh", "-c", "tail /dev/zero; sleep 300"],
-    );
+    // The init only sleeps: it allocates nothing after the kill, so a second OOM (of the init,
+    // while the victim's memory is still being reaped) cannot stop the container. The child is
+    // started with `docker exec`.
+    let c = DockerContainer::run("ctrace-it-inc-childoom", &["-m", "32m"], &["sleep", "300"]);
+    let st = std::process::Command::new("docker")
+        .args(["exec", &c.id, "tail", "/dev/zero"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(137), "the child was OOM-killed");
     let oom = oom_of(&w, "ctrace-it-inc-childoom");
     assert_eq!(get(&oom, "victim.comm"), "tail");
     assert_ne!(

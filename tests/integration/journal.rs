@@ -87,20 +87,19 @@ fn assert_oom_postmortem(bin: &Path, journal: &Path, name: &str, runtime: &str, 
         first < last / 2,
         "the curve rises from well below the limit: {curve:?}"
     );
-    // The first samples may include the runtime's own setup (runc's processes are charged to
-    // the cgroup until they exit), so the curve may dip once at the start; from its lowest
-    // point on it rises to the kill.
-    let low = curve
-        .iter()
-        .enumerate()
-        .min_by_key(|(_, v)| **v)
-        .map_or(0, |(i, _)| i);
-    let tail = &curve[low..];
-    let rises = tail.windows(2).filter(|w| w[1] > w[0]).count();
-    let falls = tail.windows(2).filter(|w| w[1] < w[0]).count();
+    // Real usage wobbles: the runtime's own setup is charged to the cgroup until its processes
+    // exit, and the kernel reclaims a little as it goes. The curve rises to the kill: it ends at
+    // its highest point, it rises more often than it falls, and no fall is bigger than 10 % of
+    // the limit.
+    let rises = curve.windows(2).filter(|w| w[1] > w[0]).count();
+    let falls = curve.windows(2).filter(|w| w[1] < w[0]).count();
+    let big_falls = curve
+        .windows(2)
+        .filter(|w| w[0].saturating_sub(w[1]) > limit / 10)
+        .count();
     assert!(
-        rises >= 2 && falls == 0 && *curve.iter().max().unwrap() == last,
-        "usage rises sample after sample to the kill: {curve:?}"
+        rises >= 2 && rises > falls && big_falls == 0 && *curve.iter().max().unwrap() == last,
+        "usage rises to the kill: {curve:?}"
     );
     assert_eq!(
         o["curve"].as_array().unwrap().last().unwrap()["ts"],
