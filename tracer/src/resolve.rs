@@ -177,6 +177,10 @@ enum Slot {
     },
 }
 
+/// Least time between two rescans prompted by a state directory named after a new cgroup
+/// (every event of a busy cgroup would otherwise rescan).
+const NAMED_RESCAN_INTERVAL: Duration = Duration::from_millis(20);
+
 /// How long a new cgroup that names no container is checked against runtime state again.
 const UNMATCHED_GRACE: Duration = Duration::from_secs(30);
 
@@ -489,7 +493,10 @@ impl Resolver {
                     .is_some_and(|last| self.state_dir_exists(last));
                 if since.elapsed() >= UNMATCHED_GRACE {
                     self.by_cgroup.insert(cgroup_id, Slot::Host);
-                } else if named
+                } else if (named
+                    && self
+                        .last_scan
+                        .is_none_or(|t| t.elapsed() >= NAMED_RESCAN_INTERVAL))
                     || self
                         .last_scan
                         .is_none_or(|t| t.elapsed() >= self.cfg.rescan_interval)
@@ -604,7 +611,9 @@ impl Resolver {
         // name) until a rescan finds it.
         let c = Container {
             id: m.id.clone(),
-            name: None,
+            // containerd names a container by its id (`ctr run IMAGE ID`), and the id comes
+            // from a path under a namespace known to exist: that is its name already.
+            name: (runtime == Runtime::Containerd && m.namespace.is_some()).then(|| m.id.clone()),
             runtime,
             image: None,
             namespace: m.namespace.clone(),

@@ -487,9 +487,14 @@ impl Flow {
     }
 }
 
+/// Records handled per wakeup at most, so that signals (Ctrl-C) and timers are served even
+/// when the buffer stays full; the rest is read on the next turn of the loop.
+const DRAIN_BATCH: u64 = 16_384;
+
 fn drain(ring: &mut RingBuf<MapData>, flow: &mut Flow, out: &mut Out) -> u64 {
     let mut n = 0;
-    while let Some(item) = ring.next() {
+    while n < DRAIN_BATCH {
+        let Some(item) = ring.next() else { break };
         n += 1;
         if let Some(ev) = flow.pipeline.ingest(&item) {
             flow.handle(&ev, out);
@@ -720,7 +725,7 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
     // Stop production first, then drain what is left, then report the final losses, so the
     // books balance: attempts = delivered + lost.
     probe.detach();
-    drain(ring.get_mut(), &mut flow, &mut out);
+    while drain(ring.get_mut(), &mut flow, &mut out) == DRAIN_BATCH {}
     report(&probe, &mut flow, &mut losses, &mut out, 0);
     for i in flow.correlator.flush() {
         out.incident(&i);
