@@ -175,11 +175,22 @@ fn oom_of_a_child_names_it_and_the_container_keeps_running() {
     assert_eq!(c.inspect("{{.State.Running}}"), "true");
     std::thread::sleep(Duration::from_secs(2));
     let (records, _) = w.stop();
-    assert!(
-        !records.iter().any(|v| v["type"] == "container_stop"
-            && get(v, "container.name") == "ctrace-it-inc-childoom"),
-        "the container was not stopped"
-    );
+    let ours: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|v| get(v, "container.name") == "ctrace-it-inc-childoom")
+        .collect();
+    let stops: Vec<&&serde_json::Value> = ours
+        .iter()
+        .filter(|v| v["type"] == "container_stop")
+        .collect();
+    // ctrace reports a stop exactly when the container stopped. (Rarely the kernel, still
+    // reaping the victim, OOM-kills the init too; then that stop must be there, as an OOM.)
+    if c.inspect("{{.State.Running}}") == "true" {
+        assert!(stops.is_empty(), "the container was not stopped: {ours:#?}");
+    } else {
+        assert_eq!(stops.len(), 1, "{ours:#?}");
+        assert_eq!(stops[0]["reason"], "oom_killed", "{ours:#?}");
+    }
 }
 
 #[test]
