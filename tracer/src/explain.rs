@@ -348,6 +348,17 @@ pub fn bytes(b: u64) -> String {
     }
 }
 
+/// runc's own execs, which can land in the container's cgroup before its program starts when
+/// the runtime attaches its bootstrap process early: its re-exec from a sealed copy of itself
+/// (`/dev/fd/N`, still named `runc`) and its `/proc/self/exe init`.
+fn is_runtime_exec(filename: &str, comm: &str) -> bool {
+    filename.starts_with("/dev/fd/")
+        || filename.starts_with("/proc/self/fd/")
+        || filename == "/proc/self/exe"
+        || comm == "runc"
+        || comm.starts_with("runc:")
+}
+
 /// Reads a container's memory figures (injected so tests need no cgroup file system).
 pub trait MemoryReader {
     fn read(&self, c: &Container) -> Option<MemoryStats>;
@@ -458,7 +469,10 @@ impl<M: MemoryReader> Correlator<M> {
                                 filename: e.filename.clone(),
                             });
                         }
-                    } else if c.init_pid.is_none() && !self.first_exec.contains_key(&c.id) {
+                    } else if c.init_pid.is_none()
+                        && !self.first_exec.contains_key(&c.id)
+                        && !is_runtime_exec(&e.filename, &ev.task.comm)
+                    {
                         // The runtime's state did not name the init yet (a container that
                         // just appeared): the first exec in a new container is its init's, as
                         // runc's init process execs the container's program before anything
@@ -1003,6 +1017,18 @@ mod tests {
                 filename: f.into(),
             })
         };
+        // runc's bootstrap execs in the container's cgroup are not its start.
+        assert!(cor
+            .observe(&ev(task(990, "runc", 500), 0, exec("/dev/fd/6")), &a)
+            .is_empty());
+        assert!(cor
+            .observe(&ev(task(991, "exe", 500), 0, exec("/proc/self/exe")), &a)
+            .is_empty());
+        assert!(
+            cor.observe(&ev(task(990, "runc", 500), 0, exit(0)), &a)
+                .is_empty(),
+            "not a stop"
+        );
         let out = cor.observe(&ev(task(1000, "sh", 500), 1, exec("/bin/sh")), &a);
         assert_eq!(out.len(), 1);
         assert_eq!(
