@@ -1031,19 +1031,13 @@ fn diff_json(ra: &Report, rb: &Report, va: &ContainerView, vb: &ContainerView) -
             "view": v,
         })
     };
-    type Getter = fn(&ProcCaps) -> CapSet;
-    let sets: [(&str, Getter); 5] = [
-        ("effective", |c| c.effective),
-        ("permitted", |c| c.permitted),
-        ("bounding", |c| c.bounding),
-        ("inheritable", |c| c.inheritable),
-        ("ambient", |c| c.ambient),
-    ];
-    let caps: Vec<Value> = sets
-        .iter()
-        .filter(|(_, get)| get(&va.caps) != get(&vb.caps))
-        .map(|(name, get)| {
-            let (a, b) = (get(&va.caps), get(&vb.caps));
+    let caps: Vec<Value> = va
+        .caps
+        .sets()
+        .into_iter()
+        .zip(vb.caps.sets())
+        .filter(|((_, a), (_, b))| a != b)
+        .map(|((name, a), (_, b))| {
             json!({
                 "set": name,
                 "only_a": a.difference(b),

@@ -255,6 +255,19 @@ pub struct ProcCaps {
     pub seccomp_filters: Option<u32>,
 }
 
+impl ProcCaps {
+    /// The five sets by name, in the order `inspect` shows them.
+    pub fn sets(&self) -> [(&'static str, CapSet); 5] {
+        [
+            ("effective", self.effective),
+            ("permitted", self.permitted),
+            ("bounding", self.bounding),
+            ("inheritable", self.inheritable),
+            ("ambient", self.ambient),
+        ]
+    }
+}
+
 /// The fields of `/proc/<pid>/status` that `inspect` uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ProcStatus {

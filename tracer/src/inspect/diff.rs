@@ -42,16 +42,6 @@ pub struct DiffRow {
     pub b: String,
 }
 
-type CapGetter = fn(&ProcCaps) -> CapSet;
-
-const CAP_SETS: [(&str, CapGetter); 5] = [
-    ("effective capabilities", |c| c.effective),
-    ("permitted capabilities", |c| c.permitted),
-    ("bounding capabilities", |c| c.bounding),
-    ("inheritable capabilities", |c| c.inheritable),
-    ("ambient capabilities", |c| c.ambient),
-];
-
 /// The fields in which `a` and `b` differ, in a fixed order: capability sets, no_new_privs,
 /// seccomp, namespaces, limits. The label is not compared.
 ///
@@ -70,10 +60,13 @@ pub fn diff(a: &ContainerView, b: &ContainerView) -> Vec<DiffRow> {
             });
         }
     };
-    for (field, get) in CAP_SETS {
-        let (sa, sb) = (get(&a.caps), get(&b.caps));
+    for ((set, sa), (_, sb)) in a.caps.sets().into_iter().zip(b.caps.sets()) {
         if sa != sb {
-            push(field, cap_side(sa, sb), cap_side(sb, sa));
+            push(
+                &format!("{set} capabilities"),
+                cap_side(sa, sb),
+                cap_side(sb, sa),
+            );
         }
     }
     push(
@@ -118,13 +111,11 @@ pub fn diff(a: &ContainerView, b: &ContainerView) -> Vec<DiffRow> {
 pub fn cap_summary(a: &ContainerView, b: &ContainerView) -> Vec<String> {
     // (description of the change, names of the sets that changed that way)
     let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
-    for (field, get) in CAP_SETS {
-        let (sa, sb) = (get(&a.caps), get(&b.caps));
+    for ((set, sa), (_, sb)) in a.caps.sets().into_iter().zip(b.caps.sets()) {
         if sa == sb {
             continue;
         }
         let change = describe_diff(sa, sb);
-        let set = field.trim_end_matches(" capabilities");
         match groups.iter_mut().find(|(c, _)| *c == change) {
             Some((_, sets)) => sets.push(set),
             None => groups.push((change, vec![set])),
