@@ -760,8 +760,16 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
         let path = r.path().to_owned();
         let st = r.close();
         if st.dropped > 0 || st.disabled {
+            let maybe = if st.unconfirmed > 0 {
+                format!(
+                    " ({} of them may be in the file: the disk failed during commit)",
+                    st.unconfirmed
+                )
+            } else {
+                String::new()
+            };
             eprintln!(
-                "ctrace: journal {}: {} entries written, {} not written{}",
+                "ctrace: journal {}: {} entries written, {} not written{maybe}{}",
                 path.display(),
                 st.written,
                 st.dropped,

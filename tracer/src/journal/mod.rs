@@ -264,8 +264,15 @@ impl Journal {
     /// Writes `entries` synchronously in one transaction (the writer thread's batch
     /// commit); returns how many were written.
     pub fn write(&mut self, entries: &[Entry]) -> Result<usize, JournalError> {
-        self.check_writable()?;
-        store::write_batch(&mut self.conn, entries).map_err(|e| self.err("cannot write", e))
+        self.write_batch(entries).map_err(|(e, _)| e)
+    }
+
+    /// [`Journal::write`], also saying whether a failure came at COMMIT, when the batch may
+    /// still have reached the file.
+    pub(crate) fn write_batch(&mut self, entries: &[Entry]) -> Result<usize, (JournalError, bool)> {
+        self.check_writable().map_err(|e| (e, false))?;
+        store::write_batch(&mut self.conn, entries)
+            .map_err(|e| (self.err("cannot write", e.error), e.at_commit))
     }
 
     /// Runs retention, thinning and the size bound once, to completion, as of `now_ns`.

@@ -47,7 +47,25 @@ const BUMP_LAST_SEEN: &str =
     "UPDATE containers SET last_seen_ns = ?2 WHERE key = ?1 AND last_seen_ns < ?2";
 
 /// Writes `entries` in one transaction; returns how many were written.
-pub(crate) fn write_batch(conn: &mut Connection, entries: &[Entry]) -> rusqlite::Result<usize> {
+/// Why a batch was not written, and whether it failed at COMMIT: then SQLite may have put the
+/// commit frame into the WAL before failing (e.g. the shared-memory index could not grow on a
+/// full disk), so the batch can still show up when the journal is next opened.
+#[derive(Debug)]
+pub(crate) struct BatchError {
+    pub(crate) error: rusqlite::Error,
+    pub(crate) at_commit: bool,
+}
+
+impl From<rusqlite::Error> for BatchError {
+    fn from(error: rusqlite::Error) -> Self {
+        BatchError {
+            error,
+            at_commit: false,
+        }
+    }
+}
+
+pub(crate) fn write_batch(conn: &mut Connection, entries: &[Entry]) -> Result<usize, BatchError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Latest activity per container, to keep `containers.last_seen_ns` current.
     let mut seen: HashMap<&str, i64> = HashMap::new();
@@ -74,7 +92,10 @@ pub(crate) fn write_batch(conn: &mut Connection, entries: &[Entry]) -> rusqlite:
             bump.execute((key, ts))?;
         }
     }
-    tx.commit()?;
+    tx.commit().map_err(|error| BatchError {
+        error,
+        at_commit: true,
+    })?;
     Ok(entries.len())
 }
 

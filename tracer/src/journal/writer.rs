@@ -67,6 +67,10 @@ pub struct WriterStatus {
     pub dropped: u64,
     /// Batches whose transaction failed.
     pub failed_batches: u64,
+    /// Of `dropped`, entries of batches that failed at COMMIT: SQLite may have written them
+    /// anyway (a full disk can fail a commit after its WAL frames are written), so the file
+    /// holds between `written` and `written + unconfirmed` of the entries sent.
+    pub unconfirmed: u64,
     /// The last error (writes or maintenance), if any.
     pub last_error: Option<String>,
     /// The writer gave up after repeated failures (or stopped); entries are only counted.
@@ -84,6 +88,7 @@ struct Shared {
     written: AtomicU64,
     dropped: AtomicU64,
     failed_batches: AtomicU64,
+    unconfirmed: AtomicU64,
     disabled: AtomicBool,
     closed: AtomicBool,
     last_error: Mutex<Option<String>>,
@@ -101,6 +106,7 @@ impl Shared {
             written: self.written.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             failed_batches: self.failed_batches.load(Ordering::Relaxed),
+            unconfirmed: self.unconfirmed.load(Ordering::Relaxed),
             last_error: self.last_error.lock().ok().and_then(|l| l.clone()),
             disabled: self.disabled.load(Ordering::Relaxed),
         }
@@ -348,13 +354,18 @@ impl Writer {
             self.batch.clear();
             return;
         }
-        match self.journal.write(&self.batch) {
+        match self.journal.write_batch(&self.batch) {
             Ok(_) => {
                 self.shared.written.fetch_add(n as u64, Ordering::Relaxed);
                 self.consecutive_failures = 0;
             }
-            Err(e) => {
+            Err((e, at_commit)) => {
                 self.shared.drop_n(n);
+                if at_commit {
+                    self.shared
+                        .unconfirmed
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                }
                 self.shared.failed_batches.fetch_add(1, Ordering::Relaxed);
                 self.consecutive_failures += 1;
                 if self.consecutive_failures >= self.opts.max_consecutive_failures {
