@@ -139,6 +139,10 @@ fn test(args: &[OsString]) -> Result<()> {
         // build of its no_main binary cannot link.
         cmd.args(["--workspace", "--exclude", "tracer-ebpf"]);
     }
+    if !args.iter().any(|a| a == "--no-fail-fast") {
+        // One failing test binary must not hide the results of the others (CI shows them all).
+        cmd.arg("--no-fail-fast");
+    }
     cmd.env("CTRACE_BIN", &bin)
         .env("CTRACE_REQUIRE_INTEGRATION", "1")
         .args(args);
