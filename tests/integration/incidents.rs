@@ -88,6 +88,61 @@ fn kill_9_of_a_ctr_and_a_runc_containers_init() {
     w.stop();
 }
 
+/// With classic tracepoints only (kernels where BTF-typed ones cannot load), the kernel side
+/// does not read a signal's target task: ctrace places it from its process table. Both kinds
+/// of target are checked: a container's init older than ctrace (read from /proc at start) and
+/// a process started in the container afterwards (learnt from its records).
+#[test]
+fn classic_tracepoints_place_kill_targets_from_the_process_table() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let name = "ctrace-it-inc-classic";
+    let c = DockerContainer::run(name, &[], &["sleep", "300"]);
+    let init = c.init_pid();
+    let cgroup = ctrace_tests::cgroup_id_of(init).expect("container cgroup");
+    let w = Watch::start(&bin, &["--no-tp-btf"]);
+    let st = Command::new("docker")
+        .args(["exec", "-d", name, "sleep", "302"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let exec = w.wait_for("exec of sleep 302 in the container", WAIT, |v| {
+        v["type"] == "exec"
+            && get(v, "container.name") == name
+            && v["filename"].as_str().is_some_and(|f| f.ends_with("sleep"))
+    });
+    let child = exec["process"]["pid"].as_u64().unwrap() as u32;
+    kill9_from_host(child);
+    let s = w.wait_for("SIGKILL to the exec'd process", WAIT, |v| {
+        v["type"] == "signal" && get(v, "target.pid") == child
+    });
+    // Not read in the kernel (the classic tracepoint has only pid and comm) but placed.
+    assert_eq!(get(&s, "target.cgroup_id"), cgroup, "{s}");
+    assert_eq!(get(&s, "target.container.name"), name, "{s}");
+    let k = w.wait_for("kill incident of the exec'd process", WAIT, |v| {
+        v["type"] == "kill" && get(v, "target.pid") == child
+    });
+    assert_eq!(get(&k, "container.name"), name, "{k}");
+    assert_eq!(k["container_stopped"], false, "{k}");
+    kill9_from_host(init);
+    assert_eq!(c.wait(WAIT), 137);
+    let k = w.wait_for("kill incident of the init", WAIT, |v| {
+        v["type"] == "kill" && get(v, "target.pid") == init
+    });
+    assert_eq!(get(&k, "container.name"), name, "{k}");
+    assert_eq!(get(&k, "target.cgroup_id"), cgroup, "{k}");
+    assert_eq!(k["container_stopped"], true, "{k}");
+    assert_eq!(get(&k, "target_exit.exit_code"), 137, "{k}");
+    assert!(get(&k, "sender.container").is_null(), "{k}");
+    let (_, stderr) = w.stop();
+    assert!(
+        stderr.contains("run-queue delay needs BTF-typed tracepoints"),
+        "{stderr}"
+    );
+}
+
 fn oom_of(w: &Watch, name: &str) -> Value {
     let n = name.to_owned();
     w.wait_for(&format!("oom_kill in {name}"), WAIT, move |v| {

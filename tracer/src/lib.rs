@@ -18,6 +18,7 @@ pub mod journal;
 pub mod names;
 pub mod pipeline;
 pub mod probe;
+pub mod proctable;
 pub mod recorder;
 pub mod resolve;
 pub mod runq;

@@ -1,11 +1,13 @@
-//! Stateful steps between the ring buffer and the sinks: decoding with error accounting, and
-//! turning the kernel's cumulative capability totals into exact per-record counts.
+//! Stateful steps between the ring buffer and the sinks: decoding with error accounting,
+//! turning the kernel's cumulative capability totals into exact per-record counts, and filling
+//! in signal targets and OOM victims the kernel side could not read, from the process table.
 
 use std::collections::HashMap;
 
 use tracer_common::{kind, CapKey, CapState};
 
 use crate::event::{decode, Body, Capability, Event, Task};
+use crate::proctable::{ProcSource, ProcTable};
 
 type CapSlot = (u64, u32, u32, i32, u32); // cgroup id, tgid, cap, ret, cpu
 
@@ -26,6 +28,8 @@ pub struct Pipeline {
     kernel_kills: HashMap<u32, KilledTask>,
     /// Last cumulative total reported per capability key and CPU.
     caps: HashMap<CapSlot, u64>,
+    /// Processes and cgroups of tasks, from every record (fork records included).
+    pub procs: ProcTable,
     /// Records that failed to decode (counted, skipped).
     pub decode_errors: u64,
     /// Records decoded, per kind.
@@ -37,8 +41,18 @@ pub struct Pipeline {
 const MAX_CAP_SLOTS: usize = 1 << 16;
 
 impl Pipeline {
+    /// A pipeline whose process table knows only what records tell it (tests, replays).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A pipeline whose process table also reads this host's `/proc` for tasks older than
+    /// ctrace.
+    pub fn live() -> Self {
+        Self {
+            procs: ProcTable::new(Some(ProcSource::host())),
+            ..Self::default()
+        }
     }
 
     /// Decode one record; failures are counted, never fatal.
@@ -48,21 +62,31 @@ impl Pipeline {
                 if let Some(d) = self.delivered.get_mut(usize::from(ev.kind)) {
                     *d += 1;
                 }
+                self.procs.observe(&ev);
                 match &mut ev.body {
                     Body::Capability(c) => {
                         let slot = (ev.task.cgroup_id, ev.task.pid, c.cap, c.ret, c.cpu);
                         c.count = self.advance(slot, c.total);
                     }
-                    Body::Signal(s) if s.sig == 9 && s.code > 0 => {
-                        if let (Some(tgid), Some(cgroup_id)) = (s.target_tgid, s.target_cgroup_id) {
-                            self.remember_kill(
-                                s.target_pid,
-                                KilledTask {
-                                    tgid,
-                                    cgroup_id,
-                                    boot_ns: ev.boot_ns,
-                                },
-                            );
+                    Body::Signal(s) => {
+                        // The classic tracepoint only names the target thread.
+                        if s.target_cgroup_id.is_none() {
+                            if let Some(f) = self.procs.lookup(s.target_pid, ev.boot_ns) {
+                                s.target_tgid = f.tgid;
+                                s.target_cgroup_id = Some(f.cgroup_id);
+                            }
+                        }
+                        if s.sig == 9 && s.code > 0 {
+                            if let Some(cgroup_id) = s.target_cgroup_id {
+                                self.remember_kill(
+                                    s.target_pid,
+                                    KilledTask {
+                                        tgid: s.target_tgid.unwrap_or(s.target_pid),
+                                        cgroup_id,
+                                        boot_ns: ev.boot_ns,
+                                    },
+                                );
+                            }
                         }
                     }
                     Body::OomVictim(o) => {
@@ -70,6 +94,13 @@ impl Pipeline {
                             if ev.boot_ns.saturating_sub(k.boot_ns) < KILL_MEMORY_NS {
                                 o.victim_tgid = Some(k.tgid);
                                 o.victim_cgroup_id = Some(k.cgroup_id);
+                            }
+                        }
+                        // The OOM killer's SIGKILL record was lost or not traced.
+                        if o.victim_cgroup_id.is_none() {
+                            if let Some(f) = self.procs.lookup(o.victim_pid, ev.boot_ns) {
+                                o.victim_tgid = f.tgid.or(Some(o.victim_pid));
+                                o.victim_cgroup_id = Some(f.cgroup_id);
                             }
                         }
                     }
@@ -271,6 +302,67 @@ mod tests {
             panic!()
         };
         assert_eq!((o.victim_tgid, o.victim_cgroup_id), (Some(777), Some(4711)));
+    }
+
+    /// Classic `signal_generate` records name only the target thread; a child forked while
+    /// ctrace runs is placed from the fork record (its parent's cgroup), and so is an OOM
+    /// victim whose SIGKILL record never arrived.
+    #[test]
+    fn targets_the_kernel_could_not_read_come_from_the_process_table() {
+        use tracer_common::{ForkEvent, OomVictimEvent, SignalEvent};
+        let mut p = Pipeline::new();
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"tail");
+        p.ingest(&as_bytes(&ForkEvent {
+            hdr: header(kind::FORK, std::mem::size_of::<ForkEvent>()),
+            child_pid: 900,
+            _pad: 0,
+            child_comm: comm,
+        }));
+        let classic = SignalEvent {
+            hdr: header(kind::SIGNAL, std::mem::size_of::<SignalEvent>()),
+            sig: 15,
+            errno: 0,
+            code: 0,
+            target_pid: 900,
+            group: 1,
+            result: 0,
+            target_comm: comm,
+            target_tgid: 0,
+            flags: 0,
+            target_cgroup_id: 0,
+        };
+        let Body::Signal(s) = p.ingest(&as_bytes(&classic)).unwrap().body else {
+            panic!()
+        };
+        assert_eq!((s.target_tgid, s.target_cgroup_id), (None, Some(4242)));
+        // Unknown task: left unknown, never guessed.
+        let stranger = SignalEvent {
+            target_pid: 901,
+            ..classic
+        };
+        let Body::Signal(s) = p.ingest(&as_bytes(&stranger)).unwrap().body else {
+            panic!()
+        };
+        assert_eq!(s.target_cgroup_id, None);
+        let victim = OomVictimEvent {
+            hdr: header(kind::OOM_VICTIM, std::mem::size_of::<OomVictimEvent>()),
+            victim_pid: 900,
+            victim_uid: 0,
+            total_vm_kb: 1,
+            anon_rss_kb: 2,
+            file_rss_kb: 3,
+            shmem_rss_kb: 4,
+            pgtables_kb: 5,
+            oom_score_adj: 0,
+            _pad: [0; 6],
+            victim_comm: comm,
+        };
+        let Body::OomVictim(o) = p.ingest(&as_bytes(&victim)).unwrap().body else {
+            panic!()
+        };
+        assert_eq!((o.victim_tgid, o.victim_cgroup_id), (Some(900), Some(4242)));
+        assert_eq!(p.procs.stats.unknown, 1);
     }
 
     #[test]

@@ -160,7 +160,7 @@ async fn top(args: &TopArgs) -> anyhow::Result<()> {
         extra_state_roots: args.runc_root.clone(),
         ..resolve::Config::default()
     });
-    let mut pipeline = Pipeline::new();
+    let mut pipeline = Pipeline::live();
     let mut cpu = CpuWatch::new(DetectorConfig::default());
     let mounts = Mounts::current();
     let mut ooms: HashMap<String, u64> = HashMap::new();

@@ -130,6 +130,11 @@ pub struct WatchArgs {
     /// Print the eBPF programs' own diagnostics on stderr (ring buffer full, failed reads).
     #[arg(long)]
     pub ebpf_log: bool,
+    /// Attach classic tracepoints only, as on kernels whose BTF-typed tracepoints cannot
+    /// load: signal targets are then placed from ctrace's process table (kept from fork, exec
+    /// and exit records), and run-queue delay is not measured.
+    #[arg(long)]
+    pub no_tp_btf: bool,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
@@ -177,9 +182,10 @@ impl WatchArgs {
         if kinds.mask & kind_bit(kind::OOM_VICTIM) != 0 {
             kernel_kinds |= kind_bit(kind::SIGNAL);
         }
-        // Kill and OOM incidents end with the target's exit.
+        // Kill and OOM incidents end with the target's exit, and place targets the kernel
+        // side could not read from the process table, which fork records keep current.
         if kinds.mask & (kind_bit(kind::SIGNAL) | kind_bit(kind::OOM_VICTIM)) != 0 {
-            kernel_kinds |= kind_bit(kind::EXIT);
+            kernel_kinds |= kind_bit(kind::EXIT) | kind_bit(kind::FORK);
         }
         // cgroup creation and removal keep container attribution current.
         kernel_kinds |= kind_bit(kind::CGROUP_MKDIR) | kind_bit(kind::CGROUP_RMDIR);
@@ -189,6 +195,7 @@ impl WatchArgs {
             ring_bytes: probe::ring_bytes(self.ring_size),
             runq: throttle,
             ebpf_log: self.ebpf_log,
+            btf_tracepoints: !self.no_tp_btf,
             exit_all_threads: self.all_threads,
             ..Options::default()
         };
@@ -626,8 +633,14 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
             feed_tx.clone(),
         ));
     }
+    let mut pipeline = Pipeline::live();
+    if probe.active_kinds & kind_bit(kind::SIGNAL) != 0 && !probe.signal_targets_in_kernel {
+        // Targets older than ctrace must be known before a SIGKILL removes them from /proc.
+        let n = pipeline.procs.seed(crate::clock::BootClock::boot_now_ns());
+        log::info!("process table: {n} tasks read from /proc");
+    }
     let mut flow = Flow {
-        pipeline: Pipeline::new(),
+        pipeline,
         resolver,
         correlator: Correlator::new(CgroupMemory::new(Mounts::current())),
         feed: feed_tx,

@@ -148,6 +148,9 @@ pub struct Options {
     pub runq: bool,
     /// Let the programs log their own diagnostics (aya-log), read by [`Probe::take_logger`].
     pub ebpf_log: bool,
+    /// Use BTF-typed tracepoints where they help (signal targets, run-queue delay); without
+    /// them ctrace works as on kernels where they cannot load.
+    pub btf_tracepoints: bool,
 }
 
 impl Default for Options {
@@ -161,6 +164,7 @@ impl Default for Options {
             cap_allowed: false,
             runq: false,
             ebpf_log: false,
+            btf_tracepoints: true,
         }
     }
 }
@@ -198,6 +202,9 @@ pub struct Probe {
     pub active_kinds: u32,
     /// Run-queue delay histograms are being collected.
     pub runq_active: bool,
+    /// Signal targets' process and cgroup are read in the kernel (BTF-typed program); when
+    /// false they come from ctrace's process table.
+    pub signal_targets_in_kernel: bool,
     logger: Option<aya_log::EbpfLogger<EbpfLog>>,
     /// Things the user should know (a tracepoint missing on this kernel, ...).
     pub warnings: Vec<String>,
@@ -282,16 +289,18 @@ impl Probe {
             .map_err(ProbeError::Load)?;
 
         let mut links = Vec::new();
+        let mut signal_targets_in_kernel = false;
         for spec in PROBES.iter().filter(|s| kinds & kind_bit(s.kind) != 0) {
-            if spec.kind == kind::SIGNAL && task.signal_target_complete() {
+            if spec.kind == kind::SIGNAL && opts.btf_tracepoints && task.signal_target_complete() {
                 match attach_btf(&mut ebpf, SIGNAL_BTF_PROGRAM, spec.tracepoint) {
                     Ok(link) => {
                         links.push((SIGNAL_BTF_PROGRAM, Link::Btf(link)));
+                        signal_targets_in_kernel = true;
                         continue;
                     }
                     Err(e) => warnings.push(format!(
-                        "BTF-typed {} unavailable ({e}): signal targets will lack their process \
-                         and cgroup",
+                        "BTF-typed {} unavailable ({e}): signal targets are placed from \
+                         ctrace's process table",
                         spec.tracepoint
                     )),
                 }
@@ -313,7 +322,13 @@ impl Probe {
             links.push((program, Link::Classic(link)));
         }
         let mut runq_active = false;
-        if opts.runq {
+        if opts.runq && !opts.btf_tracepoints {
+            warnings.push(
+                "run-queue delay needs BTF-typed tracepoints: not measured (throttling is \
+                 reported from cgroup counters only)"
+                    .to_owned(),
+            );
+        } else if opts.runq {
             runq_active = true;
             for (program, tracepoint) in RUNQ_PROGRAMS {
                 match attach_btf(&mut ebpf, program, tracepoint) {
@@ -348,6 +363,7 @@ impl Probe {
             links,
             active_kinds: kinds,
             runq_active,
+            signal_targets_in_kernel,
             warnings,
             logger,
         })
