@@ -193,6 +193,78 @@ fn docker_oom_postmortem_after_docker_rm() {
     );
 }
 
+/// `ctrace agent`, as a service manager runs it: nothing on stdout, NDJSON in its --output
+/// file, the journal for postmortem, a status line in its log, a clean exit on SIGTERM.
+#[test]
+fn the_agent_records_an_oom_kill_for_postmortem_and_exits_on_sigterm() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let dir = TempDir::new("journal-agent");
+    let journal = journal_path(&dir);
+    let output = dir.0.join("events.ndjson");
+    let name = "ctrace-it-journal-agent";
+    let w = Watch::start_agent(
+        &bin,
+        &[
+            "--journal",
+            s(&journal),
+            "--output",
+            s(&output),
+            "--status-interval",
+            "1s",
+        ],
+    );
+    let cpus = format!("{}", SLOW_CPU_QUOTA_US as f64 / CPU_PERIOD_US as f64);
+    let c = DockerContainer::run(
+        name,
+        &["-m", "64m", "--cpus", &cpus],
+        &["tail", "/dev/zero"],
+    );
+    let lines = ctrace_tests::eventually("oom_kill and container_stop in --output", WAIT, || {
+        let text = std::fs::read_to_string(&output).ok()?;
+        let v: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect();
+        let has = |ty: &str| {
+            v.iter()
+                .any(|r| r["type"] == ty && get(r, "container.name") == name)
+        };
+        (has("oom_kill") && has("container_stop")).then_some(v)
+    });
+    assert!(lines.iter().all(|v| v["schema"] == "ctrace.v1"));
+    c.remove();
+    // At least one status line (every second) after the OOM.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (stdout_records, stderr) = w.stop_with(libc::SIGTERM);
+    assert!(
+        stdout_records.is_empty(),
+        "stdout stays quiet: {stdout_records:?}"
+    );
+    let status = stderr
+        .lines()
+        .rfind(|l| l.starts_with("ctrace agent: ") && l.contains(" live containers, "))
+        .unwrap_or_else(|| panic!("no status line in:\n{stderr}"));
+    assert!(status.contains(" records, 0 lost; "), "{status}");
+    assert!(
+        status.contains("; journal ") && status.contains(" written, 0 not written"),
+        "{status}"
+    );
+    assert_oom_postmortem(&bin, &journal, name, "docker", 64 * MIB);
+}
+
+/// Bad agent options fail before anything is attached.
+#[test]
+fn the_agent_refuses_to_record_nothing() {
+    let Some(bin) = require() else { return };
+    let (code, out, err) = ctrace_status(&bin, &["agent", "--no-journal"]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("--no-journal needs --output FILE"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
 #[test]
 fn ctr_oom_postmortem_after_the_container_is_deleted() {
     let Some(bin) = require() else { return };

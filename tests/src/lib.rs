@@ -85,11 +85,23 @@ impl Watch {
         } else {
             &["--no-journal"]
         };
+        let mut argv = vec!["watch", "--json"];
+        argv.extend_from_slice(no_journal);
+        argv.extend_from_slice(args);
+        Self::spawn(bin, &argv, "ctrace: tracing")
+    }
+
+    /// Start `ctrace agent ARGS` and wait until it says it is tracing. Its stdout must stay
+    /// empty: [`Watch::records`] shows anything it printed there.
+    pub fn start_agent(bin: &Path, args: &[&str]) -> Self {
+        let mut argv = vec!["agent"];
+        argv.extend_from_slice(args);
+        Self::spawn(bin, &argv, "ctrace agent: tracing")
+    }
+
+    fn spawn(bin: &Path, argv: &[&str], ready: &'static str) -> Self {
         let mut child = Command::new(bin)
-            .arg("watch")
-            .arg("--json")
-            .args(no_journal)
-            .args(args)
+            .args(argv)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -116,7 +128,7 @@ impl Watch {
         let err_reader = thread::spawn(move || {
             for line in BufReader::new(err).lines() {
                 let Ok(line) = line else { break };
-                if line.starts_with("ctrace: tracing") {
+                if line.starts_with(ready) {
                     let _ = ready_tx.send(());
                 }
                 let mut e = errs
@@ -189,9 +201,14 @@ impl Watch {
     }
 
     /// SIGINT, wait for a clean exit, return every record (the closing `stats` included).
-    pub fn stop(mut self) -> (Vec<Value>, String) {
+    pub fn stop(self) -> (Vec<Value>, String) {
+        self.stop_with(libc::SIGINT)
+    }
+
+    /// Like [`Watch::stop`], with another signal (SIGTERM, as a service manager sends).
+    pub fn stop_with(mut self, sig: i32) -> (Vec<Value>, String) {
         // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        unsafe { libc::kill(self.child.id() as i32, sig) };
         let deadline = Instant::now() + Duration::from_secs(20);
         let status = loop {
             if let Some(s) = self.child.try_wait().expect("wait on ctrace") {
@@ -200,7 +217,7 @@ impl Watch {
             if Instant::now() > deadline {
                 let _ = self.child.kill();
                 panic!(
-                    "ctrace did not exit within 20 s of SIGINT; stderr:\n{}",
+                    "ctrace did not exit within 20 s of signal {sig}; stderr:\n{}",
                     self.stderr()
                 );
             }

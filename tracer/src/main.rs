@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Watch(args) => tracer::cli::watch::run(args),
+        Command::Agent(args) => tracer::cli::agent::run(args),
         Command::Ps(args) => tracer::cli::ps::run(args),
         Command::Postmortem(args) => return tracer::cli::postmortem::main(args),
         Command::History(args) => return tracer::cli::history::main(args),

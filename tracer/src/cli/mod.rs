@@ -1,5 +1,6 @@
 //! Subcommands, one file each.
 
+pub mod agent;
 pub mod history;
 pub mod inspect;
 pub mod postmortem;
@@ -110,7 +111,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Stream events live, as lines for people or NDJSON for pipelines.
-    Watch(Box<watch::WatchArgs>),
+    Watch(Box<watch::WatchCmd>),
+    /// Run as a service: trace and write the journal (and NDJSON with --output), with a
+    /// periodic status line in the log instead of a stream on stdout.
+    Agent(Box<agent::AgentCmd>),
     /// List the containers of every runtime: Docker, containerd, plain runc.
     Ps(ps::PsArgs),
     /// The story of a container's end from the journal: exits, restarts, OOM kills, kills.

@@ -37,7 +37,7 @@ use crate::{
     resolve::{Attribution, Container},
     sink::{
         console, escape,
-        file::{LineSink, RotatingFile, Stdout},
+        file::{Discard, LineSink, RotatingFile, Stdout},
         filter::{self, Filter},
         json, Context, Loss, LossTracker,
     },
@@ -49,11 +49,22 @@ const YELLOW: &str = "\x1b[33m";
 const CYAN: &str = "\x1b[36m";
 const MAGENTA: &str = "\x1b[35m";
 
+/// `ctrace watch`: the tracing options and how to show the stream.
 #[derive(Debug, Args)]
-pub struct WatchArgs {
+pub struct WatchCmd {
     /// Print one NDJSON object per line instead of human lines.
     #[arg(long)]
     pub json: bool,
+    /// Colour the console output: auto (when stdout is a terminal), always, never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    #[command(flatten)]
+    pub trace: WatchArgs,
+}
+
+/// What is traced, recorded and written; shared by `watch` and `agent`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
     /// Event kinds, comma-separated: exec, exit, fork, signal, oom, capability (denied checks),
     /// capability:all (allowed ones too), cgroup (= cgroup_mkdir, cgroup_rmdir,
     /// cgroup_attach), cpu_throttle, all.
@@ -101,9 +112,6 @@ pub struct WatchArgs {
     /// Also show host processes that touch no container.
     #[arg(long)]
     pub host: bool,
-    /// Colour the console output: auto (when stdout is a terminal), always, never.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
     /// Docker API socket, for container names and images (they are also read from Docker's
     /// store on disk when the daemon does not answer).
     #[arg(long, value_name = "PATH", default_value = docker::DEFAULT_SOCKET)]
@@ -510,27 +518,48 @@ fn drain(ring: &mut RingBuf<MapData>, flow: &mut Flow, out: &mut Out) -> u64 {
     n
 }
 
-pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
+/// How the stream is shown.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mode {
+    /// `ctrace watch`: lines or NDJSON on stdout (or `--output`), a status line on a terminal.
+    Watch { json: bool, color: ColorChoice },
+    /// `ctrace agent`: the journal and `--output` only, a status line in the log every
+    /// `status_every`.
+    Agent { status_every: Duration },
+}
+
+pub fn run(cmd: &WatchCmd) -> anyhow::Result<()> {
+    run_mode(
+        &cmd.trace,
+        Mode::Watch {
+            json: cmd.json,
+            color: cmd.color,
+        },
+    )
+}
+
+pub(crate) fn run_mode(args: &WatchArgs, mode: Mode) -> anyhow::Result<()> {
     let opts = args.options()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(watch(args, opts))
+    rt.block_on(watch(args, opts, mode))
 }
 
-async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
+async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     Probe::check_privileges()?;
     // Open the output before attaching anything: a bad path fails fast and clearly.
-    let sink: Box<dyn LineSink> = match &args.output {
-        Some(path) => Box::new(
+    let sink: Box<dyn LineSink> = match (&args.output, mode) {
+        (Some(path), _) => Box::new(
             RotatingFile::open(path, Some(args.rotate_size), args.rotate_keep)
                 .context("cannot write --output")?,
         ),
-        None => Box::new(Stdout::new()),
+        (None, Mode::Agent { .. }) => Box::new(Discard),
+        (None, Mode::Watch { .. }) => Box::new(Stdout::new()),
     };
     // The journal too: a file that is not a journal is an error before anything is attached.
     let recorder = if args.no_journal {
@@ -559,6 +588,9 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
             }
         }
     };
+    if matches!(mode, Mode::Agent { .. }) && recorder.is_none() && args.output.is_none() {
+        anyhow::bail!("the agent would record nothing: no journal and no --output");
+    }
     let mut probe = Probe::load(&opts)?;
     for w in &probe.warnings {
         eprintln!("ctrace: warning: {w}");
@@ -580,25 +612,44 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
         .filter(|k| probe.active_kinds & tracer_common::kind_bit(*k) != 0)
         .map(kind_name)
         .collect();
-    eprintln!(
-        "ctrace: tracing {} (ring buffer {} KiB); Ctrl-C to stop",
-        kinds.join(","),
-        opts.ring_bytes / 1024
-    );
+    match mode {
+        Mode::Watch { .. } => eprintln!(
+            "ctrace: tracing {} (ring buffer {} KiB); Ctrl-C to stop",
+            kinds.join(","),
+            opts.ring_bytes / 1024
+        ),
+        Mode::Agent { .. } => eprintln!(
+            "ctrace agent: tracing {} (ring buffer {} KiB); journal {}; NDJSON {}; SIGTERM to stop",
+            kinds.join(","),
+            opts.ring_bytes / 1024,
+            recorder
+                .as_ref()
+                .map_or_else(|| "off".to_owned(), |r| r.path().display().to_string()),
+            args.output
+                .as_ref()
+                .map_or_else(|| "off".to_owned(), |p| p.display().to_string()),
+        ),
+    }
 
-    let status = io::stderr().is_terminal();
-    let json = args.json || args.output.is_some();
+    let (status, json, color) = match mode {
+        Mode::Watch { json, color } => {
+            let json = json || args.output.is_some();
+            let color = !json
+                && match color {
+                    ColorChoice::Always => true,
+                    ColorChoice::Never => false,
+                    ColorChoice::Auto => io::stdout().is_terminal(),
+                };
+            (io::stderr().is_terminal(), json, color)
+        }
+        Mode::Agent { .. } => (false, true, false),
+    };
     let mut out = Out {
         w: sink,
         kinds: args.event_spec().map_or(u32::MAX, |(k, _)| k.mask),
         throttle: args.event_spec().is_ok_and(|(_, t)| t),
         json,
-        color: !json
-            && match args.color {
-                ColorChoice::Always => true,
-                ColorChoice::Never => false,
-                ColorChoice::Auto => io::stdout().is_terminal(),
-            },
+        color,
         filter: Filter {
             containers: args.container.clone(),
             runtimes: args.runtime.clone(),
@@ -663,6 +714,12 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
     });
     let mut rate_start = Instant::now();
     let mut rate_count = 0u64;
+    let agent_every = match mode {
+        Mode::Agent { status_every } => Some(status_every),
+        Mode::Watch { .. } => None,
+    };
+    let mut agent_tick = tokio::time::interval(agent_every.unwrap_or(Duration::from_secs(3600)));
+    agent_tick.tick().await;
 
     loop {
         tokio::select! {
@@ -692,6 +749,9 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
                     rate_start = Instant::now();
                     rate_count = 0;
                 }
+            }
+            _ = agent_tick.tick(), if agent_every.is_some() => {
+                eprintln!("{}", agent_status(&probe, &flow, &out));
             }
             Some(f) = feed_rx.recv() => flow.feed(f, &mut out),
             _ = young_tick.tick(), if out.recorder.is_some() => {
@@ -791,6 +851,38 @@ async fn watch(args: &WatchArgs, opts: Options) -> anyhow::Result<()> {
         }
     }
     out.done.unwrap_or(Ok(()))
+}
+
+/// The agent's periodic line for its log: totals since start.
+fn agent_status(probe: &Probe, flow: &Flow, out: &Out) -> String {
+    let delivered: u64 = flow.pipeline.delivered.iter().sum();
+    let lost = probe
+        .counters()
+        .map(|c| LossTracker::total(&c, flow.pipeline.decode_errors).to_string())
+        .unwrap_or_else(|e| format!("? ({e})"));
+    let containers = flow.resolver.containers();
+    let live = containers.iter().filter(|(_, _, gone)| !gone).count();
+    let journal = match &out.recorder {
+        None => "journal off".to_owned(),
+        Some(r) => {
+            let st = r.status();
+            format!(
+                "journal {} written, {} not written{}",
+                st.written,
+                st.dropped,
+                if st.disabled {
+                    " (writing disabled)"
+                } else {
+                    ""
+                }
+            )
+        }
+    };
+    format!(
+        "ctrace agent: {delivered} records, {lost} lost; {live} live containers, {} gone; \
+         {journal}",
+        containers.len() - live
+    )
 }
 
 /// Readiness of an optional fd: never, when there is none.

@@ -22,6 +22,19 @@ pub trait LineSink {
     }
 }
 
+/// Nowhere: the agent without `--output` (its records go to the journal only).
+pub struct Discard;
+
+impl LineSink for Discard {
+    fn write_line(&mut self, _line: &str) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Buffered stdout.
 pub struct Stdout(io::BufWriter<io::Stdout>);
 
