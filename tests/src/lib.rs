@@ -247,6 +247,15 @@ impl Drop for Watch {
     }
 }
 
+/// Taken by tests that load the whole machine (floods, busy loops, bursts): they run one at a
+/// time, in their own test binary (see `storm/main.rs`).
+pub fn storm() -> std::sync::MutexGuard<'static, ()> {
+    static STORM: Mutex<()> = Mutex::new(());
+    STORM
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A scratch directory removed on drop.
 pub struct TempDir(pub PathBuf);
 

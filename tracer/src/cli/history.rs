@@ -41,13 +41,17 @@ pub struct HistoryArgs {
     /// Print the stored NDJSON records (the schema of `ctrace watch --json`), one per line.
     #[arg(long)]
     pub json: bool,
-    /// At most this many records: the newest ones (still printed oldest first).
-    #[arg(long, value_name = "N")]
-    pub limit: Option<usize>,
+    /// At most this many records: the newest ones (still printed oldest first); 0 for all.
+    /// A note on stderr says when older records were left out.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_LIMIT)]
+    pub limit: usize,
     /// The journal to read (never created or modified).
     #[arg(long, value_name = "PATH", default_value = journal::DEFAULT_PATH)]
     pub journal: PathBuf,
 }
+
+/// Records `history` prints unless told otherwise: a busy host's week would flood a terminal.
+pub const DEFAULT_LIMIT: usize = 1000;
 
 /// Why a journal command failed, and the exit code that says so: 1 when the journal or the
 /// container is not there, 2 when the journal cannot be used or the arguments are wrong.
@@ -420,14 +424,16 @@ pub fn run(args: &HistoryArgs, now_ns: i64) -> Result<Output, Failure> {
         .filter(|t| !t.is_empty())
         .collect();
     let journal = open_journal(&args.journal)?;
+    // One more than asked: whether older records were left out.
+    let limit = (args.limit > 0).then_some(args.limit);
     let base = RecordFilter {
         types,
         since_ns: since,
         until_ns: until,
-        limit: args.limit,
+        limit: limit.map(|l| l.saturating_add(1)),
         ..RecordFilter::default()
     };
-    let records = query(&journal, args.container.as_deref(), &base)
+    let mut records = query(&journal, args.container.as_deref(), &base)
         .map_err(|e| query_failed(&e))?
         .ok_or_else(|| {
             Failure::not_found(format!(
@@ -437,6 +443,13 @@ pub fn run(args: &HistoryArgs, now_ns: i64) -> Result<Output, Failure> {
             ))
         })?;
     let mut out = Output::default();
+    if let Some(l) = limit.filter(|&l| records.len() > l) {
+        records.drain(..records.len() - l);
+        out.notes.push(format!(
+            "showing the newest {l} matching records; older ones were left out (--limit N, or \
+             --limit 0 for all)"
+        ));
+    }
     if args.json {
         for r in &records {
             out.text.push_str(&r.json);
@@ -543,7 +556,7 @@ pub(crate) mod tests {
             until: None,
             types: Vec::new(),
             json: false,
-            limit: None,
+            limit: DEFAULT_LIMIT,
             journal: path.to_owned(),
         }
     }
@@ -653,11 +666,29 @@ pub(crate) mod tests {
         }
         // Limit: the newest N, oldest first.
         let mut a = args(&p);
-        a.limit = Some(2);
-        assert_eq!(types(&run(&a, now).unwrap()), ["kill", "stats"]);
+        a.limit = 2;
+        let out = run(&a, now).unwrap();
+        assert_eq!(types(&out), ["kill", "stats"]);
+        assert!(
+            out.notes[0].contains("newest 2 matching records"),
+            "{:?}",
+            out.notes
+        );
+        a.limit = 0;
+        let out = run(&a, now).unwrap();
+        assert!(
+            types(&out).len() > 2 && out.notes.is_empty(),
+            "{:?}",
+            out.notes
+        );
+        a.limit = types(&out).len();
+        assert!(
+            run(&a, now).unwrap().notes.is_empty(),
+            "exactly all: no note"
+        );
         let mut a = args(&p);
         a.container = Some("api".into());
-        a.limit = Some(1);
+        a.limit = 1;
         assert_eq!(types(&run(&a, now).unwrap()), ["kill"]);
         // Nothing in range: empty output, a note, success.
         let mut a = args(&p);

@@ -8,6 +8,7 @@ use ctrace_tests::{get, require, require_docker, DockerContainer, Watch};
 #[test]
 fn a_tiny_cpu_quota_is_reported_with_its_quota_and_a_big_one_is_not() {
     let Some(bin) = require() else { return };
+    let _storm = ctrace_tests::storm();
     if !require_docker() {
         return;
     }
@@ -60,6 +61,7 @@ fn a_tiny_cpu_quota_is_reported_with_its_quota_and_a_big_one_is_not() {
 #[test]
 fn a_container_without_quota_is_never_reported_as_throttled() {
     let Some(bin) = require() else { return };
+    let _storm = ctrace_tests::storm();
     if !require_docker() {
         return;
     }
@@ -86,6 +88,7 @@ fn a_container_without_quota_is_never_reported_as_throttled() {
 #[test]
 fn top_snapshot_shows_quota_throttling_and_memory_per_container() {
     let Some(bin) = require() else { return };
+    let _storm = ctrace_tests::storm();
     if !require_docker() {
         return;
     }

@@ -8,6 +8,7 @@ use ctrace_tests::{require, Watch};
 #[test]
 fn stalled_reader_with_tiny_ring_counts_every_lost_record() {
     let Some(bin) = require() else { return };
+    let _storm = ctrace_tests::storm();
     let w = Watch::start(
         &bin,
         &["--events", "exec,exit", "--ring-size", "4096", "--host"],
@@ -60,6 +61,7 @@ fn stalled_reader_with_tiny_ring_counts_every_lost_record() {
 #[test]
 fn ebpf_log_reports_lost_records_only_when_asked() {
     let Some(bin) = require() else { return };
+    let _storm = ctrace_tests::storm();
     for (flag, expect_logs) in [(Some("--ebpf-log"), true), (None, false)] {
         let mut args = vec!["--events", "exec", "--ring-size", "4096", "--host"];
         args.extend(flag);
