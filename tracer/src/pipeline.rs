@@ -254,9 +254,28 @@ mod tests {
         );
     }
 
+    fn victim_record(pid: u32, comm: [u8; 16]) -> tracer_common::OomVictimEvent {
+        tracer_common::OomVictimEvent {
+            hdr: header(
+                kind::OOM_VICTIM,
+                std::mem::size_of::<tracer_common::OomVictimEvent>(),
+            ),
+            victim_pid: pid,
+            victim_uid: 0,
+            total_vm_kb: 1,
+            anon_rss_kb: 2,
+            file_rss_kb: 3,
+            shmem_rss_kb: 4,
+            pgtables_kb: 5,
+            oom_score_adj: 0,
+            _pad: [0; 6],
+            victim_comm: comm,
+        }
+    }
+
     #[test]
     fn oom_victim_takes_process_and_cgroup_from_the_kernels_sigkill() {
-        use tracer_common::{signal_flags, OomVictimEvent, SignalEvent};
+        use tracer_common::{signal_flags, SignalEvent};
         let mut p = Pipeline::new();
         let mut comm = [0u8; 16];
         comm[..4].copy_from_slice(b"tail");
@@ -273,19 +292,7 @@ mod tests {
             flags: signal_flags::TARGET_TASK,
             target_cgroup_id: 4711,
         };
-        let victim = OomVictimEvent {
-            hdr: header(kind::OOM_VICTIM, std::mem::size_of::<OomVictimEvent>()),
-            victim_pid: 777,
-            victim_uid: 0,
-            total_vm_kb: 1,
-            anon_rss_kb: 2,
-            file_rss_kb: 3,
-            shmem_rss_kb: 4,
-            pgtables_kb: 5,
-            oom_score_adj: 0,
-            _pad: [0; 6],
-            victim_comm: comm,
-        };
+        let victim = victim_record(777, comm);
         // A user-sent SIGKILL does not count.
         let user_kill = SignalEvent {
             code: 0,
@@ -309,7 +316,7 @@ mod tests {
     /// victim whose SIGKILL record never arrived.
     #[test]
     fn targets_the_kernel_could_not_read_come_from_the_process_table() {
-        use tracer_common::{ForkEvent, OomVictimEvent, SignalEvent};
+        use tracer_common::{ForkEvent, SignalEvent};
         let mut p = Pipeline::new();
         let mut comm = [0u8; 16];
         comm[..4].copy_from_slice(b"tail");
@@ -345,19 +352,7 @@ mod tests {
             panic!()
         };
         assert_eq!(s.target_cgroup_id, None);
-        let victim = OomVictimEvent {
-            hdr: header(kind::OOM_VICTIM, std::mem::size_of::<OomVictimEvent>()),
-            victim_pid: 900,
-            victim_uid: 0,
-            total_vm_kb: 1,
-            anon_rss_kb: 2,
-            file_rss_kb: 3,
-            shmem_rss_kb: 4,
-            pgtables_kb: 5,
-            oom_score_adj: 0,
-            _pad: [0; 6],
-            victim_comm: comm,
-        };
+        let victim = victim_record(900, comm);
         let Body::OomVictim(o) = p.ingest(&as_bytes(&victim)).unwrap().body else {
             panic!()
         };
