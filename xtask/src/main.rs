@@ -1,5 +1,6 @@
 //! Project tasks for ctrace: `cargo xtask <command>` (alias in .cargo/config.toml).
 
+mod bench;
 mod lab;
 mod setup;
 mod util;
@@ -47,8 +48,9 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
-    /// Run the benchmarks (none yet).
-    Bench,
+    /// Measure what tracing costs a fork/exec storm, ctrace beside no tracer (and bpftrace
+    /// when installed), as ratios from one run. Needs root.
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -70,10 +72,7 @@ fn try_main() -> Result<()> {
             lab::lab_up()
         }
         Cmd::Test { args } => test(&args),
-        Cmd::Bench => {
-            say!("no benchmarks yet");
-            Ok(())
-        }
+        Cmd::Bench(args) => bench::bench(&args),
     }
 }
 
