@@ -4,6 +4,7 @@
 
 use std::{
     path::{Path, PathBuf},
+    process::Command,
     time::Duration,
 };
 
@@ -258,6 +259,62 @@ fn the_agent_records_an_oom_kill_for_postmortem_and_exits_on_sigterm() {
         "{status}"
     );
     assert_oom_postmortem(&bin, &journal, name, "docker", 64 * MIB);
+}
+
+/// A tmpfs mounted at `dir/<name>` with `opts`, unmounted on drop.
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(dir: &TempDir, name: &str, opts: &str) -> Self {
+        let m = dir.0.join(name);
+        std::fs::create_dir_all(&m).unwrap();
+        ctrace_tests::run(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+                .arg(&m),
+        );
+        Mount(m)
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A journal on a full or a read-only file system: watch says journaling is off and why, and
+/// the live stream goes on.
+#[test]
+fn a_full_or_read_only_journal_disk_leaves_the_live_stream_on() {
+    let Some(bin) = require() else { return };
+    let dir = TempDir::new("journal-nospace");
+    let full = Mount::tmpfs(&dir, "full", "size=64k");
+    // Fill it: a file of zeros until ENOSPC.
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k", "count=64"])
+        .arg(format!("of={}", full.0.join("filler").display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let ro = Mount::tmpfs(&dir, "ro", "ro,size=64k");
+    for (mnt, comm) in [(&full, "ctjfull"), (&ro, "ctjro")] {
+        let journal = mnt.0.join("journal.db");
+        let w = Watch::start(
+            &bin,
+            &["--journal", s(&journal), "--events", "exec", "--host"],
+        );
+        let prog = ctrace_tests::unique_binary(&dir, "/bin/true", comm);
+        assert!(Command::new(&prog).status().unwrap().success());
+        w.wait_for(&format!("exec of {comm}"), WAIT, |v| {
+            v["type"] == "exec" && get(v, "process.comm") == comm
+        });
+        let (_, stderr) = w.stop();
+        assert!(
+            stderr.contains("ctrace: warning: journaling is off: ")
+                && stderr.contains("the live stream goes on"),
+            "{comm}: {stderr}"
+        );
+    }
 }
 
 /// Bad agent options fail before anything is attached.

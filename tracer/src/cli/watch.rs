@@ -190,13 +190,17 @@ impl WatchArgs {
         if kinds.mask & kind_bit(kind::OOM_VICTIM) != 0 {
             kernel_kinds |= kind_bit(kind::SIGNAL);
         }
-        // Kill and OOM incidents end with the target's exit, and place targets the kernel
-        // side could not read from the process table, which fork records keep current.
+        // Kill and OOM incidents end with the target's exit.
         if kinds.mask & (kind_bit(kind::SIGNAL) | kind_bit(kind::OOM_VICTIM)) != 0 {
-            kernel_kinds |= kind_bit(kind::EXIT) | kind_bit(kind::FORK);
+            kernel_kinds |= kind_bit(kind::EXIT);
         }
-        // cgroup creation and removal keep container attribution current.
-        kernel_kinds |= kind_bit(kind::CGROUP_MKDIR) | kind_bit(kind::CGROUP_RMDIR);
+        // State, traced whatever is shown: fork records keep the process table current (it
+        // places signal targets and OOM victims the kernel side could not read), and cgroup
+        // creation, removal and moves keep container attribution current.
+        kernel_kinds |= kind_bit(kind::FORK)
+            | kind_bit(kind::CGROUP_MKDIR)
+            | kind_bit(kind::CGROUP_RMDIR)
+            | kind_bit(kind::CGROUP_ATTACH);
         let mut o = Options {
             kinds: kernel_kinds,
             cap_allowed: kinds.cap_allowed,
@@ -470,7 +474,7 @@ impl Flow {
             out.update(&u);
         }
         for w in self.resolver.warnings.drain(..) {
-            eprintln!("ctrace: warning: {w}");
+            eprintln!("ctrace: warning: {}", escape::terminal(&w));
         }
         for c in self.resolver.take_new() {
             // Its memory limit, read while the cgroup is there: an OOM kill may remove it
@@ -574,10 +578,11 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
             &args.journal_events,
         ) {
             Ok(r) => Some(r),
-            Err(
-                e @ (journal::JournalError::ReadOnly { .. } | journal::JournalError::Io { .. }),
-            ) => {
-                eprintln!("ctrace: warning: journaling is off: {e}; the live stream goes on");
+            Err(e) if e.is_storage_unavailable() => {
+                eprintln!(
+                    "ctrace: warning: journaling is off: {}; the live stream goes on",
+                    escape::terminal(&e.to_string())
+                );
                 None
             }
             Err(e) => {
@@ -608,26 +613,40 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
     // fd is not closed or replaced behind the registration's back.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("polling the ring buffer: {}", e.into_parts().1))?;
-    let kinds: Vec<&str> = (0..tracer_common::kind::COUNT as u16)
-        .filter(|k| probe.active_kinds & tracer_common::kind_bit(*k) != 0)
-        .map(kind_name)
-        .collect();
+    // What is shown, and what is traced only to keep state (the process table, attribution,
+    // correlation).
+    let shown_mask = args.event_spec().map_or(u32::MAX, |(k, _)| k.mask);
+    let names = |pick: &dyn Fn(u32) -> bool| -> String {
+        (0..tracer_common::kind::COUNT as u16)
+            .filter(|k| probe.active_kinds & kind_bit(*k) != 0 && pick(kind_bit(*k)))
+            .map(kind_name)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let shown = names(&|b| shown_mask & b != 0);
+    let state = names(&|b| shown_mask & b == 0);
+    let kinds = if state.is_empty() {
+        shown
+    } else {
+        format!("{shown}; {state} to keep state")
+    };
     match mode {
         Mode::Watch { .. } => eprintln!(
-            "ctrace: tracing {} (ring buffer {} KiB); Ctrl-C to stop",
-            kinds.join(","),
+            "ctrace: tracing {kinds} (ring buffer {} KiB); Ctrl-C to stop",
             opts.ring_bytes / 1024
         ),
         Mode::Agent { .. } => eprintln!(
-            "ctrace agent: tracing {} (ring buffer {} KiB); journal {}; NDJSON {}; SIGTERM to stop",
-            kinds.join(","),
+            "ctrace agent: tracing {kinds} (ring buffer {} KiB); journal {}; NDJSON {}; SIGTERM to \
+             stop",
             opts.ring_bytes / 1024,
-            recorder
-                .as_ref()
-                .map_or_else(|| "off".to_owned(), |r| r.path().display().to_string()),
-            args.output
-                .as_ref()
-                .map_or_else(|| "off".to_owned(), |p| p.display().to_string()),
+            recorder.as_ref().map_or_else(
+                || "off".to_owned(),
+                |r| escape::terminal(&r.path().display().to_string())
+            ),
+            args.output.as_ref().map_or_else(
+                || "off".to_owned(),
+                |p| escape::terminal(&p.display().to_string())
+            ),
         ),
     }
 
@@ -666,7 +685,7 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
         ..resolve::Config::default()
     });
     for w in resolver.warnings.drain(..) {
-        eprintln!("ctrace: warning: {w}");
+        eprintln!("ctrace: warning: {}", escape::terminal(&w));
     }
     for pattern in &args.container {
         if resolver.find(pattern).is_empty() {
@@ -926,7 +945,7 @@ fn report(probe: &Probe, flow: &mut Flow, losses: &mut LossTracker, out: &mut Ou
             }
         }
         if let Some(w) = r.health() {
-            eprintln!("ctrace: warning: {w}");
+            eprintln!("ctrace: warning: {}", escape::terminal(&w));
         }
     }
     losses.decode_errors = flow.pipeline.decode_errors;

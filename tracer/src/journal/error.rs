@@ -87,6 +87,29 @@ pub enum JournalError {
 }
 
 impl JournalError {
+    /// The journal's place cannot be written now (read-only, full or failing disk, no
+    /// permission), as opposed to a file that is not a usable journal: a live watch goes on
+    /// without it rather than stopping.
+    pub fn is_storage_unavailable(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            JournalError::ReadOnly { .. } | JournalError::Io { .. } => true,
+            JournalError::Sqlite { source, .. } | JournalError::Migration { source, .. } => {
+                matches!(
+                    source.sqlite_error_code(),
+                    Some(
+                        C::DiskFull
+                            | C::ReadOnly
+                            | C::CannotOpen
+                            | C::SystemIoFailure
+                            | C::PermissionDenied
+                    )
+                )
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn sqlite(
         path: &std::path::Path,
         what: &'static str,
