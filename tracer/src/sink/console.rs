@@ -10,7 +10,7 @@ use crate::{
     resolve::{Attribution, Attrs, Update},
 };
 
-/// `18:40:01.123456 exec         pid=1234 ppid=1200 cgroup=4026 comm=sleep  /bin/sleep`
+/// `18:40:01.123456 exec          web              pid=1234    ppid=1200    cgroup=4026   comm=sleep            /bin/sleep`
 pub fn event(ev: &Event, attrs: &Attrs, ctx: &Context) -> String {
     let t = &ev.task;
     let other = |id: Option<u64>| {
@@ -56,12 +56,13 @@ pub fn event(ev: &Event, attrs: &Attrs, ctx: &Context) -> String {
         Body::Cgroup(c) => format!("id={} {}", c.id, terminal(&c.path)),
     };
     format!(
-        "{} {:<13} {:<16} pid={:<7} ppid={:<7} comm={:<16} {}",
+        "{} {:<13} {:<16} pid={:<7} ppid={:<7} cgroup={:<6} comm={:<16} {}",
         time_of_day_us(ctx.clock.unix_ns(ev.boot_ns)),
         json::type_name(ev),
         where_(&attrs.process, t.cgroup_id),
         t.pid,
         ppid,
+        t.cgroup_id,
         terminal(&t.comm),
         detail
     )
@@ -132,7 +133,7 @@ mod tests {
         assert_eq!(
             line,
             "18:33:02.000000 exec          host             pid=100     ppid=1       \
-             comm=sleep            /bin/\\x1b]0;pwned\\x07"
+             cgroup=4242   comm=sleep            /bin/\\x1b]0;pwned\\x07"
         );
     }
 
