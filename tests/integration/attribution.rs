@@ -11,15 +11,24 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// `exec` of `comm` whose container has this name and runtime.
+/// `exec` of `true` whose container has this name and runtime; its exit is attributed the
+/// same way.
 fn exec_in(w: &Watch, what: &str, name: &str, runtime: &str) -> Value {
-    let (name, runtime) = (name.to_owned(), runtime.to_owned());
-    w.wait_for(what, WAIT, move |v| {
+    let (n, r) = (name.to_owned(), runtime.to_owned());
+    let exec = w.wait_for(what, WAIT, move |v| {
         v["type"] == "exec"
             && get(v, "process.comm") == "true"
-            && get(v, "container.name") == name.as_str()
-            && get(v, "container.runtime") == runtime.as_str()
-    })
+            && get(v, "container.name") == n.as_str()
+            && get(v, "container.runtime") == r.as_str()
+    });
+    let pid = get(&exec, "process.pid").clone();
+    let exit = w.wait_for(&format!("exit of {what}"), WAIT, move |v| {
+        v["type"] == "exit" && get(v, "process.pid") == &pid
+    });
+    assert_eq!(get(&exit, "container.name"), name, "{exit}");
+    assert_eq!(get(&exit, "container.runtime"), runtime, "{exit}");
+    assert_eq!(exit["exit_code"], 0, "{exit}");
+    exec
 }
 
 #[test]
@@ -139,7 +148,8 @@ fn a_container_started_after_ctrace_is_attributed_from_its_first_event() {
     if !require_docker() {
         return;
     }
-    let w = Watch::start(&bin, &["--events", "exec,exit"]);
+    // With --host, an event of the container that was not attributed to it would show too.
+    let w = Watch::start(&bin, &["--events", "exec,exit", "--host"]);
     let c = DockerContainer::run("ctrace-it-att-late", &[], &["sh", "-c", "sleep 1; exit 5"]);
     assert_eq!(c.wait(Duration::from_secs(30)), 5);
     let stop = w.wait_for("container_stop", WAIT, |v| {
@@ -164,6 +174,11 @@ fn a_container_started_after_ctrace_is_attributed_from_its_first_event() {
         "ctrace-it-att-late",
         "{init_exec}"
     );
+    // Every event from the container's cgroup, the first ones included, names it.
+    let cgroup = &init_exec["cgroup_id"];
+    for v in records.iter().filter(|v| &v["cgroup_id"] == cgroup) {
+        assert_eq!(get(v, "container.id"), c.id.as_str(), "{v}");
+    }
     let start = records
         .iter()
         .find(|v| v["type"] == "container_start" && get(v, "container.id") == c.id.as_str())
