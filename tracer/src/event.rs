@@ -1,5 +1,7 @@
 //! Decoded, typed events. [`decode`] is pure and never panics: every record from the ring
-//! buffer is checked for length, kind, version and declared size before it is read.
+//! buffer is checked for length, kind, version and declared size before it is read, and for
+//! field values no kernel can produce after (an impossible signal, signal result, capability,
+//! capability verdict, cgroup hierarchy id or level: [`DecodeError::Impossible`]).
 
 use std::mem::size_of;
 
@@ -166,6 +168,15 @@ pub enum DecodeError {
         declared: u32,
         expected: usize,
     },
+    /// A field holds a value the kernel cannot produce: the record is corrupt (or from a
+    /// mismatched eBPF object) and nothing in it can be trusted.
+    #[error("{} record (kind {kind}) has impossible {field} {value}", kind_name(*.kind))]
+    Impossible {
+        kind: u16,
+        field: &'static str,
+        /// The field's value, widened (signed fields keep their sign).
+        value: i64,
+    },
 }
 
 /// Event kind names as used on the command line and in NDJSON.
@@ -206,6 +217,55 @@ pub fn c_str(bytes: &[u8]) -> String {
 fn bounded_str(bytes: &[u8], len: u32) -> String {
     let len = (len as usize).min(bytes.len());
     c_str(&bytes[..len])
+}
+
+/// Highest signal number (`SIGRTMAX` on x86_64; `_NSIG` is 64).
+const SIG_MAX: i32 = 64;
+/// Highest `enum trace_signal_result` (`TRACE_SIGNAL_LOSE_INFO`).
+const SIGNAL_RESULT_MAX: i32 = 4;
+/// Highest capability number a record may carry. The kernel's last is 40
+/// (`CAP_CHECKPOINT_RESTORE`) today; newer ones may add more, but capability sets are 64-bit.
+const CAP_MAX: u32 = 63;
+/// `MAX_ERRNO`: negative values down to `-MAX_ERRNO` are errnos.
+const MAX_ERRNO: i32 = 4095;
+
+/// Reject field values that no kernel can produce. Only what is impossible is rejected, never
+/// what is merely unusual: a field the kernel side could not read goes out zeroed (and counted
+/// as a read error), so zero stays valid wherever the kernel's own value can be zero (a signal
+/// number never is: the kernel side only emits signals userspace asked for, never 0); fields
+/// whose validity flag is clear are not looked at; pids of 0 (the idle task), any exit status
+/// and any OOM size are accepted.
+fn check_fields(k: u16, body: &Body) -> Result<(), DecodeError> {
+    let check = |ok: bool, field: &'static str, value: i64| {
+        if ok {
+            Ok(())
+        } else {
+            Err(DecodeError::Impossible {
+                kind: k,
+                field,
+                value,
+            })
+        }
+    };
+    match body {
+        Body::Signal(s) => {
+            check((1..=SIG_MAX).contains(&s.sig), "sig", s.sig.into())?;
+            check(
+                (0..=SIGNAL_RESULT_MAX).contains(&s.result),
+                "result",
+                s.result.into(),
+            )
+        }
+        Body::Capability(c) => {
+            check(c.cap <= CAP_MAX, "cap", c.cap.into())?;
+            check((-MAX_ERRNO..=0).contains(&c.ret), "ret", c.ret.into())
+        }
+        Body::Cgroup(c) => {
+            check(c.root >= 0, "root", c.root.into())?;
+            check(c.level >= 0, "level", c.level.into())
+        }
+        Body::Exec(_) | Body::Exit(_) | Body::Fork(_) | Body::OomVictim(_) => Ok(()),
+    }
 }
 
 /// Decode one ring-buffer record.
@@ -316,6 +376,7 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
             })
         }
     };
+    check_fields(hdr.kind, &body)?;
     Ok(Event {
         kind: hdr.kind,
         boot_ns: hdr.boot_ns,
@@ -368,6 +429,410 @@ pub(crate) mod tests {
             filename_len: filename.len() as u32,
             filename: f,
         })
+    }
+
+    fn fixed<const N: usize>(s: &str) -> [u8; N] {
+        let mut b = [0u8; N];
+        b[..s.len()].copy_from_slice(s.as_bytes());
+        b
+    }
+
+    pub fn exit_event(exit_code: u32, flags: u32) -> ExitEvent {
+        ExitEvent {
+            hdr: header(kind::EXIT, size_of::<ExitEvent>()),
+            exit_code,
+            flags,
+        }
+    }
+
+    pub fn fork_event(child_pid: u32) -> ForkEvent {
+        ForkEvent {
+            hdr: header(kind::FORK, size_of::<ForkEvent>()),
+            child_pid,
+            _pad: 0,
+            child_comm: fixed("worker"),
+        }
+    }
+
+    /// A BTF-typed `signal_generate` record (target task read).
+    pub fn signal_event(sig: i32, result: i32) -> SignalEvent {
+        SignalEvent {
+            hdr: header(kind::SIGNAL, size_of::<SignalEvent>()),
+            sig,
+            errno: 0,
+            code: 0x80,
+            target_pid: 777,
+            group: 1,
+            result,
+            target_comm: fixed("tail"),
+            target_tgid: 770,
+            flags: signal_flags::TARGET_TASK,
+            target_cgroup_id: 4711,
+        }
+    }
+
+    pub fn oom_event() -> OomVictimEvent {
+        OomVictimEvent {
+            hdr: header(kind::OOM_VICTIM, size_of::<OomVictimEvent>()),
+            victim_pid: 777,
+            victim_uid: 1000,
+            total_vm_kb: 1,
+            anon_rss_kb: 2,
+            file_rss_kb: 3,
+            shmem_rss_kb: 4,
+            pgtables_kb: 5,
+            oom_score_adj: -999,
+            _pad: [0; 6],
+            victim_comm: fixed("tail"),
+        }
+    }
+
+    pub fn cap_event(cap: u32, ret: i32) -> CapabilityEvent {
+        CapabilityEvent {
+            hdr: header(kind::CAPABILITY, size_of::<CapabilityEvent>()),
+            cap,
+            ret,
+            cpu: 3,
+            _pad: 0,
+            total: 17,
+        }
+    }
+
+    pub fn cgroup_event(k: u16, root: i32, level: i32) -> CgroupEvent {
+        let path = "/system.slice/docker-abc.scope";
+        CgroupEvent {
+            hdr: header(k, size_of::<CgroupEvent>()),
+            root,
+            level,
+            id: 9001,
+            pid: 555,
+            path_len: path.len() as u32,
+            path: fixed(path),
+        }
+    }
+
+    const CGROUP_KINDS: [u16; 3] = [kind::CGROUP_MKDIR, kind::CGROUP_RMDIR, kind::CGROUP_ATTACH];
+
+    /// A valid record of every kind, and the body it must decode to.
+    fn every_kind() -> Vec<(u16, Vec<u8>, Body)> {
+        let mut v = vec![
+            (
+                kind::EXEC,
+                exec_record("/bin/sleep"),
+                Body::Exec(Exec {
+                    old_pid: 100,
+                    filename: "/bin/sleep".into(),
+                }),
+            ),
+            (
+                kind::EXIT,
+                as_bytes(&exit_event(
+                    2 << 8,
+                    exit_flags::CODE_VALID | exit_flags::GROUP_DEAD,
+                )),
+                Body::Exit(Exit {
+                    status: Some(2 << 8),
+                    group_dead: true,
+                }),
+            ),
+            (
+                kind::FORK,
+                as_bytes(&fork_event(4321)),
+                Body::Fork(Fork {
+                    child_pid: 4321,
+                    child_comm: "worker".into(),
+                }),
+            ),
+            (
+                kind::SIGNAL,
+                as_bytes(&signal_event(9, 0)),
+                Body::Signal(Signal {
+                    sig: 9,
+                    target_tgid: Some(770),
+                    target_cgroup_id: Some(4711),
+                    errno: 0,
+                    code: 0x80,
+                    target_pid: 777,
+                    target_comm: "tail".into(),
+                    group: true,
+                    result: 0,
+                }),
+            ),
+            (
+                kind::OOM_VICTIM,
+                as_bytes(&oom_event()),
+                Body::OomVictim(OomVictim {
+                    victim_pid: 777,
+                    victim_comm: "tail".into(),
+                    victim_uid: 1000,
+                    total_vm_kb: 1,
+                    anon_rss_kb: 2,
+                    file_rss_kb: 3,
+                    shmem_rss_kb: 4,
+                    pgtables_kb: 5,
+                    oom_score_adj: -999,
+                    victim_tgid: None,
+                    victim_cgroup_id: None,
+                }),
+            ),
+            (
+                kind::CAPABILITY,
+                as_bytes(&cap_event(21, -1)),
+                Body::Capability(Capability {
+                    cap: 21,
+                    ret: -1,
+                    cpu: 3,
+                    total: 17,
+                    count: 0,
+                }),
+            ),
+        ];
+        for (k, op) in
+            CGROUP_KINDS
+                .into_iter()
+                .zip([CgroupOp::Mkdir, CgroupOp::Rmdir, CgroupOp::Attach])
+        {
+            v.push((
+                k,
+                as_bytes(&cgroup_event(k, 0, 2)),
+                Body::Cgroup(Cgroup {
+                    op,
+                    root: 0,
+                    level: 2,
+                    id: 9001,
+                    pid: (op == CgroupOp::Attach).then_some(555),
+                    path: "/system.slice/docker-abc.scope".into(),
+                }),
+            ));
+        }
+        v
+    }
+
+    fn impossible(kind: u16, field: &'static str, value: i64) -> Result<Event, DecodeError> {
+        Err(DecodeError::Impossible { kind, field, value })
+    }
+
+    #[test]
+    fn decodes_every_kind() {
+        let kinds: Vec<u16> = every_kind().iter().map(|(k, ..)| *k).collect();
+        assert_eq!(
+            kinds,
+            (1..kind::COUNT as u16).collect::<Vec<_>>(),
+            "one per kind"
+        );
+        for (k, rec, body) in every_kind() {
+            let ev = decode(&rec).unwrap_or_else(|e| panic!("{}: {e}", kind_name(k)));
+            assert_eq!(ev.kind, k);
+            assert_eq!(ev.boot_ns, 1_000_000_123);
+            assert_eq!(
+                ev.task,
+                Task {
+                    tid: 101,
+                    pid: 100,
+                    ppid: Some(1),
+                    uid: 0,
+                    cgroup_id: 4242,
+                    comm: "sleep".into(),
+                },
+                "{}",
+                kind_name(k)
+            );
+            assert_eq!(ev.body, body, "{}", kind_name(k));
+        }
+    }
+
+    #[test]
+    fn every_truncation_of_every_kind_is_short() {
+        let hdr = size_of::<EventHeader>();
+        for (k, rec, _) in every_kind() {
+            for len in 0..rec.len() {
+                let need = if len < hdr { hdr } else { rec.len() };
+                assert_eq!(
+                    decode(&rec[..len]),
+                    Err(DecodeError::Short { len, need }),
+                    "{} cut to {len}",
+                    kind_name(k)
+                );
+            }
+        }
+    }
+
+    /// The header's kind alone says which layout follows: relabelled records are caught by
+    /// their size, except between kinds of one size (fork and capability; the cgroup kinds),
+    /// where the field checks are the only line left.
+    #[test]
+    fn relabelled_records() {
+        let size = |k: u16| every_kind().into_iter().find(|r| r.0 == k).unwrap().1.len();
+        for (from, rec, _) in every_kind() {
+            for to in 1..kind::COUNT as u16 {
+                let mut buf = rec.clone();
+                buf[..2].copy_from_slice(&to.to_ne_bytes());
+                let got = decode(&buf);
+                if size(to) != rec.len() {
+                    assert_eq!(
+                        got,
+                        Err(DecodeError::SizeMismatch {
+                            kind: to,
+                            declared: rec.len() as u32,
+                            expected: size(to),
+                        })
+                    );
+                } else if let Ok(ev) = got {
+                    assert_eq!(ev.kind, to, "{} as {}", kind_name(from), kind_name(to));
+                }
+            }
+        }
+        // A fork record read as a capability check: its child pid is no capability.
+        let mut buf = as_bytes(&fork_event(4321));
+        buf[..2].copy_from_slice(&kind::CAPABILITY.to_ne_bytes());
+        assert_eq!(decode(&buf), impossible(kind::CAPABILITY, "cap", 4321));
+    }
+
+    #[test]
+    fn rejects_impossible_values() {
+        let sig = |sig| decode(&as_bytes(&signal_event(sig, 0)));
+        for v in [0, -1, 65, 128, i32::MIN, i32::MAX] {
+            assert_eq!(sig(v), impossible(kind::SIGNAL, "sig", v.into()));
+        }
+        let result = |result| decode(&as_bytes(&signal_event(9, result)));
+        for v in [-1, 5, i32::MIN, i32::MAX] {
+            assert_eq!(result(v), impossible(kind::SIGNAL, "result", v.into()));
+        }
+        // A classic-tracepoint record (no target task) is checked just the same.
+        let classic = SignalEvent {
+            flags: 0,
+            ..signal_event(0, 0)
+        };
+        assert_eq!(
+            decode(&as_bytes(&classic)),
+            impossible(kind::SIGNAL, "sig", 0)
+        );
+        let cap = |cap, ret| decode(&as_bytes(&cap_event(cap, ret)));
+        for v in [64, 1000, u32::MAX] {
+            assert_eq!(cap(v, 0), impossible(kind::CAPABILITY, "cap", v.into()));
+        }
+        for v in [1, 13, -4096, i32::MIN, i32::MAX] {
+            assert_eq!(cap(0, v), impossible(kind::CAPABILITY, "ret", v.into()));
+        }
+        for k in CGROUP_KINDS {
+            let cg = |root, level| decode(&as_bytes(&cgroup_event(k, root, level)));
+            for v in [-1, i32::MIN] {
+                assert_eq!(cg(v, 0), impossible(k, "root", v.into()));
+                assert_eq!(cg(0, v), impossible(k, "level", v.into()));
+            }
+        }
+    }
+
+    #[test]
+    fn accepts_boundary_values() {
+        for sig in [1, 9, 15, 31, 32, 34, 63, 64] {
+            assert!(
+                decode(&as_bytes(&signal_event(sig, 0))).is_ok(),
+                "sig {sig}"
+            );
+        }
+        for result in 0..=4 {
+            assert!(
+                decode(&as_bytes(&signal_event(9, result))).is_ok(),
+                "result {result}"
+            );
+        }
+        for cap in [0, 21, 40, 41, 63] {
+            for ret in [0, -1, -13, -4095] {
+                assert!(
+                    decode(&as_bytes(&cap_event(cap, ret))).is_ok(),
+                    "cap {cap} ret {ret}"
+                );
+            }
+        }
+        for k in CGROUP_KINDS {
+            for (root, level) in [(0, 0), (1, 1), (i32::MAX, i32::MAX)] {
+                assert!(
+                    decode(&as_bytes(&cgroup_event(k, root, level))).is_ok(),
+                    "{} root {root} level {level}",
+                    kind_name(k)
+                );
+            }
+        }
+    }
+
+    /// What is odd but possible, or not claimed valid by its flag, is never rejected.
+    #[test]
+    fn accepts_odd_but_possible_values() {
+        // The idle task: tid and tgid 0; an unread parent, whatever the ppid field holds.
+        let mut idle = fork_event(2);
+        idle.hdr.pid = 0;
+        idle.hdr.tgid = 0;
+        idle.hdr.flags = 0;
+        idle.hdr.ppid = u32::MAX;
+        let ev = decode(&as_bytes(&idle)).unwrap();
+        assert_eq!((ev.task.tid, ev.task.pid, ev.task.ppid), (0, 0, None));
+        // Any exit status, read or not.
+        for fl in [0, exit_flags::CODE_VALID] {
+            let Body::Exit(e) = decode(&as_bytes(&exit_event(u32::MAX, fl))).unwrap().body else {
+                panic!("not an exit")
+            };
+            assert_eq!(e.status, (fl != 0).then_some(u32::MAX));
+        }
+        // Target fields without TARGET_TASK are not looked at.
+        let classic = SignalEvent {
+            flags: 0,
+            target_tgid: u32::MAX,
+            target_cgroup_id: u64::MAX,
+            target_pid: 0,
+            errno: i32::MIN,
+            code: i32::MIN,
+            group: -1,
+            ..signal_event(64, 4)
+        };
+        let Body::Signal(s) = decode(&as_bytes(&classic)).unwrap().body else {
+            panic!("not a signal")
+        };
+        assert_eq!((s.target_tgid, s.target_cgroup_id), (None, None));
+        // Any OOM sizes and score.
+        let oom = OomVictimEvent {
+            victim_pid: 0,
+            total_vm_kb: u64::MAX,
+            anon_rss_kb: u64::MAX,
+            file_rss_kb: 0,
+            shmem_rss_kb: u64::MAX,
+            pgtables_kb: u64::MAX,
+            oom_score_adj: i16::MIN,
+            ..oom_event()
+        };
+        assert!(decode(&as_bytes(&oom)).is_ok());
+        // Any cpu and total of a capability record.
+        let cap = CapabilityEvent {
+            cpu: u32::MAX,
+            total: 0,
+            ..cap_event(63, -1)
+        };
+        assert!(decode(&as_bytes(&cap)).is_ok());
+    }
+
+    #[test]
+    fn impossible_values_say_what_and_where() {
+        assert_eq!(
+            decode(&as_bytes(&signal_event(0, 0)))
+                .unwrap_err()
+                .to_string(),
+            "signal record (kind 4) has impossible sig 0"
+        );
+        assert_eq!(
+            decode(&as_bytes(&cap_event(0, 1))).unwrap_err().to_string(),
+            "capability record (kind 6) has impossible ret 1"
+        );
+    }
+
+    /// Impossible records are counted and skipped, never fatal: the next one decodes.
+    #[test]
+    fn pipeline_counts_and_skips_impossible_records() {
+        let mut p = crate::pipeline::Pipeline::new();
+        assert!(p.ingest(&as_bytes(&cap_event(64, 0))).is_none());
+        assert!(p.ingest(&as_bytes(&signal_event(9, 5))).is_none());
+        assert_eq!(p.decode_errors, 2);
+        assert!(p.ingest(&as_bytes(&cap_event(63, 0))).is_some());
+        assert_eq!(p.decode_errors, 2);
     }
 
     #[test]
@@ -462,6 +927,35 @@ pub(crate) mod tests {
     }
 
     proptest::proptest! {
+        /// Field checks accept exactly the values the kernel can produce.
+        #[test]
+        fn signal_accepted_iff_possible(
+            sig in proptest::prop_oneof![-2i32..70, proptest::num::i32::ANY],
+            result in proptest::prop_oneof![-2i32..8, proptest::num::i32::ANY],
+        ) {
+            let ok = decode(&as_bytes(&signal_event(sig, result))).is_ok();
+            proptest::prop_assert_eq!(ok, (1..=64).contains(&sig) && (0..=4).contains(&result));
+        }
+
+        #[test]
+        fn capability_accepted_iff_possible(
+            cap in proptest::prop_oneof![0u32..70, proptest::num::u32::ANY],
+            ret in proptest::prop_oneof![-4100i32..4, proptest::num::i32::ANY],
+        ) {
+            let ok = decode(&as_bytes(&cap_event(cap, ret))).is_ok();
+            proptest::prop_assert_eq!(ok, cap <= 63 && (-4095..=0).contains(&ret));
+        }
+
+        #[test]
+        fn cgroup_accepted_iff_possible(
+            k in 7u16..=9,
+            root in proptest::prop_oneof![-2i32..3, proptest::num::i32::ANY],
+            level in proptest::prop_oneof![-2i32..3, proptest::num::i32::ANY],
+        ) {
+            let ok = decode(&as_bytes(&cgroup_event(k, root, level))).is_ok();
+            proptest::prop_assert_eq!(ok, root >= 0 && level >= 0);
+        }
+
         /// Fuzz: arbitrary bytes, and valid headers of every kind followed by arbitrary bodies
         /// of arbitrary length, decode or fail cleanly.
         #[test]
