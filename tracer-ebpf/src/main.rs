@@ -144,14 +144,17 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
 /// Whether `sig` is among the signals userspace asked for.
 #[inline(always)]
 fn signal_wanted(sig: u32) -> bool {
-    let mask = if sig < 32 {
-        conf!(signal_mask_lo)
+    // Bit `sig` of the 64-bit mask; SIGRTMAX (64) has bit 0, as 0 is no signal.
+    let (mask, bit) = if sig == 64 {
+        (conf!(signal_mask_lo), 0)
+    } else if sig < 32 {
+        (conf!(signal_mask_lo), sig)
     } else if sig < 64 {
-        conf!(signal_mask_hi)
+        (conf!(signal_mask_hi), sig - 32)
     } else {
-        0
+        return false;
     };
-    mask & (1 << (sig & 31)) != 0
+    mask & (1 << bit) != 0
 }
 
 /// Classic `signal:signal_generate`: used when the BTF-typed program cannot be (no usable

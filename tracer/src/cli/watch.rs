@@ -218,11 +218,11 @@ impl WatchArgs {
         if let Some(list) = &self.signals {
             for s in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 if s.eq_ignore_ascii_case("all") {
-                    o.signals = u64::MAX << 1; // every signal; 0 is not one
+                    o.signals = u64::MAX;
                     continue;
                 }
                 let n = parse_signal(s).with_context(|| format!("unknown signal {s:?}"))?;
-                o.signals |= 1 << n;
+                o.signals |= probe::signal_bit(n);
             }
         }
         Ok(o)
@@ -726,7 +726,7 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
     let window_ns = u64::try_from(opts.cap_window.as_nanos()).unwrap_or(u64::MAX);
     let mut throttle_tick = tokio::time::interval(args.throttle_interval);
     // Containers often die of OOM within their first second: sample the young ones densely.
-    let mut young_tick = tokio::time::interval(recorder::YOUNG_INTERVAL);
+    let mut young_tick = tokio::time::interval(recorder::YOUNG_TICK);
     let mut cpu = CpuWatch::new(DetectorConfig {
         threshold: args.throttle_threshold,
         ..DetectorConfig::default()

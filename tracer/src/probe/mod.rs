@@ -136,7 +136,7 @@ pub const DEFAULT_SIGNALS: &[u32] = &[
 pub struct Options {
     /// Bit `kind_bit(k)` per kind to trace.
     pub kinds: u32,
-    /// Bit `1 << sig` per signal to report.
+    /// Signals to report: [`signal_bit`] of each.
     pub signals: u64,
     /// Ring buffer size in bytes (a power of two multiple of the page size).
     pub ring_bytes: u32,
@@ -157,7 +157,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             kinds: kind_bit(kind::EXEC) | kind_bit(kind::EXIT),
-            signals: DEFAULT_SIGNALS.iter().fold(0, |m, s| m | 1 << s),
+            signals: DEFAULT_SIGNALS.iter().fold(0, |m, &s| m | signal_bit(s)),
             ring_bytes: 4 << 20,
             cap_window: Duration::from_secs(5),
             exit_all_threads: false,
@@ -166,6 +166,16 @@ impl Default for Options {
             ebpf_log: false,
             btf_tracepoints: true,
         }
+    }
+}
+
+/// The bit of signal `sig` (1..=64) in [`Options::signals`]: bit `sig`, and bit 0 for
+/// SIGRTMAX (64), as 0 is no signal.
+pub fn signal_bit(sig: u32) -> u64 {
+    match sig {
+        64 => 1,
+        1..=63 => 1 << sig,
+        _ => 0,
     }
 }
 
@@ -705,6 +715,16 @@ mod tests {
         assert!(!parse_kinds("capability").unwrap().cap_allowed);
         assert!(parse_kinds("exec,bogus").unwrap_err().contains("bogus"));
         assert!(parse_kinds(",").is_err());
+    }
+
+    #[test]
+    fn signal_bits_cover_1_to_64() {
+        let all: u64 = (1..=64).map(signal_bit).fold(0, |m, b| {
+            assert_eq!(m & b, 0, "one bit each");
+            m | b
+        });
+        assert_eq!(all, u64::MAX);
+        assert_eq!((signal_bit(0), signal_bit(65)), (0, 0));
     }
 
     #[test]
