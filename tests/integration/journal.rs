@@ -194,6 +194,46 @@ fn docker_oom_postmortem_after_docker_rm() {
     );
 }
 
+/// The lab's own command, with no CPU quota to slow it down: `tail /dev/zero` reaches its
+/// 100 MiB limit about 150 ms after the start, and the post-mortem still shows the usage rising
+/// to the limit (young containers are sampled every 20 ms in their first second).
+#[test]
+fn the_labs_lowmem100_shows_a_rising_curve_to_the_limit() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let dir = TempDir::new("journal-lab100");
+    let journal = journal_path(&dir);
+    let name = "ctrace-it-journal-lab100";
+    let w = Watch::start(&bin, &["--journal", s(&journal)]);
+    let c = DockerContainer::run(name, &["-m", "100m"], &["tail", "/dev/zero"]);
+    wait_oom(&w, name);
+    c.remove();
+    w.stop();
+    let out = ctrace(
+        &bin,
+        &["postmortem", name, "--journal", s(&journal), "--json"],
+    );
+    let v: Value = serde_json::from_str(&out).expect("postmortem JSON");
+    let o = &v["stories"][0]["oom_kills"][0];
+    assert_eq!(o["limit_bytes"], 100 * MIB, "{o}");
+    let curve: Vec<u64> = o["curve"]
+        .as_array()
+        .expect("curve")
+        .iter()
+        .map(|p| p["usage_bytes"].as_u64().unwrap())
+        .collect();
+    eprintln!("lowmem100 usage curve (bytes): {curve:?}");
+    assert!(curve.len() >= 3, "a curve, not a point or two: {curve:?}");
+    let last = *curve.last().unwrap();
+    assert!(
+        last.saturating_mul(100) >= (100 * MIB).saturating_mul(95),
+        "the curve ends at the limit: {curve:?}"
+    );
+    assert!(curve[0] < last / 2, "the usage rises: {curve:?}");
+}
+
 /// `ctrace agent`, as a service manager runs it: nothing on stdout, NDJSON in its --output
 /// file, the journal for postmortem, a status line in its log, a clean exit on SIGTERM.
 #[test]

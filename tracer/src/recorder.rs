@@ -37,9 +37,26 @@ pub const DEFAULT_TYPES: &[&str] = &[
     "stats",
 ];
 
-/// Containers younger than this are sampled every [`YOUNG_INTERVAL`], not every second.
+/// Containers younger than this are sampled more often than every second: a container that
+/// dies of OOM often does so within its first second (the lab's `tail /dev/zero` under a
+/// 100 MiB limit takes about 150 ms).
 pub const YOUNG_AGE: Duration = Duration::from_secs(5);
-pub const YOUNG_INTERVAL: Duration = Duration::from_millis(100);
+/// How often [`Recorder::sample_young`] is called.
+pub const YOUNG_TICK: Duration = Duration::from_millis(20);
+/// Sampling interval by age: every tick in the first second, every 100 ms until
+/// [`YOUNG_AGE`].
+const YOUNG_TIERS: [(Duration, Duration); 2] = [
+    (Duration::from_secs(1), YOUNG_TICK),
+    (YOUNG_AGE, Duration::from_millis(100)),
+];
+
+/// The young sampling interval for a container of this age, if it is still young.
+fn young_interval(age: Duration) -> Option<Duration> {
+    YOUNG_TIERS
+        .iter()
+        .find(|(below, _)| age < *below)
+        .map(|&(_, every)| every)
+}
 
 /// The journal key of a container.
 pub fn key(c: &Container) -> String {
@@ -54,8 +71,8 @@ pub struct Recorder {
     path: PathBuf,
     /// Containers already written, with what was written, to upsert only on change.
     written: HashMap<String, (Option<String>, Option<String>, bool)>,
-    /// When each container was first seen, for dense sampling of young ones.
-    first_seen: HashMap<String, Instant>,
+    /// When each container was first seen and last sampled as a young one.
+    first_seen: HashMap<String, (Instant, Option<Instant>)>,
     announced_disabled: bool,
 }
 
@@ -145,22 +162,27 @@ impl Recorder {
         });
     }
 
-    /// Sample the containers seen for less than [`YOUNG_AGE`] (call every
-    /// [`YOUNG_INTERVAL`]): a memory curve up to an OOM kill in a container's first second.
+    /// Sample the containers seen for less than [`YOUNG_AGE`] (call every [`YOUNG_TICK`]):
+    /// a memory curve up to an OOM kill in a container's first second.
     pub fn sample_young<'a>(
         &mut self,
         containers: impl Iterator<Item = &'a Arc<Container>>,
         unix_ns: i128,
     ) {
         let now = Instant::now();
-        let mut seen = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for c in containers {
             let k = key(c);
-            let first = *self.first_seen.entry(k.clone()).or_insert(now);
-            if now.duration_since(first) < YOUNG_AGE {
+            let (first, last) = self.first_seen.entry(k.clone()).or_insert((now, None));
+            // A tick late by a few ms still counts, or a 20 ms tier would sample every 40 ms.
+            let due = young_interval(now.duration_since(*first)).is_some_and(|every| {
+                last.is_none_or(|l| now.duration_since(l) + YOUNG_TICK / 4 >= every)
+            });
+            if due {
+                *last = Some(now);
                 self.sample(c, unix_ns);
             }
-            seen.push(k);
+            seen.insert(k);
         }
         if self.first_seen.len() > seen.len() + 1024 {
             self.first_seen.retain(|k, _| seen.contains(k));
@@ -234,4 +256,19 @@ fn top_rss(dir: &MemoryDir, n: usize) -> Vec<ProcRss> {
     all.sort_by_key(|p| std::cmp::Reverse(p.rss_bytes));
     all.truncate(n);
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denser_the_younger() {
+        let ms = Duration::from_millis;
+        assert_eq!(young_interval(ms(0)), Some(ms(20)));
+        assert_eq!(young_interval(ms(999)), Some(ms(20)));
+        assert_eq!(young_interval(ms(1000)), Some(ms(100)));
+        assert_eq!(young_interval(ms(4999)), Some(ms(100)));
+        assert_eq!(young_interval(ms(5000)), None);
+    }
 }

@@ -305,10 +305,24 @@ impl Resolver {
             let cgroup_id = meta.cgroup_id.or_else(|| self.cgroup_id_of_meta(meta));
             self.upsert(key, meta, cgroup_id);
         }
-        // State gone: the container was deleted. Keep it as a tombstone.
+        // State gone: the container was deleted. Keep it as a tombstone. A container known
+        // only from its new cgroup (state not written yet) is not gone: its cgroup's removal
+        // will say when it is.
+        let pending: std::collections::HashSet<&String> = self
+            .by_cgroup
+            .values()
+            .filter_map(|s| match s {
+                Slot::Pending { key, .. } => Some(key),
+                _ => None,
+            })
+            .collect();
         let now = Instant::now();
         for (key, t) in &mut self.tracked {
-            if !seen.contains(key) && t.gone_at.is_none() && !key.starts_with("pending/") {
+            if !seen.contains(key)
+                && t.gone_at.is_none()
+                && !key.starts_with("pending/")
+                && !pending.contains(key)
+            {
                 t.gone_at = Some(now);
                 let mut c = (*t.container).clone();
                 c.gone = true;
@@ -955,6 +969,14 @@ mod tests {
         r.cgroup_created(cg, &format!("/docker/{ID2}"));
         let c = container(r.resolve(cg, None));
         assert_eq!((c.id.as_str(), c.name.as_deref()), (ID2, None));
+        // A rescan before its state is written does not take it for gone (it is alive: its
+        // cgroup was just made, and young containers are sampled, gone ones are not).
+        r.rescan();
+        let live = r.containers();
+        assert!(
+            live.iter().any(|(c, id, gone)| c.id == ID2 && *id == Some(cg) && !gone),
+            "{live:?}"
+        );
         lab.state(
             "docker/runtime-runc/moby",
             ID2,
