@@ -152,9 +152,10 @@ pub struct MemoryStats {
     pub peak_bytes: Option<u64>,
     /// v1 `memory.failcnt`: times usage hit the limit.
     pub failcnt: Option<u64>,
-    /// OOM events: v1 `memory.oom_control` `oom_kill`; v2 `memory.events` `oom`.
+    /// OOM events: v2 `memory.events` `oom` (v1 has no such counter).
     pub oom_events: Option<u64>,
-    /// OOM kills: v1 `oom_control` `oom_kill`, v2 `memory.events` `oom_kill`.
+    /// OOM kills of the cgroup's processes since it was created: v1 `oom_control`
+    /// `oom_kill` (Linux 4.13+), v2 `memory.events` `oom_kill` (counts its descendants too).
     pub oom_kills: Option<u64>,
     /// v2 `memory.events` `max`: times usage was about to exceed the limit.
     pub max_events: Option<u64>,
@@ -166,13 +167,41 @@ pub struct MemoryStats {
 /// v1 reports "no limit" as the largest page-aligned `i64`.
 const V1_UNLIMITED_FLOOR: u64 = 1 << 62;
 
-/// `memory.limit_in_bytes` (v1) or `memory.max` (v2): `None` for no limit or garbage.
-pub fn parse_limit(text: &str) -> Option<u64> {
+/// A memory limit as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// No limit: v2 `max`, or v1's huge sentinel.
+    Unlimited,
+    Bytes(u64),
+}
+
+impl Limit {
+    pub fn bytes(self) -> Option<u64> {
+        match self {
+            Self::Unlimited => None,
+            Self::Bytes(b) => Some(b),
+        }
+    }
+}
+
+/// `memory.limit_in_bytes` (v1) or `memory.max` (v2) as a setting: `None` for garbage (no
+/// data), distinct from [`Limit::Unlimited`].
+pub fn parse_limit_setting(text: &str) -> Option<Limit> {
     let t = text.trim();
     if t == "max" {
-        return None;
+        return Some(Limit::Unlimited);
     }
-    t.parse::<u64>().ok().filter(|&v| v < V1_UNLIMITED_FLOOR)
+    let v = t.parse::<u64>().ok()?;
+    Some(if v >= V1_UNLIMITED_FLOOR {
+        Limit::Unlimited
+    } else {
+        Limit::Bytes(v)
+    })
+}
+
+/// `memory.limit_in_bytes` (v1) or `memory.max` (v2): `None` for no limit or garbage.
+pub fn parse_limit(text: &str) -> Option<u64> {
+    parse_limit_setting(text).and_then(Limit::bytes)
 }
 
 pub fn parse_u64(text: &str) -> Option<u64> {
@@ -191,6 +220,16 @@ pub fn parse_flat_keyed(text: &str) -> BTreeMap<String, u64> {
 }
 
 impl MemoryDir {
+    /// The limit as configured: `None` when the file is missing, unreadable or garbage (no
+    /// data), unlike [`Limit::Unlimited`].
+    pub fn read_limit(&self) -> Option<Limit> {
+        let file = match self {
+            Self::V1(d) => d.join("memory.limit_in_bytes"),
+            Self::V2(d) => d.join("memory.max"),
+        };
+        parse_limit_setting(&std::fs::read_to_string(file).ok()?)
+    }
+
     /// Read what exists now. Never fails: missing files are `None`.
     pub fn read(&self) -> MemoryStats {
         let read = |dir: &Path, f: &str| std::fs::read_to_string(dir.join(f)).ok();
@@ -289,6 +328,38 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
         let ev = parse_flat_keyed("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\nbad\nx y\n");
         assert_eq!((ev["max"], ev["oom"], ev["oom_kill"]), (12, 1, 1));
         assert!(!ev.contains_key("x"));
+    }
+
+    #[test]
+    fn limit_settings_keep_no_limit_apart_from_no_data() {
+        assert_eq!(
+            parse_limit_setting("67108864\n"),
+            Some(Limit::Bytes(64 << 20))
+        );
+        assert_eq!(parse_limit_setting("max\n"), Some(Limit::Unlimited));
+        assert_eq!(
+            parse_limit_setting("9223372036854771712\n"),
+            Some(Limit::Unlimited),
+            "v1 unlimited"
+        );
+        assert_eq!(parse_limit_setting(""), None);
+        assert_eq!(parse_limit_setting("-1"), None);
+        assert_eq!(Limit::Bytes(5).bytes(), Some(5));
+        assert_eq!(Limit::Unlimited.bytes(), None);
+
+        let d = std::env::temp_dir().join(format!("ctrace-limit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let (v1, v2) = (MemoryDir::V1(d.clone()), MemoryDir::V2(d.clone()));
+        assert_eq!((v1.read_limit(), v2.read_limit()), (None, None), "no files");
+        std::fs::write(d.join("memory.limit_in_bytes"), "9223372036854771712\n").unwrap();
+        std::fs::write(d.join("memory.max"), "67108864\n").unwrap();
+        assert_eq!(v1.read_limit(), Some(Limit::Unlimited));
+        assert_eq!(v2.read_limit(), Some(Limit::Bytes(64 << 20)));
+        std::fs::write(d.join("memory.max"), "max\n").unwrap();
+        assert_eq!(v2.read_limit(), Some(Limit::Unlimited));
+        assert_eq!(MemoryDir::V2(d.join("gone")).read_limit(), None);
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

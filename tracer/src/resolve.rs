@@ -974,7 +974,8 @@ mod tests {
         r.rescan();
         let live = r.containers();
         assert!(
-            live.iter().any(|(c, id, gone)| c.id == ID2 && *id == Some(cg) && !gone),
+            live.iter()
+                .any(|(c, id, gone)| c.id == ID2 && *id == Some(cg) && !gone),
             "{live:?}"
         );
         lab.state(

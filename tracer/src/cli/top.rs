@@ -1,6 +1,9 @@
 //! `ctrace top`: a live per-container table of CPU use against quota, throttling, run-queue
 //! delay, memory against limit and OOM kills, refreshed in place on a terminal; `--json`
 //! prints one snapshot (one object per container) and exits.
+//!
+//! Every figure keeps "no data" (`-` in the table, `null` in JSON) apart from zero and from
+//! "no limit" (`none` in the table).
 
 use std::{
     collections::HashMap,
@@ -16,7 +19,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracer_common::{kind, kind_bit};
 
 use crate::{
-    cgroupfs::Mounts,
+    cgroupfs::{Limit, MemoryDir, Mounts},
     container::short_id,
     cpuwatch::{CpuWatch, Report},
     event::Body,
@@ -48,28 +51,99 @@ pub struct TopArgs {
 /// One row of the table.
 #[derive(Debug, Clone)]
 pub struct TopRow {
+    /// CPU figures; `stats: None` until two samples were read (or when they cannot be).
     pub report: Report,
     pub memory_usage: Option<u64>,
-    pub memory_limit: Option<u64>,
-    pub oom_kills: u64,
+    /// `None`: not known (unlike [`Limit::Unlimited`]).
+    pub memory_limit: Option<Limit>,
+    /// `None`: neither the cgroup's counter nor OOM events are available.
+    pub oom_kills: Option<OomKills>,
 }
 
-fn json_row(r: &TopRow) -> serde_json::Value {
+/// Where an OOM kill count comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OomSource {
+    /// The cgroup's own counter: every kill since the container's cgroup was created.
+    Cgroup,
+    /// OOM events seen since `top` started (the kernel has no counter to read).
+    Events,
+}
+
+impl OomSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cgroup => "cgroup",
+            Self::Events => "events",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OomKills {
+    pub count: u64,
+    pub source: OomSource,
+}
+
+/// The cgroup's counter when it could be read, else the events seen (`None` when the OOM
+/// tracepoint is not attached: no data, not zero).
+pub fn oom_kills(cgroup: Option<u64>, seen: Option<u64>) -> Option<OomKills> {
+    cgroup
+        .map(|count| OomKills {
+            count,
+            source: OomSource::Cgroup,
+        })
+        .or_else(|| {
+            seen.map(|count| OomKills {
+                count,
+                source: OomSource::Events,
+            })
+        })
+}
+
+/// What a row shows of a container's memory cgroup; all `None` without one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryFigures {
+    pub usage: Option<u64>,
+    pub limit: Option<Limit>,
+    /// The cgroup's OOM kill counter (v1 `memory.oom_control`, v2 `memory.events`).
+    pub oom_kills: Option<u64>,
+}
+
+pub fn memory_figures(dir: Option<&MemoryDir>) -> MemoryFigures {
+    let Some(dir) = dir else {
+        return MemoryFigures::default();
+    };
+    let m = dir.read();
+    MemoryFigures {
+        usage: m.usage_bytes,
+        limit: dir.read_limit(),
+        oom_kills: m.oom_kills,
+    }
+}
+
+/// One NDJSON object of `top --json`; `lost`: events lost since `top` started (not per
+/// container: the kernel counts losses per kind).
+pub fn json_row(r: &TopRow, lost: u64) -> serde_json::Value {
     let c = &r.report.container;
     let s = r.report.stats;
     json!({
         "schema": crate::sink::json::SCHEMA,
         "type": "top",
         "container": crate::sink::json::container(&resolve::Attribution::Container(std::sync::Arc::clone(c))),
+        "interval_ns": s.map(|s| u64::try_from(s.duration.as_nanos()).unwrap_or(u64::MAX)),
         "cpu_usage_cpus": s.and_then(|s| s.usage_cpus),
         "cpu_quota_cpus": s.and_then(|s| s.quota).map(|q| q.cpus()),
+        "cpu_quota_set": s.map(|s| s.quota.is_some()),
         "throttled_ratio": s.and_then(|s| s.throttled_ratio),
         "throttled_ns": s.map(|s| s.throttled_ns),
         "runqueue_p50_ns": r.report.runq.as_ref().and_then(|d| d.quantile_ns(0.5)),
         "runqueue_p99_ns": r.report.runq.as_ref().and_then(|d| d.quantile_ns(0.99)),
         "memory_usage_bytes": r.memory_usage,
-        "memory_limit_bytes": r.memory_limit,
-        "oom_kills": r.oom_kills,
+        "memory_limit_bytes": r.memory_limit.and_then(Limit::bytes),
+        "memory_limit_set": r.memory_limit.map(|l| l != Limit::Unlimited),
+        "oom_kills": r.oom_kills.map(|o| o.count),
+        "oom_kills_source": r.oom_kills.map(|o| o.source.as_str()),
+        "lost": lost,
     })
 }
 
@@ -93,7 +167,7 @@ pub fn table(rows: &[TopRow], lost: u64) -> String {
         "RUNQ p99",
         "MEMORY",
         "LIMIT",
-        "OOM",
+        "OOM KILLS",
     ];
     let mut lines: Vec<[String; 10]> = vec![head.map(str::to_owned)];
     for r in rows {
@@ -105,8 +179,12 @@ pub fn table(rows: &[TopRow], lost: u64) -> String {
             c.runtime.to_string(),
             terminal(short_id(&c.id)),
             s.and_then(|s| s.usage_cpus).map_or_else(dash, format_cpus),
-            s.and_then(|s| s.quota)
-                .map_or_else(|| "none".into(), |q| format_cpus(q.cpus())),
+            match s {
+                None => dash(),
+                Some(s) => s
+                    .quota
+                    .map_or_else(|| "none".into(), |q| format_cpus(q.cpus())),
+            },
             match s {
                 None => dash(),
                 Some(s) => s
@@ -119,12 +197,21 @@ pub fn table(rows: &[TopRow], lost: u64) -> String {
                 .and_then(|d| d.quantile_ns(0.99))
                 .map_or_else(dash, |ns| format!("<={}", ms(ns))),
             r.memory_usage.map_or_else(dash, bytes),
-            r.memory_limit.map_or_else(|| "none".into(), bytes),
-            r.oom_kills.to_string(),
+            match r.memory_limit {
+                None => dash(),
+                Some(Limit::Unlimited) => "none".into(),
+                Some(Limit::Bytes(b)) => bytes(b),
+            },
+            r.oom_kills.map_or_else(dash, |o| o.count.to_string()),
         ]);
     }
     let mut out = super::render_columns(&lines);
-    out.push_str(&format!("{} containers, {lost} events lost\n", rows.len()));
+    let noun = if rows.len() == 1 {
+        "container"
+    } else {
+        "containers"
+    };
+    out.push_str(&format!("{} {noun}, {lost} events lost\n", rows.len()));
     out
 }
 
@@ -155,6 +242,8 @@ async fn top(args: &TopArgs) -> anyhow::Result<()> {
     for w in &probe.warnings {
         eprintln!("ctrace: warning: {w}");
     }
+    // Without the OOM tracepoint, a container with no readable counter has no OOM figure.
+    let oom_events = probe.active_kinds & kind_bit(kind::OOM_VICTIM) != 0;
     let mut ring = probe.take_ring()?;
     let mut resolver = Resolver::start(resolve::Config {
         extra_state_roots: args.runc_root.clone(),
@@ -200,22 +289,38 @@ async fn top(args: &TopArgs) -> anyhow::Result<()> {
         } else {
             None
         };
-        let reports = cpu.tick(&live(&resolver), runq);
+        let containers = live(&resolver);
+        let mut reports = cpu.tick(&containers, runq);
+        // A container whose CPU counters cannot be read still has a row, of "no data".
+        for (c, cgroup_id) in &containers {
+            let key = recorder::key(c);
+            if !reports.iter().any(|r| recorder::key(&r.container) == key) {
+                reports.push(Report {
+                    container: std::sync::Arc::clone(c),
+                    cgroup_id: *cgroup_id,
+                    event: None,
+                    stats: None,
+                    runq: None,
+                });
+            }
+        }
         let mut rows: Vec<TopRow> = reports
             .into_iter()
             .map(|report| {
-                let mem = report
+                let dir = report
                     .container
                     .cgroup_path_for("memory")
-                    .and_then(|p| mounts.memory(p))
-                    .map(|m| m.read());
-                TopRow {
-                    oom_kills: ooms
-                        .get(&recorder::key(&report.container))
+                    .and_then(|p| mounts.memory(p));
+                let mem = memory_figures(dir.as_ref());
+                let seen = oom_events.then(|| {
+                    ooms.get(&recorder::key(&report.container))
                         .copied()
-                        .unwrap_or(0),
-                    memory_usage: mem.as_ref().and_then(|m| m.usage_bytes),
-                    memory_limit: mem.as_ref().and_then(|m| m.limit_bytes),
+                        .unwrap_or(0)
+                });
+                TopRow {
+                    oom_kills: oom_kills(mem.oom_kills, seen),
+                    memory_usage: mem.usage,
+                    memory_limit: mem.limit,
                     report,
                 }
             })
@@ -235,7 +340,7 @@ async fn top(args: &TopArgs) -> anyhow::Result<()> {
             .unwrap_or(0);
         let text = if args.json {
             rows.iter()
-                .map(|r| format!("{}\n", line(&json_row(r))))
+                .map(|r| format!("{}\n", line(&json_row(r, lost))))
                 .collect::<String>()
         } else if tty {
             format!("\x1b[H\x1b[2J{}", table(&rows, lost))
@@ -251,20 +356,20 @@ async fn top(args: &TopArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::BTreeMap, sync::Arc};
+    use std::{collections::BTreeMap, path::Path, sync::Arc};
 
     use super::*;
     use crate::{
         container::Runtime,
         resolve::Container,
+        runq::RunqDelta,
         throttle::{IntervalStats, Quota},
     };
 
-    #[test]
-    fn table_shows_no_data_and_no_quota_distinctly() {
-        let c = Arc::new(Container {
+    fn container(name: &str) -> Arc<Container> {
+        Arc::new(Container {
             id: "a".repeat(64),
-            name: Some("slow\u{1b}[2J".into()),
+            name: Some(name.into()),
             runtime: Runtime::Docker,
             image: None,
             namespace: None,
@@ -274,44 +379,321 @@ mod tests {
             cgroup_path: None,
             cgroup_paths: BTreeMap::new(),
             gone: false,
-        });
-        let with = |stats| TopRow {
+        })
+    }
+
+    const THROTTLED: IntervalStats = IntervalStats {
+        duration: Duration::from_secs(1),
+        throttled_ratio: Some(0.98),
+        throttled_ns: 990_000_000,
+        usage_cpus: Some(0.01),
+        quota: Some(Quota {
+            quota_us: 1000,
+            period_us: 100_000,
+        }),
+    };
+
+    /// A throttled container with a limit and a counted OOM kill; one with no quota, no
+    /// limit and only OOM events; one with no data at all.
+    fn rows() -> [TopRow; 3] {
+        let row = |name: &str, stats, memory_usage, memory_limit, oom_kills| TopRow {
             report: Report {
-                container: Arc::clone(&c),
+                container: container(name),
                 cgroup_id: None,
                 event: None,
                 stats,
                 runq: None,
             },
-            memory_usage: Some(100 << 20),
-            memory_limit: None,
-            oom_kills: 2,
-        };
-        let throttled = IntervalStats {
-            duration: Duration::from_secs(1),
-            throttled_ratio: Some(0.98),
-            throttled_ns: 990_000_000,
-            usage_cpus: Some(0.01),
-            quota: Some(Quota {
-                quota_us: 1000,
-                period_us: 100_000,
-            }),
+            memory_usage,
+            memory_limit,
+            oom_kills,
         };
         let free = IntervalStats {
             throttled_ratio: None,
             quota: None,
-            ..throttled
+            ..THROTTLED
         };
-        let t = table(&[with(Some(throttled)), with(Some(free)), with(None)], 3);
-        let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[0].starts_with("NAME"));
-        assert!(lines[1].contains("0.01") && lines[1].contains("98%"), "{t}");
-        assert!(
-            lines[2].contains("none") && lines[2].contains("n/a"),
-            "no quota: {t}"
+        let mut buckets = [0; tracer_common::RUNQ_BUCKETS];
+        // Ten waits: five of 32-65 ms, five of 65-131 ms.
+        (buckets[15], buckets[16]) = (5, 5);
+        let mut slow = row(
+            "slow\u{1b}[2J",
+            Some(THROTTLED),
+            Some(60 << 20),
+            Some(Limit::Bytes(64 << 20)),
+            oom_kills(Some(2), Some(0)),
         );
-        assert!(lines[3].contains(" - "), "no data yet: {t}");
+        slow.report.runq = Some(RunqDelta {
+            count: 10,
+            sum_ns: 900_000_000,
+            buckets,
+        });
+        [
+            slow,
+            row(
+                "free",
+                Some(free),
+                Some(100 << 20),
+                Some(Limit::Unlimited),
+                oom_kills(None, Some(0)),
+            ),
+            row("new", None, None, None, oom_kills(None, None)),
+        ]
+    }
+
+    /// Cells of each body line of `table`, by header (columns start where their header does).
+    fn cells(table: &str) -> Vec<BTreeMap<&'static str, String>> {
+        const HEAD: [&str; 10] = [
+            "NAME",
+            "RUNTIME",
+            "ID",
+            "CPU",
+            "QUOTA",
+            "THROTTLED",
+            "RUNQ p99",
+            "MEMORY",
+            "LIMIT",
+            "OOM KILLS",
+        ];
+        let mut lines = table.lines();
+        let head = lines.next().unwrap();
+        let mut starts = Vec::new();
+        let mut from = 0;
+        for h in HEAD {
+            let at = from + head[from..].find(h).unwrap();
+            starts.push(at);
+            from = at + h.len();
+        }
+        lines
+            .filter(|l| !l.contains(" containers, "))
+            .map(|l| {
+                let chars: Vec<char> = l.chars().collect();
+                HEAD.iter()
+                    .enumerate()
+                    .map(|(i, h)| {
+                        let end = starts.get(i + 1).copied().unwrap_or(chars.len());
+                        let cell: String = chars[starts[i].min(chars.len())..end.min(chars.len())]
+                            .iter()
+                            .collect();
+                        (*h, cell.trim().to_owned())
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn table_shows_no_data_and_no_quota_distinctly() {
+        let t = table(&rows(), 3);
+        assert!(t.starts_with("NAME"), "{t}");
+        let c = cells(&t);
+        let col = |h: &str| c.iter().map(|r| r[h].as_str()).collect::<Vec<_>>();
+        assert_eq!(col("CPU"), ["0.01", "0.01", "-"], "{t}");
+        assert_eq!(
+            col("QUOTA"),
+            ["0.01", "none", "-"],
+            "unknown is not none: {t}"
+        );
+        assert_eq!(col("THROTTLED"), ["98%", "n/a", "-"], "{t}");
+        assert_eq!(col("RUNQ p99"), ["<=131ms", "-", "-"], "{t}");
+        assert_eq!(col("MEMORY"), ["60 MiB", "100 MiB", "-"], "{t}");
+        assert_eq!(col("LIMIT"), ["64 MiB", "none", "-"], "{t}");
+        assert_eq!(col("OOM KILLS"), ["2", "0", "-"], "{t}");
         assert!(!t.contains('\u{1b}'), "names are escaped");
         assert!(t.ends_with("3 containers, 3 events lost\n"));
+    }
+
+    #[test]
+    fn json_rows_keep_no_data_null() {
+        let [slow, free, new] = rows().map(|r| json_row(&r, 7));
+        for v in [&slow, &free, &new] {
+            assert_eq!(
+                (&v["schema"], &v["type"]),
+                (&json!("ctrace.v1"), &json!("top"))
+            );
+            assert_eq!(v["lost"], 7, "the snapshot's total, in every row");
+        }
+        assert_eq!(slow["container"]["name"], "slow\u{1b}[2J");
+        assert_eq!(slow["interval_ns"], 1_000_000_000u64);
+        assert_eq!(
+            (&slow["cpu_quota_cpus"], &slow["cpu_quota_set"]),
+            (&json!(0.01), &json!(true))
+        );
+        assert_eq!(slow["throttled_ratio"], 0.98);
+        assert_eq!(slow["throttled_ns"], 990_000_000u64);
+        assert_eq!(
+            (&slow["runqueue_p50_ns"], &slow["runqueue_p99_ns"]),
+            (&json!(65_536_000), &json!(131_072_000))
+        );
+        assert_eq!(
+            (&slow["memory_limit_bytes"], &slow["memory_limit_set"]),
+            (&json!(64u64 << 20), &json!(true))
+        );
+        assert_eq!(
+            (&slow["oom_kills"], &slow["oom_kills_source"]),
+            (&json!(2), &json!("cgroup"))
+        );
+        assert_eq!(
+            (&free["cpu_quota_cpus"], &free["cpu_quota_set"]),
+            (&json!(null), &json!(false)),
+            "no quota"
+        );
+        assert!(free["throttled_ratio"].is_null() && free["throttled_ns"] == 990_000_000u64);
+        assert_eq!(
+            (&free["memory_limit_bytes"], &free["memory_limit_set"]),
+            (&json!(null), &json!(false)),
+            "no limit"
+        );
+        assert_eq!(
+            (&free["oom_kills"], &free["oom_kills_source"]),
+            (&json!(0), &json!("events"))
+        );
+        for f in [
+            "interval_ns",
+            "cpu_usage_cpus",
+            "cpu_quota_cpus",
+            "cpu_quota_set",
+            "throttled_ratio",
+            "throttled_ns",
+            "runqueue_p50_ns",
+            "runqueue_p99_ns",
+            "memory_usage_bytes",
+            "memory_limit_bytes",
+            "memory_limit_set",
+            "oom_kills",
+            "oom_kills_source",
+        ] {
+            assert!(new[f].is_null(), "{f} of a row without data: {new}");
+        }
+    }
+
+    #[test]
+    fn the_documented_row_has_the_fields_of_a_real_one() {
+        let doc = include_str!("../../../docs/events.md");
+        let section = doc
+            .split("### `top --json` row")
+            .nth(1)
+            .expect("docs/events.md documents top rows");
+        let example = section
+            .split("```json\n")
+            .nth(1)
+            .and_then(|s| s.split("\n```").next())
+            .unwrap();
+        let documented: serde_json::Value = serde_json::from_str(example).unwrap();
+        let keys = |v: &serde_json::Value| {
+            v.as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert_eq!(keys(&documented), keys(&json_row(&rows()[0], 0)));
+        assert_eq!(documented["type"], "top");
+    }
+
+    #[test]
+    fn oom_kills_prefer_the_cgroup_counter() {
+        let k = |count, source| Some(OomKills { count, source });
+        assert_eq!(oom_kills(Some(3), Some(1)), k(3, OomSource::Cgroup));
+        assert_eq!(oom_kills(Some(0), None), k(0, OomSource::Cgroup));
+        assert_eq!(oom_kills(None, Some(0)), k(0, OomSource::Events));
+        assert_eq!(oom_kills(None, None), None, "no data is not 0");
+    }
+
+    fn fixture_dir(name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("ctrace-top-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        for (f, text) in files {
+            std::fs::write(d.join(f), text).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn memory_figures_from_v1_and_v2_cgroups() {
+        // cgroup v1, 4.13+: `oom_kill` in memory.oom_control.
+        let v1 = fixture_dir(
+            "v1",
+            &[
+                ("memory.limit_in_bytes", "67108864\n"),
+                ("memory.usage_in_bytes", "66969600\n"),
+                (
+                    "memory.oom_control",
+                    "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+                ),
+            ],
+        );
+        let m = memory_figures(Some(&MemoryDir::V1(v1.clone())));
+        assert_eq!(
+            m,
+            MemoryFigures {
+                usage: Some(66_969_600),
+                limit: Some(Limit::Bytes(64 << 20)),
+                oom_kills: Some(3),
+            }
+        );
+        assert_eq!(
+            oom_kills(m.oom_kills, Some(1)).map(|o| (o.count, o.source)),
+            Some((3, OomSource::Cgroup))
+        );
+        // cgroup v1 before 4.13: no `oom_kill` line; no limit (the sentinel).
+        let old = fixture_dir(
+            "v1-old",
+            &[
+                ("memory.limit_in_bytes", "9223372036854771712\n"),
+                ("memory.usage_in_bytes", "1052672\n"),
+                ("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\n"),
+            ],
+        );
+        let m = memory_figures(Some(&MemoryDir::V1(old.clone())));
+        assert_eq!(
+            (m.limit, m.oom_kills),
+            (Some(Limit::Unlimited), None),
+            "no counter: no data"
+        );
+        assert_eq!(
+            oom_kills(m.oom_kills, Some(1)).map(|o| (o.count, o.source)),
+            Some((1, OomSource::Events)),
+            "falls back to the events seen"
+        );
+        // cgroup v2: memory.events.
+        let v2 = fixture_dir(
+            "v2",
+            &[
+                ("memory.max", "max\n"),
+                ("memory.current", "4096000\n"),
+                (
+                    "memory.events",
+                    "low 0\nhigh 0\nmax 412\noom 1\noom_kill 1\noom_group_kill 0\n",
+                ),
+            ],
+        );
+        let m = memory_figures(Some(&MemoryDir::V2(v2.clone())));
+        assert_eq!(
+            m,
+            MemoryFigures {
+                usage: Some(4_096_000),
+                limit: Some(Limit::Unlimited),
+                oom_kills: Some(1),
+            }
+        );
+        // Missing files and directories: no data, never 0 or "no limit".
+        let empty = fixture_dir("empty", &[]);
+        for dir in [
+            MemoryDir::V1(empty.clone()),
+            MemoryDir::V2(empty.clone()),
+            MemoryDir::V2(Path::new(&empty).join("gone")),
+        ] {
+            assert_eq!(
+                memory_figures(Some(&dir)),
+                MemoryFigures::default(),
+                "{dir:?}"
+            );
+        }
+        assert_eq!(memory_figures(None), MemoryFigures::default());
+        for d in [v1, old, v2, empty] {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }
