@@ -8,9 +8,9 @@
 //! uses), `/proc`, the cgroup file systems and the journal; the readers and parsers are in
 //! [`crate::inspect`]. What cannot be read is said so in its section, never guessed.
 //!
-//! Exit codes: 0 done; 1 no container matches, or the inspection is incomplete (the init
-//! process exited meanwhile, a `/proc` entry was unreadable); 2 several containers match,
-//! or any other error.
+//! Exit codes: 0 done; 1 no container matches, or the inspection of a running container is
+//! incomplete (the init process exited meanwhile, a `/proc` entry or a cgroup file was
+//! unreadable); 2 several containers match, or any other error.
 
 use std::{
     collections::BTreeMap,
@@ -27,19 +27,18 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::{
-    cgroupfs::{self, Mounts},
+    cgroupfs::Mounts,
     clock::rfc3339_ns,
     container::{self, short_id, ContainerMeta, PodInfo, Runtime},
     docker,
     inspect::{
         self as data, CapSet, ContainerView, HostNs, HostNsSource, NsSet, NsShare, NsType,
-        ProcCaps, ProcTree, SeccompMode, UserNames, OCI_DEFAULT_CAPS,
+        ProcCaps, ProcTree, Resources, SeccompMode, UserNames, OCI_DEFAULT_CAPS,
     },
     journal::{self, Journal, RecordFilter},
     recorder,
     resolve::Container,
     sink::escape::terminal,
-    throttle::{self, CpuPaths},
 };
 
 #[derive(Debug, Args)]
@@ -397,11 +396,14 @@ pub struct Report {
     pub processes: Option<ProcTree>,
     pub namespaces: Option<Namespaces>,
     pub capabilities: Option<Capabilities>,
+    /// Limits and usage; a value that could not be read is `null` and named, with the
+    /// reason, in `resources.unknown` (and, while the container runs, in `problems`).
     pub resources: Resources,
     pub incidents: Incidents,
     /// Section → why it is missing.
     pub unavailable: BTreeMap<&'static str, String>,
-    /// What went wrong while the container was running (exit code 1); empty when complete.
+    /// What went wrong while the container was running (exit code 1): unreadable `/proc`
+    /// entries, cgroup files, the init exiting meanwhile. Empty when complete.
     pub problems: Vec<String>,
 }
 
@@ -507,18 +509,6 @@ pub struct Capabilities {
     pub vs_host: Option<Comparison>,
     #[serde(skip)]
     pub raw: ProcCaps,
-}
-
-/// Limits and usage from the cgroup files; `null` = no limit or unreadable.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Resources {
-    pub memory_limit_bytes: Option<u64>,
-    pub memory_usage_bytes: Option<u64>,
-    pub cpu_quota_cpus: Option<f64>,
-    pub cpu_quota_us: Option<u64>,
-    pub cpu_period_us: Option<u64>,
-    pub pids_limit: Option<u64>,
-    pub pids_current: Option<u64>,
 }
 
 /// Recent incidents of the container from the journal.
@@ -824,6 +814,9 @@ pub fn gather(env: &Env, t: &Target, others: &[&Target]) -> Report {
     }
 
     let resources = read_resources(env, c);
+    if init.alive {
+        problems.extend(resources.problems());
+    }
     let incidents = read_incidents(env.journal.as_deref(), &recorder::key(c));
 
     // The init that ran at the start and is gone now: everything read may be partial.
@@ -905,36 +898,16 @@ fn caps_report(
     }
 }
 
+/// Limits and usage from the container's cgroup: v1 controller paths where the runtime
+/// recorded them, the unified path otherwise.
 fn read_resources(env: &Env, c: &Container) -> Resources {
-    let mem = c
-        .cgroup_path_for("memory")
-        .and_then(|p| env.mounts.memory(p))
-        .map(|m| m.read());
-    let quota = c
-        .cgroup_path_for("cpu")
-        .and_then(CpuPaths::for_cgroup)
-        .and_then(|p| throttle::read_sample(&p, throttle::monotonic_now()).ok())
-        .and_then(|s| s.quota);
-    let pids_dir = c
-        .cgroup_path_for("pids")
-        .and_then(|p| env.mounts.v1_dir("pids", p))
-        .or_else(|| c.cgroup_path.as_deref().and_then(|p| env.mounts.v2_dir(p)));
-    let read = |f: &str| {
-        pids_dir
-            .as_ref()
-            .and_then(|d| std::fs::read_to_string(d.join(f)).ok())
-    };
-    Resources {
-        memory_limit_bytes: mem.as_ref().and_then(|m| m.limit_bytes),
-        memory_usage_bytes: mem.as_ref().and_then(|m| m.usage_bytes),
-        cpu_quota_cpus: quota.map(|q| q.cpus()),
-        cpu_quota_us: quota.map(|q| q.quota_us),
-        cpu_period_us: quota.map(|q| q.period_us),
-        pids_limit: read("pids.max").as_deref().and_then(cgroupfs::parse_limit),
-        pids_current: read("pids.current")
-            .as_deref()
-            .and_then(cgroupfs::parse_u64),
-    }
+    data::read_resources(&env.mounts, |controller| {
+        if controller.is_empty() {
+            c.cgroup_paths.get("").or(c.cgroup_path.as_ref()).cloned()
+        } else {
+            c.cgroup_path_for(controller).map(str::to_owned)
+        }
+    })
 }
 
 /// The newest incidents of the container with journal key `key`.
@@ -1013,9 +986,9 @@ fn view(r: &Report, label: &str) -> anyhow::Result<ContainerView> {
         label: label.to_owned(),
         caps: caps.raw,
         namespaces: ns.list.clone(),
-        memory_limit: r.resources.memory_limit_bytes,
-        cpu_quota_cpus: r.resources.cpu_quota_cpus,
-        pids_limit: r.resources.pids_limit,
+        memory_limit: r.resources.memory_limit_bytes.clone(),
+        cpu_quota_cpus: r.resources.cpu_quota.map(|q| q.cpus()),
+        pids_limit: r.resources.pids_limit.clone(),
     })
 }
 
@@ -1029,6 +1002,8 @@ fn diff_json(ra: &Report, rb: &Report, va: &ContainerView, vb: &ContainerView) -
             "namespace": r.identity.namespace,
             "init_pid": r.identity.init_pid,
             "view": v,
+            "unknown": r.resources.unknown_fields(),
+            "problems": r.problems,
         })
     };
     let caps: Vec<Value> = va
@@ -1435,41 +1410,13 @@ pub fn render(r: &Report) -> String {
     }
 
     out.push_str("\nresources\n");
-    let res = &r.resources;
-    let unlimited = || "unlimited".to_owned();
-    kv(
-        &mut out,
-        &[
-            (
-                "memory".to_owned(),
-                format!(
-                    "limit {}, usage {}",
-                    res.memory_limit_bytes
-                        .map_or_else(unlimited, data::format_bytes),
-                    res.memory_usage_bytes
-                        .map_or_else(|| "unknown".to_owned(), data::format_bytes)
-                ),
-            ),
-            (
-                "cpu".to_owned(),
-                match (res.cpu_quota_cpus, res.cpu_quota_us, res.cpu_period_us) {
-                    (Some(cpus), Some(q), Some(p)) => {
-                        format!("quota {} ({q} µs every {p} µs)", data::format_cpus(cpus))
-                    }
-                    _ => "no quota".to_owned(),
-                },
-            ),
-            (
-                "pids".to_owned(),
-                format!(
-                    "limit {}{}",
-                    res.pids_limit.map_or_else(unlimited, |n| n.to_string()),
-                    res.pids_current
-                        .map_or_else(String::new, |n| format!(", {n} now"))
-                ),
-            ),
-        ],
-    );
+    let rows: Vec<(String, String)> = r
+        .resources
+        .rows()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), terminal(&v)))
+        .collect();
+    kv(&mut out, &rows);
 
     let inc = &r.incidents;
     match (inc.status, inc.journal.as_deref()) {
@@ -1564,6 +1511,32 @@ mod tests {
             std::fs::write(self.0.join(pid.to_string()).join("status"), text).unwrap();
         }
 
+        /// A cgroup directory `<root>/cgroup/<rel>` with these files.
+        fn cgroup(&self, rel: &str, files: &[(&str, &str)]) -> PathBuf {
+            let d = self.0.join("cgroup").join(rel);
+            std::fs::create_dir_all(&d).unwrap();
+            for (name, text) in files {
+                std::fs::write(d.join(name), text).unwrap();
+            }
+            d
+        }
+
+        /// The v2 cgroup of container `id` (at `/ctr/<short id>`, see [`container`]): no
+        /// limits, 1 MiB and 2 tasks in use.
+        fn cgroup_unlimited(&self, id: &str) -> PathBuf {
+            self.cgroup(
+                &format!("v2/ctr/{}", short_id(id)),
+                &[
+                    ("cgroup.controllers", "cpuset cpu io memory pids\n"),
+                    ("memory.max", "max\n"),
+                    ("memory.current", "1048576\n"),
+                    ("cpu.max", "max 100000\n"),
+                    ("pids.max", "max\n"),
+                    ("pids.current", "2\n"),
+                ],
+            )
+        }
+
         fn ns(&self, pid: &str, inodes: &[(&str, u64)]) {
             let d = self.0.join(pid).join("ns");
             std::fs::create_dir_all(&d).unwrap();
@@ -1618,6 +1591,8 @@ mod tests {
                 ("user", 4026531837),
             ],
         );
+        f.cgroup_unlimited(ID);
+        f.cgroup_unlimited(&"b".repeat(64));
         f
     }
 
@@ -1631,7 +1606,7 @@ mod tests {
             labels: BTreeMap::from([("team".to_owned(), "lab".to_owned())]),
             pod: None,
             init_pid: init,
-            cgroup_path: None,
+            cgroup_path: Some(format!("/ctr/{}", short_id(id))),
             cgroup_paths: BTreeMap::new(),
             gone: false,
         })
@@ -1662,13 +1637,19 @@ mod tests {
         }
     }
 
+    /// `f` as /proc, with a pure cgroup v2 host's hierarchy at `<f>/cgroup/v2`.
     fn fake_env(f: &Fake) -> Env {
-        Env::at(
-            &f.0,
-            Mounts::default(),
-            UserNames::parse("root:x:0:0::/:/x\n"),
-            None,
+        env_with(
+            f,
+            Mounts {
+                v2: Some(f.0.join("cgroup/v2")),
+                v1: BTreeMap::new(),
+            },
         )
+    }
+
+    fn env_with(f: &Fake, mounts: Mounts) -> Env {
+        Env::at(&f.0, mounts, UserNames::parse("root:x:0:0::/:/x\n"), None)
     }
 
     const ID: &str = "1ed420fa5c1511425c7bf853c958814ba3a162f6f81dafaa9907f607a2eb2975";
@@ -1723,7 +1704,7 @@ mod tests {
             "  created      2026-11-29 18:49:00 UTC\n",
             "  bundle       /bundles/x\n",
             "  state root   /run/docker/runtime-runc/moby\n",
-            "  cgroup       - (cgroup v2 id 5440)\n",
+            "  cgroup       /ctr/1ed420fa5c15 (cgroup v2 id 5440)\n",
             "  labels       team=lab\n",
             "  100 ? S containerd-shim [outside]\n  └─ 101 ns:1 root S sh\n     └─ 102 ? S sleep\n",
             "  net   4026532254  shared with other\n",
@@ -1733,8 +1714,9 @@ mod tests {
             "  vs host       adds nothing; drops 25 of the host's 41\n",
             "  no_new_privs  no\n",
             "  seccomp       filter (1 filter)\n",
-            "  memory  limit unlimited, usage unknown\n",
-            "  pids    limit unlimited\n",
+            "  memory  limit unlimited, usage 1 MiB\n",
+            "  cpu     no quota\n",
+            "  pids    limit unlimited, 2 now\n",
             "recent incidents\n  not read (--no-journal)\n",
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
@@ -1779,6 +1761,297 @@ mod tests {
         assert_eq!(v["namespaces"]["inodes"]["net"], 4026532254u64);
         assert_eq!(v["state"], "running");
         assert_eq!(v["identity"]["journal_key"], format!("docker/{ID}"));
+    }
+
+    /// Lines of the `resources` section.
+    fn resources_section(text: &str) -> String {
+        let start = text.find("\nresources\n").expect("resources section") + 11;
+        let end = text[start..]
+            .find("\n\n")
+            .map_or(text.len(), |e| start + e + 1);
+        text[start..end].to_owned()
+    }
+
+    #[test]
+    fn resources_v2_limits_and_unreadable_files() {
+        let f = lab("res-v2");
+        let env = fake_env(&f);
+        let d = f.cgroup(
+            &format!("v2/ctr/{}", short_id(ID)),
+            &[
+                ("memory.max", "67108864\n"),
+                ("memory.current", "2097152\n"),
+                ("cpu.max", "50000 100000\n"),
+                ("pids.max", "50\n"),
+                ("pids.current", "3\n"),
+            ],
+        );
+        let t = target(container(Runtime::Docker, ID, "lim", Some(101)), Some(600));
+        let r = gather(&env, &t, &[]);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert!(incomplete(&r).is_ok());
+        assert_eq!(
+            resources_section(&render(&r)),
+            "  memory  limit 64 MiB, usage 2 MiB\n\
+             \x20 cpu     quota 0.5 CPUs (50000 µs every 100000 µs)\n\
+             \x20 pids    limit 50, 3 now\n"
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v["resources"],
+            json!({
+                "memory_limit_bytes": 64 << 20,
+                "memory_usage_bytes": 2 << 20,
+                "cpu_quota_cpus": 0.5,
+                "cpu_quota_us": 50000,
+                "cpu_period_us": 100000,
+                "pids_limit": 50,
+                "pids_current": 3,
+                "unknown": {},
+            })
+        );
+
+        // Garbage, a file that cannot be read (a directory in its place), a missing file.
+        std::fs::write(d.join("memory.max"), "lots\n").unwrap();
+        std::fs::remove_file(d.join("pids.max")).unwrap();
+        std::fs::create_dir(d.join("pids.max")).unwrap();
+        std::fs::remove_file(d.join("cpu.max")).unwrap();
+        let r = gather(&env, &t, &[]);
+        let p = |file: &str| d.join(file).display().to_string();
+        let garbage = format!("{}: not a number: \"lots\"", p("memory.max"));
+        let missing = format!("{} does not exist", p("cpu.max"));
+        let section = resources_section(&render(&r));
+        let lines: Vec<&str> = section.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("  memory  limit unknown ({garbage}), usage 2 MiB")
+        );
+        assert_eq!(lines[1], format!("  cpu     quota unknown ({missing})"));
+        assert!(
+            lines[2].starts_with(&format!(
+                "  pids    limit unknown (cannot read {}: ",
+                p("pids.max")
+            )),
+            "{section}"
+        );
+        assert!(lines[2].ends_with("), 3 now"), "{section}");
+        assert!(!section.contains("unlimited") && !section.contains("no quota"));
+        // In the report's problems, so in the "incomplete" section and the exit code.
+        assert_eq!(r.problems.len(), 3, "{:?}", r.problems);
+        assert_eq!(
+            r.problems[0],
+            format!("resources: memory limit unknown: {garbage}")
+        );
+        assert_eq!(
+            r.problems[1],
+            format!("resources: cpu quota unknown: {missing}")
+        );
+        assert!(r.problems[2].starts_with("resources: pids limit unknown: cannot read "));
+        let text = render(&r);
+        assert!(
+            text.contains(&format!(
+                "\nincomplete\n  resources: memory limit unknown: {garbage}\n"
+            )),
+            "{text}"
+        );
+        let e = incomplete(&r).unwrap_err();
+        let exit = e.downcast_ref::<Exit>().unwrap();
+        assert_eq!(exit.code, 1);
+        assert!(exit.message.contains(&garbage), "{}", exit.message);
+        // JSON: null, with the reason under `unknown` and in `problems`.
+        let v = serde_json::to_value(&r).unwrap();
+        let res = &v["resources"];
+        for f in [
+            "memory_limit_bytes",
+            "cpu_quota_cpus",
+            "cpu_quota_us",
+            "cpu_period_us",
+            "pids_limit",
+        ] {
+            assert!(res[f].is_null(), "{f}: {res}");
+            assert!(res["unknown"][f].is_string(), "{f}: {res}");
+        }
+        assert_eq!(res["unknown"]["memory_limit_bytes"], garbage);
+        assert_eq!(res["unknown"]["cpu_period_us"], missing);
+        assert_eq!(res["memory_usage_bytes"], 2 << 20);
+        assert_eq!(res["pids_current"], 3);
+        assert_eq!(res["unknown"].as_object().unwrap().len(), 5);
+        assert_eq!(
+            v["problems"][0],
+            format!("resources: memory limit unknown: {garbage}")
+        );
+
+        // --diff: an unknown limit is a difference, shown with its reason.
+        let o = target(
+            container(Runtime::Docker, "b".repeat(64).as_str(), "other", Some(201)),
+            Some(800),
+        );
+        let r2 = gather(&env, &o, &[&t]);
+        let (va, vb) = (view(&r, "lim").unwrap(), view(&r2, "other").unwrap());
+        let rows = data::diff(&va, &vb);
+        let mem = rows.iter().find(|x| x.field == "memory limit").unwrap();
+        assert_eq!(mem.a, format!("unknown ({garbage})"));
+        assert_eq!(mem.b, "unlimited");
+        let j = diff_json(&r, &r2, &va, &vb);
+        assert!(j["a"]["view"]["memory_limit"].is_null());
+        assert_eq!(j["a"]["unknown"]["memory_limit_bytes"], garbage);
+        assert_eq!(j["a"]["problems"].as_array().unwrap().len(), 3);
+        assert_eq!(j["b"]["unknown"], json!({}));
+    }
+
+    #[test]
+    fn resources_v1_limits_and_unlimited() {
+        let f = lab("res-v1");
+        let root = f.0.join("cgroup");
+        let env = env_with(
+            &f,
+            Mounts {
+                v2: Some(root.join("unified")),
+                v1: [
+                    ("memory", "memory"),
+                    ("cpu", "cpu,cpuacct"),
+                    ("cpuacct", "cpu,cpuacct"),
+                    ("pids", "pids"),
+                ]
+                .into_iter()
+                .map(|(c, d)| (c.to_owned(), root.join(d)))
+                .collect(),
+            },
+        );
+        let rel = format!("ctr/{}", short_id(ID));
+        let mem = f.cgroup(
+            &format!("memory/{rel}"),
+            &[
+                ("memory.limit_in_bytes", "134217728\n"),
+                ("memory.usage_in_bytes", "1536\n"),
+            ],
+        );
+        let cpu = f.cgroup(
+            &format!("cpu,cpuacct/{rel}"),
+            &[
+                ("cpu.cfs_quota_us", "150000\n"),
+                ("cpu.cfs_period_us", "100000\n"),
+            ],
+        );
+        let pids = f.cgroup(
+            &format!("pids/{rel}"),
+            &[("pids.max", "100\n"), ("pids.current", "4\n")],
+        );
+        let t = target(container(Runtime::Docker, ID, "v1", Some(101)), Some(600));
+        let r = gather(&env, &t, &[]);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert_eq!(
+            resources_section(&render(&r)),
+            "  memory  limit 128 MiB, usage 1.5 KiB\n\
+             \x20 cpu     quota 1.5 CPUs (150000 µs every 100000 µs)\n\
+             \x20 pids    limit 100, 4 now\n"
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["resources"]["memory_limit_bytes"], 128 << 20);
+        assert_eq!(v["resources"]["cpu_quota_cpus"], 1.5);
+        assert_eq!(v["resources"]["cpu_quota_us"], 150000);
+        assert_eq!(v["resources"]["cpu_period_us"], 100000);
+        assert_eq!(v["resources"]["pids_limit"], 100);
+
+        // No limits, as v1 writes them: the page-rounded i64::MAX, -1, max.
+        std::fs::write(mem.join("memory.limit_in_bytes"), "9223372036854771712\n").unwrap();
+        std::fs::write(cpu.join("cpu.cfs_quota_us"), "-1\n").unwrap();
+        std::fs::write(pids.join("pids.max"), "max\n").unwrap();
+        let r = gather(&env, &t, &[]);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert_eq!(
+            resources_section(&render(&r)),
+            "  memory  limit unlimited, usage 1.5 KiB\n\
+             \x20 cpu     no quota\n\
+             \x20 pids    limit unlimited, 4 now\n"
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        let res = &v["resources"];
+        for f in [
+            "memory_limit_bytes",
+            "cpu_quota_cpus",
+            "cpu_quota_us",
+            "cpu_period_us",
+            "pids_limit",
+        ] {
+            assert!(res[f].is_null(), "{f}: {res}");
+        }
+        assert_eq!(res["unknown"], json!({}));
+
+        // Missing files: unknown, not unlimited.
+        std::fs::remove_file(mem.join("memory.limit_in_bytes")).unwrap();
+        std::fs::remove_file(mem.join("memory.usage_in_bytes")).unwrap();
+        std::fs::write(cpu.join("cpu.cfs_quota_us"), "20000\n").unwrap();
+        std::fs::remove_file(cpu.join("cpu.cfs_period_us")).unwrap();
+        std::fs::remove_dir_all(&pids).unwrap();
+        let r = gather(&env, &t, &[]);
+        let gone = |d: &Path, file: &str| format!("{} does not exist", d.join(file).display());
+        let no_dir = format!("cgroup directory {} does not exist", pids.display());
+        assert_eq!(
+            resources_section(&render(&r)),
+            format!(
+                "  memory  limit unknown ({}), usage unknown ({})\n\
+                 \x20 cpu     quota unknown ({})\n\
+                 \x20 pids    limit and count unknown ({no_dir})\n",
+                gone(&mem, "memory.limit_in_bytes"),
+                gone(&mem, "memory.usage_in_bytes"),
+                gone(&cpu, "cpu.cfs_period_us"),
+            )
+        );
+        assert_eq!(r.problems.len(), 4, "{:?}", r.problems);
+        assert_eq!(
+            r.problems[3],
+            format!("resources: pids limit and pids count unknown: {no_dir}")
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["resources"]["unknown"]["pids_current"], no_dir);
+        assert_eq!(
+            v["resources"]["unknown"]["memory_usage_bytes"],
+            gone(&mem, "memory.usage_in_bytes")
+        );
+        assert_eq!(
+            incomplete(&r)
+                .unwrap_err()
+                .downcast_ref::<Exit>()
+                .unwrap()
+                .code,
+            1
+        );
+    }
+
+    #[test]
+    fn resources_of_a_stopped_container_are_not_problems() {
+        let f = lab("res-stopped");
+        let env = fake_env(&f);
+        let t = target(
+            container(Runtime::Containerd, "c1", "c1", Some(4242)),
+            Some(1),
+        );
+        let r = gather(&env, &t, &[]);
+        assert_eq!(r.state, "stopped");
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let why = format!(
+            "cgroup directory {} does not exist",
+            f.0.join("cgroup/v2/ctr/c1").display()
+        );
+        assert_eq!(
+            resources_section(&render(&r)),
+            format!(
+                "  memory  limit and usage unknown ({why})\n\
+                 \x20 cpu     quota unknown ({why})\n\
+                 \x20 pids    limit and count unknown ({why})\n"
+            )
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["resources"]["unknown"]["memory_limit_bytes"], why);
+        assert!(v["resources"]["memory_limit_bytes"].is_null());
+        // No cgroup path at all.
+        let mut c = (*container(Runtime::Runc, "c3", "c3", None)).clone();
+        c.cgroup_path = None;
+        let r = gather(&env, &target(Arc::new(c), None), &[]);
+        assert!(resources_section(&render(&r)).starts_with(
+            "  memory  limit and usage unknown (the container's cgroup path is unknown)\n"
+        ));
     }
 
     #[test]

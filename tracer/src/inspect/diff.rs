@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::{
     caps::{describe_diff, CapSet, ProcCaps},
     namespaces::{NsShare, NsType},
+    resources::Reading,
 };
 use crate::sink::escape::terminal;
 
@@ -23,12 +24,12 @@ pub struct ContainerView {
     pub caps: ProcCaps,
     /// Its namespaces, from [`compare`](super::compare).
     pub namespaces: Vec<NsShare>,
-    /// Memory limit in bytes; `None` = no limit (or unknown).
-    pub memory_limit: Option<u64>,
-    /// CPU quota in CPUs (quota / period); `None` = no quota.
-    pub cpu_quota_cpus: Option<f64>,
-    /// Maximum number of tasks; `None` = no limit.
-    pub pids_limit: Option<u64>,
+    /// Memory limit in bytes (JSON: a number, or `null` for no limit or unknown).
+    pub memory_limit: Reading<u64>,
+    /// CPU quota in CPUs (quota / period).
+    pub cpu_quota_cpus: Reading<f64>,
+    /// Maximum number of tasks.
+    pub pids_limit: Reading<u64>,
 }
 
 /// One field that differs between container A and container B.
@@ -86,20 +87,33 @@ pub fn diff(a: &ContainerView, b: &ContainerView) -> Vec<DiffRow> {
             (x, y) => push(&field, ns_value(x), ns_value(y)),
         }
     }
-    push(
+    // A limit that could not be read differs from anything, even from another unknown one.
+    let mut limit = |field: &str, va: String, vb: String, unknown: bool| {
+        if unknown || va != vb {
+            rows.push(DiffRow {
+                field: field.to_owned(),
+                a: va,
+                b: vb,
+            });
+        }
+    };
+    limit(
         "memory limit",
-        a.memory_limit.map_or_else(unlimited, format_bytes),
-        b.memory_limit.map_or_else(unlimited, format_bytes),
+        a.memory_limit.show_limit(|&n| format_bytes(n)),
+        b.memory_limit.show_limit(|&n| format_bytes(n)),
+        a.memory_limit.unknown().is_some() || b.memory_limit.unknown().is_some(),
     );
-    push(
+    limit(
         "cpu quota",
-        a.cpu_quota_cpus.map_or_else(unlimited, format_cpus),
-        b.cpu_quota_cpus.map_or_else(unlimited, format_cpus),
+        a.cpu_quota_cpus.show_limit(|&c| format_cpus(c)),
+        b.cpu_quota_cpus.show_limit(|&c| format_cpus(c)),
+        a.cpu_quota_cpus.unknown().is_some() || b.cpu_quota_cpus.unknown().is_some(),
     );
-    push(
+    limit(
         "pids limit",
-        a.pids_limit.map_or_else(unlimited, |n| n.to_string()),
-        b.pids_limit.map_or_else(unlimited, |n| n.to_string()),
+        a.pids_limit.show_limit(u64::to_string),
+        b.pids_limit.show_limit(u64::to_string),
+        a.pids_limit.unknown().is_some() || b.pids_limit.unknown().is_some(),
     );
     rows
 }
@@ -258,10 +272,6 @@ fn ns_value(s: Option<&NsShare>) -> String {
     )
 }
 
-fn unlimited() -> String {
-    "unlimited".to_owned()
-}
-
 /// `64 MiB`, `1.5 GiB`, `512 B`.
 pub fn format_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -346,9 +356,9 @@ mod tests {
                 share(NsType::Net, 4026532254, false),
                 share(NsType::User, 4026531837, true),
             ],
-            memory_limit: None,
-            cpu_quota_cpus: None,
-            pids_limit: None,
+            memory_limit: Reading::Unlimited,
+            cpu_quota_cpus: Reading::Unlimited,
+            pids_limit: Reading::Unlimited,
         }
     }
 
@@ -394,9 +404,9 @@ mod tests {
         let mut a = view("priv", CAP_ADD);
         let mut b = view("dropall", CAP_DROP_ALL);
         a.namespaces[0] = share(NsType::Pid, 4026531836, true);
-        b.memory_limit = Some(64 << 20);
-        b.cpu_quota_cpus = Some(0.5);
-        b.pids_limit = Some(100);
+        b.memory_limit = Reading::Value(64 << 20);
+        b.cpu_quota_cpus = Reading::Value(0.5);
+        b.pids_limit = Reading::Value(100);
         b.caps.no_new_privs = Some(true);
         b.caps.seccomp = Some(SeccompMode::Disabled);
         b.caps.seccomp_filters = Some(0);
@@ -452,6 +462,34 @@ mod tests {
         assert_eq!(rows[0].b, "unknown");
         assert_eq!(cap_summary(&a, &b), Vec::<String>::new());
         let _ = OCI_DEFAULT_CAPS;
+    }
+
+    #[test]
+    fn unknown_limits_always_differ() {
+        let a = view("a", DEFAULT_CHILD);
+        let mut b = view("b", DEFAULT_CHILD);
+        let why = "cannot read /cg/b/memory.max: permission denied";
+        b.memory_limit = Reading::Unknown(why.to_owned());
+        let rows = diff(&a, &b);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].field, "memory limit");
+        assert_eq!(rows[0].a, "unlimited");
+        assert_eq!(rows[0].b, format!("unknown ({why})"));
+        // Unknown on both sides, for the same reason: still not "no difference".
+        let mut a = a;
+        a.memory_limit = b.memory_limit.clone();
+        assert_eq!(diff(&a, &b).len(), 1);
+        assert!(render_side_by_side(&a, &b).contains("memory limit"));
+        // A controller that is off and a file that says `max`: both no limit.
+        a.memory_limit = Reading::ControllerOff;
+        b.memory_limit = Reading::Unlimited;
+        b.pids_limit = Reading::ControllerOff;
+        assert!(diff(&a, &b).is_empty());
+        // The JSON of a view: numbers or null.
+        b.cpu_quota_cpus = Reading::Value(0.5);
+        let v = serde_json::to_value(&b).unwrap();
+        assert_eq!(v["cpu_quota_cpus"], 0.5);
+        assert!(v["memory_limit"].is_null() && v["pids_limit"].is_null());
     }
 
     #[test]

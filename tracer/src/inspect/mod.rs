@@ -6,6 +6,8 @@
 //! - [`namespaces`]: `/proc/<pid>/ns/*` inodes and which namespaces are shared with the host
 //!   or with other containers.
 //! - [`proctree`]: `/proc/<pid>/stat`, the process tree of a container and its text rendering.
+//! - [`resources`]: limits and usage from the cgroup files (v1 and v2), each value known,
+//!   "no limit", or unknown with the reason.
 //! - [`diff`]: differences between two containers, as rows and as a side-by-side table.
 //!
 //! The parsers are pure and never panic on any input; the functions that read `/proc`
@@ -15,6 +17,7 @@ pub mod caps;
 pub mod diff;
 pub mod namespaces;
 pub mod proctree;
+pub mod resources;
 
 pub use self::{
     caps::{
@@ -33,6 +36,7 @@ pub use self::{
         process_tree_at, process_tree_from_root, process_tree_from_root_at, read_cgroup_pids,
         render_tree, tree_rows, ProcNode, ProcTree, StatLine, TreeRow, UserNames,
     },
+    resources::{read_resources, CgroupDir, Reading, Resources},
 };
 
 use std::io;
