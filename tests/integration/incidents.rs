@@ -287,6 +287,9 @@ fn capability_denied_without_it_and_allowed_with_it() {
         return;
     }
     let w = Watch::start(&bin, &["--events", "capability:all"]);
+    // --verbose shows allowed checks with the default events too; without it they are not.
+    let verbose = Watch::start(&bin, &["--verbose"]);
+    let quiet = Watch::start(&bin, &[]);
     let denied = DockerContainer::run(
         "ctrace-it-inc-capdrop",
         &["--cap-drop", "ALL"],
@@ -308,6 +311,16 @@ fn capability_denied_without_it_and_allowed_with_it() {
                 .contains("ctrace-it-inc-capdrop, docker")
     );
     capability(&w, "ctrace-it-inc-capok", "allowed");
+    capability(&verbose, "ctrace-it-inc-capok", "allowed");
+    capability(&quiet, "ctrace-it-inc-capdrop", "denied");
+    let (quiet_records, _) = quiet.stop();
+    assert!(
+        !quiet_records
+            .iter()
+            .any(|v| v["type"] == "capability" && v["verdict"] == "allowed"),
+        "allowed checks only with --verbose or capability:all"
+    );
+    verbose.stop();
     // containerd (default capabilities) and runc (`runc spec` keeps only a few: no CAP_CHOWN).
     let c = CtrContainer::run("default", "ctrace-it-inc-capctr", &[], &["sleep", "300"]);
     assert!(c.exec("chown1", &["chown", "1", "/tmp"]).success());

@@ -109,6 +109,9 @@ pub struct Capability {
     /// Checks this record stands for. [`decode`] cannot know it (it needs the previous
     /// record of the same key) and leaves 0; [`crate::pipeline::Pipeline`] fills it in.
     pub count: u64,
+    /// Nanoseconds from the previous record of the same key and CPU to this one: the time the
+    /// `count` checks were made in (0 for a key's first record). Filled in like `count`.
+    pub span_ns: u64,
 }
 
 impl Capability {
@@ -358,6 +361,7 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
                 cpu: e.cpu,
                 total: e.total,
                 count: 0,
+                span_ns: 0,
             })
         }
         k => {
@@ -584,6 +588,7 @@ pub(crate) mod tests {
                     cpu: 3,
                     total: 17,
                     count: 0,
+                    span_ns: 0,
                 }),
             ),
         ];

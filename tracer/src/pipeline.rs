@@ -26,8 +26,8 @@ const KILL_MEMORY_NS: u64 = 10_000_000_000;
 pub struct Pipeline {
     /// Recent kernel SIGKILL targets by thread id, for OOM victim attribution.
     kernel_kills: HashMap<u32, KilledTask>,
-    /// Last cumulative total reported per capability key and CPU.
-    caps: HashMap<CapSlot, u64>,
+    /// Last cumulative total reported per capability key and CPU, and when.
+    caps: HashMap<CapSlot, (u64, u64)>,
     /// Processes and cgroups of tasks, from every record (fork records included).
     pub procs: ProcTable,
     /// Records that failed to decode (counted, skipped).
@@ -66,7 +66,7 @@ impl Pipeline {
                 match &mut ev.body {
                     Body::Capability(c) => {
                         let slot = (ev.task.cgroup_id, ev.task.pid, c.cap, c.ret, c.cpu);
-                        c.count = self.advance(slot, c.total);
+                        (c.count, c.span_ns) = self.advance(slot, c.total, ev.boot_ns);
                     }
                     Body::Signal(s) => {
                         // The classic tracepoint only names the target thread.
@@ -126,16 +126,22 @@ impl Pipeline {
         }
     }
 
-    fn advance(&mut self, slot: CapSlot, total: u64) -> u64 {
+    /// (checks since the last record of `slot`, time since it) for a record with cumulative
+    /// `total` at `boot_ns`.
+    fn advance(&mut self, slot: CapSlot, total: u64, boot_ns: u64) -> (u64, u64) {
         if self.caps.len() >= MAX_CAP_SLOTS && !self.caps.contains_key(&slot) {
             self.caps.clear();
         }
-        let last = self.caps.insert(slot, total).unwrap_or(0);
+        let (last, last_ns) = self
+            .caps
+            .insert(slot, (total, boot_ns))
+            .unwrap_or((0, boot_ns));
+        let span = boot_ns.saturating_sub(last_ns);
         // A total below the last one means the kernel slot was evicted and restarted.
         if total >= last {
-            total - last
+            (total - last, span)
         } else {
-            total
+            (total, span)
         }
     }
 
@@ -155,11 +161,11 @@ impl Pipeline {
                 continue;
             }
             let slot = (key.cgroup_id, key.tgid, key.cap, key.ret, cpu);
-            let last = self.caps.get(&slot).copied().unwrap_or(0);
+            let last = self.caps.get(&slot).map_or(0, |&(total, _)| total);
             if st.total <= last {
                 continue;
             }
-            let count = self.advance(slot, st.total);
+            let (count, span_ns) = self.advance(slot, st.total, now_boot_ns);
             out.push(Event {
                 kind: kind::CAPABILITY,
                 boot_ns: now_boot_ns,
@@ -177,6 +183,7 @@ impl Pipeline {
                     cpu,
                     total: st.total,
                     count,
+                    span_ns,
                 }),
             });
         }

@@ -112,6 +112,9 @@ pub struct WatchArgs {
     /// Also show host processes that touch no container.
     #[arg(long)]
     pub host: bool,
+    /// More detail: allowed capability checks too (like `--events capability:all`).
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Docker API socket, for container names and images (they are also read from Docker's
     /// store on disk when the daemon does not answer).
     #[arg(long, value_name = "PATH", default_value = docker::DEFAULT_SOCKET)]
@@ -203,7 +206,8 @@ impl WatchArgs {
             | kind_bit(kind::CGROUP_ATTACH);
         let mut o = Options {
             kinds: kernel_kinds,
-            cap_allowed: kinds.cap_allowed,
+            cap_allowed: kinds.cap_allowed
+                || (self.verbose && kinds.mask & kind_bit(kind::CAPABILITY) != 0),
             ring_bytes: probe::ring_bytes(self.ring_size),
             runq: throttle,
             ebpf_log: self.ebpf_log,

@@ -48,10 +48,15 @@ pub fn event(ev: &Event, attrs: &Attrs, ctx: &Context) -> String {
             o.total_vm_kb
         ),
         Body::Capability(c) => format!(
-            "{} {} x{}",
+            "{} {} x{}{}",
             crate::names::capability_name(c.cap),
             if c.allowed() { "allowed" } else { "DENIED" },
-            c.count
+            c.count,
+            if c.count > 1 && c.span_ns > 0 {
+                format!(" in {}", json::short_duration(c.span_ns))
+            } else {
+                String::new()
+            }
         ),
         Body::Cgroup(c) => format!("id={} {}", c.id, terminal(&c.path)),
     };

@@ -78,6 +78,32 @@ pub fn container(a: &Attribution) -> Value {
     }
 }
 
+/// ` (x12 in 5s)` after a folded capability check: how many, over how long; nothing for one.
+pub fn repeat_note(count: u64, span_ns: u64) -> String {
+    match (count, span_ns) {
+        (0 | 1, _) => String::new(),
+        (n, 0) => format!(" (x{n})"),
+        (n, ns) => format!(" (x{n} in {})", short_duration(ns)),
+    }
+}
+
+/// `850ms`, `5s`, `12.5s`, `3m20s`.
+pub fn short_duration(ns: u64) -> String {
+    let ms = ns / 1_000_000;
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1_000..=59_999 => {
+            let tenths = ms / 100;
+            if tenths.is_multiple_of(10) {
+                format!("{}s", tenths / 10)
+            } else {
+                format!("{}.{}s", tenths / 10, tenths % 10)
+            }
+        }
+        _ => format!("{}m{}s", ms / 60_000, ms % 60_000 / 1000),
+    }
+}
+
 /// `web (docker)`, `host`, or `cgroup 4242` in explanations.
 pub fn label(a: &Attribution, cgroup_id: u64) -> String {
     match a {
@@ -241,15 +267,12 @@ pub fn event(ev: &Event, attrs: &Attrs, ctx: &Context) -> Value {
             m.insert("verdict".into(), verdict.into());
             m.insert("ret".into(), c.ret.into());
             m.insert("count".into(), c.count.into());
+            m.insert("span_ns".into(), c.span_ns.into());
             format!(
                 "{} (pid {}, {who}) was {verdict} {name}{}",
                 t.comm,
                 t.pid,
-                if c.count > 1 {
-                    format!(" (x{})", c.count)
-                } else {
-                    String::new()
-                }
+                repeat_note(c.count, c.span_ns)
             )
         }
         Body::Cgroup(c) => {
@@ -435,6 +458,36 @@ mod tests {
             host: "h".into(),
             clock: BootClock::fixed(1_795_977_181_000_000_000),
         }
+    }
+
+    #[test]
+    fn repeated_checks_say_how_many_in_how_long() {
+        assert_eq!(repeat_note(1, 5_000_000_000), "");
+        assert_eq!(repeat_note(12, 0), " (x12)");
+        assert_eq!(repeat_note(12, 5_000_000_000), " (x12 in 5s)");
+        assert_eq!(repeat_note(3, 12_540_000_000), " (x3 in 12.5s)");
+        assert_eq!(repeat_note(3, 850_000_000), " (x3 in 850ms)");
+        assert_eq!(repeat_note(3, 200_000_000_000), " (x3 in 3m20s)");
+    }
+
+    #[test]
+    fn capability_sentence() {
+        let mut ev = event::decode(&event::tests::exec_record("/bin/x")).unwrap();
+        ev.kind = tracer_common::kind::CAPABILITY;
+        ev.body = Body::Capability(crate::event::Capability {
+            cap: 12,
+            ret: -1,
+            cpu: 0,
+            total: 12,
+            count: 12,
+            span_ns: 5_000_000_000,
+        });
+        let v = event(&ev, &Attrs::HOST, &ctx());
+        assert_eq!(
+            v["explanation"],
+            "sleep (pid 100, host) was denied CAP_NET_ADMIN (x12 in 5s)"
+        );
+        assert_eq!(v["span_ns"], 5_000_000_000u64);
     }
 
     #[test]
