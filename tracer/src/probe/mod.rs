@@ -263,7 +263,13 @@ impl Probe {
                 }
             }
         }
-        let tp = tp_offsets(&formats);
+        let (tp, gaps) = tp_offsets_and_gaps(&formats);
+        for (tracepoint, fields) in &gaps {
+            warnings.push(format!(
+                "tracepoint {tracepoint} on this kernel lacks {}: reported as 0 or empty",
+                fields.join(", ")
+            ));
+        }
         let task = match task_offsets(Path::new("/sys/kernel/btf/vmlinux")) {
             Ok(t) => t,
             Err(e) => {
@@ -571,11 +577,34 @@ pub fn task_offsets(vmlinux: &Path) -> Result<TaskOffsets, String> {
 
 /// Tracepoint field offsets from the parsed `format` files (absent where missing).
 pub fn tp_offsets(formats: &BTreeMap<&str, tracefs::Format>) -> TpOffsets {
-    let get = |tp: &str, field: &str, sizes: &[u16]| {
+    tp_offsets_and_gaps(formats).0
+}
+
+/// [`tp_offsets`], and the fields missing (or of an unexpected size) from tracepoints that
+/// exist: on older kernels `oom:mark_victim` has only `pid`, for instance. Those fields read as
+/// 0 or empty; the caller says so.
+pub fn tp_offsets_and_gaps(
+    formats: &BTreeMap<&str, tracefs::Format>,
+) -> (TpOffsets, BTreeMap<String, Vec<String>>) {
+    let gaps = std::cell::RefCell::new(BTreeMap::<String, Vec<String>>::new());
+    let quiet = |tp: &str, field: &str, sizes: &[u16]| {
         formats
             .get(tp)
             .and_then(|f| f.offset(field, sizes))
             .unwrap_or(OFFSET_ABSENT)
+    };
+    let miss = |tp: &str, field: &str| {
+        gaps.borrow_mut()
+            .entry(tp.to_owned())
+            .or_default()
+            .push(field.to_owned());
+    };
+    let get = |tp: &str, field: &str, sizes: &[u16]| {
+        let o = quiet(tp, field, sizes);
+        if o == OFFSET_ABSENT && formats.contains_key(tp) {
+            miss(tp, field);
+        }
+        o
     };
     const I: &[u16] = &[4];
     const L: &[u16] = &[8];
@@ -591,14 +620,23 @@ pub fn tp_offsets(formats: &BTreeMap<&str, tracefs::Format>) -> TpOffsets {
     let attach = "cgroup_attach_task";
     // mkdir and rmdir share a layout; take whichever was read.
     let cg = |field: &str, sizes: &[u16]| {
-        let o = get(mkdir, field, sizes);
-        if o == OFFSET_ABSENT {
-            get(rmdir, field, sizes)
+        let o = quiet(mkdir, field, sizes);
+        let o = if o == OFFSET_ABSENT {
+            quiet(rmdir, field, sizes)
         } else {
             o
+        };
+        if o == OFFSET_ABSENT {
+            for tp in [mkdir, rmdir]
+                .into_iter()
+                .filter(|t| formats.contains_key(t))
+            {
+                miss(tp, field);
+            }
         }
+        o
     };
-    TpOffsets {
+    let offsets = TpOffsets {
         exec_filename: get(exec, "filename", LOC),
         exec_pid: get(exec, "pid", I),
         exec_old_pid: get(exec, "old_pid", I),
@@ -635,7 +673,8 @@ pub fn tp_offsets(formats: &BTreeMap<&str, tracefs::Format>) -> TpOffsets {
         cga_pid: get(attach, "pid", I),
         cga_path: get(attach, "dst_path", LOC),
         _pad: 0,
-    }
+    };
+    (offsets, gaps.into_inner())
 }
 
 /// Parsed `--events`.
@@ -744,10 +783,35 @@ mod tests {
                  \tfield:pid_t pid;\toffset:12;\tsize:4;\tsigned:1;",
             ),
         );
-        let o = tp_offsets(&f);
+        // 6.1's mark_victim: only the pid.
+        f.insert(
+            "mark_victim",
+            tracefs::parse_format("\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;"),
+        );
+        let (o, gaps) = tp_offsets_and_gaps(&f);
         assert_eq!(o.exec_filename, 8);
         assert_eq!(o.exec_pid, 12);
         assert_eq!(o.exec_old_pid, OFFSET_ABSENT);
         assert_eq!(o.sig_sig, OFFSET_ABSENT);
+        assert_eq!(o.oom_pid, 8);
+        // Gaps only for tracepoints that exist; none for signal_generate, not read at all.
+        assert_eq!(
+            gaps.keys().collect::<Vec<_>>(),
+            ["mark_victim", "sched_process_exec"]
+        );
+        assert_eq!(gaps["sched_process_exec"], ["old_pid"]);
+        assert_eq!(
+            gaps["mark_victim"],
+            [
+                "comm",
+                "total_vm",
+                "anon_rss",
+                "file_rss",
+                "shmem_rss",
+                "uid",
+                "pgtables",
+                "oom_score_adj"
+            ]
+        );
     }
 }
