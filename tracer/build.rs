@@ -1,5 +1,5 @@
 //! Builds the eBPF object (`tracer-ebpf`) with aya-build and leaves it in `OUT_DIR/tracer`,
-//! where `src/probe/object.rs` embeds it.
+//! where `src/probe/mod.rs` embeds it (`OBJECT`).
 //!
 //! Without bpf-linker on PATH, or with `CTRACE_EBPF_STUB=1`/`AYA_BUILD_SKIP=1`, an empty stub is
 //! written instead so that `cargo check`, clippy and unit tests work on any machine; the

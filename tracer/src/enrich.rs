@@ -3,7 +3,6 @@
 //! never holds up the event stream.
 
 use std::{
-    collections::BTreeMap,
     path::PathBuf,
     time::{Duration, SystemTime},
 };
@@ -86,7 +85,7 @@ pub async fn docker(socket: PathBuf, timeout: Duration, tx: mpsc::Sender<Feed>) 
                 Err(_) => Names {
                     name: ev.name.clone(),
                     image: ev.image.clone(),
-                    labels: BTreeMap::new(),
+                    ..Names::default()
                 },
             };
             if tx.send(Feed::Names { id: ev.id, names }).await.is_err() {

@@ -705,6 +705,8 @@ mod tests {
             labels: BTreeMap::new(),
             pod: None,
             init_pid: Some(init),
+            restart_count: None,
+            compose: None,
             cgroup_path: Some(format!("/docker/{name}")),
             cgroup_paths: BTreeMap::new(),
             gone: false,

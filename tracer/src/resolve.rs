@@ -61,6 +61,12 @@ pub struct Container {
     /// Host pid of the init process, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init_pid: Option<u32>,
+    /// Docker: restarts done by its restart policy, as last read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_count: Option<u64>,
+    /// Docker Compose project and service, from its labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compose: Option<Compose>,
     /// cgroup path in the unified hierarchy.
     #[serde(skip)]
     pub cgroup_path: Option<String>,
@@ -94,6 +100,8 @@ impl Container {
             labels: meta.labels.clone(),
             pod: meta.pod.clone(),
             init_pid: meta.init_pid,
+            restart_count: None,
+            compose: None,
             cgroup_path: meta.cgroup_path.clone(),
             cgroup_paths: meta.cgroup_paths.clone(),
             gone: false,
@@ -132,12 +140,21 @@ impl Attrs {
     }
 }
 
+/// A Docker Compose service's place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Compose {
+    pub project: String,
+    pub service: Option<String>,
+}
+
 /// Names from a runtime API or store, keyed by container id.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Names {
     pub name: Option<String>,
     pub image: Option<String>,
     pub labels: BTreeMap<String, String>,
+    pub restart_count: Option<u64>,
+    pub compose: Option<Compose>,
 }
 
 impl From<&crate::docker::DockerInfo> for Names {
@@ -146,6 +163,11 @@ impl From<&crate::docker::DockerInfo> for Names {
             name: Some(d.name.clone()).filter(|n| !n.is_empty()),
             image: Some(d.image.clone()).filter(|i| !i.is_empty()),
             labels: d.labels.clone(),
+            restart_count: Some(d.restart_count),
+            compose: d.compose_project.clone().map(|project| Compose {
+                project,
+                service: d.compose_service.clone(),
+            }),
         }
     }
 }
@@ -634,6 +656,8 @@ impl Resolver {
             labels: BTreeMap::new(),
             pod: None,
             init_pid: None,
+            restart_count: None,
+            compose: None,
             cgroup_path: Some(path.to_owned()),
             cgroup_paths: BTreeMap::new(),
             gone: false,
@@ -763,6 +787,12 @@ fn apply_names(c: &mut Container, n: &Names) {
     }
     for (k, v) in &n.labels {
         c.labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    if n.restart_count.is_some() {
+        c.restart_count = n.restart_count;
+    }
+    if n.compose.is_some() {
+        c.compose.clone_from(&n.compose);
     }
     if c.pod.is_none() {
         c.pod = container::pod_from_labels(&c.labels);
@@ -902,6 +932,18 @@ mod tests {
             (c.display(), c.image.as_deref()),
             ("ctrace-dk-run", Some("busybox:local"))
         );
+        // Restart count and Compose project from the store too, and in events' JSON.
+        assert_eq!(c.restart_count, Some(0));
+        assert_eq!(
+            c.compose,
+            Some(Compose {
+                project: "shop".into(),
+                service: Some("api".into())
+            })
+        );
+        let v = serde_json::to_value(c.as_ref()).unwrap();
+        assert_eq!(v["restart_count"], 0);
+        assert_eq!(v["compose"]["project"], "shop");
     }
 
     #[test]

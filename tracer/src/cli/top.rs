@@ -376,6 +376,8 @@ mod tests {
             labels: BTreeMap::new(),
             pod: None,
             init_pid: Some(1),
+            restart_count: None,
+            compose: None,
             cgroup_path: None,
             cgroup_paths: BTreeMap::new(),
             gone: false,

@@ -89,7 +89,7 @@ pub fn update(u: &Update, ctx: &Context) -> String {
         time_of_day_us(ctx.clock.unix_ns(crate::clock::BootClock::boot_now_ns())),
         "container",
         terminal(u.container.display()),
-        crate::container::short_id(&u.container.id),
+        terminal(crate::container::short_id(&u.container.id)),
         terminal(u.container.display()),
         u.container.runtime,
         if u.container.gone { ", gone" } else { "" }
@@ -152,6 +152,8 @@ mod tests {
             labels: std::collections::BTreeMap::new(),
             pod: None,
             init_pid: Some(1000),
+            restart_count: None,
+            compose: None,
             cgroup_path: None,
             cgroup_paths: std::collections::BTreeMap::new(),
             gone: false,

@@ -96,6 +96,8 @@ mod tests {
             labels: BTreeMap::new(),
             pod: None,
             init_pid: None,
+            restart_count: None,
+            compose: None,
             cgroup_path: None,
             cgroup_paths: BTreeMap::new(),
             gone: false,
