@@ -407,8 +407,12 @@ impl Resolver {
         };
         let mut was_pending = false;
         if let Some(id) = cgroup_id {
-            // A cgroup first seen as pending now has its container: say so, once.
-            was_pending = matches!(self.by_cgroup.get(&id), Some(Slot::Pending { .. }));
+            // A cgroup first seen as pending (or not placed at all yet) now has its container:
+            // say so, once.
+            was_pending = matches!(
+                self.by_cgroup.get(&id),
+                Some(Slot::Pending { .. } | Slot::Unmatched { .. })
+            );
             self.by_cgroup.insert(id, Slot::Container(key.clone()));
             if was_pending {
                 self.updates.push(Update {
@@ -543,7 +547,13 @@ impl Resolver {
                         return self.resolve(cgroup_id, None);
                     }
                 }
-                Attribution::Host
+                // Not placed yet (a runtime may still claim it): unknown, not host; a
+                // container_update follows if it is claimed, after the grace it is host.
+                if matches!(self.by_cgroup.get(&cgroup_id), Some(Slot::Host)) {
+                    Attribution::Host
+                } else {
+                    Attribution::Unknown
+                }
             }
             Some(Slot::Host) => Attribution::Host,
             None => {
@@ -1046,12 +1056,20 @@ mod tests {
         r.cgroup_created(cg, "/box7");
         assert_eq!(
             r.resolve(cg, None),
-            Attribution::Host,
-            "nothing claims it yet"
+            Attribution::Unknown,
+            "nothing claims it yet: not placed, not host"
         );
         lab.state("runc", "box7", "/box7", &[]);
         let c = container(r.resolve(cg, None));
         assert_eq!((c.display(), c.runtime), ("box7", Runtime::Runc));
+        // The events shown unplaced are followed by the container it turned out to be.
+        let updates = r.take_updates();
+        assert!(
+            updates
+                .iter()
+                .any(|u| u.cgroup_id == Some(cg) && u.reason == "resolved"),
+            "{updates:?}"
+        );
     }
 
     #[test]
