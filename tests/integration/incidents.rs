@@ -266,8 +266,55 @@ fn ctr_memory_limit_oom() {
     assert_eq!(get(&oom, "memory.limit_bytes"), 64u64 << 20);
     assert_eq!(oom["scope"], "container_limit");
     assert_eq!(get(&oom, "victim.comm"), "tail");
-    w.stop();
+    let peak = get(&oom, "memory.peak_bytes").as_u64().unwrap();
+    assert!(peak >= 95 * (64 << 20) / 100, "peak near the limit: {oom}");
+    assert_eq!(oom["container_stopped"], true, "{oom}");
+    w.wait_for("container_stop", WAIT, |v| {
+        v["type"] == "container_stop" && get(v, "container.name") == "ctrace-it-inc-ctroom"
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let (records, _) = w.stop();
+    let ooms = records
+        .iter()
+        .filter(|v| v["type"] == "oom_kill" && get(v, "container.name") == "ctrace-it-inc-ctroom")
+        .count();
+    assert_eq!(ooms, 1, "exactly one oom_kill");
     drop(c);
+}
+
+/// A plain runc container whose child (started with `runc exec`) is OOM-killed: the incident
+/// names the child and the container keeps running.
+#[test]
+fn runc_oom_of_a_child_keeps_the_container_running() {
+    let Some(bin) = require() else { return };
+    if !require_runc() {
+        return;
+    }
+    let w = Watch::start(&bin, &[]);
+    let id = "ctrace-it-inc-runcchildoom";
+    let r = RuncContainer::run_with_spec(None, id, &["sleep", "300"], |spec| {
+        spec["linux"]["resources"]["memory"] = serde_json::json!({ "limit": 32u64 << 20 });
+    });
+    let init = r.init_pid();
+    let st = r.exec(&["tail", "/dev/zero"]);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&st),
+        None,
+        "runc exec reports the child's death as an exit code"
+    );
+    assert_eq!(st.code(), Some(137), "the child was OOM-killed");
+    let oom = oom_of(&w, id);
+    assert_eq!(get(&oom, "container.runtime"), "runc");
+    assert_eq!(get(&oom, "memory.limit_bytes"), 32u64 << 20);
+    assert_eq!(get(&oom, "victim.comm"), "tail");
+    assert_ne!(get(&oom, "victim.pid"), init, "the victim is a child");
+    assert_eq!(oom["container_stopped"], false, "{oom}");
+    assert!(
+        std::path::Path::new(&format!("/proc/{init}")).exists(),
+        "the init still runs"
+    );
+    w.stop();
+    drop(r);
 }
 
 fn capability(w: &Watch, name: &str, verdict: &str) -> Value {
