@@ -134,6 +134,10 @@ pub struct WatchArgs {
     /// Keep the journal under this size (e.g. 512MiB).
     #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = super::parse_size)]
     pub max_size: u64,
+    /// How often the journal samples each container's memory (usage, limit, RSS of its top
+    /// processes); containers in their first seconds are sampled more often.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = super::parse_duration)]
+    pub memory_interval: Duration,
     /// Record types the journal stores, comma-separated, or `all` (default: incidents and
     /// what explains them, not every exec).
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = recorder::DEFAULT_TYPES.iter().map(|s| (*s).to_owned()))]
@@ -181,6 +185,9 @@ impl WatchArgs {
         }
         if self.throttle_interval < Duration::from_millis(100) {
             anyhow::bail!("--throttle-interval must be at least 100ms");
+        }
+        if self.memory_interval < Duration::from_millis(100) {
+            anyhow::bail!("--memory-interval must be at least 100ms");
         }
         Ok((spec, throttle))
     }
@@ -731,6 +738,7 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
     let mut throttle_tick = tokio::time::interval(args.throttle_interval);
     // Containers often die of OOM within their first second: sample the young ones densely.
     let mut young_tick = tokio::time::interval(recorder::YOUNG_TICK);
+    let mut memory_tick = tokio::time::interval(args.memory_interval);
     let mut cpu = CpuWatch::new(DetectorConfig {
         threshold: args.throttle_threshold,
         ..DetectorConfig::default()
@@ -777,6 +785,16 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
                 eprintln!("{}", agent_status(&probe, &flow, &out));
             }
             Some(f) = feed_rx.recv() => flow.feed(f, &mut out),
+            _ = memory_tick.tick(), if out.recorder.is_some() => {
+                let now = out.ctx.clock.unix_ns(BootClock::boot_now_ns());
+                if let Some(r) = &mut out.recorder {
+                    for (c, _, gone) in flow.resolver.containers() {
+                        if !gone {
+                            r.sample(&c, now);
+                        }
+                    }
+                }
+            }
             _ = young_tick.tick(), if out.recorder.is_some() => {
                 let now = out.ctx.clock.unix_ns(BootClock::boot_now_ns());
                 if let Some(r) = &mut out.recorder {
@@ -945,7 +963,6 @@ fn report(probe: &Probe, flow: &mut Flow, losses: &mut LossTracker, out: &mut Ou
         for (c, _, gone) in flow.resolver.containers() {
             if !gone {
                 r.container(&c, now, None);
-                r.sample(&c, now);
             }
         }
         if let Some(w) = r.health() {

@@ -8,7 +8,8 @@ use rusqlite::{Connection, OptionalExtension};
 pub const DENSE_WINDOW_NS: i64 = 10 * 60 * 1_000_000_000;
 /// Older samples are thinned to one per bucket of this width (the highest usage in it).
 pub const THIN_BUCKET_NS: i64 = 10 * 1_000_000_000;
-/// Samples of a container this long before one of its `oom_kill` records are never thinned.
+/// Samples of a container this long before one of its `oom_kill`, `kill` or `container_stop`
+/// records (what a post-mortem tells) are never thinned.
 pub const OOM_KEEP_NS: i64 = 120 * 1_000_000_000;
 /// Size enforcement deletes down to this fraction of the maximum size.
 pub const SIZE_TARGET_FRACTION: f64 = 0.9;
@@ -137,8 +138,8 @@ fn thinned_until(conn: &Connection) -> rusqlite::Result<Option<i64>> {
 }
 
 /// Thins samples older than the dense window to one per [`THIN_BUCKET_NS`] and container
-/// (the highest usage of the bucket), except in the [`OOM_KEEP_NS`] before an `oom_kill`
-/// record of the same container. Proceeds in ten-minute transactions from a watermark.
+/// (the highest usage of the bucket), except in the [`OOM_KEEP_NS`] before an `oom_kill`,
+/// `kill` or `container_stop` record of the same container. Proceeds in ten-minute transactions from a watermark.
 fn thin(
     conn: &Connection,
     now_ns: i64,
@@ -147,7 +148,7 @@ fn thin(
 ) -> rusqlite::Result<bool> {
     let end = (now_ns.saturating_sub(DENSE_WINDOW_NS)).div_euclid(THIN_BUCKET_NS) * THIN_BUCKET_NS;
     let mut from = thinned_until(conn)?.unwrap_or(i64::MIN);
-    // The OOM look-up goes through (type, ts_ns): few `oom_kill` records per window,
+    // The incident look-up goes through (type, ts_ns): few such records per window,
     // where (container_key, ts_ns) would visit every record of the container.
     let mut delete = conn.prepare_cached(
         "DELETE FROM memory_samples AS s
@@ -159,7 +160,8 @@ fn thin(
                    GROUP BY container_key, ts_ns / ?3))
            AND NOT EXISTS (
                SELECT 1 FROM records AS r INDEXED BY records_type_ts
-               WHERE r.type = 'oom_kill' AND r.ts_ns >= s.ts_ns AND r.ts_ns <= s.ts_ns + ?4
+               WHERE r.type IN ('oom_kill', 'kill', 'container_stop')
+                 AND r.ts_ns >= s.ts_ns AND r.ts_ns <= s.ts_ns + ?4
                  AND r.container_key = s.container_key)",
     )?;
     loop {

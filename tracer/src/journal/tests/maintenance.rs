@@ -115,6 +115,35 @@ fn size_bound_deletes_oldest_first_down_to_90_percent() {
     assert_eq!(integrity(&path), "ok");
 }
 
+/// Kills and stops keep the curve before them dense too: a post-mortem tells them.
+#[test]
+fn thinning_keeps_the_curve_before_a_kill_and_a_stop() {
+    let t = TempDir::new("thin-kill");
+    let path = t.join("journal.db");
+    let mut j = open(&path);
+    let start = NOW - HOUR;
+    let at = NOW - 30 * 60 * SEC + 500_000_000;
+    let mut entries: Vec<Entry> = Vec::new();
+    for s in 0..3600 {
+        let ts = start + s * SEC;
+        for key in ["docker/killed", "docker/stopped", "docker/exited"] {
+            entries.push(sample(key, ts, 1).into());
+        }
+    }
+    entries.push(record(at, "kill", Some("docker/killed"), Some("k")).into());
+    entries.push(record(at, "container_stop", Some("docker/stopped"), Some("s")).into());
+    entries.push(record(at, "exit", Some("docker/exited"), Some("e")).into());
+    j.write(&entries).unwrap();
+    assert!(j.run_maintenance(NOW).unwrap().complete);
+    let dense_before = |key: &str| j.memory_curve(key, at - OOM_KEEP_NS, at).unwrap().len();
+    assert_eq!(dense_before("docker/killed"), 120);
+    assert_eq!(dense_before("docker/stopped"), 120);
+    assert!(
+        dense_before("docker/exited") <= 13,
+        "an exit protects nothing"
+    );
+}
+
 #[test]
 fn thinning_keeps_recent_density_and_the_curve_before_an_oom_kill() {
     let t = TempDir::new("thin");
