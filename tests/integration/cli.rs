@@ -47,8 +47,9 @@ fn sigint_detaches_every_program() {
     let ours = prog_ids_held_by(w.pid());
     assert_eq!(
         ours.len(),
-        12,
-        "one per tracepoint, three for run-queue delay: {ours:?}"
+        13,
+        "one per tracepoint, the BTF-typed mark_victim beside the classic one, three for \
+         run-queue delay: {ours:?}"
     );
     let (records, stderr) = w.stop();
     assert_eq!(

@@ -17,6 +17,7 @@ pub mod names {
     pub const COUNTERS_MAP: &str = "COUNTERS";
     pub const CAP_DEDUP_MAP: &str = "CAP_DEDUP";
     pub const RUNQ_MAP: &str = "RUNQ";
+    pub const OOM_VICTIMS_MAP: &str = "OOM_VICTIMS";
     pub const CONFIG_GLOBAL: &str = "CONFIG";
     /// The eBPF object's file name in `OUT_DIR` (the `[[bin]]` of tracer-ebpf).
     pub const OBJECT: &str = "tracer";
@@ -419,6 +420,19 @@ pub struct CapState {
     pub uid: u32,
 }
 
+/// The OOM victim's process and cgroup, read from the victim task by the BTF-typed
+/// `mark_victim` program (kernels whose tracepoint passes the task) at the moment the OOM killer
+/// chose it. Value of the `OOM_VICTIMS` map keyed by the victim's thread id; the classic
+/// `mark_victim` record of the same moment carries only that id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OomVictimTask {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub cgroup_id: u64,
+    pub boot_ns: u64,
+}
+
 /// Buckets of the run-queue delay histogram: bucket `i` counts delays of `[2^i, 2^(i+1))`
 /// microseconds (bucket 0 also counts delays under 1 µs; the last one everything above).
 pub const RUNQ_BUCKETS: usize = 32;
@@ -477,6 +491,7 @@ mod pod {
     unsafe impl aya::Pod for CapKey {}
     unsafe impl aya::Pod for CapState {}
     unsafe impl aya::Pod for RunqHist {}
+    unsafe impl aya::Pod for OomVictimTask {}
 }
 
 #[cfg(test)]
@@ -509,6 +524,8 @@ mod tests {
         assert_eq!(size_of::<CgroupEvent>(), 56 + 24 + PATH_LEN);
         assert_eq!(size_of::<CapKey>(), 24);
         assert_eq!(size_of::<CapState>(), 40);
+        assert_eq!(size_of::<OomVictimTask>(), 24);
+        assert_eq!(core::mem::offset_of!(OomVictimTask, cgroup_id), 8);
         assert_eq!(size_of::<TpOffsets>(), 36 * 2);
         assert_eq!(size_of::<Config>(), 40 + 72 + 24);
     }

@@ -14,7 +14,7 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_boot_ns},
     macros::{btf_tracepoint, map, tracepoint},
-    maps::{LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
     programs::{BtfTracePointContext, TracePointContext},
 };
 use emit::{
@@ -22,7 +22,8 @@ use emit::{
 };
 use tracer_common::{
     counter, exit_flags, kind, signal_flags, CapKey, CapState, CapabilityEvent, CgroupEvent,
-    Config, ExecEvent, ExitEvent, ForkEvent, OomVictimEvent, SignalEvent, OFFSET_ABSENT,
+    Config, ExecEvent, ExitEvent, ForkEvent, OomVictimEvent, OomVictimTask, SignalEvent,
+    OFFSET_ABSENT,
 };
 
 /// Settings and offsets; written by userspace before load (`EbpfLoader::override_global`).
@@ -259,6 +260,44 @@ pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
         }
     }
     entry.submit(submit_flags(sig == 9));
+    0
+}
+
+/// OOM victims' process and cgroup by thread id, written by `mark_victim_btf`.
+#[map]
+static OOM_VICTIMS: LruHashMap<u32, OomVictimTask> = LruHashMap::with_max_entries(1024, 0);
+
+/// BTF-typed `mark_victim(struct task_struct *task, uid_t uid)` (kernels whose tracepoint passes
+/// the task; userspace attaches it only there): the victim's process and cgroup, read from the
+/// task while it exists, for the classic record of the same moment.
+#[btf_tracepoint(function = "mark_victim")]
+pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
+    if !enabled(kind::OOM_VICTIM) {
+        return 0;
+    }
+    let task: u64 = ctx.arg(0);
+    let k = kind::OOM_VICTIM;
+    // read_kernel counts its own failures.
+    let Some(pid) = emit::read_kernel::<u32>(task, conf!(task.pid), k) else {
+        return 0;
+    };
+    let Some(tgid) = emit::read_kernel::<u32>(task, conf!(task.tgid), k) else {
+        return 0;
+    };
+    let Some(cgroup_id) = emit::task_cgroup_id(task) else {
+        count(k, counter::READ_ERROR);
+        return 0;
+    };
+    let v = OomVictimTask {
+        tgid,
+        _pad: 0,
+        cgroup_id,
+        // SAFETY: a helper without arguments or preconditions.
+        boot_ns: unsafe { bpf_ktime_get_boot_ns() },
+    };
+    if OOM_VICTIMS.insert(&pid, &v, 0).is_err() {
+        count(k, counter::READ_ERROR);
+    }
     0
 }
 

@@ -22,6 +22,26 @@ struct KilledTask {
 /// How long a SIGKILL target is remembered for an `oom:mark_victim` that follows it.
 const KILL_MEMORY_NS: u64 = 10_000_000_000;
 
+/// Where OOM victims' process and cgroup, read by the kernel at the OOM, can be looked up by
+/// thread id (the `OOM_VICTIMS` map).
+pub trait VictimSource {
+    /// `(tgid, cgroup id, boot ns when read)` of the last OOM victim with this thread id.
+    fn victim(&self, tid: u32) -> Option<(u32, u64, u64)>;
+}
+
+/// How far apart the kernel's reading of a victim and its OOM record may be (the same
+/// tracepoint hit; more means a stale entry of a reused thread id).
+const VICTIM_SAME_OOM_NS: u64 = 1_000_000_000;
+
+/// A [`VictimSource`] in the pipeline.
+pub struct Victims(pub Box<dyn VictimSource>);
+
+impl std::fmt::Debug for Victims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Victims")
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Pipeline {
     /// Recent kernel SIGKILL targets by thread id, for OOM victim attribution.
@@ -30,6 +50,8 @@ pub struct Pipeline {
     caps: HashMap<CapSlot, (u64, u64)>,
     /// Processes and cgroups of tasks, from every record (fork records included).
     pub procs: ProcTable,
+    /// OOM victims as the kernel read them, when it does.
+    pub victims: Option<Victims>,
     /// Records that failed to decode (counted, skipped).
     pub decode_errors: u64,
     /// Records decoded, per kind.
@@ -90,7 +112,16 @@ impl Pipeline {
                         }
                     }
                     Body::OomVictim(o) => {
-                        if let Some(k) = self.kernel_kills.get(&o.victim_pid) {
+                        // Read from the victim task at the OOM, where the kernel can.
+                        if let Some((tgid, cgroup_id, _)) = self
+                            .victims
+                            .as_ref()
+                            .and_then(|v| v.0.victim(o.victim_pid))
+                            .filter(|&(_, _, at)| ev.boot_ns.abs_diff(at) < VICTIM_SAME_OOM_NS)
+                        {
+                            o.victim_tgid = Some(tgid);
+                            o.victim_cgroup_id = Some(cgroup_id);
+                        } else if let Some(k) = self.kernel_kills.get(&o.victim_pid) {
                             if ev.boot_ns.saturating_sub(k.boot_ns) < KILL_MEMORY_NS {
                                 o.victim_tgid = Some(k.tgid);
                                 o.victim_cgroup_id = Some(k.cgroup_id);
@@ -365,6 +396,35 @@ mod tests {
         };
         assert_eq!((o.victim_tgid, o.victim_cgroup_id), (Some(900), Some(4242)));
         assert_eq!(p.procs.stats.unknown, 1);
+    }
+
+    /// The kernel's reading of the victim task wins over the SIGKILL and the process table; a
+    /// stale one (a reused thread id, read at another OOM) is ignored.
+    #[test]
+    fn oom_victim_read_by_the_kernel_comes_first() {
+        struct Fake(u64);
+        impl VictimSource for Fake {
+            fn victim(&self, tid: u32) -> Option<(u32, u64, u64)> {
+                (tid == 900).then_some((899, 5150, self.0))
+            }
+        }
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"tail");
+        let oom_ns = header(kind::OOM_VICTIM, 0).boot_ns;
+        let mut p = Pipeline::new();
+        p.victims = Some(Victims(Box::new(Fake(oom_ns - 1000))));
+        let Body::OomVictim(o) = p.ingest(&as_bytes(&victim_record(900, comm))).unwrap().body
+        else {
+            panic!()
+        };
+        assert_eq!((o.victim_tgid, o.victim_cgroup_id), (Some(899), Some(5150)));
+        let mut p = Pipeline::new();
+        p.victims = Some(Victims(Box::new(Fake(oom_ns + 5 * VICTIM_SAME_OOM_NS))));
+        let Body::OomVictim(o) = p.ingest(&as_bytes(&victim_record(900, comm))).unwrap().body
+        else {
+            panic!()
+        };
+        assert_eq!(o.victim_cgroup_id, None, "stale: not this OOM's victim");
     }
 
     #[test]

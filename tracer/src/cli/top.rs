@@ -250,6 +250,9 @@ async fn top(args: &TopArgs) -> anyhow::Result<()> {
         ..resolve::Config::default()
     });
     let mut pipeline = Pipeline::live();
+    pipeline.victims = probe
+        .take_oom_victims()
+        .map(|v| crate::pipeline::Victims(Box::new(v)));
     let mut cpu = CpuWatch::new(DetectorConfig::default());
     let mounts = Mounts::current();
     let mut ooms: HashMap<String, u64> = HashMap::new();

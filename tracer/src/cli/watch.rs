@@ -715,6 +715,9 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
         ));
     }
     let mut pipeline = Pipeline::live();
+    pipeline.victims = probe
+        .take_oom_victims()
+        .map(|v| crate::pipeline::Victims(Box::new(v)));
     if probe.active_kinds & kind_bit(kind::SIGNAL) != 0 && !probe.signal_targets_in_kernel {
         // Targets older than ctrace must be known before a SIGKILL removes them from /proc.
         let n = pipeline.procs.seed(crate::clock::BootClock::boot_now_ns());

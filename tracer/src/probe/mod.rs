@@ -179,6 +179,18 @@ pub fn signal_bit(sig: u32) -> u64 {
     }
 }
 
+/// OOM victims' process and cgroup as the kernel read them from the victim task.
+pub struct OomVictims(aya::maps::HashMap<MapData, u32, tracer_common::OomVictimTask>);
+
+impl crate::pipeline::VictimSource for OomVictims {
+    fn victim(&self, tid: u32) -> Option<(u32, u64, u64)> {
+        self.0
+            .get(&tid, 0)
+            .ok()
+            .map(|v| (v.tgid, v.cgroup_id, v.boot_ns))
+    }
+}
+
 /// Per-kind counters, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KindCounters {
@@ -203,6 +215,8 @@ const RUNQ_PROGRAMS: [(&str, &str); 3] = [
 
 /// The BTF-typed variant of a classic program, preferred when it loads.
 const SIGNAL_BTF_PROGRAM: &str = "signal_generate_btf";
+/// Beside the classic `mark_victim`: the victim task's process and cgroup into `OOM_VICTIMS`.
+const OOM_VICTIM_BTF_PROGRAM: &str = "mark_victim_btf";
 
 /// Loaded and attached programs.
 pub struct Probe {
@@ -215,6 +229,8 @@ pub struct Probe {
     /// Signal targets' process and cgroup are read in the kernel (BTF-typed program); when
     /// false they come from ctrace's process table.
     pub signal_targets_in_kernel: bool,
+    /// OOM victims' process and cgroup are read in the kernel ([`Probe::take_oom_victims`]).
+    pub oom_victims_in_kernel: bool,
     logger: Option<aya_log::EbpfLogger<EbpfLog>>,
     /// Things the user should know (a tracepoint missing on this kernel, ...).
     pub warnings: Vec<String>,
@@ -337,6 +353,27 @@ impl Probe {
                 .map_err(|source| ProbeError::Program { program, source })?;
             links.push((program, Link::Classic(link)));
         }
+        // The OOM victim's process and cgroup, read from the task, where the tracepoint passes
+        // it: the change that did so also gave the classic record its `uid` field (6.8+).
+        let mut oom_victims_in_kernel = false;
+        if kinds & kind_bit(kind::OOM_VICTIM) != 0
+            && opts.btf_tracepoints
+            && task.signal_target_complete()
+            && formats
+                .get("mark_victim")
+                .is_some_and(|f| f.offset("uid", &[4]).is_some())
+        {
+            match attach_btf(&mut ebpf, OOM_VICTIM_BTF_PROGRAM, "mark_victim") {
+                Ok(link) => {
+                    links.push((OOM_VICTIM_BTF_PROGRAM, Link::Btf(link)));
+                    oom_victims_in_kernel = true;
+                }
+                Err(e) => warnings.push(format!(
+                    "BTF-typed mark_victim unavailable ({e}): OOM victims are placed from the \
+                     OOM killer's SIGKILL and ctrace's process table"
+                )),
+            }
+        }
         let mut runq_active = false;
         if opts.runq && !opts.btf_tracepoints {
             warnings.push(
@@ -380,6 +417,7 @@ impl Probe {
             active_kinds: kinds,
             runq_active,
             signal_targets_in_kernel,
+            oom_victims_in_kernel,
             warnings,
             logger,
         })
@@ -403,6 +441,15 @@ impl Probe {
             map: "EVENTS",
             message: e.to_string(),
         })
+    }
+
+    /// The map of OOM victims' process and cgroup, when the kernel fills it.
+    pub fn take_oom_victims(&mut self) -> Option<OomVictims> {
+        if !self.oom_victims_in_kernel {
+            return None;
+        }
+        let map = self.ebpf.take_map(names::OOM_VICTIMS_MAP)?;
+        aya::maps::HashMap::try_from(map).ok().map(OomVictims)
     }
 
     /// Detach every program: no new records are produced after this returns.
