@@ -22,27 +22,54 @@ pub enum Feed {
     Warning(String),
 }
 
+/// Says a warning unless the same one was said within [`Warnings::QUIET`]: a daemon that keeps
+/// failing the same way is reported once, not at every reconnection.
+#[derive(Debug, Default)]
+struct Warnings {
+    last: Option<(String, std::time::Instant)>,
+}
+
+impl Warnings {
+    const QUIET: Duration = Duration::from_secs(300);
+
+    fn due(&mut self, msg: &str, now: std::time::Instant) -> bool {
+        match &self.last {
+            Some((m, at)) if m == msg && now.duration_since(*at) < Self::QUIET => false,
+            _ => {
+                self.last = Some((msg.to_owned(), now));
+                true
+            }
+        }
+    }
+}
+
+/// A session this long counts as healthy: the next reconnection starts from the shortest wait.
+const HEALTHY_SESSION: Duration = Duration::from_secs(60);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 /// Follow Docker: list every container once, then inspect each one the event stream says was
-/// created, started or renamed. Reconnects after the daemon goes away, with a backoff.
+/// created, started or renamed. Reconnects after the daemon goes away, with a backoff that
+/// grows while sessions keep failing fast (a daemon that answers `/version` but fails
+/// `/events`), and says each distinct failure once per five minutes.
 pub async fn docker(socket: PathBuf, timeout: Duration, tx: mpsc::Sender<Feed>) {
-    let mut warned = false;
+    let mut warnings = Warnings::default();
     let mut backoff = Duration::from_secs(1);
     loop {
         let client = match DockerClient::connect(&socket, timeout).await {
             Ok(c) => c,
             Err(e) => {
-                if !warned {
-                    warned = true;
-                    if tx.send(Feed::Warning(e.warning())).await.is_err() {
-                        return;
-                    }
+                let w = e.warning();
+                if warnings.due(&w, std::time::Instant::now())
+                    && tx.send(Feed::Warning(w)).await.is_err()
+                {
+                    return;
                 }
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };
-        backoff = Duration::from_secs(1);
+        let session = std::time::Instant::now();
         let since = SystemTime::now();
         match client.list(true).await {
             Ok(list) => {
@@ -54,7 +81,10 @@ pub async fn docker(socket: PathBuf, timeout: Duration, tx: mpsc::Sender<Feed>) 
                 }
             }
             Err(e) => {
-                if tx.send(Feed::Warning(e.warning())).await.is_err() {
+                let w = e.warning();
+                if warnings.due(&w, std::time::Instant::now())
+                    && tx.send(Feed::Warning(w)).await.is_err()
+                {
                     return;
                 }
             }
@@ -64,7 +94,10 @@ pub async fn docker(socket: PathBuf, timeout: Duration, tx: mpsc::Sender<Feed>) 
             let ev = match ev {
                 Ok(ev) => ev,
                 Err(e) => {
-                    if tx.send(Feed::Warning(e.warning())).await.is_err() {
+                    let w = e.warning();
+                    if warnings.due(&w, std::time::Instant::now())
+                        && tx.send(Feed::Warning(w)).await.is_err()
+                    {
                         return;
                     }
                     break;
@@ -92,7 +125,18 @@ pub async fn docker(socket: PathBuf, timeout: Duration, tx: mpsc::Sender<Feed>) 
                 return;
             }
         }
+        backoff = next_backoff(backoff, session.elapsed());
         tokio::time::sleep(backoff).await;
+    }
+}
+
+/// The wait before reconnecting after a session that lasted `lasted`: back to a second after
+/// a healthy one, doubled (up to [`MAX_BACKOFF`]) after one that failed fast.
+fn next_backoff(current: Duration, lasted: Duration) -> Duration {
+    if lasted >= HEALTHY_SESSION {
+        Duration::from_secs(1)
+    } else {
+        (current * 2).min(MAX_BACKOFF)
     }
 }
 
@@ -124,6 +168,38 @@ pub fn containerd_image_from_info(json: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_failure_is_said_once_per_quiet_period() {
+        let mut w = Warnings::default();
+        let t0 = std::time::Instant::now();
+        assert!(w.due("events failed", t0));
+        assert!(!w.due("events failed", t0 + Duration::from_secs(1)));
+        assert!(
+            w.due("daemon gone", t0 + Duration::from_secs(2)),
+            "a new failure"
+        );
+        assert!(
+            w.due("events failed", t0 + Duration::from_secs(3)),
+            "changed back"
+        );
+        assert!(!w.due("events failed", t0 + Duration::from_secs(4)));
+        assert!(w.due(
+            "events failed",
+            t0 + Duration::from_secs(4) + Warnings::QUIET
+        ));
+    }
+
+    #[test]
+    fn backoff_grows_while_sessions_fail_fast() {
+        let s = Duration::from_secs;
+        let mut b = s(1);
+        for want in [2, 4, 8, 16, 30, 30] {
+            b = next_backoff(b, Duration::from_millis(5));
+            assert_eq!(b, s(want));
+        }
+        assert_eq!(next_backoff(b, HEALTHY_SESSION), s(1));
+    }
 
     #[test]
     fn ctr_info_image() {
