@@ -705,6 +705,7 @@ mod tests {
             labels: BTreeMap::new(),
             pod: None,
             init_pid: Some(init),
+            init_start: None,
             restart_count: None,
             compose: None,
             cgroup_path: Some(format!("/docker/{name}")),

@@ -61,6 +61,10 @@ pub struct Container {
     /// Host pid of the init process, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init_pid: Option<u32>,
+    /// The init's start time (clock ticks since boot, from runc's state), to tell it from a
+    /// later process that reused its pid.
+    #[serde(skip)]
+    pub init_start: Option<u64>,
     /// Docker: restarts done by its restart policy, as last read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_count: Option<u64>,
@@ -100,6 +104,7 @@ impl Container {
             labels: meta.labels.clone(),
             pod: meta.pod.clone(),
             init_pid: meta.init_pid,
+            init_start: meta.init_start,
             restart_count: None,
             compose: None,
             cgroup_path: meta.cgroup_path.clone(),
@@ -666,6 +671,7 @@ impl Resolver {
             labels: BTreeMap::new(),
             pod: None,
             init_pid: None,
+            init_start: None,
             restart_count: None,
             compose: None,
             cgroup_path: Some(path.to_owned()),

@@ -1606,6 +1606,7 @@ mod tests {
             labels: BTreeMap::from([("team".to_owned(), "lab".to_owned())]),
             pod: None,
             init_pid: init,
+            init_start: None,
             restart_count: None,
             compose: None,
             cgroup_path: Some(format!("/ctr/{}", short_id(id))),

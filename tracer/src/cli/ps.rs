@@ -53,10 +53,21 @@ pub struct Row {
 }
 
 fn state_of(c: &Container) -> &'static str {
-    match c.init_pid {
-        Some(pid) if std::path::Path::new(&format!("/proc/{pid}")).exists() => "running",
-        Some(_) => "stopped",
-        None => "created",
+    state_in(c, Path::new("/proc"))
+}
+
+/// `running` when the init runs (the process at its pid started when runc's state says: a
+/// reused pid is another process), `stopped` when it does not, `created` when no init is known.
+fn state_in(c: &Container, proc_root: &Path) -> &'static str {
+    let Some(pid) = c.init_pid else {
+        return "created";
+    };
+    let Ok(stat) = std::fs::read_to_string(proc_root.join(format!("{pid}/stat"))) else {
+        return "stopped";
+    };
+    match (c.init_start, crate::container::proc_stat_start_time(&stat)) {
+        (Some(want), Some(got)) if want != got => "stopped",
+        _ => "running",
     }
 }
 
@@ -218,4 +229,55 @@ pub fn run(args: &PsArgs) -> anyhow::Result<()> {
         table(&rows)
     };
     super::print_stdout(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(init_pid: Option<u32>, init_start: Option<u64>) -> Container {
+        Container {
+            id: "a".repeat(64),
+            name: Some("web".into()),
+            runtime: Runtime::Runc,
+            image: None,
+            namespace: None,
+            labels: std::collections::BTreeMap::new(),
+            pod: None,
+            init_pid,
+            init_start,
+            restart_count: None,
+            compose: None,
+            cgroup_path: None,
+            cgroup_paths: std::collections::BTreeMap::new(),
+            gone: false,
+        }
+    }
+
+    /// A fake /proc whose pid 42 started at tick 34361.
+    #[test]
+    fn state_checks_the_inits_start_time() {
+        let root = std::env::temp_dir().join(format!("ctrace-ps-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("42")).unwrap();
+        let mut stat = String::from("42 (sleep) S");
+        for i in 4..=21 {
+            stat.push_str(&format!(" {i}"));
+        }
+        stat.push_str(" 34361 0 0");
+        std::fs::write(root.join("42/stat"), stat).unwrap();
+        assert_eq!(
+            state_in(&container(Some(42), Some(34361)), &root),
+            "running"
+        );
+        assert_eq!(
+            state_in(&container(Some(42), Some(1)), &root),
+            "stopped",
+            "pid 42 is another process now"
+        );
+        assert_eq!(state_in(&container(Some(42), None), &root), "running");
+        assert_eq!(state_in(&container(Some(43), Some(1)), &root), "stopped");
+        assert_eq!(state_in(&container(None, None), &root), "created");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

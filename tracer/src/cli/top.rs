@@ -379,6 +379,7 @@ mod tests {
             labels: BTreeMap::new(),
             pod: None,
             init_pid: Some(1),
+            init_start: None,
             restart_count: None,
             compose: None,
             cgroup_path: None,

@@ -152,6 +152,7 @@ mod tests {
             labels: std::collections::BTreeMap::new(),
             pod: None,
             init_pid: Some(1000),
+            init_start: None,
             restart_count: None,
             compose: None,
             cgroup_path: None,

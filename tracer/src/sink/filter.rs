@@ -96,6 +96,7 @@ mod tests {
             labels: BTreeMap::new(),
             pod: None,
             init_pid: None,
+            init_start: None,
             restart_count: None,
             compose: None,
             cgroup_path: None,
