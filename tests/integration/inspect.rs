@@ -424,3 +424,75 @@ fn unknown_name_is_exit_1_with_one_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
+
+/// A namespace shared with another container is named (`--pid container:X`), the capability
+/// sets are compared with the host's, and recent incidents come from the journal a watch wrote.
+#[test]
+fn shared_namespaces_host_comparison_and_journal_incidents() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let dir = TempDir::new("insp-journal");
+    let journal = dir.0.join("journal.db");
+    let j = journal.to_str().unwrap();
+    let base = DockerContainer::run("ctrace-it-insp-base", &[], &["sleep", "300"]);
+    let w = ctrace_tests::Watch::start(&bin, &["--journal", j]);
+    let side = DockerContainer::run(
+        "ctrace-it-insp-side",
+        &[
+            "--pid",
+            "container:ctrace-it-insp-base",
+            "--cap-drop",
+            "CHOWN",
+        ],
+        &["sh", "-c", "chown 1 /tmp; sleep 300"],
+    );
+    w.wait_for(
+        "the denied chown in the side container",
+        Duration::from_secs(30),
+        |v| {
+            v["type"] == "capability"
+                && v["verdict"] == "denied"
+                && ctrace_tests::get(v, "container.name") == "ctrace-it-insp-side"
+        },
+    );
+    w.stop();
+
+    let out = ctrace(&bin, &["inspect", "--json", "--journal", j, &side.name]);
+    let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    let p = ns_entry(&r, "pid");
+    assert_eq!(p["shared_with_host"], false, "{p}");
+    assert!(
+        names(&p["shared_with"]).contains(&base.name),
+        "the pid namespace is the base container's: {p}"
+    );
+    assert_eq!(p["inode"], readlink_ns(base.init_pid())["pid"]);
+    // Dropped from Docker's default set, and so from the host's full set too.
+    let vs_default = &r["capabilities"]["vs_default"]["effective"];
+    assert_eq!(names(&vs_default["dropped"]), ["CAP_CHOWN"], "{vs_default}");
+    let vs_host = &r["capabilities"]["vs_host"]["effective"];
+    assert!(
+        names(&vs_host["dropped"]).contains(&"CAP_CHOWN".to_owned()),
+        "{vs_host}"
+    );
+    assert!(names(&vs_host["added"]).is_empty(), "{vs_host}");
+    let inc = &r["incidents"];
+    assert_eq!(inc["status"], "ok", "{inc}");
+    let records = inc["records"].as_array().unwrap();
+    assert!(
+        records.iter().any(|i| i["type"] == "capability"
+            && i["explanation"]
+                .as_str()
+                .is_some_and(|e| e.contains("was denied CAP_CHOWN"))),
+        "{inc}"
+    );
+    assert!(
+        records.iter().any(|i| i["type"] == "container_start"),
+        "{inc}"
+    );
+    let text = ctrace(&bin, &["inspect", "--journal", j, &side.name]);
+    assert!(text.contains("\nrecent incidents  (journal "), "{text}");
+    assert!(text.contains("was denied CAP_CHOWN"), "{text}");
+    drop((side, base));
+}
