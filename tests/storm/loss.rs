@@ -57,6 +57,7 @@ fn stalled_reader_with_tiny_ring_counts_every_lost_record() {
             lost > 0,
             "{kind}: a 4 KiB ring cannot hold 2000 records: {k}"
         );
+        assert_eq!(k["decode_errors"], 0, "{kind}: {k}");
         assert_eq!(produced, delivered + lost, "{kind}: {k}");
         let streamed = records.iter().filter(|v| v["type"] == kind).count() as u64;
         assert_eq!(

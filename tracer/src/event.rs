@@ -838,6 +838,9 @@ pub(crate) mod tests {
         assert_eq!(p.decode_errors, 2);
         assert!(p.ingest(&as_bytes(&cap_event(63, 0))).is_some());
         assert_eq!(p.decode_errors, 2);
+        // Counted under the kind their header names.
+        assert_eq!(p.decode_errors_by_kind[usize::from(kind::CAPABILITY)], 1);
+        assert_eq!(p.decode_errors_by_kind[usize::from(kind::SIGNAL)], 1);
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct Pipeline {
     pub victims: Option<Victims>,
     /// Records that failed to decode (counted, skipped).
     pub decode_errors: u64,
+    /// The same, per kind the record's header names (index 0: no known kind).
+    pub decode_errors_by_kind: [u64; kind::COUNT],
     /// Records decoded, per kind.
     pub delivered: [u64; kind::COUNT],
 }
@@ -141,6 +143,13 @@ impl Pipeline {
             }
             Err(e) => {
                 self.decode_errors += 1;
+                // The header's kind, when the record is long enough to have one and it is known.
+                let k = buf
+                    .get(..2)
+                    .map(|b| usize::from(u16::from_ne_bytes([b[0], b[1]])))
+                    .filter(|&k| k < kind::COUNT)
+                    .unwrap_or(0);
+                self.decode_errors_by_kind[k] += 1;
                 log::debug!("skipping undecodable record: {e}");
                 None
             }
@@ -432,5 +441,9 @@ mod tests {
         let mut p = Pipeline::new();
         assert!(p.ingest(&[1, 2, 3]).is_none());
         assert_eq!(p.decode_errors, 1);
+        // Its first two bytes name kind 0x0201: no known kind.
+        assert_eq!(p.decode_errors_by_kind[0], 1);
+        assert!(p.ingest(&[5]).is_none(), "too short for a kind");
+        assert_eq!(p.decode_errors_by_kind[0], 2);
     }
 }

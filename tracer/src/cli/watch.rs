@@ -856,7 +856,7 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
         let stats = json::stats(
             &c,
             &flow.pipeline.delivered,
-            flow.pipeline.decode_errors,
+            &flow.pipeline.decode_errors_by_kind,
             &out.ctx,
         );
         if let Some(r) = &recorder {
@@ -972,7 +972,7 @@ fn report(probe: &Probe, flow: &mut Flow, losses: &mut LossTracker, out: &mut Ou
             eprintln!("ctrace: warning: {}", escape::terminal(&w));
         }
     }
-    losses.decode_errors = flow.pipeline.decode_errors;
+    losses.decode_errors = flow.pipeline.decode_errors_by_kind;
     match probe.counters() {
         Ok(c) => {
             for l in losses.delta(&c) {

@@ -414,16 +414,18 @@ pub fn loss(l: &Loss, ctx: &Context, boot_ns: u64) -> Value {
 /// The closing record of a run: per kind, what the kernel produced, what was delivered and
 /// what was lost where. After the programs are detached and the ring drained,
 /// `produced == delivered + lost_ringbuf_full` for every kind.
+/// The closing `stats` record. Per kind, `produced = delivered + lost_ringbuf_full +
+/// decode_errors`; `decode_errors` at the top is the total, records of no known kind included.
 pub fn stats(
     counters: &[KindCounters; kind::COUNT],
     delivered: &[u64; kind::COUNT],
-    decode_errors: u64,
+    decode_errors: &[u64; kind::COUNT],
     ctx: &Context,
 ) -> Value {
     let mut m = base(ctx, "stats", crate::clock::BootClock::boot_now_ns());
     let mut kinds = Map::new();
-    for (k, c) in counters.iter().enumerate() {
-        if c.attempts == 0 && c.filtered == 0 && delivered[k] == 0 {
+    for (k, c) in counters.iter().enumerate().skip(1) {
+        if c.attempts == 0 && c.filtered == 0 && delivered[k] == 0 && decode_errors[k] == 0 {
             continue;
         }
         kinds.insert(
@@ -432,13 +434,17 @@ pub fn stats(
                 "produced": c.attempts,
                 "delivered": delivered[k],
                 "lost_ringbuf_full": c.lost_ringbuf_full,
+                "decode_errors": decode_errors[k],
                 "read_errors": c.read_errors,
                 "filtered_in_kernel": c.filtered,
             }),
         );
     }
     m.insert("kinds".into(), Value::Object(kinds));
-    m.insert("decode_errors".into(), decode_errors.into());
+    m.insert(
+        "decode_errors".into(),
+        decode_errors.iter().sum::<u64>().into(),
+    );
     Value::Object(m)
 }
 

@@ -68,8 +68,9 @@ pub struct Loss {
 #[derive(Debug, Default)]
 pub struct LossTracker {
     reported_kernel: [u64; tracer_common::kind::COUNT],
-    pub decode_errors: u64,
-    reported_decode: u64,
+    /// Records userspace could not decode, per kind their header names (0: none known).
+    pub decode_errors: [u64; tracer_common::kind::COUNT],
+    reported_decode: [u64; tracer_common::kind::COUNT],
 }
 
 impl LossTracker {
@@ -88,15 +89,17 @@ impl LossTracker {
                 });
             }
         }
-        let new = self.decode_errors - self.reported_decode;
-        if new > 0 {
-            self.reported_decode = self.decode_errors;
-            out.push(Loss {
-                kind: "unknown",
-                count: new,
-                site: LossSite::UserspaceDecode,
-                total: self.decode_errors,
-            });
+        for (k, &total) in self.decode_errors.iter().enumerate() {
+            let new = total.saturating_sub(self.reported_decode[k]);
+            if new > 0 {
+                self.reported_decode[k] = total;
+                out.push(Loss {
+                    kind: crate::event::kind_name(k as u16),
+                    count: new,
+                    site: LossSite::UserspaceDecode,
+                    total,
+                });
+            }
         }
         out
     }
@@ -122,10 +125,19 @@ mod tests {
         assert_eq!((d[0].kind, d[0].count, d[0].total), ("exec", 5, 5));
         assert!(t.delta(&c).is_empty());
         c[1].lost_ringbuf_full = 7;
-        t.decode_errors = 2;
+        t.decode_errors[4] = 2; // signal records that did not decode
+        t.decode_errors[0] = 1; // a record without a known kind
         let d = t.delta(&c);
-        assert_eq!(d.iter().map(|l| l.count).collect::<Vec<_>>(), vec![2, 2]);
-        assert_eq!(d[1].site, LossSite::UserspaceDecode);
-        assert_eq!(LossTracker::total(&c, 2), 9);
+        assert_eq!(d.iter().map(|l| l.count).collect::<Vec<_>>(), vec![2, 1, 2]);
+        assert_eq!(
+            (d[1].kind, d[1].site),
+            ("unknown", LossSite::UserspaceDecode)
+        );
+        assert_eq!(
+            (d[2].kind, d[2].site),
+            ("signal", LossSite::UserspaceDecode)
+        );
+        assert!(t.delta(&c).is_empty(), "once");
+        assert_eq!(LossTracker::total(&c, 3), 10);
     }
 }
