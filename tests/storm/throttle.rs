@@ -126,6 +126,15 @@ fn top_snapshot_shows_quota_throttling_and_memory_per_container() {
         &busy,
     );
     let free = DockerContainer::run("ctrace-it-top-free", &[], &["sleep", "300"]);
+    // A container that had an OOM kill before top started: its cgroup's own counter says so.
+    let oomed = DockerContainer::run("ctrace-it-top-oomed", &["-m", "32m"], &["sleep", "300"]);
+    let st = std::process::Command::new("docker")
+        .args(["exec", &oomed.id, "tail", "/dev/zero"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(137), "the child was OOM-killed");
     let out = ctrace_tests::ctrace(&bin, &["top", "--json", "--interval", "1s"]);
     let rows: Vec<serde_json::Value> = out
         .lines()
@@ -148,6 +157,15 @@ fn top_snapshot_shows_quota_throttling_and_memory_per_container() {
         "no quota is not 0%: {f}"
     );
     assert!(f["memory_limit_bytes"].is_null());
+    assert_eq!(
+        f["memory_limit_set"], false,
+        "no limit set, and that is known: {f}"
+    );
+    assert_eq!(f["cpu_quota_set"], false, "{f}");
+    let o = row("ctrace-it-top-oomed");
+    assert_eq!(o["oom_kills"], 1, "{o}");
+    assert_eq!(o["oom_kills_source"], "cgroup", "{o}");
+    assert_eq!(f["oom_kills"], 0, "{f}");
     // The table, as a person sees it (not a terminal: one refresh).
     let table = ctrace_tests::ctrace(&bin, &["top"]);
     assert!(table.starts_with("NAME"), "{table}");
@@ -157,5 +175,5 @@ fn top_snapshot_shows_quota_throttling_and_memory_per_container() {
             .any(|l| l.starts_with("ctrace-it-top-slow") && l.contains("0.01")),
         "{table}"
     );
-    drop((slow, free));
+    drop((slow, free, oomed));
 }
