@@ -155,21 +155,23 @@ fn ms(ns: u64) -> String {
     }
 }
 
+/// The table's columns.
+const HEAD: [&str; 10] = [
+    "NAME",
+    "RUNTIME",
+    "ID",
+    "CPU",
+    "QUOTA",
+    "THROTTLED",
+    "RUNQ p99",
+    "MEMORY",
+    "LIMIT",
+    "OOM KILLS",
+];
+
 /// The table, widest columns first-fitted.
 pub fn table(rows: &[TopRow], lost: u64) -> String {
-    let head = [
-        "NAME",
-        "RUNTIME",
-        "ID",
-        "CPU",
-        "QUOTA",
-        "THROTTLED",
-        "RUNQ p99",
-        "MEMORY",
-        "LIMIT",
-        "OOM KILLS",
-    ];
-    let mut lines: Vec<[String; 10]> = vec![head.map(str::to_owned)];
+    let mut lines: Vec<[String; 10]> = vec![HEAD.map(str::to_owned)];
     for r in rows {
         let c = &r.report.container;
         let s = r.report.stats;
@@ -449,18 +451,6 @@ mod tests {
 
     /// Cells of each body line of `table`, by header (columns start where their header does).
     fn cells(table: &str) -> Vec<BTreeMap<&'static str, String>> {
-        const HEAD: [&str; 10] = [
-            "NAME",
-            "RUNTIME",
-            "ID",
-            "CPU",
-            "QUOTA",
-            "THROTTLED",
-            "RUNQ p99",
-            "MEMORY",
-            "LIMIT",
-            "OOM KILLS",
-        ];
         let mut lines = table.lines();
         let head = lines.next().unwrap();
         let mut starts = Vec::new();
