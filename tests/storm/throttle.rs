@@ -40,6 +40,21 @@ fn a_tiny_cpu_quota_is_reported_with_its_quota_and_a_big_one_is_not() {
         get(&ev, "runqueue.p99_ns").as_u64().unwrap() >= 1_000_000,
         "{ev}"
     );
+    // While it lasts, it is reported again (rate-limited: every 10 s).
+    let ongoing = w.wait_for(
+        "cpu_throttle ongoing of the slow container",
+        Duration::from_secs(25),
+        |v| {
+            v["type"] == "cpu_throttle"
+                && get(v, "container.name") == "ctrace-it-thr-slow"
+                && v["phase"] == "ongoing"
+        },
+    );
+    assert!(
+        ongoing["throttled_ratio"].as_f64().unwrap() >= 0.8,
+        "{ongoing}"
+    );
+    assert!(ongoing["ts"].as_str() > ev["ts"].as_str(), "{ongoing}");
     // Raise its quota: the throttling stops, and ctrace says so with the new quota.
     let st = std::process::Command::new("docker")
         .args(["update", "--cpus", "2", "ctrace-it-thr-slow"])
