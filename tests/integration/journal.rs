@@ -301,6 +301,73 @@ fn the_agent_records_an_oom_kill_for_postmortem_and_exits_on_sigterm() {
     assert_oom_postmortem(&bin, &journal, name, "docker", 64 * MIB);
 }
 
+/// A name used by two containers one after the other: postmortem lists both, newest first,
+/// and tells the newest one's story (`--all`: both).
+#[test]
+fn a_reused_name_lists_every_container_and_tells_the_newest() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let dir = TempDir::new("journal-reused");
+    let journal = journal_path(&dir);
+    let name = "ctrace-it-journal-reused";
+    let w = Watch::start(&bin, &["--journal", s(&journal)]);
+    let mut ids = Vec::new();
+    for code in [3, 4] {
+        let c = DockerContainer::run(name, &[], &["sh", "-c", &format!("exit {code}")]);
+        assert_eq!(c.wait(WAIT), code);
+        let n = name.to_owned();
+        let want = code;
+        w.wait_for(&format!("container_stop with {code}"), WAIT, move |v| {
+            v["type"] == "container_stop"
+                && get(v, "container.name") == n.as_str()
+                && get(v, "exit.exit_code") == want
+        });
+        ids.push(c.id.clone());
+        c.remove();
+    }
+    w.stop();
+    let v: Value = serde_json::from_str(&ctrace(
+        &bin,
+        &["postmortem", name, "--journal", s(&journal), "--json"],
+    ))
+    .unwrap();
+    let matches: Vec<&str> = v["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        matches,
+        [ids[1].as_str(), ids[0].as_str()],
+        "newest first: {v}"
+    );
+    let stories = v["stories"].as_array().unwrap();
+    assert_eq!(stories.len(), 1, "{v}");
+    assert_eq!(stories[0]["container"]["id"], ids[1].as_str());
+    assert_eq!(stories[0]["container"]["exit_code"], 4, "{v}");
+    let text = ctrace(&bin, &["postmortem", name, "--journal", s(&journal)]);
+    assert!(
+        text.contains("2 containers match") && text.contains("--all for every one"),
+        "{text}"
+    );
+    let all: Value = serde_json::from_str(&ctrace(
+        &bin,
+        &[
+            "postmortem",
+            name,
+            "--all",
+            "--journal",
+            s(&journal),
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(all["stories"].as_array().unwrap().len(), 2, "{all}");
+}
+
 /// A tmpfs mounted at `dir/<name>` with `opts`, unmounted on drop.
 struct Mount(PathBuf);
 
