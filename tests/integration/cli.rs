@@ -1,6 +1,6 @@
 //! Command-line behaviour: errors, help, clean detach.
 
-use std::process::Command;
+use std::{process::Command, time::Duration};
 
 use ctrace_tests::{require, run, Watch};
 
@@ -198,4 +198,64 @@ fn a_file_that_is_not_a_journal_is_refused_and_left_alone() {
         std::fs::read(&path).unwrap(),
         b"precious data, not SQLite\n"
     );
+}
+
+/// On a kernel without `capability:cap_capable` (6.12 and older), just that kind is disabled,
+/// with one clear warning, and the rest traces as usual. Simulated by reading tracepoint
+/// formats from a copy of tracefs's events directory that lacks it.
+#[test]
+fn a_missing_tracepoint_disables_only_its_kind_with_one_warning() {
+    let Some(bin) = require() else { return };
+    let events = [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ]
+    .into_iter()
+    .map(std::path::Path::new)
+    .find(|p| p.is_dir())
+    .expect("tracefs events directory");
+    let dir = ctrace_tests::TempDir::new("no-cap-capable");
+    for tp in [
+        "sched/sched_process_exec",
+        "sched/sched_process_exit",
+        "sched/sched_process_fork",
+        "signal/signal_generate",
+        "oom/mark_victim",
+        "cgroup/cgroup_mkdir",
+        "cgroup/cgroup_rmdir",
+        "cgroup/cgroup_attach_task",
+    ] {
+        let to = dir.0.join(tp);
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::copy(events.join(tp).join("format"), to.join("format")).unwrap();
+    }
+    let w = Watch::start_with_env(
+        &bin,
+        &["--events", "exec,capability", "--host"],
+        &[("CTRACE_TRACEFS_EVENTS", &dir.0)],
+    );
+    let prog = ctrace_tests::unique_binary(&dir, "/bin/true", "ctnocapexec");
+    assert!(Command::new(&prog).status().unwrap().success());
+    w.wait_for("exec traced as usual", Duration::from_secs(20), |v| {
+        v["type"] == "exec" && ctrace_tests::get(v, "process.comm") == "ctnocapexec"
+    });
+    let (records, stderr) = w.stop();
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("cap_capable"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "ctrace: warning: tracepoint capability:cap_capable does not exist on this kernel: \
+             capability events disabled"
+        ],
+        "{stderr}"
+    );
+    let tracing = stderr
+        .lines()
+        .find(|l| l.starts_with("ctrace: tracing "))
+        .unwrap();
+    assert!(!tracing.contains("capability"), "{tracing}");
+    assert!(!records.iter().any(|v| v["type"] == "capability"));
 }

@@ -79,6 +79,11 @@ pub struct Watch {
 impl Watch {
     /// Start `ctrace watch --json ARGS` and wait until it says it is tracing.
     pub fn start(bin: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(bin, args, &[])
+    }
+
+    /// [`Watch::start`] with extra environment variables.
+    pub fn start_with_env(bin: &Path, args: &[&str], env: &[(&str, &Path)]) -> Self {
         // Tests run watches side by side: each writes a journal only when it names one.
         let no_journal: &[&str] = if args.contains(&"--journal") {
             &[]
@@ -88,7 +93,7 @@ impl Watch {
         let mut argv = vec!["watch", "--json"];
         argv.extend_from_slice(no_journal);
         argv.extend_from_slice(args);
-        Self::spawn(bin, &argv, "ctrace: tracing")
+        Self::spawn_env(bin, &argv, env, "ctrace: tracing")
     }
 
     /// Start `ctrace agent ARGS` and wait until it says it is tracing. Its stdout must stay
@@ -100,8 +105,13 @@ impl Watch {
     }
 
     fn spawn(bin: &Path, argv: &[&str], ready: &'static str) -> Self {
+        Self::spawn_env(bin, argv, &[], ready)
+    }
+
+    fn spawn_env(bin: &Path, argv: &[&str], env: &[(&str, &Path)], ready: &'static str) -> Self {
         let mut child = Command::new(bin)
             .args(argv)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -213,6 +213,10 @@ const RUNQ_PROGRAMS: [(&str, &str); 3] = [
     ("runq_switch", "sched_switch"),
 ];
 
+/// Environment variable naming a directory laid out like tracefs's `events/` to read
+/// tracepoint formats from instead (for tests: a tracepoint absent there counts as absent).
+pub const FORMATS_DIR_ENV: &str = "CTRACE_TRACEFS_EVENTS";
+
 /// The BTF-typed variant of a classic program, preferred when it loads.
 const SIGNAL_BTF_PROGRAM: &str = "signal_generate_btf";
 /// Beside the classic `mark_victim`: the victim task's process and cgroup into `OOM_VICTIMS`.
@@ -261,10 +265,14 @@ impl Probe {
             ));
         }
 
+        // Tests point this at a copy of the events directory with some tracepoints removed,
+        // to see ctrace on a kernel that lacks them (cap_capable before 6.13, for instance).
+        let formats_dir =
+            std::env::var_os(FORMATS_DIR_ENV).map_or(events_dir, std::path::PathBuf::from);
         let mut kinds = opts.kinds;
         let mut formats = BTreeMap::new();
         for spec in PROBES.iter().filter(|s| opts.kinds & kind_bit(s.kind) != 0) {
-            match tracefs::read_format(&events_dir, spec.category, spec.tracepoint) {
+            match tracefs::read_format(&formats_dir, spec.category, spec.tracepoint) {
                 Some(f) => {
                     formats.insert(spec.tracepoint, f);
                 }
