@@ -1049,7 +1049,10 @@ fn kv(out: &mut String, rows: &[(String, String)]) {
 
 /// A row whose value is a `", "`-separated list, wrapped onto continuation rows.
 fn push_wrapped(rows: &mut Vec<(String, String)>, key: &str, value: &str) {
-    for (i, line) in wrap_list(value, WIDTH - 16).into_iter().enumerate() {
+    for (i, line) in crate::inspect::diff::wrap(value, WIDTH - 16)
+        .into_iter()
+        .enumerate()
+    {
         rows.push((
             if i == 0 {
                 key.to_owned()
@@ -1059,29 +1062,6 @@ fn push_wrapped(rows: &mut Vec<(String, String)>, key: &str, value: &str) {
             line,
         ));
     }
-}
-
-/// Split at `", "` so that lines stay within `width` characters (a longer item stays whole).
-fn wrap_list(s: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut cur = String::new();
-    let parts: Vec<&str> = s.split(", ").collect();
-    for (i, part) in parts.iter().enumerate() {
-        let piece = if i + 1 < parts.len() {
-            format!("{part},")
-        } else {
-            (*part).to_owned()
-        };
-        if !cur.is_empty() && cur.chars().count() + 1 + piece.chars().count() > width {
-            lines.push(std::mem::take(&mut cur));
-        }
-        if !cur.is_empty() {
-            cur.push(' ');
-        }
-        cur.push_str(&piece);
-    }
-    lines.push(cur);
-    lines
 }
 
 /// `2026-11-29 18:40:01 UTC`.
@@ -2252,9 +2232,6 @@ mod tests {
         );
         let none = Change::of(CapSet(1), CapSet(1));
         assert_eq!(host_change(&none, CapSet(1)), "adds nothing; drops nothing");
-        assert_eq!(wrap_list("a, b, c", 3), ["a,", "b,", "c"]);
-        assert_eq!(wrap_list("a, b, c", 4), ["a,", "b, c"]);
-        assert_eq!(wrap_list("", 4), [""]);
         let names: Vec<String> = (0..7).map(|i| format!("c{i}")).collect();
         assert_eq!(some_names(&names), "c0, c1, c2, c3, c4 and 2 more");
         assert_eq!(some_names(&names[..2]), "c0, c1");

@@ -301,8 +301,8 @@ pub fn format_cpus(c: f64) -> String {
 }
 
 /// Split `s` into lines of at most `width` characters at `", "` boundaries (a single longer
-/// item stays whole).
-fn wrap(s: &str, width: usize) -> Vec<String> {
+/// item stays whole). Also `ctrace inspect`'s long capability lists.
+pub fn wrap(s: &str, width: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut cur = String::new();
     let parts: Vec<&str> = s.split(", ").collect();
@@ -312,8 +312,7 @@ fn wrap(s: &str, width: usize) -> Vec<String> {
         } else {
             (*part).to_owned()
         };
-        let extra = if cur.is_empty() { 0 } else { 1 };
-        if !cur.is_empty() && cur.chars().count() + extra + piece.chars().count() > width {
+        if !cur.is_empty() && cur.chars().count() + 1 + piece.chars().count() > width {
             lines.push(std::mem::take(&mut cur));
         }
         if !cur.is_empty() {
@@ -321,9 +320,7 @@ fn wrap(s: &str, width: usize) -> Vec<String> {
         }
         cur.push_str(&piece);
     }
-    if !cur.is_empty() || lines.is_empty() {
-        lines.push(cur);
-    }
+    lines.push(cur);
     lines
 }
 
