@@ -690,27 +690,15 @@ pub fn oom_scope(m: Option<&MemoryStats>, victim_rss_bytes: u64) -> OomScope {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
     use crate::{container::Runtime, event::Exec};
 
     fn container(name: &str, init: u32) -> Arc<Container> {
         Arc::new(Container {
-            id: format!("{name}-id"),
-            name: Some(name.into()),
-            runtime: Runtime::Docker,
-            image: None,
-            namespace: None,
-            labels: BTreeMap::new(),
-            pod: None,
             init_pid: Some(init),
-            init_start: None,
-            restart_count: None,
-            compose: None,
             cgroup_path: Some(format!("/docker/{name}")),
-            cgroup_paths: BTreeMap::new(),
-            gone: false,
+            ..Container::named(&format!("{name}-id"), name, Runtime::Docker)
         })
     }
 

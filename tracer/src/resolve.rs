@@ -83,6 +83,27 @@ pub struct Container {
 }
 
 impl Container {
+    /// A named container and nothing else known (tests build theirs from it).
+    #[cfg(test)]
+    pub(crate) fn named(id: &str, name: &str, runtime: Runtime) -> Self {
+        Self {
+            id: id.to_owned(),
+            name: Some(name.to_owned()),
+            runtime,
+            image: None,
+            namespace: None,
+            labels: BTreeMap::new(),
+            pod: None,
+            init_pid: None,
+            init_start: None,
+            restart_count: None,
+            compose: None,
+            cgroup_path: None,
+            cgroup_paths: BTreeMap::new(),
+            gone: false,
+        }
+    }
+
     /// Name to print: the name, else the short id.
     pub fn display(&self) -> &str {
         self.name.as_deref().unwrap_or_else(|| short_id(&self.id))

@@ -1578,20 +1578,12 @@ mod tests {
 
     fn container(runtime: Runtime, id: &str, name: &str, init: Option<u32>) -> Arc<Container> {
         Arc::new(Container {
-            id: id.to_owned(),
-            name: Some(name.to_owned()),
-            runtime,
             image: Some("busybox:local".to_owned()),
             namespace: (runtime == Runtime::Containerd).then(|| "default".to_owned()),
             labels: BTreeMap::from([("team".to_owned(), "lab".to_owned())]),
-            pod: None,
             init_pid: init,
-            init_start: None,
-            restart_count: None,
-            compose: None,
             cgroup_path: Some(format!("/ctr/{}", short_id(id))),
-            cgroup_paths: BTreeMap::new(),
-            gone: false,
+            ..Container::named(id, name, runtime)
         })
     }
 

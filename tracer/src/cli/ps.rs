@@ -237,20 +237,9 @@ mod tests {
 
     fn container(init_pid: Option<u32>, init_start: Option<u64>) -> Container {
         Container {
-            id: "a".repeat(64),
-            name: Some("web".into()),
-            runtime: Runtime::Runc,
-            image: None,
-            namespace: None,
-            labels: std::collections::BTreeMap::new(),
-            pod: None,
             init_pid,
             init_start,
-            restart_count: None,
-            compose: None,
-            cgroup_path: None,
-            cgroup_paths: std::collections::BTreeMap::new(),
-            gone: false,
+            ..Container::named(&"a".repeat(64), "web", Runtime::Runc)
         }
     }
 

@@ -373,20 +373,8 @@ mod tests {
 
     fn container(name: &str) -> Arc<Container> {
         Arc::new(Container {
-            id: "a".repeat(64),
-            name: Some(name.into()),
-            runtime: Runtime::Docker,
-            image: None,
-            namespace: None,
-            labels: BTreeMap::new(),
-            pod: None,
             init_pid: Some(1),
-            init_start: None,
-            restart_count: None,
-            compose: None,
-            cgroup_path: None,
-            cgroup_paths: BTreeMap::new(),
-            gone: false,
+            ..Container::named(&"a".repeat(64), name, Runtime::Docker)
         })
     }
 

@@ -144,20 +144,12 @@ mod tests {
 
     fn web() -> std::sync::Arc<crate::resolve::Container> {
         std::sync::Arc::new(crate::resolve::Container {
-            id: "a".repeat(64),
-            name: Some("web".into()),
-            runtime: crate::container::Runtime::Docker,
-            image: None,
-            namespace: None,
-            labels: std::collections::BTreeMap::new(),
-            pod: None,
             init_pid: Some(1000),
-            init_start: None,
-            restart_count: None,
-            compose: None,
-            cgroup_path: None,
-            cgroup_paths: std::collections::BTreeMap::new(),
-            gone: false,
+            ..crate::resolve::Container::named(
+                &"a".repeat(64),
+                "web",
+                crate::container::Runtime::Docker,
+            )
         })
     }
 

@@ -82,27 +82,12 @@ pub fn parse_runtime(s: &str) -> Result<Runtime, String> {
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::BTreeMap, sync::Arc};
+    use std::sync::Arc;
 
     use super::*;
 
     fn c(name: &str, id: &str, rt: Runtime) -> Attribution {
-        Attribution::Container(Arc::new(Container {
-            id: id.into(),
-            name: Some(name.into()),
-            runtime: rt,
-            image: None,
-            namespace: None,
-            labels: BTreeMap::new(),
-            pod: None,
-            init_pid: None,
-            init_start: None,
-            restart_count: None,
-            compose: None,
-            cgroup_path: None,
-            cgroup_paths: BTreeMap::new(),
-            gone: false,
-        }))
+        Attribution::Container(Arc::new(Container::named(id, name, rt)))
     }
 
     fn attrs(p: Attribution, o: Option<Attribution>) -> Attrs {
