@@ -74,6 +74,9 @@ pub struct Recorder {
     /// When each container was first seen and last sampled as a young one.
     first_seen: HashMap<String, (Instant, Option<Instant>)>,
     announced_disabled: bool,
+    /// Until when some container is young enough for dense sampling (see
+    /// [`Recorder::saw_new_container`]); nothing to do after it.
+    young_until: Option<Instant>,
 }
 
 impl Recorder {
@@ -91,6 +94,7 @@ impl Recorder {
             written: HashMap::new(),
             first_seen: HashMap::new(),
             announced_disabled: false,
+            young_until: None,
         })
     }
 
@@ -160,6 +164,16 @@ impl Recorder {
             limit_bytes: stats.limit_bytes,
             rss_top: Some(top_rss(&dir, 5)),
         });
+    }
+
+    /// A container became known: containers are young for [`YOUNG_AGE`] from now.
+    pub fn saw_new_container(&mut self) {
+        self.young_until = Some(Instant::now() + YOUNG_AGE);
+    }
+
+    /// Whether some container may still be young: [`Recorder::sample_young`] has work.
+    pub fn has_young(&self) -> bool {
+        self.young_until.is_some_and(|t| Instant::now() < t)
     }
 
     /// Sample the containers seen for less than [`YOUNG_AGE`] (call every [`YOUNG_TICK`]):

@@ -703,10 +703,14 @@ impl Resolver {
         if let Some(n) = self.names.get(&m.id) {
             apply_names(&mut c, n);
         }
+        // New to ctrace like one found in runtime state: its memory figures, enrichment and
+        // dense young sampling start now, not when its state is written.
+        let c = Arc::new(c);
+        self.new.push(Arc::clone(&c));
         self.tracked.insert(
             key.clone(),
             Tracked {
-                container: Arc::new(c),
+                container: c,
                 cgroup_id: Some(id),
                 gone_at: None,
             },
@@ -1048,6 +1052,8 @@ mod tests {
         r.cgroup_created(cg, &format!("/docker/{ID2}"));
         let c = container(r.resolve(cg, None));
         assert_eq!((c.id.as_str(), c.name.as_deref()), (ID2, None));
+        // New, at once: not only when its state is found.
+        assert!(r.take_new().iter().any(|c| c.id == ID2));
         // A rescan before its state is written does not take it for gone (it is alive: its
         // cgroup was just made, and young containers are sampled, gone ones are not).
         r.rescan();

@@ -491,6 +491,9 @@ impl Flow {
             // Its memory limit, read while the cgroup is there: an OOM kill may remove it
             // before the record is read.
             self.correlator.memory().refresh(&c);
+            if let Some(r) = &mut out.recorder {
+                r.saw_new_container();
+            }
             if let (Runtime::Containerd, Some(ns), None) = (c.runtime, &c.namespace, &c.image) {
                 let (ns, id, tx) = (ns.clone(), c.id.clone(), self.feed.clone());
                 tokio::spawn(async move {
@@ -800,7 +803,9 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
             }
             _ = young_tick.tick(), if out.recorder.is_some() => {
                 let now = out.ctx.clock.unix_ns(BootClock::boot_now_ns());
-                if let Some(r) = &mut out.recorder {
+                // Only while a new container is young: the list is not walked every 20 ms
+                // for nothing.
+                if let Some(r) = out.recorder.as_mut().filter(|r| r.has_young()) {
                     let live = flow.resolver.containers();
                     r.sample_young(live.iter().filter(|(_, _, gone)| !gone).map(|(c, _, _)| c), now);
                 }
