@@ -10,10 +10,8 @@
 //! once, while they still exist.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use crate::container::cgroup_path::parse_proc_cgroup;
 use crate::event::{Body, CgroupOp, Event};
 
 /// How long an exited task stays known, in boot-time nanoseconds.
@@ -75,12 +73,8 @@ impl ProcSource {
             .lines()
             .find_map(|l| l.strip_prefix("Tgid:"))
             .and_then(|v| v.trim().parse().ok())?;
-        let cgroup = std::fs::read_to_string(dir.join("cgroup")).ok()?;
-        let path = parse_proc_cgroup(&cgroup).unified?;
-        let ino = std::fs::metadata(self.cgroup2_root.join(path.trim_start_matches('/')))
-            .ok()?
-            .ino();
-        Some((tgid, ino))
+        let (_, id) = crate::resolve::unified_cgroup_of(&self.proc_root, &self.cgroup2_root, tid)?;
+        Some((tgid, id))
     }
 }
 
@@ -274,6 +268,8 @@ impl ProcTable {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
     use crate::event::{Cgroup, Exec, Exit, Fork, Task};
 

@@ -641,11 +641,8 @@ impl Resolver {
 
     /// `/proc/<pid>/cgroup`'s unified path, if it is the cgroup with this id.
     fn path_of_pid(&self, pid: u32, cgroup_id: u64) -> Option<String> {
-        let text =
-            std::fs::read_to_string(self.cfg.proc_root.join(format!("{pid}/cgroup"))).ok()?;
-        let path = parse_proc_cgroup(&text).unified?;
-        (inode(&self.cfg.cgroup2_root.join(path.trim_start_matches('/'))) == Some(cgroup_id))
-            .then_some(path)
+        unified_cgroup_of(&self.cfg.proc_root, &self.cfg.cgroup2_root, pid)
+            .and_then(|(path, id)| (id == cgroup_id).then_some(path))
     }
 
     /// Place a cgroup by its path. `live`: it appeared while ctrace runs, so runtime state
@@ -838,6 +835,15 @@ fn apply_names(c: &mut Container, n: &Names) {
     if c.pod.is_none() {
         c.pod = container::pod_from_labels(&c.labels);
     }
+}
+
+/// The unified-hierarchy cgroup of task `pid` (a thread id works too): its path from
+/// `<proc_root>/<pid>/cgroup` and its id, the inode of that directory under `cgroup2_root`.
+pub fn unified_cgroup_of(proc_root: &Path, cgroup2_root: &Path, pid: u32) -> Option<(String, u64)> {
+    let text = std::fs::read_to_string(proc_root.join(format!("{pid}/cgroup"))).ok()?;
+    let path = parse_proc_cgroup(&text).unified?;
+    let id = inode(&cgroup2_root.join(path.trim_start_matches('/')))?;
+    Some((path, id))
 }
 
 fn inode(p: &Path) -> Option<u64> {
