@@ -27,7 +27,18 @@ fn a_tiny_cpu_quota_is_reported_with_its_quota_and_a_big_one_is_not() {
     assert_eq!(get(&ev, "quota.period_us"), 100_000);
     // At 0.01 CPU a busy loop is throttled in (nearly) every 100 ms period.
     assert!(ev["throttled_ratio"].as_f64().unwrap() >= 0.8, "{ev}");
-    assert!(ev["throttled_ns"].as_u64().unwrap() >= 500_000_000, "{ev}");
+    // Throttled time runs from the moment the quota is spent to the next refill, so it is
+    // not a fixed share of the interval: on a loaded machine the loop waits its turn on the
+    // run queue before it has spent its 1 ms, and is throttled for less of each period (a
+    // CI run saw 0.39 s in 1 s, with all 10 periods throttled). What must hold is that it is
+    // there, and no more than the interval on each CPU.
+    let throttled_ns = ev["throttled_ns"].as_u64().unwrap();
+    let interval_ns = ev["interval_ns"].as_u64().unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    assert!(
+        throttled_ns > 0 && throttled_ns <= interval_ns * cpus,
+        "{ev}"
+    );
     assert!(ev["usage_cpus"].as_f64().unwrap() < 0.05, "{ev}");
     let expl = ev["explanation"].as_str().unwrap();
     assert!(
