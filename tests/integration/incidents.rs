@@ -143,6 +143,82 @@ fn classic_tracepoints_place_kill_targets_from_the_process_table() {
     );
 }
 
+/// Whether `oom:mark_victim` passes the task (6.8+: its format has `uid`), so the kernel side
+/// reads the victim's cgroup and memory counter itself.
+fn mark_victim_passes_the_task() -> bool {
+    std::fs::read_to_string("/sys/kernel/tracing/events/oom/mark_victim/format")
+        .is_ok_and(|f| f.contains(" uid;"))
+}
+
+/// A cgroup made for one test, removed (with what Docker made beside it in other hierarchies)
+/// when dropped.
+struct ParentCgroup(Vec<std::path::PathBuf>);
+
+impl Drop for ParentCgroup {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// A limit on a cgroup above the container, as a Kubernetes pod's: the OOM names that limit,
+/// how far up it is, and the figures at the kill, not the container's own (higher) limit.
+#[test]
+fn a_limit_above_the_container_is_named_with_its_level() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let parent = "ctrace-it-par";
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory");
+    let (memdir, limit_file) = if v1.join("memory.limit_in_bytes").exists() {
+        (v1.join(parent), "memory.limit_in_bytes")
+    } else {
+        (ctrace_tests::cgroup2_root().join(parent), "memory.max")
+    };
+    // Docker makes the parent in every other hierarchy too; all are removed at the end.
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path().join(parent))
+        .collect();
+    dirs.push(memdir.clone());
+    let _cleanup = ParentCgroup(dirs);
+    std::fs::create_dir_all(&memdir).unwrap();
+    std::fs::write(memdir.join(limit_file), (48u64 << 20).to_string()).unwrap();
+    let w = Watch::start(&bin, &["--events", "oom"]);
+    let c = DockerContainer::run(
+        "ctrace-it-inc-podlimit",
+        &["-m", "100m", "--cgroup-parent", &format!("/{parent}")],
+        &["tail", "/dev/zero"],
+    );
+    assert_eq!(c.wait(WAIT), 137);
+    let oom = oom_of(&w, "ctrace-it-inc-podlimit");
+    c.remove();
+    drop(c);
+    w.stop();
+    assert_eq!(oom["scope"], "container_limit", "{oom}");
+    // Before 6.8 the figures come from the cgroup files, found by the same walk up the tree.
+    let source = if mark_victim_passes_the_task() {
+        "kernel"
+    } else {
+        "cgroupfs"
+    };
+    assert_eq!(get(&oom, "memory.source"), source, "{oom}");
+    assert_eq!(get(&oom, "memory.limit_bytes"), 48u64 << 20, "{oom}");
+    assert_eq!(get(&oom, "memory.limit_depth"), 1, "{oom}");
+    let peak = get(&oom, "memory.peak_bytes").as_u64().unwrap();
+    assert!(peak >= 95 * (48 << 20) / 100, "peak at the OOM: {oom}");
+    let expl = oom["explanation"].as_str().unwrap();
+    assert!(
+        expl.contains(
+            "ctrace-it-inc-podlimit hit a memory limit of 48 MiB set one cgroup level above its own"
+        ),
+        "{expl}"
+    );
+}
+
 fn oom_of(w: &Watch, name: &str) -> Value {
     let n = name.to_owned();
     w.wait_for(&format!("oom_kill in {name}"), WAIT, move |v| {
@@ -175,6 +251,14 @@ fn docker_memory_limit_oom_is_one_incident_with_limit_usage_and_victim() {
     );
     assert_eq!(get(&oom, "victim_exit.exit_code"), 137);
     assert_eq!(oom["container_stopped"], true);
+    if mark_victim_passes_the_task() {
+        // Read by the kernel at the OOM, so not at the mercy of how fast the cgroup's files
+        // are read afterwards (on a loaded machine the cgroup can be gone by then).
+        assert_eq!(get(&oom, "memory.source"), "kernel", "{oom}");
+        assert_eq!(get(&oom, "memory.limit_depth"), 0, "{oom}");
+        let usage = get(&oom, "memory.usage_bytes").as_u64().unwrap();
+        assert!(usage >= 95 * (100 << 20) / 100, "usage at the OOM: {oom}");
+    }
     let expl = oom["explanation"].as_str().unwrap();
     assert!(
         expl.contains("was OOM-killed: ctrace-it-inc-lowmem100 hit its memory limit of 100 MiB"),

@@ -179,7 +179,22 @@ pub struct TaskOffsets {
     pub siginfo_errno: u16,
     /// `kernel_siginfo.si_code`
     pub siginfo_code: u16,
-    pub _pad: u16,
+    /// `css_set.subsys[memory_cgrp_id]` (`struct cgroup_subsys_state *` of the memory
+    /// controller, v1 or v2)
+    pub css_set_memcg: u16,
+    /// `mem_cgroup.memory` relative to `mem_cgroup.css` (the `struct page_counter` of memory)
+    pub memcg_memory: u16,
+    /// `page_counter.usage` (pages)
+    pub pc_usage: u16,
+    /// `page_counter.failcnt`
+    pub pc_failcnt: u16,
+    /// `page_counter.watermark` (pages: the peak)
+    pub pc_watermark: u16,
+    /// `page_counter.max` (pages: the limit)
+    pub pc_max: u16,
+    /// `page_counter.parent` (`struct page_counter *`)
+    pub pc_parent: u16,
+    pub _pad: [u16; 2],
 }
 
 impl TaskOffsets {
@@ -195,7 +210,14 @@ impl TaskOffsets {
         kernfs_node_id: OFFSET_ABSENT,
         siginfo_errno: OFFSET_ABSENT,
         siginfo_code: OFFSET_ABSENT,
-        _pad: 0,
+        css_set_memcg: OFFSET_ABSENT,
+        memcg_memory: OFFSET_ABSENT,
+        pc_usage: OFFSET_ABSENT,
+        pc_failcnt: OFFSET_ABSENT,
+        pc_watermark: OFFSET_ABSENT,
+        pc_max: OFFSET_ABSENT,
+        pc_parent: OFFSET_ABSENT,
+        _pad: [0; 2],
     };
 
     /// Everything the BTF-typed `signal_generate` program reads from the target task.
@@ -209,6 +231,18 @@ impl TaskOffsets {
             && self.kernfs_node_id != OFFSET_ABSENT
             && self.siginfo_errno != OFFSET_ABSENT
             && self.siginfo_code != OFFSET_ABSENT
+    }
+
+    /// Everything `mark_victim_btf` needs to read the victim's memory cgroup counters.
+    pub const fn memcg_complete(&self) -> bool {
+        self.cgroups != OFFSET_ABSENT
+            && self.css_set_memcg != OFFSET_ABSENT
+            && self.memcg_memory != OFFSET_ABSENT
+            && self.pc_usage != OFFSET_ABSENT
+            && self.pc_failcnt != OFFSET_ABSENT
+            && self.pc_watermark != OFFSET_ABSENT
+            && self.pc_max != OFFSET_ABSENT
+            && self.pc_parent != OFFSET_ABSENT
     }
 }
 
@@ -428,9 +462,30 @@ pub struct CapState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OomVictimTask {
     pub tgid: u32,
-    pub _pad: u32,
+    /// How many levels above the victim's memory cgroup `memcg` was read (0: its own), or
+    /// [`MEMCG_UNREAD`] when the memory counters could not be read.
+    pub memcg_depth: u32,
     pub cgroup_id: u64,
     pub boot_ns: u64,
+    /// The memory counter with the lowest limit on the way from the victim's memory cgroup to
+    /// the root (the nearest one on ties), read at the OOM.
+    pub memcg: MemcgCounter,
+}
+
+/// [`OomVictimTask::memcg_depth`] when the counters are not there.
+pub const MEMCG_UNREAD: u32 = u32::MAX;
+
+/// How many memory cgroup levels `mark_victim_btf` walks up from the victim.
+pub const MEMCG_MAX_DEPTH: u32 = 8;
+
+/// A memory cgroup's `struct page_counter`, in pages (`failcnt` in times).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemcgCounter {
+    pub usage_pages: u64,
+    pub max_pages: u64,
+    pub watermark_pages: u64,
+    pub failcnt: u64,
 }
 
 /// Buckets of the run-queue delay histogram: bucket `i` counts delays of `[2^i, 2^(i+1))`
@@ -524,10 +579,12 @@ mod tests {
         assert_eq!(size_of::<CgroupEvent>(), 56 + 24 + PATH_LEN);
         assert_eq!(size_of::<CapKey>(), 24);
         assert_eq!(size_of::<CapState>(), 40);
-        assert_eq!(size_of::<OomVictimTask>(), 24);
+        assert_eq!(size_of::<OomVictimTask>(), 24 + 32);
+        assert_eq!(core::mem::offset_of!(OomVictimTask, memcg), 24);
         assert_eq!(core::mem::offset_of!(OomVictimTask, cgroup_id), 8);
         assert_eq!(size_of::<TpOffsets>(), 36 * 2);
-        assert_eq!(size_of::<Config>(), 40 + 72 + 24);
+        assert_eq!(size_of::<TaskOffsets>(), 20 * 2);
+        assert_eq!(size_of::<Config>(), 40 + 72 + 40);
     }
 
     #[test]

@@ -11,7 +11,10 @@ use aya_ebpf::{
     programs::TracePointContext,
     EbpfContext,
 };
-use tracer_common::{counter, flags, kind_bit, EventHeader, LAYOUT_VERSION, OFFSET_ABSENT};
+use tracer_common::{
+    counter, flags, kind_bit, EventHeader, MemcgCounter, LAYOUT_VERSION, MEMCG_MAX_DEPTH,
+    OFFSET_ABSENT,
+};
 
 use crate::{CONFIG, COUNTERS, EVENTS};
 
@@ -155,6 +158,49 @@ pub fn task_cgroup_id(task: u64) -> Option<u64> {
     let cgroup = read_ptr(css_set, conf!(task.css_set_dfl_cgrp))?;
     let kn = read_ptr(cgroup, conf!(task.cgroup_kn))?;
     read_ptr(kn, conf!(task.kernfs_node_id))
+}
+
+/// The memory counter with the lowest limit from the task's memory cgroup up to the root
+/// (nearest on ties), and how many levels up it is: the limit that bounds the task. `None`
+/// where the offsets are unknown or a read fails (counted as a read error of kind `k`).
+#[inline(always)]
+pub fn task_memcg(task: u64, k: u16) -> Option<(u32, MemcgCounter)> {
+    if !conf!(task).memcg_complete() {
+        return None;
+    }
+    let css_set: u64 = read_kernel(task, conf!(task.cgroups), k)?;
+    let css: u64 = read_kernel(css_set, conf!(task.css_set_memcg), k)?;
+    if css == 0 {
+        return None; // memory controller disabled
+    }
+    let mut counter = css + u64::from(conf!(task.memcg_memory));
+    let mut best = counter;
+    let mut best_max = u64::MAX;
+    let mut best_depth = 0;
+    let mut depth = 0;
+    while depth < MEMCG_MAX_DEPTH {
+        let max: u64 = read_kernel(counter, conf!(task.pc_max), k)?;
+        if max < best_max {
+            best = counter;
+            best_max = max;
+            best_depth = depth;
+        }
+        let parent: u64 = read_kernel(counter, conf!(task.pc_parent), k)?;
+        if parent == 0 {
+            break;
+        }
+        counter = parent;
+        depth += 1;
+    }
+    Some((
+        best_depth,
+        MemcgCounter {
+            usage_pages: read_kernel(best, conf!(task.pc_usage), k)?,
+            max_pages: best_max,
+            watermark_pages: read_kernel(best, conf!(task.pc_watermark), k)?,
+            failcnt: read_kernel(best, conf!(task.pc_failcnt), k)?,
+        },
+    ))
 }
 
 #[inline(always)]

@@ -22,8 +22,8 @@ use emit::{
 };
 use tracer_common::{
     counter, exit_flags, kind, signal_flags, CapKey, CapState, CapabilityEvent, CgroupEvent,
-    Config, ExecEvent, ExitEvent, ForkEvent, OomVictimEvent, OomVictimTask, SignalEvent,
-    OFFSET_ABSENT,
+    Config, ExecEvent, ExitEvent, ForkEvent, MemcgCounter, OomVictimEvent, OomVictimTask,
+    SignalEvent, MEMCG_UNREAD, OFFSET_ABSENT,
 };
 
 /// Settings and offsets; written by userspace before load (`EbpfLoader::override_global`).
@@ -288,12 +288,17 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
         count(k, counter::READ_ERROR);
         return 0;
     };
+    // The figures of the limit that was hit, as they are at the OOM: by the time userspace
+    // reads the cgroup's files the victim's memory is freed, or the cgroup is gone.
+    let (memcg_depth, memcg) =
+        emit::task_memcg(task, k).unwrap_or((MEMCG_UNREAD, MemcgCounter::default()));
     let v = OomVictimTask {
         tgid,
-        _pad: 0,
+        memcg_depth,
         cgroup_id,
         // SAFETY: a helper without arguments or preconditions.
         boot_ns: unsafe { bpf_ktime_get_boot_ns() },
+        memcg,
     };
     if OOM_VICTIMS.insert(&pid, &v, 0).is_err() {
         count(k, counter::READ_ERROR);

@@ -71,6 +71,38 @@ impl Mounts {
         }
         self.v2_dir(cgroup_path).map(MemoryDir::V2)
     }
+
+    /// The memory directory whose limit bounds `cgroup_path`: the lowest limit from the cgroup
+    /// itself up through its ancestors (the nearest on ties; the cgroup itself when none has
+    /// a limit), and how many levels up it is. The kernel enforces every limit on the way, so
+    /// a pod's or a parent slice's can be the one a container hits.
+    pub fn memory_bounding(&self, cgroup_path: &str) -> Option<(MemoryDir, u32)> {
+        let own = self.memory(cgroup_path)?;
+        let mut best: Option<(MemoryDir, u32, u64)> = None;
+        for (depth, path) in ancestors(cgroup_path).enumerate().take(MEMORY_MAX_DEPTH) {
+            let Some(dir) = self.memory(path) else {
+                continue;
+            };
+            if let Some(Limit::Bytes(b)) = dir.read_limit() {
+                if best.as_ref().is_none_or(|&(_, _, lowest)| b < lowest) {
+                    best = Some((dir, depth as u32, b));
+                }
+            }
+        }
+        Some(best.map_or((own, 0), |(dir, depth, _)| (dir, depth)))
+    }
+}
+
+/// How many cgroup levels [`Mounts::memory_bounding`] looks at (the kernel side walks as many).
+const MEMORY_MAX_DEPTH: usize = tracer_common::MEMCG_MAX_DEPTH as usize;
+
+/// `cgroup_path`, then each of its ancestors below the hierarchy's root: `/a/b`, `/a`.
+pub fn ancestors(cgroup_path: &str) -> impl Iterator<Item = &str> {
+    let trimmed = cgroup_path.trim_end_matches('/');
+    std::iter::successors((!trimmed.is_empty()).then_some(trimmed), |p| {
+        let parent = &p[..p.rfind('/')?];
+        (!parent.is_empty()).then_some(parent)
+    })
 }
 
 /// Mount options that name a controller (not `rw`, `relatime`, ...).
@@ -162,10 +194,26 @@ pub struct MemoryStats {
     /// These are the last figures read before the cgroup was gone, not a reading at the
     /// moment they are reported for.
     pub stale: bool,
+    /// Who read the figures.
+    pub source: MemorySource,
+    /// With [`MemorySource::Kernel`]: how many cgroup levels above the victim's own memory
+    /// cgroup the limit (and the usage and peak beside it) belongs to; 0 is its own.
+    pub limit_depth: Option<u32>,
+}
+
+/// Where memory figures come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemorySource {
+    /// The cgroup's files, read by ctrace.
+    #[default]
+    Cgroupfs,
+    /// The kernel, from the memory cgroup's counter at the OOM (usage, limit, peak).
+    Kernel,
 }
 
 /// v1 reports "no limit" as the largest page-aligned `i64`.
-const V1_UNLIMITED_FLOOR: u64 = 1 << 62;
+pub const V1_UNLIMITED_FLOOR: u64 = 1 << 62;
 
 /// A memory limit as configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +299,8 @@ impl MemoryDir {
                     oom_kills: oom.as_ref().and_then(|m| m.get("oom_kill").copied()),
                     max_events: None,
                     stale: false,
+                    source: MemorySource::Cgroupfs,
+                    limit_depth: None,
                 }
             }
             Self::V2(d) => {
@@ -264,6 +314,8 @@ impl MemoryDir {
                     oom_kills: events.as_ref().and_then(|m| m.get("oom_kill").copied()),
                     max_events: events.as_ref().and_then(|m| m.get("max").copied()),
                     stale: false,
+                    source: MemorySource::Cgroupfs,
+                    limit_depth: None,
                 }
             }
         }
@@ -360,6 +412,65 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
         assert_eq!(v2.read_limit(), Some(Limit::Unlimited));
         assert_eq!(MemoryDir::V2(d.join("gone")).read_limit(), None);
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn ancestors_stop_below_the_root() {
+        let all = |p| ancestors(p).collect::<Vec<_>>();
+        assert_eq!(
+            all("/kubepods/pod1/abc"),
+            ["/kubepods/pod1/abc", "/kubepods/pod1", "/kubepods"]
+        );
+        assert_eq!(all("/docker/abc/"), ["/docker/abc", "/docker"]);
+        assert_eq!(all("relative/x"), ["relative/x", "relative"]);
+        assert!(all("/").is_empty());
+        assert!(all("").is_empty());
+    }
+
+    /// A limit above the container (a pod's) bounds it when lower than its own; the nearest
+    /// wins a tie; with no limit anywhere, the container's own directory.
+    #[test]
+    fn the_lowest_limit_up_the_tree_bounds_a_cgroup() {
+        let root = std::env::temp_dir().join(format!("ctrace-bound-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let leaf = root.join("memory/pod/ctr");
+        std::fs::create_dir_all(&leaf).unwrap();
+        let limit = |dir: &Path, v: &str| {
+            std::fs::write(dir.join("memory.limit_in_bytes"), v).unwrap();
+        };
+        let mounts = Mounts {
+            v2: None,
+            v1: [("memory".to_owned(), root.join("memory"))].into(),
+        };
+        let pod = root.join("memory/pod");
+        limit(&leaf, "9223372036854771712\n");
+        limit(&pod, "9223372036854771712\n");
+        assert_eq!(
+            mounts.memory_bounding("/pod/ctr"),
+            Some((MemoryDir::V1(leaf.clone()), 0)),
+            "no limit anywhere: its own"
+        );
+        limit(&leaf, "104857600\n");
+        limit(&pod, "50331648\n");
+        assert_eq!(
+            mounts.memory_bounding("/pod/ctr"),
+            Some((MemoryDir::V1(pod.clone()), 1))
+        );
+        limit(&leaf, "50331648\n");
+        assert_eq!(
+            mounts.memory_bounding("/pod/ctr"),
+            Some((MemoryDir::V1(leaf.clone()), 0)),
+            "a tie: the nearest"
+        );
+        // An unreadable ancestor is no limit; an escape is refused.
+        std::fs::remove_file(pod.join("memory.limit_in_bytes")).unwrap();
+        limit(&leaf, "104857600\n");
+        assert_eq!(
+            mounts.memory_bounding("/pod/ctr"),
+            Some((MemoryDir::V1(leaf.clone()), 0))
+        );
+        assert_eq!(mounts.memory_bounding("/pod/../../etc"), None);
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -96,6 +96,48 @@ pub struct OomVictim {
     /// `mark_oom_victim`), does: [`crate::pipeline::Pipeline`] fills them in from it.
     pub victim_tgid: Option<u32>,
     pub victim_cgroup_id: Option<u64>,
+    /// The memory limit that bounds the victim, as the kernel read it at the OOM (kernels
+    /// whose `mark_victim` passes the task); filled in by the pipeline like the two above.
+    pub victim_memcg: Option<MemcgAtOom>,
+}
+
+/// A memory cgroup's counter as the kernel read it at the OOM: the one with the lowest limit
+/// on the way from the victim's memory cgroup to the root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemcgAtOom {
+    /// Levels above the victim's own memory cgroup (0: its own).
+    pub depth: u32,
+    pub usage_bytes: u64,
+    /// `None`: no limit anywhere up the tree.
+    pub limit_bytes: Option<u64>,
+    /// The counter's high-water mark (v1 `max_usage_in_bytes`, v2 `memory.peak`).
+    pub peak_bytes: u64,
+    /// Times the limit was hit (kept by the kernel for v1 only on recent kernels).
+    pub failcnt: u64,
+}
+
+impl MemcgAtOom {
+    /// From the kernel's page counts; `None` when the kernel could not read them.
+    pub fn from_kernel(
+        depth: u32,
+        c: &tracer_common::MemcgCounter,
+        page_size: u64,
+    ) -> Option<Self> {
+        if depth == tracer_common::MEMCG_UNREAD || depth >= tracer_common::MEMCG_MAX_DEPTH {
+            return None;
+        }
+        let bytes = |pages: u64| pages.saturating_mul(page_size);
+        // The kernel's "no limit" is `PAGE_COUNTER_MAX` (LONG_MAX / PAGE_SIZE pages), which
+        // v1 shows as 9223372036854771712 bytes: the same cut-off as for the files.
+        let limit = bytes(c.max_pages);
+        Some(Self {
+            depth,
+            usage_bytes: bytes(c.usage_pages),
+            limit_bytes: (limit < crate::cgroupfs::V1_UNLIMITED_FLOOR).then_some(limit),
+            peak_bytes: bytes(c.watermark_pages),
+            failcnt: c.failcnt,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -351,6 +393,7 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
                 oom_score_adj: e.oom_score_adj,
                 victim_tgid: None,
                 victim_cgroup_id: None,
+                victim_memcg: None,
             })
         }
         kind::CAPABILITY => {
@@ -399,6 +442,52 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_memcg_pages_become_bytes_and_no_limit_is_none() {
+        let c = tracer_common::MemcgCounter {
+            usage_pages: 25_600,
+            max_pages: 25_600,
+            watermark_pages: 25_601,
+            failcnt: 3,
+        };
+        assert_eq!(
+            MemcgAtOom::from_kernel(0, &c, 4096),
+            Some(MemcgAtOom {
+                depth: 0,
+                usage_bytes: 100 << 20,
+                limit_bytes: Some(100 << 20),
+                peak_bytes: (100 << 20) + 4096,
+                failcnt: 3,
+            })
+        );
+        // PAGE_COUNTER_MAX: LONG_MAX / PAGE_SIZE pages.
+        let unlimited = tracer_common::MemcgCounter {
+            max_pages: i64::MAX as u64 / 4096,
+            ..c
+        };
+        let m = MemcgAtOom::from_kernel(2, &unlimited, 4096).unwrap();
+        assert_eq!((m.depth, m.limit_bytes), (2, None));
+        let huge = tracer_common::MemcgCounter {
+            max_pages: u64::MAX,
+            ..c
+        };
+        assert_eq!(
+            MemcgAtOom::from_kernel(0, &huge, 65_536)
+                .unwrap()
+                .limit_bytes,
+            None
+        );
+        // Not read, or a depth the kernel side never writes.
+        assert_eq!(
+            MemcgAtOom::from_kernel(tracer_common::MEMCG_UNREAD, &c, 4096),
+            None
+        );
+        assert_eq!(
+            MemcgAtOom::from_kernel(tracer_common::MEMCG_MAX_DEPTH, &c, 4096),
+            None
+        );
+    }
 
     pub fn as_bytes<T: Copy>(v: &T) -> Vec<u8> {
         // SAFETY: the tracer-common records have no implicit padding, so every byte is
@@ -577,6 +666,7 @@ pub(crate) mod tests {
                     oom_score_adj: -999,
                     victim_tgid: None,
                     victim_cgroup_id: None,
+                    victim_memcg: None,
                 }),
             ),
             (

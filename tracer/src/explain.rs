@@ -237,18 +237,35 @@ impl Incident {
                 s
             }
             Self::Oom(o) => {
+                let limit = o
+                    .memory
+                    .as_ref()
+                    .and_then(|m| m.limit_bytes)
+                    .map(|l| format!(" of {}", bytes(l)))
+                    .unwrap_or_default();
+                // Where the kernel found the limit above the victim's own cgroup.
+                let above = match o.memory.as_ref().and_then(|m| m.limit_depth) {
+                    Some(1) => " set one cgroup level above".to_owned(),
+                    Some(n) if n > 1 => format!(" set {n} cgroup levels above"),
+                    _ => String::new(),
+                };
                 let what = match (o.scope, o.victim.container()) {
-                    (OomScope::ContainerLimit, Some(c)) => format!(
-                        "{} hit its memory limit{}",
-                        c.display(),
-                        o.memory
-                            .as_ref()
-                            .and_then(|m| m.limit_bytes)
-                            .map(|l| format!(" of {}", bytes(l)))
-                            .unwrap_or_default()
-                    ),
-                    (OomScope::ContainerLimit, None) => "its cgroup hit its memory limit".into(),
+                    (OomScope::ContainerLimit, Some(c)) if above.is_empty() => {
+                        format!("{} hit its memory limit{limit}", c.display())
+                    }
+                    (OomScope::ContainerLimit, Some(c)) => {
+                        format!("{} hit a memory limit{limit}{above} its own", c.display())
+                    }
+                    (OomScope::ContainerLimit, None) if above.is_empty() => {
+                        format!("its cgroup hit its memory limit{limit}")
+                    }
+                    (OomScope::ContainerLimit, None) => {
+                        format!("its cgroup hit a memory limit{limit}{above} it")
+                    }
                     (OomScope::Host, _) => "the host ran out of memory".into(),
+                    (OomScope::Unknown, _) if o.memory.as_ref().is_some_and(|m| m.stale) => {
+                        "its cgroup was gone before its figures at the kill could be read".into()
+                    }
                     (OomScope::Unknown, _) => {
                         "its cgroup's memory figures could not be read".into()
                     }
@@ -266,6 +283,8 @@ impl Incident {
                         }
                         if parts.is_empty() {
                             String::new()
+                        } else if m.stale {
+                            format!(" (last sample before the kill: {})", parts.join(", "))
                         } else {
                             format!(" ({})", parts.join(", "))
                         }
@@ -379,9 +398,18 @@ impl CgroupMemory {
         }
     }
 
+    /// The figures of the cgroup whose limit bounds the container (its own, or an
+    /// ancestor's with a lower limit, as a pod's).
     fn read_live(&self, c: &Container) -> Option<(String, MemoryStats)> {
         let path = c.cgroup_path_for("memory")?;
-        let m = self.mounts.memory(path)?.read();
+        let (dir, depth) = self.mounts.memory_bounding(path)?;
+        let mut m = dir.read();
+        if depth > 0 {
+            m.limit_depth = Some(depth);
+            // OOM kills are counted where the victim was (v1 does not count them up the
+            // tree): the container's own.
+            m.oom_kills = self.mounts.memory(path).and_then(|d| d.read().oom_kills);
+        }
         (m.usage_bytes.is_some() || m.limit_bytes.is_some()).then(|| (path.to_owned(), m))
     }
 
@@ -551,7 +579,8 @@ impl<M: MemoryReader> Correlator<M> {
             attribution: attrs.other.clone().unwrap_or(Attribution::Unknown),
             cgroup_id: o.victim_cgroup_id,
         };
-        let memory = victim.container().and_then(|c| self.memory.read(c));
+        let files = victim.container().and_then(|c| self.memory.read(c));
+        let memory = with_kernel_figures(files, o.victim_memcg.as_ref());
         let rss = (o.anon_rss_kb + o.file_rss_kb + o.shmem_rss_kb) * 1024;
         let scope = oom_scope(memory.as_ref(), rss);
         self.ooms.insert(
@@ -659,6 +688,34 @@ impl<M: MemoryReader> Correlator<M> {
     }
 }
 
+/// The cgroup files' figures, with usage, limit and peak replaced by what the kernel read at
+/// the OOM where it did: by the time the files are read the victim's memory is freed, or the
+/// cgroup is gone and only an older sample is left. The files' own counters (OOM kills,
+/// events) are kept when they were read now, dropped when they are an older sample.
+pub fn with_kernel_figures(
+    files: Option<MemoryStats>,
+    kernel: Option<&crate::event::MemcgAtOom>,
+) -> Option<MemoryStats> {
+    let Some(k) = kernel else {
+        return files;
+    };
+    let mut m = files.unwrap_or_default();
+    if m.stale {
+        m = MemoryStats::default();
+    }
+    m.limit_bytes = k.limit_bytes;
+    m.usage_bytes = Some(k.usage_bytes);
+    m.peak_bytes = Some(k.peak_bytes);
+    // v1's `memory.failcnt` is this counter's; v2 has no such file (and recent kernels stop
+    // counting it there).
+    if m.failcnt.is_some() {
+        m.failcnt = Some(k.failcnt);
+    }
+    m.source = crate::cgroupfs::MemorySource::Kernel;
+    m.limit_depth = Some(k.depth);
+    Some(m)
+}
+
 /// A container-limit OOM leaves the cgroup at (or within 5 % of) its limit, its peak reaching
 /// it, or its victim alone holding 90 % of it (the figures may be from the last sample before
 /// the kill when the cgroup was gone by the time the record was read). With no limit, or far
@@ -683,6 +740,9 @@ pub fn oom_scope(m: Option<&MemoryStats>, victim_rss_bytes: u64) -> OomScope {
         || victim_rss_bytes.saturating_mul(100) >= limit.saturating_mul(90)
     {
         OomScope::ContainerLimit
+    } else if m.stale {
+        // A sample from before the kill, far from the limit: it cannot tell.
+        OomScope::Unknown
     } else {
         OomScope::Host
     }
@@ -842,6 +902,7 @@ mod tests {
             oom_score_adj: 0,
             victim_tgid: Some(victim),
             victim_cgroup_id: Some(500),
+            victim_memcg: None,
         })
     }
 
@@ -899,6 +960,115 @@ mod tests {
         );
     }
 
+    fn kernel_memcg(depth: u32) -> crate::event::MemcgAtOom {
+        crate::event::MemcgAtOom {
+            depth,
+            usage_bytes: 100 << 20,
+            limit_bytes: Some(100 << 20),
+            peak_bytes: 100 << 20,
+            failcnt: 42,
+        }
+    }
+
+    #[test]
+    fn kernel_figures_replace_the_files_usage_limit_and_peak() {
+        use crate::cgroupfs::MemorySource;
+        let k = kernel_memcg(0);
+        // No kernel figures: the files as read.
+        let files = MemoryStats {
+            limit_bytes: Some(100 << 20),
+            usage_bytes: Some(1 << 20),
+            failcnt: Some(5),
+            oom_kills: Some(1),
+            ..MemoryStats::default()
+        };
+        assert_eq!(
+            with_kernel_figures(Some(files.clone()), None),
+            Some(files.clone())
+        );
+        assert_eq!(with_kernel_figures(None, None), None);
+        // Read now (v1: failcnt is the same counter): the files' counters stay.
+        let m = with_kernel_figures(Some(files.clone()), Some(&k)).unwrap();
+        assert_eq!(m.usage_bytes, Some(100 << 20));
+        assert_eq!(m.peak_bytes, Some(100 << 20));
+        assert_eq!(m.limit_bytes, Some(100 << 20));
+        assert_eq!(m.failcnt, Some(42));
+        assert_eq!(m.oom_kills, Some(1));
+        assert_eq!(
+            (m.source, m.limit_depth, m.stale),
+            (MemorySource::Kernel, Some(0), false)
+        );
+        // v2 files: no failcnt to fill.
+        let v2 = MemoryStats {
+            failcnt: None,
+            ..files.clone()
+        };
+        assert_eq!(
+            with_kernel_figures(Some(v2), Some(&k)).unwrap().failcnt,
+            None
+        );
+        // An older sample: none of its counters describe the kill.
+        let stale = MemoryStats {
+            stale: true,
+            ..files
+        };
+        let m = with_kernel_figures(Some(stale), Some(&k)).unwrap();
+        assert_eq!((m.oom_kills, m.failcnt, m.stale), (None, None, false));
+        assert_eq!(m.usage_bytes, Some(100 << 20));
+        // Nothing read from files at all (a host process, or no cgroup path).
+        let m = with_kernel_figures(None, Some(&k)).unwrap();
+        assert_eq!(
+            (m.limit_bytes, m.source),
+            (Some(100 << 20), MemorySource::Kernel)
+        );
+    }
+
+    fn oom_with(files: Option<MemoryStats>, kernel: Option<crate::event::MemcgAtOom>) -> String {
+        let c = container("lowmem100", 4242);
+        let mut cor = Correlator::new(FixedMemory(files));
+        let attrs = Attrs {
+            process: in_c(&c),
+            other: Some(in_c(&c)),
+        };
+        let mut body = oom_body(4242);
+        if let Body::OomVictim(o) = &mut body {
+            o.victim_memcg = kernel;
+            o.anon_rss_kb = 1_000; // small: the figures decide the scope, not the victim
+        }
+        cor.observe(&ev(task(4242, "tail", 500), 2, body), &attrs);
+        let out = cor.flush();
+        assert_eq!(out.len(), 1, "{out:?}");
+        out[0].explain()
+    }
+
+    /// The cgroup was gone before its files were read (a loaded machine): the last sample is
+    /// from before the allocation. With the kernel's figures at the OOM the story is whole;
+    /// without them it says the figures are an older sample and does not guess the scope.
+    #[test]
+    fn oom_figures_at_the_kill_come_from_the_kernel_when_the_files_are_late() {
+        let stale = MemoryStats {
+            limit_bytes: Some(100 << 20),
+            usage_bytes: Some(2 << 20),
+            peak_bytes: Some(3 << 20),
+            stale: true,
+            ..MemoryStats::default()
+        };
+        assert_eq!(
+            oom_with(Some(stale.clone()), Some(kernel_memcg(0))),
+            "tail (pid 4242 in lowmem100, docker) was OOM-killed: lowmem100 hit its memory limit of 100 MiB (usage 100 MiB, peak 100 MiB); victim RSS 1.4 MiB; triggered by its own allocation"
+        );
+        assert_eq!(
+            oom_with(Some(stale), None),
+            "tail (pid 4242 in lowmem100, docker) was OOM-killed: its cgroup was gone before its figures at the kill could be read (last sample before the kill: usage 2 MiB, peak 3 MiB); victim RSS 1.4 MiB; triggered by its own allocation"
+        );
+        // The limit that was hit sits above the victim's own cgroup (a pod's, or a nested
+        // container's parent).
+        assert_eq!(
+            oom_with(None, Some(kernel_memcg(1))),
+            "tail (pid 4242 in lowmem100, docker) was OOM-killed: lowmem100 hit a memory limit of 100 MiB set one cgroup level above its own (usage 100 MiB, peak 100 MiB); victim RSS 1.4 MiB; triggered by its own allocation"
+        );
+    }
+
     #[test]
     fn oom_of_a_child_keeps_the_container_running() {
         let c = container("app", 10);
@@ -948,7 +1118,11 @@ mod tests {
         let mut stale = m(Some(100), Some(3), None);
         stale.stale = true;
         assert_eq!(oom_scope(Some(&stale), 95), OomScope::ContainerLimit);
-        assert_eq!(oom_scope(Some(&stale), 10), OomScope::Host);
+        assert_eq!(
+            oom_scope(Some(&stale), 10),
+            OomScope::Unknown,
+            "never a guess"
+        );
         assert_eq!(
             oom_scope(Some(&m(Some(100), Some(96), None)), 0),
             OomScope::ContainerLimit

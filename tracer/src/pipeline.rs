@@ -25,8 +25,18 @@ const KILL_MEMORY_NS: u64 = 10_000_000_000;
 /// Where OOM victims' process and cgroup, read by the kernel at the OOM, can be looked up by
 /// thread id (the `OOM_VICTIMS` map).
 pub trait VictimSource {
-    /// `(tgid, cgroup id, boot ns when read)` of the last OOM victim with this thread id.
-    fn victim(&self, tid: u32) -> Option<(u32, u64, u64)>;
+    /// The last OOM victim with this thread id.
+    fn victim(&self, tid: u32) -> Option<KernelVictim>;
+}
+
+/// An OOM victim as the kernel read it from the task at the OOM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelVictim {
+    pub tgid: u32,
+    pub cgroup_id: u64,
+    /// When it was read (boot clock).
+    pub boot_ns: u64,
+    pub memcg: Option<crate::event::MemcgAtOom>,
 }
 
 /// How far apart the kernel's reading of a victim and its OOM record may be (the same
@@ -115,14 +125,15 @@ impl Pipeline {
                     }
                     Body::OomVictim(o) => {
                         // Read from the victim task at the OOM, where the kernel can.
-                        if let Some((tgid, cgroup_id, _)) = self
+                        if let Some(k) = self
                             .victims
                             .as_ref()
                             .and_then(|v| v.0.victim(o.victim_pid))
-                            .filter(|&(_, _, at)| ev.boot_ns.abs_diff(at) < VICTIM_SAME_OOM_NS)
+                            .filter(|k| ev.boot_ns.abs_diff(k.boot_ns) < VICTIM_SAME_OOM_NS)
                         {
-                            o.victim_tgid = Some(tgid);
-                            o.victim_cgroup_id = Some(cgroup_id);
+                            o.victim_tgid = Some(k.tgid);
+                            o.victim_cgroup_id = Some(k.cgroup_id);
+                            o.victim_memcg = k.memcg;
                         } else if let Some(k) = self.kernel_kills.get(&o.victim_pid) {
                             if ev.boot_ns.saturating_sub(k.boot_ns) < KILL_MEMORY_NS {
                                 o.victim_tgid = Some(k.tgid);
@@ -411,29 +422,46 @@ mod tests {
     /// stale one (a reused thread id, read at another OOM) is ignored.
     #[test]
     fn oom_victim_read_by_the_kernel_comes_first() {
-        struct Fake(u64);
+        let memcg = crate::event::MemcgAtOom {
+            depth: 0,
+            usage_bytes: 100 << 20,
+            limit_bytes: Some(100 << 20),
+            peak_bytes: 100 << 20,
+            failcnt: 7,
+        };
+        struct Fake(u64, crate::event::MemcgAtOom);
         impl VictimSource for Fake {
-            fn victim(&self, tid: u32) -> Option<(u32, u64, u64)> {
-                (tid == 900).then_some((899, 5150, self.0))
+            fn victim(&self, tid: u32) -> Option<KernelVictim> {
+                (tid == 900).then_some(KernelVictim {
+                    tgid: 899,
+                    cgroup_id: 5150,
+                    boot_ns: self.0,
+                    memcg: Some(self.1),
+                })
             }
         }
         let mut comm = [0u8; 16];
         comm[..4].copy_from_slice(b"tail");
         let oom_ns = header(kind::OOM_VICTIM, 0).boot_ns;
         let mut p = Pipeline::new();
-        p.victims = Some(Victims(Box::new(Fake(oom_ns - 1000))));
+        p.victims = Some(Victims(Box::new(Fake(oom_ns - 1000, memcg))));
         let Body::OomVictim(o) = p.ingest(&as_bytes(&victim_record(900, comm))).unwrap().body
         else {
             panic!()
         };
         assert_eq!((o.victim_tgid, o.victim_cgroup_id), (Some(899), Some(5150)));
+        assert_eq!(o.victim_memcg, Some(memcg));
         let mut p = Pipeline::new();
-        p.victims = Some(Victims(Box::new(Fake(oom_ns + 5 * VICTIM_SAME_OOM_NS))));
+        p.victims = Some(Victims(Box::new(Fake(
+            oom_ns + 5 * VICTIM_SAME_OOM_NS,
+            memcg,
+        ))));
         let Body::OomVictim(o) = p.ingest(&as_bytes(&victim_record(900, comm))).unwrap().body
         else {
             panic!()
         };
         assert_eq!(o.victim_cgroup_id, None, "stale: not this OOM's victim");
+        assert_eq!(o.victim_memcg, None, "nor its memory");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Just enough of a BTF reader to find the byte offset of a struct member.
+//! Just enough of a BTF reader to find the byte offset of a struct member, and the value of an
+//! enumerator.
 //!
 //! aya-ebpf has no CO-RE relocations for Rust programs, so the offsets the programs need
 //! (`task_struct.exit_code`, ...) are computed here from `/sys/kernel/btf/vmlinux` and handed to
@@ -56,6 +57,8 @@ pub struct Btf {
     types: Vec<Type>, // index = type id; id 0 is `void`
     strings: Vec<u8>,
     structs_by_name: HashMap<String, Vec<u32>>,
+    /// Enumerator name → value (C enumerators share one namespace).
+    enumerators: HashMap<String, i64>,
 }
 
 fn u32_at(buf: &[u8], at: usize) -> Result<u32, BtfError> {
@@ -102,6 +105,7 @@ impl Btf {
             type_ref: 0,
             members: Vec::new(),
         }];
+        let mut enumerators = Vec::new();
         let mut at = types_start;
         while at < types_end {
             let id = types.len() as u32;
@@ -132,8 +136,31 @@ impl Btf {
                     }
                     vlen * 12
                 }
-                KIND_ENUM | KIND_FUNC_PROTO => vlen * 8,
-                KIND_DATASEC | KIND_ENUM64 => vlen * 12,
+                KIND_ENUM => {
+                    for i in 0..vlen {
+                        let e = at + i * 8;
+                        let raw = u32_at(buf, e + 4)?;
+                        // kind_flag: signed values.
+                        let val = if kind_flag {
+                            i64::from(raw as i32)
+                        } else {
+                            i64::from(raw)
+                        };
+                        enumerators.push((u32_at(buf, e)?, val));
+                    }
+                    vlen * 8
+                }
+                KIND_ENUM64 => {
+                    for i in 0..vlen {
+                        let e = at + i * 12;
+                        let lo = u64::from(u32_at(buf, e + 4)?);
+                        let hi = u64::from(u32_at(buf, e + 8)?);
+                        enumerators.push((u32_at(buf, e)?, (hi << 32 | lo) as i64));
+                    }
+                    vlen * 12
+                }
+                KIND_FUNC_PROTO => vlen * 8,
+                KIND_DATASEC => vlen * 12,
                 2 | 7 | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | 12 | 16
                 | KIND_TYPE_TAG => 0,
                 _ => return Err(BtfError::UnknownKind { kind, id }),
@@ -153,7 +180,14 @@ impl Btf {
             types,
             strings,
             structs_by_name: HashMap::new(),
+            enumerators: HashMap::new(),
         };
+        for (name, val) in enumerators {
+            let name = btf.name(name).to_owned();
+            if !name.is_empty() {
+                btf.enumerators.entry(name).or_insert(val);
+            }
+        }
         for (id, t) in btf.types.iter().enumerate() {
             if t.kind == KIND_STRUCT || t.kind == KIND_UNION {
                 let name = btf.name(t.name).to_owned();
@@ -195,6 +229,11 @@ impl Btf {
             .iter()
             .filter_map(|&id| self.types.get(id as usize))
             .find_map(|t| self.find_member(t, member, 0))
+    }
+
+    /// Value of the enumerator `name` (`memory_cgrp_id`, ...).
+    pub fn enum_value(&self, name: &str) -> Option<i64> {
+        self.enumerators.get(name).copied()
     }
 
     fn find_member(&self, t: &Type, member: &str, depth: u32) -> Option<u32> {
@@ -265,6 +304,16 @@ pub(crate) mod tests {
                 }
             }
         }
+        pub fn enumeration(&mut self, name: &str, values: &[(&str, i32)]) {
+            let n = if name.is_empty() { 0 } else { self.str(name) };
+            // kind_flag set: signed values.
+            self.push(n, KIND_ENUM | 1 << 7, values.len() as u32, 4);
+            for &(vname, v) in values {
+                let vn = self.str(vname);
+                self.types.extend_from_slice(&vn.to_le_bytes());
+                self.types.extend_from_slice(&v.to_le_bytes());
+            }
+        }
         pub fn build(&self) -> Vec<u8> {
             let mut out = Vec::new();
             out.extend_from_slice(&MAGIC.to_le_bytes());
@@ -302,7 +351,23 @@ pub(crate) mod tests {
                 ("exit_code", 1, 192),
             ],
         ); // 5
+        b.enumeration(
+            "cgroup_subsys_id",
+            &[("cpu_cgrp_id", 1), ("memory_cgrp_id", 4)],
+        ); // 6
+        b.enumeration("", &[("NEGATIVE_ONE", -1)]); // 7
         b.build()
+    }
+
+    #[test]
+    fn finds_enumerator_values() {
+        let btf = Btf::parse(&task_btf()).unwrap();
+        assert_eq!(btf.enum_value("memory_cgrp_id"), Some(4));
+        assert_eq!(btf.enum_value("cpu_cgrp_id"), Some(1));
+        assert_eq!(btf.enum_value("NEGATIVE_ONE"), Some(-1));
+        assert_eq!(btf.enum_value("cgroup_subsys_id"), None);
+        // Still a struct member reader after the enums.
+        assert_eq!(btf.member_offset("task_struct", "exit_code"), Some(24));
     }
 
     #[test]
@@ -355,6 +420,15 @@ pub(crate) mod tests {
             assert!(
                 btf.member_offset("task_struct", m).is_some(),
                 "task_struct.{m}"
+            );
+        }
+        // What the OOM victim's memory counters are read through.
+        assert!(btf.enum_value("memory_cgrp_id").is_some());
+        assert_eq!(btf.member_offset("mem_cgroup", "css"), Some(0));
+        for m in ["usage", "failcnt", "watermark", "max", "parent"] {
+            assert!(
+                btf.member_offset("page_counter", m).is_some(),
+                "page_counter.{m}"
             );
         }
     }

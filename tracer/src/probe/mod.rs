@@ -183,12 +183,22 @@ pub fn signal_bit(sig: u32) -> u64 {
 pub struct OomVictims(aya::maps::HashMap<MapData, u32, tracer_common::OomVictimTask>);
 
 impl crate::pipeline::VictimSource for OomVictims {
-    fn victim(&self, tid: u32) -> Option<(u32, u64, u64)> {
-        self.0
-            .get(&tid, 0)
-            .ok()
-            .map(|v| (v.tgid, v.cgroup_id, v.boot_ns))
+    fn victim(&self, tid: u32) -> Option<crate::pipeline::KernelVictim> {
+        let v = self.0.get(&tid, 0).ok()?;
+        Some(crate::pipeline::KernelVictim {
+            tgid: v.tgid,
+            cgroup_id: v.cgroup_id,
+            boot_ns: v.boot_ns,
+            memcg: crate::event::MemcgAtOom::from_kernel(v.memcg_depth, &v.memcg, page_size()),
+        })
     }
+}
+
+/// The kernel's page size, in which its memory counters count.
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
 }
 
 /// Per-kind counters, summed over CPUs.
@@ -614,6 +624,21 @@ pub fn task_offsets(vmlinux: &Path) -> Result<TaskOffsets, String> {
             .unwrap_or(OFFSET_ABSENT)
     };
     let off = |m: &str| member("task_struct", m);
+    // `css_set.subsys[memory_cgrp_id]`: an array of pointers indexed by controller id.
+    let css_set_memcg = btf
+        .enum_value("memory_cgrp_id")
+        .and_then(|id| u32::try_from(id).ok())
+        .zip(btf.member_offset("css_set", "subsys"))
+        .and_then(|(id, base)| u16::try_from(base + 8 * id).ok())
+        .unwrap_or(OFFSET_ABSENT);
+    // The css pointer points at `mem_cgroup.css`; the counter is `memory`, further on.
+    let memcg_memory = btf
+        .member_offset("mem_cgroup", "memory")
+        .zip(btf.member_offset("mem_cgroup", "css"))
+        .and_then(|(m, c)| m.checked_sub(c))
+        .and_then(|o| u16::try_from(o).ok())
+        .unwrap_or(OFFSET_ABSENT);
+    let pc = |m: &str| member("page_counter", m);
     Ok(TaskOffsets {
         real_parent: off("real_parent"),
         tgid: off("tgid"),
@@ -626,7 +651,14 @@ pub fn task_offsets(vmlinux: &Path) -> Result<TaskOffsets, String> {
         kernfs_node_id: member("kernfs_node", "id"),
         siginfo_errno: member("kernel_siginfo", "si_errno"),
         siginfo_code: member("kernel_siginfo", "si_code"),
-        _pad: 0,
+        css_set_memcg,
+        memcg_memory,
+        pc_usage: pc("usage"),
+        pc_failcnt: pc("failcnt"),
+        pc_watermark: pc("watermark"),
+        pc_max: pc("max"),
+        pc_parent: pc("parent"),
+        _pad: [0; 2],
     })
 }
 

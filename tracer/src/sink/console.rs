@@ -233,6 +233,7 @@ mod tests {
                 oom_score_adj: 0,
                 victim_tgid: Some(4242),
                 victim_cgroup_id: Some(500),
+                victim_memcg: None,
             },
             trigger: Party {
                 pid: 4242,
