@@ -315,9 +315,15 @@ impl Out {
                     // Stamped when read: the start may be handled after usage grew.
                     r.sample(container, self.ctx.clock.unix_ns(BootClock::boot_now_ns()));
                 }
-                // The reading at the kill ends the memory curve, however fast usage rose.
+                // The reading at the kill ends the memory curve, however fast usage rose; an
+                // older sample (the cgroup was gone) is already on it, at its own time, and
+                // a parent cgroup's figures are not the container's.
                 Incident::Oom(o) => {
-                    if let (Some(c), Some(m)) = (o.victim.container(), &o.memory) {
+                    let at_kill = o
+                        .memory
+                        .as_ref()
+                        .filter(|m| !m.stale && m.limit_depth.unwrap_or(0) == 0);
+                    if let (Some(c), Some(m)) = (o.victim.container(), at_kill) {
                         if let Some(usage) = m.peak_bytes.or(m.usage_bytes) {
                             r.sample_at(c, at, usage, m.limit_bytes);
                         }
