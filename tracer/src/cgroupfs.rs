@@ -470,6 +470,28 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
             Some((MemoryDir::V1(leaf.clone()), 0))
         );
         assert_eq!(mounts.memory_bounding("/pod/../../etc"), None);
+        // Pure v2, systemd driver: a pod slice's `memory.max` above the container's scope.
+        let v2root = root.join("unified");
+        let slice = v2root.join("kubepods.slice/kubepods-pod1.slice");
+        let scope = slice.join("cri-containerd-abc.scope");
+        std::fs::create_dir_all(&scope).unwrap();
+        std::fs::write(v2root.join("kubepods.slice/memory.max"), "max\n").unwrap();
+        std::fs::write(slice.join("memory.max"), "67108864\n").unwrap();
+        std::fs::write(scope.join("memory.max"), "max\n").unwrap();
+        let v2 = Mounts {
+            v2: Some(v2root.clone()),
+            v1: BTreeMap::new(),
+        };
+        let path = "/kubepods.slice/kubepods-pod1.slice/cri-containerd-abc.scope";
+        assert_eq!(
+            v2.memory_bounding(path),
+            Some((MemoryDir::V2(slice.clone()), 1))
+        );
+        std::fs::write(scope.join("memory.max"), "33554432\n").unwrap();
+        assert_eq!(
+            v2.memory_bounding(path),
+            Some((MemoryDir::V2(scope.clone()), 0))
+        );
         let _ = std::fs::remove_dir_all(&root);
     }
 

@@ -1023,6 +1023,49 @@ mod tests {
         );
     }
 
+    /// The files of the cgroup whose limit bounds the container, its own OOM kills, and the
+    /// last of them once the cgroup is gone.
+    #[test]
+    fn cgroup_memory_reads_the_bounding_limit_and_keeps_the_last() {
+        let root = std::env::temp_dir().join(format!("ctrace-cgmem-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let parent = root.join("docker");
+        let own = parent.join("podded");
+        std::fs::create_dir_all(&own).unwrap();
+        let write = |dir: &std::path::Path, f: &str, v: &str| {
+            std::fs::write(dir.join(f), v).unwrap();
+        };
+        write(&parent, "memory.limit_in_bytes", "50331648\n");
+        write(&parent, "memory.usage_in_bytes", "50331648\n");
+        write(&parent, "memory.oom_control", "oom_kill 0\n");
+        write(&own, "memory.limit_in_bytes", "104857600\n");
+        write(&own, "memory.usage_in_bytes", "50000000\n");
+        write(&own, "memory.oom_control", "oom_kill 1\n");
+        let mem = CgroupMemory::new(Mounts {
+            v2: None,
+            v1: [("memory".to_owned(), root.clone())].into(),
+        });
+        let c = container("podded", 1);
+        let m = mem.read(&c).unwrap();
+        assert_eq!(
+            (
+                m.limit_bytes,
+                m.usage_bytes,
+                m.limit_depth,
+                m.oom_kills,
+                m.stale
+            ),
+            (Some(48 << 20), Some(48 << 20), Some(1), Some(1), false)
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+        let last = mem.read(&c).unwrap();
+        assert!(last.stale);
+        assert_eq!(
+            (last.limit_bytes, last.limit_depth),
+            (Some(48 << 20), Some(1))
+        );
+    }
+
     fn oom_with(files: Option<MemoryStats>, kernel: Option<crate::event::MemcgAtOom>) -> String {
         let c = container("lowmem100", 4242);
         let mut cor = Correlator::new(FixedMemory(files));
