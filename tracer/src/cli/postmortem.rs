@@ -486,10 +486,19 @@ fn push_field(out: &mut String, indent: usize, name: &str, value: &str) {
 
 fn render_oom(out: &mut String, o: &Oom, tty: bool) {
     let r = &o.record;
-    let scope = match r["scope"].as_str() {
-        Some("container_limit") => "the container hit its own memory limit (not a host-wide OOM)",
-        Some("host") => "the host ran out of memory (a host-wide OOM, not the container's limit)",
-        _ => "scope unknown",
+    let depth = u64_of(r, "memory.limit_depth").unwrap_or(0);
+    let scope = match (r["scope"].as_str(), depth) {
+        (Some("container_limit"), 0) => {
+            "the container hit its own memory limit (not a host-wide OOM)".to_owned()
+        }
+        (Some("container_limit"), n) => format!(
+            "the container hit a memory limit set {n} cgroup level{} above its own (not a host-wide OOM)",
+            if n == 1 { "" } else { "s" }
+        ),
+        (Some("host"), _) => {
+            "the host ran out of memory (a host-wide OOM, not the container's limit)".to_owned()
+        }
+        _ => "scope unknown".to_owned(),
     };
     out.push_str(&format!("  OOM kill at {}: {scope}\n", fmt_ts(o.ts_ns)));
     let mut limit = o.limit.map_or_else(|| "none known".to_owned(), bytes);
@@ -501,7 +510,13 @@ fn render_oom(out: &mut String, o: &Oom, tty: bool) {
     .filter_map(|(name, path)| u64_of(r, path).map(|v| format!("{name} {}", bytes(v))))
     .collect();
     if !at_kill.is_empty() {
-        limit.push_str(&format!("; at the kill: {}", at_kill.join(", ")));
+        // The cgroup was gone before it was read: the figures are the last sample.
+        let when = if r["memory"]["stale"] == true {
+            "last sample before the kill"
+        } else {
+            "at the kill"
+        };
+        limit.push_str(&format!("; {when}: {}", at_kill.join(", ")));
     }
     push_field(out, 4, "limit", &limit);
     push_field(out, 4, "usage", &curve_text(o, tty));
@@ -747,6 +762,8 @@ fn oom_json(o: &Oom) -> Value {
         "limit_bytes": o.limit,
         "usage_bytes": r["memory"]["usage_bytes"],
         "peak_bytes": r["memory"]["peak_bytes"],
+        "limit_depth": r["memory"]["limit_depth"],
+        "figures_stale": r["memory"]["stale"] == true,
         "curve": o.curve.iter().map(|s| json!({
             "ts": rfc3339(s.ts_ns),
             "usage_bytes": s.usage_bytes,
@@ -1264,6 +1281,59 @@ web: docker container, gone since 2026-11-29 18:40:09.600, exit code 137 (times 
         assert!(
             text.contains("    limit     100 MiB;"),
             "from the record: {text}"
+        );
+    }
+
+    /// The OOM record of the fixture with its `memory` changed.
+    fn oom_fixture_with(memory: impl Fn(&mut serde_json::Value)) -> Vec<JEntry> {
+        oom_fixture(W3, "web", T0)
+            .into_iter()
+            .map(|e| match e {
+                JEntry::Record(r) if r.kind == "oom_kill" => {
+                    let mut v: serde_json::Value = serde_json::from_str(&r.json).unwrap();
+                    memory(&mut v["memory"]);
+                    JEntry::Record(crate::journal::Record::from_ndjson(r.ts_ns, &v))
+                }
+                other => other,
+            })
+            .collect()
+    }
+
+    /// A parent's limit (a pod's) is named as such; figures from an older sample are said to
+    /// be one, not passed off as the figures at the kill.
+    #[test]
+    fn oom_of_a_parent_limit_and_stale_figures_say_so() {
+        let t = Scratch::new("pm-depth");
+        let p = t.join("j.db");
+        journal_with(&p, oom_fixture_with(|m| m["limit_depth"] = 1.into()));
+        let text = run_ok(&args(&p, "web"), false);
+        assert!(
+            text.contains(": the container hit a memory limit set 1 cgroup level above its own (not a host-wide OOM)\n"),
+            "{text}"
+        );
+        let json = run(
+            &PostmortemArgs {
+                json: true,
+                ..args(&p, "web")
+            },
+            false,
+        )
+        .unwrap()
+        .text;
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let o = &v["stories"][0]["oom_kills"][0];
+        assert_eq!(
+            (o["limit_depth"].as_u64(), o["figures_stale"].as_bool()),
+            (Some(1), Some(false))
+        );
+
+        let t = Scratch::new("pm-stale");
+        let p = t.join("j.db");
+        journal_with(&p, oom_fixture_with(|m| m["stale"] = true.into()));
+        let text = run_ok(&args(&p, "web"), false);
+        assert!(
+            text.contains("    limit     100 MiB; last sample before the kill: usage 99.9 MiB, peak 100 MiB\n"),
+            "{text}"
         );
     }
 
