@@ -5,6 +5,7 @@ mod attribution;
 mod capability;
 mod cgroup;
 mod cli;
+mod hostile;
 mod incidents;
 mod inspect;
 mod journal;

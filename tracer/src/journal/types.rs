@@ -65,7 +65,7 @@ impl Record {
             container_id,
             container_name: field("name"),
             runtime,
-            json: value.to_string(),
+            json: crate::sink::json::line(value),
         }
     }
 }

@@ -448,16 +448,77 @@ pub fn stats(
     Value::Object(m)
 }
 
-/// Serialise to exactly one line (no trailing newline).
+/// Serialise to exactly one line (no trailing newline). Besides what JSON must escape (C0
+/// controls, quotes, backslashes), characters a terminal or a log pipeline may act on are
+/// escaped as `\uXXXX` too: C1 controls (U+0080..U+009F: U+009B is a CSI on some terminals),
+/// DEL, bidirectional overrides, and U+2028/U+2029 (line breaks to some readers). The
+/// document stays the same JSON; `ctrace watch --json` on a terminal stays inert.
 pub fn line(v: &Value) -> String {
+    let mut out = Vec::with_capacity(256);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, InertFormatter);
     // Serialising a `Value` cannot fail: keys are strings and numbers are finite.
-    serde_json::to_string(v).unwrap_or_else(|_| String::from("{}"))
+    if serde::Serialize::serialize(v, &mut ser).is_err() {
+        return String::from("{}");
+    }
+    // The formatter writes only what serde_json gives it (UTF-8) and ASCII escapes.
+    String::from_utf8(out).unwrap_or_else(|_| String::from("{}"))
+}
+
+/// serde_json's compact formatter, escaping the characters [`line`] lists.
+struct InertFormatter;
+
+fn needs_escape(c: char) -> bool {
+    matches!(c as u32, 0x7f..=0x9f | 0x2028 | 0x2029 | 0x061c | 0x200e | 0x200f | 0x202a..=0x202e | 0x2066..=0x2069)
+}
+
+impl serde_json::ser::Formatter for InertFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if needs_escape(c) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                write!(writer, "\\u{:04x}", c as u32)?;
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{clock::BootClock, event};
+
+    #[test]
+    fn lines_escape_what_terminals_and_log_readers_act_on() {
+        let hostile = "a\u{1b}[2J\u{7}\u{7f}\u{9b}31m\u{202e}txt\u{2028}b\nc\u{fffd}ü";
+        let v = serde_json::json!({ "comm": hostile, hostile: 1 });
+        let l = line(&v);
+        assert_eq!(
+            l,
+            r#"{"a\u001b[2J\u0007\u007f\u009b31m\u202etxt\u2028b\nc�ü":1,"comm":"a\u001b[2J\u0007\u007f\u009b31m\u202etxt\u2028b\nc�ü"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&l).unwrap(),
+            v,
+            "the same document"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_is_one_inert_line_of_the_same_json(s in "\\PC*|[\\x00-\\x{a0}\\x{2028}\\x{202e}]*") {
+            let v = serde_json::json!({ "s": s });
+            let l = line(&v);
+            proptest::prop_assert!(!l.chars().any(|c| c.is_control() || needs_escape(c)), "{l:?}");
+            proptest::prop_assert_eq!(serde_json::from_str::<Value>(&l).unwrap(), v);
+        }
+    }
 
     fn ctx() -> Context {
         Context {
