@@ -54,8 +54,11 @@ pub struct TopRow {
     /// CPU figures; `stats: None` until two samples were read (or when they cannot be).
     pub report: Report,
     pub memory_usage: Option<u64>,
-    /// `None`: not known (unlike [`Limit::Unlimited`]).
+    /// `None`: not known (unlike [`Limit::Unlimited`]). The lowest limit from the container's
+    /// cgroup up: a pod's or a parent's when lower than its own.
     pub memory_limit: Option<Limit>,
+    /// How many cgroup levels above the container's that limit is set (0: its own).
+    pub memory_limit_depth: u32,
     /// `None`: neither the cgroup's counter nor OOM events are available.
     pub oom_kills: Option<OomKills>,
 }
@@ -141,6 +144,7 @@ pub fn json_row(r: &TopRow, lost: u64) -> serde_json::Value {
         "memory_usage_bytes": r.memory_usage,
         "memory_limit_bytes": r.memory_limit.and_then(Limit::bytes),
         "memory_limit_set": r.memory_limit.map(|l| l != Limit::Unlimited),
+        "memory_limit_depth": matches!(r.memory_limit, Some(Limit::Bytes(_))).then_some(r.memory_limit_depth),
         "oom_kills": r.oom_kills.map(|o| o.count),
         "oom_kills_source": r.oom_kills.map(|o| o.source.as_str()),
         "lost": lost,
@@ -199,10 +203,12 @@ pub fn table(rows: &[TopRow], lost: u64) -> String {
                 .and_then(|d| d.quantile_ns(0.99))
                 .map_or_else(dash, |ns| format!("<={}", ms(ns))),
             r.memory_usage.map_or_else(dash, bytes),
-            match r.memory_limit {
-                None => dash(),
-                Some(Limit::Unlimited) => "none".into(),
-                Some(Limit::Bytes(b)) => bytes(b),
+            match (r.memory_limit, r.memory_limit_depth) {
+                (None, _) => dash(),
+                (Some(Limit::Unlimited), _) => "none".into(),
+                (Some(Limit::Bytes(b)), 0) => bytes(b),
+                (Some(Limit::Bytes(b)), 1) => format!("{} (parent)", bytes(b)),
+                (Some(Limit::Bytes(b)), n) => format!("{} ({n} up)", bytes(b)),
             },
             r.oom_kills.map_or_else(dash, |o| o.count.to_string()),
         ]);
@@ -312,11 +318,15 @@ async fn top(args: &TopArgs) -> anyhow::Result<()> {
         let mut rows: Vec<TopRow> = reports
             .into_iter()
             .map(|report| {
-                let dir = report
-                    .container
-                    .cgroup_path_for("memory")
-                    .and_then(|p| mounts.memory(p));
+                let path = report.container.cgroup_path_for("memory");
+                let dir = path.and_then(|p| mounts.memory(p));
                 let mem = memory_figures(dir.as_ref());
+                // A parent's lower limit (a pod's) is the one the container can hit.
+                let (memory_limit, memory_limit_depth) =
+                    match path.and_then(|p| mounts.memory_bounding(p)) {
+                        Some((parent, depth)) if depth > 0 => (parent.read_limit(), depth),
+                        _ => (mem.limit, 0),
+                    };
                 let seen = oom_events.then(|| {
                     ooms.get(&recorder::key(&report.container))
                         .copied()
@@ -325,7 +335,8 @@ async fn top(args: &TopArgs) -> anyhow::Result<()> {
                 TopRow {
                     oom_kills: oom_kills(mem.oom_kills, seen),
                     memory_usage: mem.usage,
-                    memory_limit: mem.limit,
+                    memory_limit,
+                    memory_limit_depth,
                     report,
                 }
             })
@@ -402,6 +413,7 @@ mod tests {
             },
             memory_usage,
             memory_limit,
+            memory_limit_depth: 0,
             oom_kills,
         };
         let free = IntervalStats {
@@ -487,6 +499,27 @@ mod tests {
         assert!(t.ends_with("3 containers, 3 events lost\n"));
     }
 
+    /// A parent's lower limit (a pod's) is shown as such.
+    #[test]
+    fn a_parents_limit_says_so() {
+        let [mut slow, mut free, _] = rows();
+        slow.memory_limit_depth = 1;
+        free.memory_limit_depth = 2; // no limit anywhere: the depth means nothing
+        let mut far = slow.clone();
+        far.memory_limit_depth = 3;
+        let t = table(&[slow.clone(), far, free.clone()], 0);
+        let c = cells(&t);
+        let col = |h: &str| c.iter().map(|r| r[h].as_str()).collect::<Vec<_>>();
+        assert_eq!(
+            col("LIMIT"),
+            ["64 MiB (parent)", "64 MiB (3 up)", "none"],
+            "{t}"
+        );
+        assert_eq!(json_row(&slow, 0)["memory_limit_depth"], 1);
+        assert!(json_row(&free, 0)["memory_limit_depth"].is_null());
+        assert_eq!(json_row(&rows()[0], 0)["memory_limit_depth"], 0);
+    }
+
     #[test]
     fn json_rows_keep_no_data_null() {
         let [slow, free, new] = rows().map(|r| json_row(&r, 7));
@@ -544,6 +577,7 @@ mod tests {
             "memory_usage_bytes",
             "memory_limit_bytes",
             "memory_limit_set",
+            "memory_limit_depth",
             "oom_kills",
             "oom_kills_source",
         ] {
