@@ -101,6 +101,12 @@ impl Pipeline {
                     Body::Capability(c) => {
                         let slot = (ev.task.cgroup_id, ev.task.pid, c.cap, c.ret, c.cpu);
                         (c.count, c.span_ns) = self.advance(slot, c.total, ev.boot_ns);
+                        // Nothing new: a flush read the map between the program's count and
+                        // its record (per-CPU values are copied while the program may run),
+                        // and reported these checks already. Delivered, but not shown twice.
+                        if c.count == 0 {
+                            return None;
+                        }
                     }
                     Body::Signal(s) => {
                         // The classic tracepoint only names the target thread.
@@ -309,6 +315,42 @@ mod tests {
         assert!(
             p.flush_caps([(key, 0, st)], 300, 100).is_empty(),
             "reported once"
+        );
+    }
+
+    /// The flush can read the map between the program's count and its record: that record
+    /// then reports nothing new and is not shown (a record of 0 checks would be).
+    #[test]
+    fn a_record_the_flush_already_reported_is_not_shown_again() {
+        let mut p = Pipeline::new();
+        assert_eq!(count(p.ingest(&cap_record(1, 0))), 1);
+        let hdr = header(kind::CAPABILITY, 0);
+        let key = CapKey {
+            cgroup_id: hdr.cgroup_id,
+            tgid: hdr.tgid,
+            cap: 0,
+            ret: -1,
+            _pad: 0,
+        };
+        let st = CapState {
+            last_emit_ns: 10,
+            total: 7,
+            comm: [0; 16],
+            pid: hdr.pid,
+            uid: 0,
+        };
+        let out = p.flush_caps([(key, 0, st)], hdr.boot_ns + 1_000, 100);
+        assert_eq!(out.len(), 1);
+        let Body::Capability(c) = &out[0].body else {
+            panic!()
+        };
+        assert_eq!(c.count, 6);
+        assert!(p.ingest(&cap_record(7, 0)).is_none(), "already reported");
+        assert_eq!(count(p.ingest(&cap_record(8, 0))), 1);
+        assert_eq!(
+            p.delivered[usize::from(kind::CAPABILITY)],
+            3,
+            "all delivered"
         );
     }
 
