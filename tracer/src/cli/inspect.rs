@@ -1782,6 +1782,7 @@ mod tests {
                 "cpu_period_us": 100000,
                 "pids_limit": 50,
                 "pids_current": 3,
+                "memory_parent_limit": null,
                 "unknown": {},
             })
         );

@@ -105,7 +105,8 @@ impl<T: Serialize> Serialize for Reading<T> {
 /// `cpu_period_us`, `pids_limit`, `pids_current`, each a number or `null`, and `unknown`, an
 /// object from the name of each `null` field that could not be read to why (`{}` when all
 /// were read). A `null` limit not in `unknown` means no limit: the file says so, or (v2) the
-/// controller is not enabled for the cgroup.
+/// controller is not enabled for the cgroup. `memory_parent_limit`: `{bytes, depth}` of a lower
+/// memory limit on a cgroup `depth` levels above, or `null`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resources {
     pub memory_limit_bytes: Reading<u64>,
@@ -113,6 +114,10 @@ pub struct Resources {
     pub cpu_quota: Reading<Quota>,
     pub pids_limit: Reading<u64>,
     pub pids_current: Reading<u64>,
+    /// A lower memory limit on a cgroup above the container's (a pod's, a `--cgroup-parent`'s):
+    /// (bytes, levels up). The kernel enforces it as well, so the container can be OOM-killed
+    /// there.
+    pub memory_parent_limit: Option<(u64, u32)>,
 }
 
 impl Resources {
@@ -167,7 +172,7 @@ impl Resources {
 
     /// `memory`, `cpu` and `pids` rows of the human report (not escaped for the terminal).
     pub fn rows(&self) -> [(&'static str, String); 3] {
-        let memory = pair(
+        let mut memory = pair(
             "memory",
             &self.memory_limit_bytes.map(|&b| format_bytes(b)),
             &self
@@ -175,6 +180,14 @@ impl Resources {
                 .map(|&b| format!("usage {}", format_bytes(b))),
             "usage",
         );
+        if let Some((bytes, depth)) = self.memory_parent_limit {
+            let up = if depth == 1 {
+                "its parent cgroup".to_owned()
+            } else {
+                format!("a cgroup {depth} levels up")
+            };
+            memory.push_str(&format!("; {up} limits it to {}", format_bytes(bytes)));
+        }
         let cpu = match &self.cpu_quota {
             Reading::Value(q) => format!(
                 "quota {} ({} µs every {} µs)",
@@ -237,6 +250,12 @@ impl Serialize for Resources {
         st.serialize_field("cpu_period_us", &self.cpu_quota.map(|q| q.period_us))?;
         st.serialize_field("pids_limit", &self.pids_limit)?;
         st.serialize_field("pids_current", &self.pids_current)?;
+        st.serialize_field(
+            "memory_parent_limit",
+            &self
+                .memory_parent_limit
+                .map(|(bytes, depth)| serde_json::json!({ "bytes": bytes, "depth": depth })),
+        )?;
         st.serialize_field("unknown", &self.unknown_fields())?;
         st.end()
     }
@@ -482,12 +501,18 @@ pub fn read_resources(mounts: &Mounts, path_for: impl Fn(&str) -> Option<String>
         locate("memory").map_or_else(both, |d| read_memory(&d));
     let cpu_quota = locate("cpu").map_or_else(Reading::Unknown, |d| read_cpu(&d));
     let (pids_limit, pids_current) = locate("pids").map_or_else(both, |d| read_pids(&d));
+    let memory_parent_limit = path_for("memory")
+        .or(unified)
+        .and_then(|p| mounts.memory_bounding(&p))
+        .filter(|&(_, depth)| depth > 0)
+        .and_then(|(dir, depth)| Some((dir.read_limit()?.bytes()?, depth)));
     Resources {
         memory_limit_bytes,
         memory_usage_bytes,
         cpu_quota,
         pids_limit,
         pids_current,
+        memory_parent_limit,
     }
 }
 
@@ -610,6 +635,7 @@ mod tests {
                 cpu_quota: quota(50_000, 100_000),
                 pids_limit: Reading::Value(50),
                 pids_current: Reading::Value(3),
+                memory_parent_limit: None,
             }
         );
         assert!(r.problems().is_empty() && r.unknown_fields().is_empty());
@@ -655,6 +681,23 @@ mod tests {
         assert_eq!(r.pids_current, Reading::Value(7));
         assert!(r.problems().is_empty());
         assert_eq!(r.rows()[1].1, "quota 1.5 CPUs (150000 µs every 100000 µs)");
+        assert_eq!(r.memory_parent_limit, None);
+        // A lower limit above it (a pod's) is said, in text and JSON.
+        s.dir("memory/docker", &[("memory.limit_in_bytes", "33554432\n")]);
+        let r = read_at(&v1_mounts(&s));
+        assert_eq!(r.memory_limit_bytes, Reading::Value(64 << 20));
+        assert_eq!(r.memory_parent_limit, Some((32 << 20, 1)));
+        assert_eq!(
+            r.rows()[0].1,
+            "limit 64 MiB, usage 2 MiB; its parent cgroup limits it to 32 MiB"
+        );
+        assert_eq!(
+            serde_json::to_value(&r).unwrap()["memory_parent_limit"],
+            serde_json::json!({ "bytes": 32 << 20, "depth": 1 })
+        );
+        // A higher one does not bound it.
+        s.dir("memory/docker", &[("memory.limit_in_bytes", "134217728\n")]);
+        assert_eq!(read_at(&v1_mounts(&s)).memory_parent_limit, None);
         // Controller-specific paths win over the unified one.
         let r = read_resources(&v1_mounts(&s), |c| {
             Some(if c == "pids" { CG } else { "/elsewhere" }.to_owned())
