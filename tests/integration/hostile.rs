@@ -36,8 +36,20 @@ fn raw_controls(out: &[u8]) -> Vec<(usize, u8)> {
     bad
 }
 
+/// A watch child, killed if the test fails before stopping it.
+struct RawWatch(Option<std::process::Child>);
+
+impl Drop for RawWatch {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// `ctrace watch --color never ARGS`, its stdout kept as bytes in `TAG.out`.
-fn raw_watch(bin: &Path, dir: &TempDir, tag: &str, args: &[&str]) -> std::process::Child {
+fn raw_watch(bin: &Path, dir: &TempDir, tag: &str, args: &[&str]) -> RawWatch {
     let out = std::fs::File::create(dir.0.join(format!("{tag}.out"))).unwrap();
     let err_path = dir.0.join(format!("{tag}.err"));
     let err = std::fs::File::create(&err_path).unwrap();
@@ -49,6 +61,7 @@ fn raw_watch(bin: &Path, dir: &TempDir, tag: &str, args: &[&str]) -> std::proces
         .stderr(err)
         .spawn()
         .unwrap();
+    let child = RawWatch(Some(child));
     let start = Instant::now();
     while !std::fs::read_to_string(&err_path)
         .unwrap_or_default()
@@ -60,7 +73,8 @@ fn raw_watch(bin: &Path, dir: &TempDir, tag: &str, args: &[&str]) -> std::proces
     child
 }
 
-fn stop(mut child: std::process::Child) {
+fn stop(mut w: RawWatch) {
+    let mut child = w.0.take().expect("running");
     // SAFETY: kill(2) of our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
