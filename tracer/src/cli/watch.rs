@@ -530,16 +530,27 @@ impl Flow {
 /// when the buffer stays full; the rest is read on the next turn of the loop.
 const DRAIN_BATCH: u64 = 16_384;
 
-fn drain(ring: &mut RingBuf<MapData>, flow: &mut Flow, out: &mut Out) -> u64 {
+/// Time one wakeup may spend on records, for the same reason: a slow build or a loaded
+/// machine handles far fewer than [`DRAIN_BATCH`] records in it.
+const DRAIN_TIME: Duration = Duration::from_millis(100);
+
+/// Handle what the ring buffer holds, up to [`DRAIN_BATCH`] records or [`DRAIN_TIME`];
+/// returns how many, and whether it stopped with records left.
+fn drain(ring: &mut RingBuf<MapData>, flow: &mut Flow, out: &mut Out) -> (u64, bool) {
+    let start = Instant::now();
     let mut n = 0;
-    while n < DRAIN_BATCH {
-        let Some(item) = ring.next() else { break };
+    loop {
+        if n == DRAIN_BATCH || (n % 256 == 255 && start.elapsed() >= DRAIN_TIME) {
+            return (n, true);
+        }
+        let Some(item) = ring.next() else {
+            return (n, false);
+        };
         n += 1;
         if let Some(ev) = flow.pipeline.ingest(&item) {
             flow.handle(&ev, out);
         }
     }
-    n
 }
 
 /// How the stream is shown.
@@ -768,11 +779,15 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("waiting on the ring buffer")?;
-                rate_count += drain(guard.get_inner_mut(), &mut flow, &mut out);
-                guard.clear_ready();
+                let (n, left) = drain(guard.get_inner_mut(), &mut flow, &mut out);
+                rate_count += n;
+                // With records left, stay ready: the next turn reads on after serving the rest.
+                if !left {
+                    guard.clear_ready();
+                }
             }
             _ = poll.tick() => {
-                rate_count += drain(ring.get_mut(), &mut flow, &mut out);
+                rate_count += drain(ring.get_mut(), &mut flow, &mut out).0;
             }
             _ = second.tick() => {
                 report(&probe, &mut flow, &mut losses, &mut out, window_ns);
@@ -853,7 +868,7 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
     // Stop production first, then drain what is left, then report the final losses, so the
     // books balance: attempts = delivered + lost.
     probe.detach();
-    while drain(ring.get_mut(), &mut flow, &mut out) == DRAIN_BATCH {}
+    while drain(ring.get_mut(), &mut flow, &mut out).1 {}
     report(&probe, &mut flow, &mut losses, &mut out, 0);
     for i in flow.correlator.flush() {
         out.incident(&i);
