@@ -286,24 +286,31 @@ mod tests {
         assert_eq!(p.delivered[usize::from(kind::CAPABILITY)], 4);
     }
 
-    #[test]
-    fn flush_reports_the_tail_once() {
-        let mut p = Pipeline::new();
-        p.ingest(&cap_record(1, 0));
+    /// The de-duplication map's entry for the task of [`cap_record`], last emitted at 10 ns.
+    fn map_entry(total: u64) -> (CapKey, CapState) {
+        let hdr = header(kind::CAPABILITY, 0);
         let key = CapKey {
-            cgroup_id: 4242,
-            tgid: 100,
+            cgroup_id: hdr.cgroup_id,
+            tgid: hdr.tgid,
             cap: 0,
             ret: -1,
             _pad: 0,
         };
         let st = CapState {
             last_emit_ns: 10,
-            total: 10_000,
+            total,
             comm: [0; 16],
-            pid: 101,
+            pid: hdr.pid,
             uid: 0,
         };
+        (key, st)
+    }
+
+    #[test]
+    fn flush_reports_the_tail_once() {
+        let mut p = Pipeline::new();
+        p.ingest(&cap_record(1, 0));
+        let (key, st) = map_entry(10_000);
         // Within the window: the kernel will report it itself.
         assert!(p.flush_caps([(key, 0, st)], 15, 100).is_empty());
         let out = p.flush_caps([(key, 0, st)], 200, 100);
@@ -324,22 +331,9 @@ mod tests {
     fn a_record_the_flush_already_reported_is_not_shown_again() {
         let mut p = Pipeline::new();
         assert_eq!(count(p.ingest(&cap_record(1, 0))), 1);
-        let hdr = header(kind::CAPABILITY, 0);
-        let key = CapKey {
-            cgroup_id: hdr.cgroup_id,
-            tgid: hdr.tgid,
-            cap: 0,
-            ret: -1,
-            _pad: 0,
-        };
-        let st = CapState {
-            last_emit_ns: 10,
-            total: 7,
-            comm: [0; 16],
-            pid: hdr.pid,
-            uid: 0,
-        };
-        let out = p.flush_caps([(key, 0, st)], hdr.boot_ns + 1_000, 100);
+        let (key, st) = map_entry(7);
+        let now = header(kind::CAPABILITY, 0).boot_ns + 1_000;
+        let out = p.flush_caps([(key, 0, st)], now, 100);
         assert_eq!(out.len(), 1);
         let Body::Capability(c) = &out[0].body else {
             panic!()
