@@ -212,8 +212,9 @@ pub enum MemorySource {
     Kernel,
 }
 
-/// v1 reports "no limit" as the largest page-aligned `i64`.
-pub const V1_UNLIMITED_FLOOR: u64 = 1 << 62;
+/// v1 reports "no limit" as the largest page-aligned `i64` (9223372036854771712 with 4 KiB
+/// pages), the kernel's `PAGE_COUNTER_MAX` pages; anything from 2^62 up is that.
+const V1_UNLIMITED_FLOOR: u64 = 1 << 62;
 
 /// A memory limit as configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +225,15 @@ pub enum Limit {
 }
 
 impl Limit {
+    /// A limit in bytes as the kernel gives it: from v1's "no limit" sentinel up, none.
+    pub fn from_bytes(v: u64) -> Self {
+        if v >= V1_UNLIMITED_FLOOR {
+            Self::Unlimited
+        } else {
+            Self::Bytes(v)
+        }
+    }
+
     pub fn bytes(self) -> Option<u64> {
         match self {
             Self::Unlimited => None,
@@ -239,12 +249,7 @@ pub fn parse_limit_setting(text: &str) -> Option<Limit> {
     if t == "max" {
         return Some(Limit::Unlimited);
     }
-    let v = t.parse::<u64>().ok()?;
-    Some(if v >= V1_UNLIMITED_FLOOR {
-        Limit::Unlimited
-    } else {
-        Limit::Bytes(v)
-    })
+    t.parse::<u64>().ok().map(Limit::from_bytes)
 }
 
 /// `memory.limit_in_bytes` (v1) or `memory.max` (v2): `None` for no limit or garbage.

@@ -127,13 +127,11 @@ impl MemcgAtOom {
             return None;
         }
         let bytes = |pages: u64| pages.saturating_mul(page_size);
-        // The kernel's "no limit" is `PAGE_COUNTER_MAX` (LONG_MAX / PAGE_SIZE pages), which
-        // v1 shows as 9223372036854771712 bytes: the same cut-off as for the files.
-        let limit = bytes(c.max_pages);
         Some(Self {
             depth,
             usage_bytes: bytes(c.usage_pages),
-            limit_bytes: (limit < crate::cgroupfs::V1_UNLIMITED_FLOOR).then_some(limit),
+            // `PAGE_COUNTER_MAX` pages is the v1 files' "no limit": the same cut-off.
+            limit_bytes: crate::cgroupfs::Limit::from_bytes(bytes(c.max_pages)).bytes(),
             peak_bytes: bytes(c.watermark_pages),
             failcnt: c.failcnt,
         })

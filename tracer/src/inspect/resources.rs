@@ -31,10 +31,6 @@ use crate::{
     },
 };
 
-/// v1 memory controllers report "no limit" as the largest page-aligned `i64`
-/// (9223372036854771712 with 4 KiB pages); anything from 2^62 up is that.
-const V1_UNLIMITED_FLOOR: u64 = 1 << 62;
-
 /// Longest piece of offending file content kept in a reason.
 const MAX_QUOTED: usize = 40;
 
@@ -396,7 +392,7 @@ fn number(t: &str) -> Result<u64, ParseError> {
 pub fn parse_memory_limit(text: &str) -> Result<Option<u64>, ParseError> {
     match text.trim() {
         "max" => Ok(None),
-        t => number(t).map(|v| (v < V1_UNLIMITED_FLOOR).then_some(v)),
+        t => number(t).map(|v| crate::cgroupfs::Limit::from_bytes(v).bytes()),
     }
 }
 
