@@ -74,23 +74,41 @@ impl Mounts {
 
     /// The memory directory whose limit bounds `cgroup_path`: the lowest limit from the cgroup
     /// itself up through its ancestors (the nearest on ties; the cgroup itself when none has
-    /// a limit), and how many levels up it is. The kernel enforces every limit on the way, so
-    /// a pod's or a parent slice's can be the one a container hits.
-    pub fn memory_bounding(&self, cgroup_path: &str) -> Option<(MemoryDir, u32)> {
+    /// a limit), how many levels up it is, and that limit. The kernel enforces every limit on
+    /// the way, so a pod's or a parent slice's can be the one a container hits.
+    pub fn memory_bounding(&self, cgroup_path: &str) -> Option<Bounding> {
         let own = self.memory(cgroup_path)?;
-        let mut best: Option<(MemoryDir, u32, u64)> = None;
+        let mut best: Option<Bounding> = None;
         for (depth, path) in ancestors(cgroup_path).enumerate().take(MEMORY_MAX_DEPTH) {
             let Some(dir) = self.memory(path) else {
                 continue;
             };
             if let Some(Limit::Bytes(b)) = dir.read_limit() {
-                if best.as_ref().is_none_or(|&(_, _, lowest)| b < lowest) {
-                    best = Some((dir, depth as u32, b));
+                if best.as_ref().is_none_or(|lowest| Some(b) < lowest.limit) {
+                    best = Some(Bounding {
+                        dir,
+                        depth: depth as u32,
+                        limit: Some(b),
+                    });
                 }
             }
         }
-        Some(best.map_or((own, 0), |(dir, depth, _)| (dir, depth)))
+        Some(best.unwrap_or(Bounding {
+            dir: own,
+            depth: 0,
+            limit: None,
+        }))
     }
+}
+
+/// What [`Mounts::memory_bounding`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounding {
+    pub dir: MemoryDir,
+    /// Levels above the cgroup (0: its own directory).
+    pub depth: u32,
+    /// The limit in bytes; `None` when no directory up the tree has one.
+    pub limit: Option<u64>,
 }
 
 /// How many cgroup levels [`Mounts::memory_bounding`] looks at (the kernel side walks as many).
@@ -434,6 +452,10 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
 
     /// A limit above the container (a pod's) bounds it when lower than its own; the nearest
     /// wins a tie; with no limit anywhere, the container's own directory.
+    fn bound(dir: MemoryDir, depth: u32, limit: Option<u64>) -> Bounding {
+        Bounding { dir, depth, limit }
+    }
+
     #[test]
     fn the_lowest_limit_up_the_tree_bounds_a_cgroup() {
         let root = std::env::temp_dir().join(format!("ctrace-bound-{}", std::process::id()));
@@ -452,19 +474,19 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
         limit(&pod, "9223372036854771712\n");
         assert_eq!(
             mounts.memory_bounding("/pod/ctr"),
-            Some((MemoryDir::V1(leaf.clone()), 0)),
+            Some(bound(MemoryDir::V1(leaf.clone()), 0, None)),
             "no limit anywhere: its own"
         );
         limit(&leaf, "104857600\n");
         limit(&pod, "50331648\n");
         assert_eq!(
             mounts.memory_bounding("/pod/ctr"),
-            Some((MemoryDir::V1(pod.clone()), 1))
+            Some(bound(MemoryDir::V1(pod.clone()), 1, Some(48 << 20)))
         );
         limit(&leaf, "50331648\n");
         assert_eq!(
             mounts.memory_bounding("/pod/ctr"),
-            Some((MemoryDir::V1(leaf.clone()), 0)),
+            Some(bound(MemoryDir::V1(leaf.clone()), 0, Some(48 << 20))),
             "a tie: the nearest"
         );
         // An unreadable ancestor is no limit; an escape is refused.
@@ -472,7 +494,7 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
         limit(&leaf, "104857600\n");
         assert_eq!(
             mounts.memory_bounding("/pod/ctr"),
-            Some((MemoryDir::V1(leaf.clone()), 0))
+            Some(bound(MemoryDir::V1(leaf.clone()), 0, Some(100 << 20)))
         );
         assert_eq!(mounts.memory_bounding("/pod/../../etc"), None);
         // Pure v2, systemd driver: a pod slice's `memory.max` above the container's scope.
@@ -490,12 +512,12 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
         let path = "/kubepods.slice/kubepods-pod1.slice/cri-containerd-abc.scope";
         assert_eq!(
             v2.memory_bounding(path),
-            Some((MemoryDir::V2(slice.clone()), 1))
+            Some(bound(MemoryDir::V2(slice.clone()), 1, Some(64 << 20)))
         );
         std::fs::write(scope.join("memory.max"), "33554432\n").unwrap();
         assert_eq!(
             v2.memory_bounding(path),
-            Some((MemoryDir::V2(scope.clone()), 0))
+            Some(bound(MemoryDir::V2(scope.clone()), 0, Some(32 << 20)))
         );
         let _ = std::fs::remove_dir_all(&root);
     }

@@ -402,10 +402,10 @@ impl CgroupMemory {
     /// ancestor's with a lower limit, as a pod's).
     fn read_live(&self, c: &Container) -> Option<(String, MemoryStats)> {
         let path = c.cgroup_path_for("memory")?;
-        let (dir, depth) = self.mounts.memory_bounding(path)?;
-        let mut m = dir.read();
-        if depth > 0 {
-            m.limit_depth = Some(depth);
+        let bound = self.mounts.memory_bounding(path)?;
+        let mut m = bound.dir.read();
+        if bound.depth > 0 {
+            m.limit_depth = Some(bound.depth);
             // OOM kills are counted where the victim was (v1 does not count them up the
             // tree): the container's own.
             m.oom_kills = self.mounts.memory(path).and_then(|d| d.read().oom_kills);

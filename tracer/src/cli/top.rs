@@ -324,7 +324,7 @@ async fn top(args: &TopArgs) -> anyhow::Result<()> {
                 // A parent's lower limit (a pod's) is the one the container can hit.
                 let (memory_limit, memory_limit_depth) =
                     match path.and_then(|p| mounts.memory_bounding(p)) {
-                        Some((parent, depth)) if depth > 0 => (parent.read_limit(), depth),
+                        Some(b) if b.depth > 0 => (b.limit.map(Limit::Bytes), b.depth),
                         _ => (mem.limit, 0),
                     };
                 let seen = oom_events.then(|| {

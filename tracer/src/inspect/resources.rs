@@ -500,8 +500,8 @@ pub fn read_resources(mounts: &Mounts, path_for: impl Fn(&str) -> Option<String>
     let memory_parent_limit = path_for("memory")
         .or(unified)
         .and_then(|p| mounts.memory_bounding(&p))
-        .filter(|&(_, depth)| depth > 0)
-        .and_then(|(dir, depth)| Some((dir.read_limit()?.bytes()?, depth)));
+        .filter(|b| b.depth > 0)
+        .and_then(|b| Some((b.limit?, b.depth)));
     Resources {
         memory_limit_bytes,
         memory_usage_bytes,
