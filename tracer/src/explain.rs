@@ -243,24 +243,21 @@ impl Incident {
                     .and_then(|m| m.limit_bytes)
                     .map(|l| format!(" of {}", bytes(l)))
                     .unwrap_or_default();
-                // Where the kernel found the limit above the victim's own cgroup.
+                // A limit found above the victim's own cgroup (a pod's) says where it is.
                 let above = match o.memory.as_ref().and_then(|m| m.limit_depth) {
-                    Some(1) => " set one cgroup level above".to_owned(),
-                    Some(n) if n > 1 => format!(" set {n} cgroup levels above"),
+                    Some(1) => "one cgroup level".to_owned(),
+                    Some(n) if n > 1 => format!("{n} cgroup levels"),
                     _ => String::new(),
                 };
                 let what = match (o.scope, o.victim.container()) {
-                    (OomScope::ContainerLimit, Some(c)) if above.is_empty() => {
-                        format!("{} hit its memory limit{limit}", c.display())
-                    }
-                    (OomScope::ContainerLimit, Some(c)) => {
-                        format!("{} hit a memory limit{limit}{above} its own", c.display())
-                    }
-                    (OomScope::ContainerLimit, None) if above.is_empty() => {
-                        format!("its cgroup hit its memory limit{limit}")
-                    }
-                    (OomScope::ContainerLimit, None) => {
-                        format!("its cgroup hit a memory limit{limit}{above} it")
+                    (OomScope::ContainerLimit, c) => {
+                        let who = c.map_or("its cgroup", |c| c.display());
+                        if above.is_empty() {
+                            format!("{who} hit its memory limit{limit}")
+                        } else {
+                            let own = if c.is_some() { "its own" } else { "it" };
+                            format!("{who} hit a memory limit{limit} set {above} above {own}")
+                        }
                     }
                     (OomScope::Host, _) => "the host ran out of memory".into(),
                     (OomScope::Unknown, _) if o.memory.as_ref().is_some_and(|m| m.stale) => {
