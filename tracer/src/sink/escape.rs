@@ -26,7 +26,9 @@ pub fn terminal(s: &str) -> String {
     out
 }
 
-fn is_bidi_control(c: char) -> bool {
+/// Unicode bidirectional controls (overrides, isolates, marks): they reorder what a terminal
+/// shows.
+pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(c as u32, 0x202a..=0x202e | 0x2066..=0x2069 | 0x200e | 0x200f | 0x061c)
 }
 

@@ -468,7 +468,7 @@ pub fn line(v: &Value) -> String {
 struct InertFormatter;
 
 fn needs_escape(c: char) -> bool {
-    matches!(c as u32, 0x7f..=0x9f | 0x2028 | 0x2029 | 0x061c | 0x200e | 0x200f | 0x202a..=0x202e | 0x2066..=0x2069)
+    matches!(c as u32, 0x7f..=0x9f | 0x2028 | 0x2029) || super::escape::is_bidi_control(c)
 }
 
 impl serde_json::ser::Formatter for InertFormatter {
