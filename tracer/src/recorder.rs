@@ -250,8 +250,7 @@ fn top_rss(dir: &MemoryDir, n: usize) -> Vec<ProcRss> {
     let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) else {
         return Vec::new();
     };
-    // SAFETY: sysconf has no preconditions.
-    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let page = crate::probe::page_size();
     let mut all: Vec<ProcRss> = procs
         .lines()
         .take(512)

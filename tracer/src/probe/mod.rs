@@ -194,8 +194,8 @@ impl crate::pipeline::VictimSource for OomVictims {
     }
 }
 
-/// The kernel's page size, in which its memory counters count.
-fn page_size() -> u64 {
+/// The kernel's page size, in which its memory counters (and `/proc/PID/statm`) count.
+pub fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
@@ -808,9 +808,7 @@ pub fn parse_kinds(spec: &str) -> Result<KindSpec, String> {
 
 /// Map a ring size request to what the kernel accepts: a power of two, at least one page.
 pub fn ring_bytes(requested: u64) -> u32 {
-    // SAFETY: sysconf has no preconditions.
-    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-    let r = requested.clamp(page, 1 << 30).next_power_of_two();
+    let r = requested.clamp(page_size(), 1 << 30).next_power_of_two();
     u32::try_from(r).unwrap_or(1 << 30)
 }
 
