@@ -412,7 +412,7 @@ pub(crate) mod tests {
     #[test]
     fn this_kernel_has_the_task_members_we_need() {
         let Ok(raw) = std::fs::read("/sys/kernel/btf/vmlinux") else {
-            eprintln!("SKIP: no /sys/kernel/btf/vmlinux on this machine");
+            crate::test_support::skip("no /sys/kernel/btf/vmlinux on this machine");
             return;
         };
         let btf = Btf::parse(&raw).expect("kernel BTF parses");

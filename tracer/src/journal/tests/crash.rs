@@ -27,7 +27,7 @@ fn crash_child_writer_loop() {
     let (h, _join) = j.spawn_writer_with(WriterOptions {
         batch_max: 200,
         batch_interval: Duration::from_millis(5),
-        ..Default::default()
+        ..writer_opts()
     });
     let pad = "z".repeat(400);
     let mut n: i64 = 0;

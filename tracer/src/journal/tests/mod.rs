@@ -46,6 +46,16 @@ impl Drop for TempDir {
     }
 }
 
+/// Writer options whose clock stands at [`NOW`], the fixtures' time. The writer's retention and
+/// thinning compare entries with its clock: on the wall clock, fixtures stamped at `NOW` would
+/// age with the calendar, and a test would pass or fail by the day it runs on.
+pub(super) fn writer_opts() -> WriterOptions {
+    WriterOptions {
+        clock: std::sync::Arc::new(ManualClock::new(NOW)),
+        ..WriterOptions::default()
+    }
+}
+
 pub(super) fn open(path: &Path) -> Journal {
     Journal::open(path, JournalOptions::default()).unwrap()
 }

@@ -370,7 +370,7 @@ fn read_only_open_reads_but_never_writes() {
     assert!(matches!(err, JournalError::ReadOnly { .. }), "{err:?}");
     assert!(r.run_maintenance(NOW).is_err());
     // A writer on a read-only journal is disabled from the start and only counts.
-    let (h, join) = r.spawn_writer();
+    let (h, join) = r.spawn_writer_with(writer_opts());
     assert!(!h.try_send(record(NOW, "exec", None, None)));
     let st = h.status();
     assert!(st.disabled);
@@ -399,7 +399,7 @@ fn failing_writes_disable_the_writer() {
     j.conn.pragma_update(None, "query_only", true).unwrap();
     let (h, join) = j.spawn_writer_with(WriterOptions {
         batch_max: 10,
-        ..Default::default()
+        ..writer_opts()
     });
     let mut sent = 0u64;
     let mut tried = 0u64;
@@ -474,7 +474,7 @@ impl Drop for Tmpfs {
 fn full_disk_disables_writer_without_blocking() {
     let t = TempDir::new("enospc");
     let Some(fs) = Tmpfs::mount(&t, "256k") else {
-        eprintln!("skipped: cannot mount a tmpfs (needs root)");
+        crate::test_support::skip("cannot mount a tmpfs (needs root)");
         return;
     };
     let path = fs.0.join("journal.db");
@@ -482,7 +482,7 @@ fn full_disk_disables_writer_without_blocking() {
     let (h, join) = j.spawn_writer_with(WriterOptions {
         batch_max: 50,
         batch_interval: Duration::from_millis(20),
-        ..Default::default()
+        ..writer_opts()
     });
     let big = "x".repeat(2000);
     let mut slowest = Duration::ZERO;
@@ -532,7 +532,7 @@ fn full_disk_disables_writer_without_blocking() {
 fn read_only_file_system() {
     let t = TempDir::new("rofs");
     let Some(fs) = Tmpfs::mount(&t, "1m") else {
-        eprintln!("skipped: cannot mount a tmpfs (needs root)");
+        crate::test_support::skip("cannot mount a tmpfs (needs root)");
         return;
     };
     let path = fs.0.join("journal.db");

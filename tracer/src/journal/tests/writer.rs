@@ -31,7 +31,7 @@ fn commits_full_batches_and_keeps_the_rest_pending() {
     let (h, join) = open(&path).spawn_writer_with(WriterOptions {
         batch_max: 100,
         batch_interval: Duration::from_secs(3600),
-        ..Default::default()
+        ..writer_opts()
     });
     for i in 0..250 {
         assert!(h.try_send(record(NOW + i, "exec", None, None)));
@@ -58,7 +58,7 @@ fn commits_a_partial_batch_after_the_interval() {
     let path = t.join("journal.db");
     let (h, join) = open(&path).spawn_writer_with(WriterOptions {
         batch_interval: Duration::from_millis(200),
-        ..Default::default()
+        ..writer_opts()
     });
     let sent = Instant::now();
     for i in 0..10 {
@@ -86,7 +86,7 @@ fn full_queue_drops_and_counts_without_blocking() {
     let (h, join) = open(&path).spawn_writer_with(WriterOptions {
         capacity: 100,
         batch_max: 1,
-        ..Default::default()
+        ..writer_opts()
     });
     // Another connection holds the write lock: the writer waits in its busy timeout.
     let blocker = rusqlite::Connection::open(&path).unwrap();
@@ -130,7 +130,7 @@ fn flush_and_close_drains_everything() {
     let path = t.join("journal.db");
     let (h, join) = open(&path).spawn_writer_with(WriterOptions {
         batch_interval: Duration::from_secs(3600),
-        ..Default::default()
+        ..writer_opts()
     });
     let h2 = h.clone();
     let producer = std::thread::spawn(move || {
@@ -157,7 +157,7 @@ fn dropping_every_handle_stops_the_writer_after_committing() {
     let path = t.join("journal.db");
     let (h, join) = open(&path).spawn_writer_with(WriterOptions {
         batch_interval: Duration::from_secs(3600),
-        ..Default::default()
+        ..writer_opts()
     });
     for i in 0..10 {
         h.try_send(record(NOW + i, "exec", None, None));
@@ -187,7 +187,7 @@ fn writer_enforces_retention_on_its_clock() {
     let (h, join) = j.spawn_writer_with(WriterOptions {
         batch_interval: Duration::from_millis(20),
         clock: clock.clone(),
-        ..Default::default()
+        ..writer_opts()
     });
     // The first pass runs right away (at NOW); let it happen with nothing to do.
     h.try_send(record(NOW, "exec", None, None));
@@ -207,4 +207,66 @@ fn writer_enforces_retention_on_its_clock() {
     ) == 1));
     h.flush_and_close();
     join.join().unwrap();
+}
+
+/// The writer's maintenance ages entries by its own clock, never by the day the suite runs.
+/// With the clock a year after the fixtures, retention and thinning give exactly what they
+/// promise for entries a year old. On the wall clock (a few days after `NOW` when this was
+/// written) the record two days older than `NOW` would still be kept, and this would fail.
+#[test]
+fn maintenance_a_year_after_the_fixtures_follows_the_writers_clock() {
+    const DAY: i64 = 24 * 3600 * SEC;
+    let t = TempDir::new("year");
+    let path = t.join("journal.db");
+    let clock = Arc::new(ManualClock::new(NOW + 365 * DAY));
+    let j = Journal::open(
+        &path,
+        JournalOptions {
+            retention: Duration::from_secs(366 * 24 * 3600),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (h, join) = j.spawn_writer_with(WriterOptions {
+        batch_interval: Duration::from_millis(20),
+        clock: clock.clone(),
+        ..writer_opts()
+    });
+    // 367 days old on the writer's clock: past retention.
+    assert!(h.try_send(record(NOW - 2 * DAY, "exec", None, None)));
+    // 365 days old: kept.
+    assert!(h.try_send(record(NOW, "oom_kill", Some("docker/a"), Some("a"))));
+    // 100 s of samples, one a second, a year old: thinned to one per 10 s bucket. (The 120 s
+    // before the OOM kill keep full density, so they lie after it.)
+    for s in 0..100 {
+        // Usage rises within each bucket, so the kept sample is the bucket's last.
+        let usage = (s % 10) as u64 + 1;
+        assert!(h.try_send(sample("docker/a", NOW + 1000 * SEC + s * SEC, usage)));
+    }
+    assert!(h.flush(Duration::from_secs(5)));
+    // Whether the first pass came before or after these entries, the next is due 30 s later
+    // by the writer's clock.
+    clock.advance(31 * SEC);
+    let settled = wait_until(Duration::from_secs(10), || {
+        count(&path, "records") == 1 && count(&path, "memory_samples") == 10
+    });
+    assert!(
+        settled,
+        "records {}, samples {}",
+        count(&path, "records"),
+        count(&path, "memory_samples")
+    );
+    h.flush_and_close();
+    join.join().unwrap();
+    let r = Journal::open_read_only(&path).unwrap();
+    let recs = r.records(&RecordFilter::default()).unwrap();
+    assert_eq!(recs[0].ts_ns, NOW);
+    let curve = r.memory_curve("docker/a", 0, i64::MAX).unwrap();
+    assert!(
+        curve.iter().all(|s| s.usage_bytes == 10),
+        "kept each bucket's peak"
+    );
+    for w in curve.windows(2) {
+        assert_eq!(w[1].ts_ns - w[0].ts_ns, 10 * SEC);
+    }
 }
