@@ -4,8 +4,8 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use ctrace_tests::{
-    ctrace, get, require, require_containerd, require_docker, require_runc, CtrContainer,
-    DockerContainer, RuncContainer, TempDir, Watch,
+    ctrace, get, require, require_containerd, require_docker, require_runc, Bounded as _,
+    CtrContainer, DockerContainer, RuncContainer, TempDir, Watch,
 };
 use serde_json::Value;
 
@@ -52,7 +52,7 @@ fn docker_containerd_and_runc_containers_are_named_in_events_and_ps() {
     let w = Watch::start(&bin, &["--events", "exec,exit", "--runc-root", root]);
     assert!(Command::new("docker")
         .args(["exec", &d.id, "true"])
-        .status()
+        .status_bounded()
         .unwrap()
         .success());
     assert!(c1.exec("t1", &["true"]).success());

@@ -3,7 +3,8 @@
 use std::{process::Command, time::Duration};
 
 use ctrace_tests::{
-    cgroup_id_of, get, require, require_docker, unique_binary, DockerContainer, TempDir, Watch,
+    cgroup_id_of, get, require, require_docker, unique_binary, Bounded as _, DockerContainer,
+    TempDir, Watch,
 };
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -113,7 +114,7 @@ fn cgroup_id_is_the_inode_of_a_running_containers_cgroup() {
     let w = Watch::start(&bin, &["--events", "exec"]);
     let out = Command::new("docker")
         .args(["exec", &c.id, "true"])
-        .output()
+        .output_bounded()
         .expect("docker exec");
     assert!(out.status.success());
     // Other tests run `true` on the host at the same time: look only outside the host cgroup.

@@ -6,9 +6,9 @@
 //! `CTRACE_REQUIRE_INTEGRATION=1` (set by `cargo xtask test` and so by CI), where it fails.
 
 use std::{
-    io::{BufRead as _, BufReader},
+    io::{BufRead as _, BufReader, Write as _},
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, ExitStatus, Output, Stdio},
     sync::{Arc, Mutex},
     thread,
     time::{Duration, Instant},
@@ -21,7 +21,11 @@ pub fn unavailable(why: &str) {
     if std::env::var("CTRACE_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1") {
         panic!("integration test precondition failed: {why}");
     }
-    eprintln!("SKIP: {why} (set CTRACE_REQUIRE_INTEGRATION=1 to make this a failure)");
+    // On the real stderr, past the test harness's capture: `cargo xtask test` scans for it.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIP: {why} (set CTRACE_REQUIRE_INTEGRATION=1 to make this a failure)"
+    );
 }
 
 /// Path of the ctrace binary: `CTRACE_BIN`, else `target/debug/ctrace` of this workspace.
@@ -57,7 +61,7 @@ pub fn require_docker() -> bool {
         .args(["image", "inspect", "busybox:local"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
+        .status_bounded()
         .is_ok_and(|s| s.success());
     if !ok {
         unavailable(
@@ -295,7 +299,7 @@ pub fn unique_binary(dir: &TempDir, source: &str, name: &str) -> PathBuf {
 /// Run a command to completion, panicking with its output on failure.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd
-        .output()
+        .output_bounded()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     assert!(
         out.status.success(),
@@ -307,6 +311,91 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// The longest any command a test runs may take. Past it the command is killed and the test
+/// fails with the command's name: a test never hangs on a child.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(180);
+
+/// `Command::output` and `Command::status` with a bound ([`COMMAND_LIMIT`]): past it the child
+/// is killed and the call returns a `TimedOut` error naming the command.
+pub trait Bounded {
+    /// Like `output()` (stdin null, stdout and stderr captured), within [`COMMAND_LIMIT`].
+    fn output_bounded(&mut self) -> std::io::Result<Output>;
+    /// Like `status()` (stdio inherited unless set), within [`COMMAND_LIMIT`].
+    fn status_bounded(&mut self) -> std::io::Result<ExitStatus>;
+}
+
+impl Bounded for Command {
+    fn output_bounded(&mut self) -> std::io::Result<Output> {
+        let what = format!("{self:?}");
+        let child = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        output_within(child, COMMAND_LIMIT, &what)
+    }
+
+    fn status_bounded(&mut self) -> std::io::Result<ExitStatus> {
+        let what = format!("{self:?}");
+        let mut child = self.spawn()?;
+        wait_within(&mut child, Instant::now() + COMMAND_LIMIT, &what)
+    }
+}
+
+fn timed_out(what: &str, why: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what}: {why} within {COMMAND_LIMIT:?}"),
+    )
+}
+
+/// Waits for `child` until `deadline`; past it, kills it and returns a `TimedOut` error.
+fn wait_within(child: &mut Child, deadline: Instant, what: &str) -> std::io::Result<ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(timed_out(what, "did not exit"));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `Child::wait_with_output` within `limit`: the child's exit and the end of its stdout and
+/// stderr (which a daemon it started may hold open) are both bounded.
+pub fn output_within(mut child: Child, limit: Duration, what: &str) -> std::io::Result<Output> {
+    use std::io::Read as _;
+    let deadline = Instant::now() + limit;
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(mut pipe) = pipe {
+            thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = pipe.read_to_end(&mut buf);
+                let _ = tx.send(buf);
+            });
+        } else {
+            let _ = tx.send(Vec::new());
+        }
+        rx
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let status = wait_within(&mut child, deadline, what)?;
+    let collect = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
+        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| timed_out(what, "exited, but its output was not closed"))
+    };
+    Ok(Output {
+        status,
+        stdout: collect(out)?,
+        stderr: collect(err)?,
+    })
+}
+
 /// A Docker container removed (`docker rm -f`) on drop.
 pub struct DockerContainer {
     pub id: String,
@@ -316,7 +405,9 @@ pub struct DockerContainer {
 impl DockerContainer {
     /// `docker run -d --network none --name NAME EXTRA... busybox:local CMD...`
     pub fn run(name: &str, extra: &[&str], cmd: &[&str]) -> Self {
-        let _ = Command::new("docker").args(["rm", "-f", name]).output();
+        let _ = Command::new("docker")
+            .args(["rm", "-f", name])
+            .output_bounded();
         let out = run(Command::new("docker")
             .args(["run", "-d", "--network", "none", "--name", name])
             .args(extra)
@@ -360,7 +451,9 @@ impl DockerContainer {
     }
 
     pub fn remove(&self) {
-        let _ = Command::new("docker").args(["rm", "-f", &self.id]).output();
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.id])
+            .output_bounded();
     }
 }
 
@@ -407,7 +500,7 @@ pub fn get<'a>(v: &'a Value, path: &str) -> &'a Value {
 pub fn require_containerd() -> bool {
     let ok = Command::new("ctr")
         .args(["-n", "default", "image", "ls", "-q"])
-        .output()
+        .output_bounded()
         .is_ok_and(|o| {
             o.status.success() && String::from_utf8_lossy(&o.stdout).contains("busybox:local")
         });
@@ -424,7 +517,7 @@ pub fn require_runc() -> bool {
     let ok = Path::new(RUNC_ROOTFS).join("bin/busybox").exists()
         && Command::new("runc")
             .arg("--version")
-            .output()
+            .output_bounded()
             .is_ok_and(|o| o.status.success());
     if !ok {
         unavailable("runc or the lab rootfs is missing (run `cargo xtask lab-up`)");
@@ -484,7 +577,7 @@ impl CtrContainer {
             .args(cmd)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .status()
+            .status_bounded()
             .expect("ctr task exec")
     }
 
@@ -495,14 +588,14 @@ impl CtrContainer {
                 .args(args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
-                .status();
+                .status_bounded();
         };
         ctr(&["task", "kill", "-s", "KILL", &self.id]);
         for _ in 0..50 {
             ctr(&["task", "delete", &self.id]);
             let gone = Command::new("ctr")
                 .args(["-n", &self.namespace, "task", "ls", "-q"])
-                .output()
+                .output_bounded()
                 .map(|o| {
                     !String::from_utf8_lossy(&o.stdout)
                         .lines()
@@ -558,7 +651,7 @@ impl RuncContainer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()
+            .status_bounded()
             .expect("runc exec")
     }
 
@@ -567,13 +660,13 @@ impl RuncContainer {
             .runc()
             .args(["kill", &self.id, "KILL"])
             .stderr(Stdio::null())
-            .status();
+            .status_bounded();
         thread::sleep(Duration::from_millis(100));
         let _ = self
             .runc()
             .args(["delete", "-f", &self.id])
             .stderr(Stdio::null())
-            .status();
+            .status_bounded();
     }
 }
 
@@ -658,7 +751,7 @@ impl RuncContainer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()
+            .status_bounded()
             .expect("runc run");
         assert!(status.success(), "runc run -d {id} failed: {status}");
         c
@@ -670,7 +763,7 @@ pub fn ctrace_status(bin: &Path, args: &[&str]) -> (Option<i32>, String, String)
     let out = Command::new(bin)
         .args(args)
         .stdin(Stdio::null())
-        .output()
+        .output_bounded()
         .unwrap_or_else(|e| panic!("running {} {args:?}: {e}", bin.display()));
     (
         out.status.code(),

@@ -3,7 +3,7 @@
 
 use std::{process::Command, time::Duration};
 
-use ctrace_tests::{require, Watch};
+use ctrace_tests::{require, Bounded as _, Watch};
 
 #[test]
 fn stalled_reader_with_tiny_ring_counts_every_lost_record() {
@@ -21,7 +21,7 @@ fn stalled_reader_with_tiny_ring_counts_every_lost_record() {
             "-c",
             "i=0; while [ $i -lt 2000 ]; do /bin/true; i=$((i+1)); done",
         ])
-        .status()
+        .status_bounded()
         .expect("flood");
     assert!(out.success());
     // SAFETY: as above.
@@ -33,7 +33,10 @@ fn stalled_reader_with_tiny_ring_counts_every_lost_record() {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut seen = false;
     while !seen && std::time::Instant::now() < deadline {
-        assert!(Command::new(&after).status().expect("run").success());
+        assert!(Command::new(&after)
+            .status_bounded()
+            .expect("run")
+            .success());
         std::thread::sleep(Duration::from_millis(200));
         seen = w.records().iter().any(|v| {
             v["type"] == "exec" && ctrace_tests::get(v, "process.comm") == "ctafteroverrun"
@@ -91,7 +94,7 @@ fn ebpf_log_reports_lost_records_only_when_asked() {
                 "-c",
                 "i=0; while [ $i -lt 200 ]; do /bin/true; i=$((i+1)); done",
             ])
-            .status()
+            .status_bounded()
             .unwrap();
         assert!(st.success());
         // SAFETY: as above.

@@ -154,7 +154,17 @@ fn test(args: &[OsString]) -> Result<()> {
     cmd.env("CTRACE_BIN", &bin)
         .env("CTRACE_REQUIRE_INTEGRATION", "1")
         .args(args);
-    util::run_with_stdout(&mut cmd).context("tests failed")
+    // Every test must run here: one that printed `SKIP:` (a unit test that found no BTF, say)
+    // tested nothing, and a green run would hide it.
+    let skipped = util::run_scanning(&mut cmd, "SKIP:").context("tests failed")?;
+    if !skipped.is_empty() {
+        bail!(
+            "{} test(s) skipped where every test must run (CTRACE_REQUIRE_INTEGRATION=1):\n  {}",
+            skipped.len(),
+            skipped.join("\n  ")
+        );
+    }
+    Ok(())
 }
 
 /// Whether `cargo test` arguments pick packages themselves (`-p`/`--package` before `--`):

@@ -75,6 +75,52 @@ pub fn run_with_stdout(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Like [`run_with_stdout`], copying the command's stdout and stderr through as they come and
+/// returning every line (of either) that contains `needle`. The command's own status is
+/// checked after the copy ends.
+pub fn run_scanning(cmd: &mut Command, needle: &'static str) -> Result<Vec<String>> {
+    use std::io::BufRead as _;
+    say!("$ {}", show(cmd));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| spawn_error(cmd))?;
+    fn copy<W: io::Write>(
+        from: impl io::Read,
+        mut to: W,
+        needle: &str,
+    ) -> thread::Result<Vec<String>> {
+        let mut found = Vec::new();
+        let mut reader = io::BufReader::new(from);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+            let _ = to.write_all(&line);
+            let _ = to.flush();
+            let text = String::from_utf8_lossy(&line);
+            if text.contains(needle) {
+                found.push(text.trim_end().to_owned());
+            }
+            line.clear();
+        }
+        Ok(found)
+    }
+    let out = child.stdout.take().context("piped stdout")?;
+    let err = child.stderr.take().context("piped stderr")?;
+    let out = thread::spawn(move || copy(out, io::stdout(), needle));
+    let err = thread::spawn(move || copy(err, io::stderr(), needle));
+    let status = child.wait().with_context(|| spawn_error(cmd))?;
+    let mut found = Vec::new();
+    for h in [out, err] {
+        found.extend(h.join().ok().and_then(Result::ok).unwrap_or_default());
+    }
+    if !status.success() {
+        bail!("`{}` failed ({status})", show(cmd));
+    }
+    Ok(found)
+}
+
 /// Runs a query and returns its stdout; on failure the error carries its stderr.
 pub fn capture(cmd: &mut Command) -> Result<String> {
     let out = cmd

@@ -883,6 +883,7 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
             &c,
             &flow.pipeline.delivered,
             &flow.pipeline.decode_errors_by_kind,
+            probe.programs(),
             &out.ctx,
         );
         if let Some(r) = &recorder {

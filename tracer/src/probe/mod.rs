@@ -232,10 +232,23 @@ const SIGNAL_BTF_PROGRAM: &str = "signal_generate_btf";
 /// Beside the classic `mark_victim`: the victim task's process and cgroup into `OOM_VICTIMS`.
 const OOM_VICTIM_BTF_PROGRAM: &str = "mark_victim_btf";
 
+/// A program ctrace attached, as the kernel knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedProgram {
+    /// The program's name in the object.
+    pub name: &'static str,
+    /// The kernel's id of the loaded program (`bpftool prog show id N`), when it could be read.
+    pub id: Option<u32>,
+    /// Its attachment was detached without error ([`Probe::detach`]).
+    pub detached: bool,
+}
+
 /// Loaded and attached programs.
 pub struct Probe {
     ebpf: Ebpf,
     links: Vec<(&'static str, Link)>,
+    /// Every program attached at load, with its kernel id and whether it was detached.
+    programs: Vec<AttachedProgram>,
     /// Kinds that are actually attached.
     pub active_kinds: u32,
     /// Run-queue delay histograms are being collected.
@@ -429,9 +442,21 @@ impl Probe {
         } else {
             None
         };
+        let programs = links
+            .iter()
+            .map(|(name, _)| AttachedProgram {
+                name,
+                id: ebpf
+                    .program(name)
+                    .and_then(|p| p.info().ok())
+                    .map(|info| info.id()),
+                detached: false,
+            })
+            .collect();
         Ok(Self {
             ebpf,
             links,
+            programs,
             active_kinds: kinds,
             runq_active,
             signal_targets_in_kernel,
@@ -476,19 +501,24 @@ impl Probe {
             let Some(p) = self.ebpf.program_mut(name) else {
                 continue;
             };
-            match link {
+            let detached = match link {
                 Link::Classic(link) => {
-                    if let Ok(tp) = <&mut TracePoint>::try_from(p) {
-                        let _ = tp.detach(link);
-                    }
+                    <&mut TracePoint>::try_from(p).is_ok_and(|tp| tp.detach(link).is_ok())
                 }
                 Link::Btf(link) => {
-                    if let Ok(tp) = <&mut BtfTracePoint>::try_from(p) {
-                        let _ = tp.detach(link);
-                    }
+                    <&mut BtfTracePoint>::try_from(p).is_ok_and(|tp| tp.detach(link).is_ok())
                 }
+            };
+            if let Some(prog) = self.programs.iter_mut().find(|p| p.name == name) {
+                prog.detached = detached;
             }
         }
+    }
+
+    /// The programs attached at load: names, kernel ids, and whether [`Probe::detach`]
+    /// detached them. What the closing `stats` record reports.
+    pub fn programs(&self) -> &[AttachedProgram] {
+        &self.programs
     }
 
     /// Every entry of a per-CPU hash map, with its value on each CPU. Entries evicted while

@@ -10,7 +10,7 @@ use crate::{
     clock::rfc3339_ns,
     event::{kind_name, Body, CgroupOp, Event},
     names::{capability_name, signal_name},
-    probe::KindCounters,
+    probe::{AttachedProgram, KindCounters},
 };
 use crate::{
     explain::{ExitInfo, Incident, Party, StopReason},
@@ -416,10 +416,13 @@ pub fn loss(l: &Loss, ctx: &Context, boot_ns: u64) -> Value {
 /// `produced == delivered + lost_ringbuf_full` for every kind.
 /// The closing `stats` record. Per kind, `produced = delivered + lost_ringbuf_full +
 /// decode_errors`; `decode_errors` at the top is the total, records of no known kind included.
+/// `programs` lists what was attached, with the kernel's program ids, and whether each was
+/// detached before the record was written.
 pub fn stats(
     counters: &[KindCounters; kind::COUNT],
     delivered: &[u64; kind::COUNT],
     decode_errors: &[u64; kind::COUNT],
+    programs: &[AttachedProgram],
     ctx: &Context,
 ) -> Value {
     let mut m = base(ctx, "stats", crate::clock::BootClock::boot_now_ns());
@@ -444,6 +447,13 @@ pub fn stats(
     m.insert(
         "decode_errors".into(),
         decode_errors.iter().sum::<u64>().into(),
+    );
+    m.insert(
+        "programs".into(),
+        programs
+            .iter()
+            .map(|p| json!({ "name": p.name, "id": p.id, "detached": p.detached }))
+            .collect(),
     );
     Value::Object(m)
 }
