@@ -1,6 +1,8 @@
 //! Strings from processes and containers are untrusted: a program named with terminal escape
 //! sequences, a newline and invalid UTF-8, and a container label carrying the same, must reach
-//! neither the terminal raw nor break NDJSON's one object per line.
+//! neither the terminal raw nor break NDJSON's one object per line. Nor may the invisible
+//! characters that reorder, break or hide text (bidi controls, U+2028/U+2029, zero-width
+//! characters), in a container's name or a program's comm.
 
 use std::{
     ffi::OsStr,
@@ -10,7 +12,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ctrace_tests::{ctrace_status, get, require, require_docker, DockerContainer, TempDir, Watch};
+use ctrace_tests::{
+    ctrace_status, eventually, get, require, require_docker, require_runc, DockerContainer,
+    RuncContainer, TempDir, Watch,
+};
+use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -73,11 +79,15 @@ fn raw_watch(bin: &Path, dir: &TempDir, tag: &str, args: &[&str]) -> RawWatch {
     child
 }
 
+/// SIGINT, then a clean exit within [`WAIT`] (else the test fails, and the drop kills it).
 fn stop(mut w: RawWatch) {
-    let mut child = w.0.take().expect("running");
+    let child = w.0.as_mut().expect("running");
     // SAFETY: kill(2) of our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().unwrap();
+    let status = eventually("the watch to exit after SIGINT", WAIT, || {
+        child.try_wait().unwrap()
+    });
+    w.0 = None;
     assert!(status.success(), "console watch exited with {status}");
 }
 
@@ -198,5 +208,246 @@ fn hostile_program_names_and_labels_reach_neither_terminal_nor_json_raw() {
             assert!(v.to_string().contains("org.ctrace.evil"), "{v}");
         }
     }
+    drop(c);
+}
+
+/// The bidirectional controls (embeddings and overrides U+202A..U+202E, isolates
+/// U+2066..U+2069), the line and paragraph separators (U+2028, U+2029) and a zero width space
+/// (U+200B): invisible, yet they reorder, break or hide text on a terminal.
+const INVISIBLE: [char; 12] = [
+    '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}',
+    '\u{2069}', '\u{2028}', '\u{2029}', '\u{200b}',
+];
+
+/// Any character of the classes ctrace escapes for being invisible (a superset of
+/// [`INVISIBLE`]), with its byte offset.
+fn raw_invisible(out: &str) -> Vec<(usize, char)> {
+    out.char_indices()
+        .filter(|&(_, c)| {
+            matches!(
+                c as u32,
+                0x202a..=0x202e
+                    | 0x2066..=0x2069
+                    | 0x200e
+                    | 0x200f
+                    | 0x061c
+                    | 0x2028
+                    | 0x2029
+                    | 0x200b..=0x200d
+                    | 0x2060..=0x2064
+                    | 0x180e
+                    | 0xfeff
+            )
+        })
+        .collect()
+}
+
+/// `s` as the terminal escaper shows it, for strings of ASCII and [`INVISIBLE`]: `\u{202e}`.
+fn shown(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if INVISIBLE.contains(&c) {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `s` as NDJSON writes it, for strings of ASCII and [`INVISIBLE`]: `\u202e`.
+fn json_escaped(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if INVISIBLE.contains(&c) {
+                format!("\\u{:04x}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Whether some string anywhere in `v` (keys included) is `s`.
+fn has_string(v: &Value, s: &str) -> bool {
+    match v {
+        Value::String(x) => x == s,
+        Value::Array(a) => a.iter().any(|v| has_string(v, s)),
+        Value::Object(o) => o.iter().any(|(k, v)| k == s || has_string(v, s)),
+        _ => false,
+    }
+}
+
+/// No raw control, bidi control, separator or zero-width character: `what` as it would reach a
+/// terminal.
+fn assert_inert(what: &str, out: &str) {
+    assert_eq!(raw_controls(out.as_bytes()), [], "{what}:\n{out}");
+    assert_eq!(raw_invisible(out), [], "{what}:\n{out}");
+}
+
+#[test]
+fn bidi_controls_separators_and_zero_width_in_names_and_comms_are_shown_escaped() {
+    let Some(bin) = require() else { return };
+    if !require_runc() {
+        return;
+    }
+    let all: String = INVISIBLE.iter().collect();
+    // The container's name: Docker, containerd and runc all restrict their names and ids to
+    // `[A-Za-z0-9_.-]`, but a Kubernetes container name is whatever the annotation says
+    // (ctrace names a CRI container by it); a plain runc bundle can carry one.
+    let name = format!("ctrace-it-{all}-inv");
+    let pod = "ctrace-it-pod\u{202e}\u{2066}lave";
+    // Comms: the kernel keeps 15 bytes, these characters are 3 bytes each, so four to a
+    // program (`i1` + 12 bytes), and every one of them in some comm.
+    let comms: Vec<String> = INVISIBLE
+        .chunks(4)
+        .enumerate()
+        .map(|(i, cs)| format!("i{}{}", i + 1, cs.iter().collect::<String>()))
+        .collect();
+    assert!(comms.iter().all(|c| c.len() <= 15));
+    let id = "ctrace-it-hostile-inv";
+    // The container's init writes one script per comm, then becomes the first (a shell
+    // running `sleep 300`, so `inspect` shows the name in its process tree).
+    let c = RuncContainer::run_with_spec(
+        None,
+        id,
+        &[
+            "sh",
+            "-c",
+            r#"for n in "$@"; do printf '#!/bin/sh\nsleep "${1:-0}"\n' > "/tmp/$n"; chmod +x "/tmp/$n"; done; exec "/tmp/$1" 300"#,
+            "sh",
+            &comms[0],
+            &comms[1],
+            &comms[2],
+        ],
+        |spec| {
+            spec["annotations"] = serde_json::json!({
+                "io.kubernetes.pod.name": pod,
+                "io.kubernetes.pod.namespace": "ctrace-it",
+                "io.kubernetes.container.name": name,
+                "org.ctrace.invisible": all,
+            });
+        },
+    );
+    let init = c.init_pid();
+    eventually("the init to run the first script", WAIT, || {
+        std::fs::read(format!("/proc/{init}/comm"))
+            .ok()
+            .filter(|b| b.strip_suffix(b"\n") == Some(comms[0].as_bytes()))
+    });
+
+    let dir = TempDir::new("hostile-invisible");
+    let console = raw_watch(&bin, &dir, "console", &["--events", "exec"]);
+    let ndjson = raw_watch(&bin, &dir, "ndjson", &["--json", "--events", "exec"]);
+    let json = Watch::start(&bin, &["--events", "exec"]);
+    for comm in &comms {
+        assert!(c.exec(&[&format!("/tmp/{comm}")]).success(), "{comm:?}");
+    }
+
+    // NDJSON, as read: the strings round-trip exactly.
+    for comm in &comms {
+        let exec = json.wait_for(&format!("exec of {comm:?}"), WAIT, |v| {
+            v["type"] == "exec" && get(v, "process.comm") == comm.as_str()
+        });
+        assert_eq!(get(&exec, "container.name"), name.as_str(), "{exec}");
+        assert_eq!(get(&exec, "container.id"), id, "{exec}");
+        assert_eq!(
+            get(&exec, "container.labels")["org.ctrace.invisible"],
+            all.as_str(),
+            "{exec}"
+        );
+        assert_eq!(exec["filename"], format!("/tmp/{comm}"), "{exec}");
+    }
+    let _ = json.stop();
+    stop(console);
+    stop(ndjson);
+
+    // NDJSON, as written: every invisible character as a \u escape, lines that parse to the
+    // original strings.
+    let raw = String::from_utf8(std::fs::read(dir.0.join("ndjson.out")).unwrap())
+        .expect("NDJSON is UTF-8");
+    assert_inert("watch --json", &raw);
+    assert!(raw.contains(&json_escaped(&name)), "{raw}");
+    let mut seen = Vec::new();
+    for l in raw.lines() {
+        let v: Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object ({e}): {l}"));
+        if v["type"] == "exec" && get(&v, "container.id") == id {
+            assert_eq!(get(&v, "container.name"), name.as_str(), "{l}");
+            seen.push(get(&v, "process.comm").as_str().unwrap_or("?").to_owned());
+        }
+    }
+    for comm in &comms {
+        assert!(seen.contains(comm), "no exec of {comm:?} in:\n{raw}");
+        assert!(
+            raw.contains(&format!(r#""comm":"{}""#, json_escaped(comm))),
+            "{raw}"
+        );
+    }
+
+    // The terminal: the container's name and every comm, escaped.
+    let text = String::from_utf8(std::fs::read(dir.0.join("console.out")).unwrap())
+        .expect("console output is UTF-8");
+    assert_inert("watch", &text);
+    for comm in &comms {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("comm={}", shown(comm))))
+            .unwrap_or_else(|| panic!("no escaped exec of {comm:?} in:\n{text}"));
+        assert!(line.contains(&shown(&name)), "{line}");
+        assert!(line.contains(&format!("/tmp/{}", shown(comm))), "{line}");
+    }
+
+    // `ps` and `inspect`, as text and as JSON; inspect finds the container by its name.
+    let (code, stdout, stderr) = ctrace_status(&bin, &["ps"]);
+    assert_eq!(code, Some(0), "ctrace ps: {stderr}");
+    assert_inert("ps", &stdout);
+    let row = stdout
+        .lines()
+        .find(|l| l.contains(id))
+        .unwrap_or_else(|| panic!("{id} not in:\n{stdout}"));
+    assert!(row.contains(&shown(&name)), "{row}");
+
+    let (code, stdout, stderr) = ctrace_status(&bin, &["ps", "--json"]);
+    assert_eq!(code, Some(0), "ctrace ps --json: {stderr}");
+    assert_inert("ps --json", &stdout);
+    let row: Value = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .find(|v| v["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not in:\n{stdout}"));
+    assert_eq!(row["name"], name.as_str(), "{row}");
+    assert_eq!(row["labels"]["org.ctrace.invisible"], all.as_str(), "{row}");
+
+    let (code, stdout, stderr) = ctrace_status(&bin, &["inspect", &name]);
+    assert_eq!(code, Some(0), "ctrace inspect: {stderr}");
+    assert_inert("inspect", &stdout);
+    assert_inert("inspect's stderr", &stderr);
+    for part in [
+        name.clone(),
+        pod.to_owned(),
+        format!("org.ctrace.invisible={all}"),
+        format!("/tmp/{}", comms[0]),
+    ] {
+        assert!(
+            stdout.contains(&shown(&part)),
+            "{:?} not in:\n{stdout}",
+            shown(&part)
+        );
+    }
+
+    let (code, stdout, stderr) = ctrace_status(&bin, &["inspect", "--json", &name]);
+    assert_eq!(code, Some(0), "ctrace inspect --json: {stderr}");
+    assert_inert("inspect --json", &stdout);
+    let v: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(v["identity"]["name"], name.as_str(), "{v}");
+    assert!(has_string(&v, &comms[0]), "the init's comm: {v}");
+    assert!(has_string(&v, pod), "{v}");
+
+    // A pattern that names nothing is quoted back escaped too.
+    let (code, _, stderr) = ctrace_status(&bin, &["inspect", &format!("{name}-none")]);
+    assert_ne!(code, Some(0));
+    assert_inert("inspect's error", &stderr);
+    assert!(stderr.contains(&shown(&name)), "{stderr}");
     drop(c);
 }

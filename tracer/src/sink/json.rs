@@ -461,8 +461,9 @@ pub fn stats(
 /// Serialise to exactly one line (no trailing newline). Besides what JSON must escape (C0
 /// controls, quotes, backslashes), characters a terminal or a log pipeline may act on are
 /// escaped as `\uXXXX` too: C1 controls (U+0080..U+009F: U+009B is a CSI on some terminals),
-/// DEL, bidirectional overrides, and U+2028/U+2029 (line breaks to some readers). The
-/// document stays the same JSON; `ctrace watch --json` on a terminal stays inert.
+/// DEL, bidirectional controls, U+2028/U+2029 (line breaks to some readers), and zero-width
+/// characters (a name that hides them shows as another): what `escape::is_invisible` lists.
+/// The document stays the same JSON; `ctrace watch --json` on a terminal stays inert.
 pub fn line(v: &Value) -> String {
     let mut out = Vec::with_capacity(256);
     let mut ser = serde_json::Serializer::with_formatter(&mut out, InertFormatter);
@@ -478,7 +479,7 @@ pub fn line(v: &Value) -> String {
 struct InertFormatter;
 
 fn needs_escape(c: char) -> bool {
-    matches!(c as u32, 0x7f..=0x9f | 0x2028 | 0x2029) || super::escape::is_bidi_control(c)
+    matches!(c as u32, 0x7f..=0x9f) || super::escape::is_invisible(c)
 }
 
 impl serde_json::ser::Formatter for InertFormatter {
@@ -520,9 +521,28 @@ mod tests {
         );
     }
 
+    #[test]
+    fn lines_escape_bidi_controls_separators_and_zero_width_characters() {
+        let hostile = "\u{202a}\u{202b}\u{202c}\u{202d}\u{202e}\u{2066}\u{2067}\u{2068}\u{2069}\
+                       \u{200e}\u{200f}\u{61c}|\u{2028}\u{2029}|\u{200b}\u{200c}\u{200d}\u{2060}\
+                       \u{2064}\u{180e}\u{feff}|ok\u{2019}\u{fffd}";
+        let v = serde_json::json!({ "name": hostile });
+        let l = line(&v);
+        assert_eq!(
+            l,
+            r#"{"name":"\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c|\u2028\u2029|\u200b\u200c\u200d\u2060\u2064\u180e\ufeff|ok’�"}"#,
+            "visible characters stay as they are"
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&l).unwrap(),
+            v,
+            "the same document"
+        );
+    }
+
     proptest::proptest! {
         #[test]
-        fn any_string_is_one_inert_line_of_the_same_json(s in "\\PC*|[\\x00-\\x{a0}\\x{2028}\\x{202e}]*") {
+        fn any_string_is_one_inert_line_of_the_same_json(s in "\\PC*|[\\x00-\\x{a0}\\x{200b}-\\x{206f}\\x{180e}\\x{feff}]*") {
             let v = serde_json::json!({ "s": s });
             let l = line(&v);
             proptest::prop_assert!(!l.chars().any(|c| c.is_control() || needs_escape(c)), "{l:?}");
