@@ -13,8 +13,8 @@ use std::{
 };
 
 use ctrace_tests::{
-    ctrace_status, eventually, get, require, require_docker, require_runc, DockerContainer,
-    RuncContainer, TempDir, Watch,
+    ctrace_status, eventually, get, require, require_docker, require_runc, Bounded as _,
+    DockerContainer, RuncContainer, TempDir, Watch,
 };
 use serde_json::Value;
 
@@ -110,7 +110,7 @@ fn hostile_program_names_and_labels_reach_neither_terminal_nor_json_raw() {
     );
     let json = Watch::start(&bin, &["--host", "--events", "exec"]);
 
-    let st = Command::new(&prog).status().unwrap();
+    let st = Command::new(&prog).status_bounded().unwrap();
     assert!(st.success());
     // A container whose label carries the same, and that runs a program named like it.
     let label = format!("org.ctrace.evil={}", String::from_utf8_lossy(HOSTILE));

@@ -4,8 +4,8 @@
 use std::{process::Command, time::Duration};
 
 use ctrace_tests::{
-    get, require, require_containerd, require_docker, require_runc, CtrContainer, DockerContainer,
-    RuncContainer, Watch,
+    get, require, require_containerd, require_docker, require_runc, Bounded as _, CtrContainer,
+    DockerContainer, RuncContainer, Watch,
 };
 use serde_json::Value;
 
@@ -15,7 +15,7 @@ fn kill9_from_host(pid: u32) {
     // A host shell, as an operator would.
     let st = Command::new("/bin/sh")
         .args(["-c", &format!("kill -9 {pid}")])
-        .status()
+        .status_bounded()
         .unwrap();
     assert!(st.success());
 }
@@ -105,7 +105,7 @@ fn classic_tracepoints_place_kill_targets_from_the_process_table() {
     let w = Watch::start(&bin, &["--no-tp-btf"]);
     let st = Command::new("docker")
         .args(["exec", "-d", name, "sleep", "302"])
-        .status()
+        .status_bounded()
         .unwrap();
     assert!(st.success());
     let exec = w.wait_for("exec of sleep 302 in the container", WAIT, |v| {
@@ -219,6 +219,19 @@ fn a_limit_above_the_container_is_named_with_its_level() {
     );
 }
 
+/// The records of a stopped watch before its closing `stats`, which must be there, last.
+/// ctrace prints it only after it detached its programs, drained the ring and flushed every
+/// incident still pending (a kill waits up to 5 s for its target's exit): anything it reports
+/// about what happened before the stop is before this marker.
+fn before_closing_stats(mut records: Vec<Value>) -> Vec<Value> {
+    let last = records.pop();
+    assert!(
+        last.as_ref().is_some_and(|v| v["type"] == "stats"),
+        "the closing stats record ends the stream: {last:?}"
+    );
+    records
+}
+
 fn oom_of(w: &Watch, name: &str) -> Value {
     let n = name.to_owned();
     w.wait_for(&format!("oom_kill in {name}"), WAIT, move |v| {
@@ -268,8 +281,11 @@ fn docker_memory_limit_oom_is_one_incident_with_limit_usage_and_victim() {
         v["type"] == "container_stop" && get(v, "container.name") == "ctrace-it-inc-lowmem100"
     });
     assert_eq!(stop["reason"], "oom_killed");
-    std::thread::sleep(Duration::from_secs(1));
+    // The OOM killer's SIGKILL and any repeated mark_victim come before the victim's exit,
+    // so before the container_stop seen above; a kill incident made of that SIGKILL would
+    // wait for its deadline, which the stop flushes. All of it is before the closing stats.
     let (records, _) = w.stop();
+    let records = before_closing_stats(records);
     let ooms = records
         .iter()
         .filter(|v| {
@@ -295,15 +311,16 @@ fn oom_of_a_child_names_it_and_the_container_keeps_running() {
     // The init only sleeps: it allocates nothing after the kill, so a second OOM (of the init,
     // while the victim's memory is still being reaped) cannot stop the container. The child is
     // started with `docker exec`.
-    let c = DockerContainer::run("ctrace-it-inc-childoom", &["-m", "32m"], &["sleep", "300"]);
+    let name = "ctrace-it-inc-childoom";
+    let c = DockerContainer::run(name, &["-m", "32m"], &["sleep", "300"]);
     let st = std::process::Command::new("docker")
         .args(["exec", &c.id, "tail", "/dev/zero"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .status()
+        .status_bounded()
         .unwrap();
     assert_eq!(st.code(), Some(137), "the child was OOM-killed");
-    let oom = oom_of(&w, "ctrace-it-inc-childoom");
+    let oom = oom_of(&w, name);
     assert_eq!(get(&oom, "victim.comm"), "tail");
     assert_ne!(
         get(&oom, "victim.pid"),
@@ -312,23 +329,53 @@ fn oom_of_a_child_names_it_and_the_container_keeps_running() {
     );
     assert_eq!(oom["container_stopped"], false);
     assert_eq!(c.inspect("{{.State.Running}}"), "true");
-    std::thread::sleep(Duration::from_secs(2));
-    let (records, _) = w.stop();
-    let ours: Vec<&serde_json::Value> = records
-        .iter()
-        .filter(|v| get(v, "container.name") == "ctrace-it-inc-childoom")
-        .collect();
-    let stops: Vec<&&serde_json::Value> = ours
-        .iter()
-        .filter(|v| v["type"] == "container_stop")
-        .collect();
-    // ctrace reports a stop exactly when the container stopped. (Rarely the kernel, still
-    // reaping the victim, OOM-kills the init too; then that stop must be there, as an OOM.)
-    if c.inspect("{{.State.Running}}") == "true" {
-        assert!(stops.is_empty(), "the container was not stopped: {ours:#?}");
+    // ctrace reports a stop exactly when the container stopped. The marker: a `true` run in
+    // the container now. Its exec is recorded after the victim's exit (docker exec returned
+    // once the victim was reaped), whose handling is where a wrong stop would come from; and
+    // Docker can exec there only while the init lives, so a real stop comes after the marker.
+    let ours = |v: &Value| get(v, "container.name") == name;
+    let marker = Command::new("docker")
+        .args(["exec", &c.id, "true"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status_bounded()
+        .expect("docker exec true");
+    if marker.success() {
+        let is_marker =
+            |v: &Value| v["type"] == "exec" && get(v, "process.comm") == "true" && ours(v);
+        w.wait_for(
+            "exec of the marker `true` in the container",
+            WAIT,
+            is_marker,
+        );
+        let mut records = w.records();
+        let at = records.iter().position(is_marker).expect("the marker");
+        records.truncate(at);
+        assert!(
+            records.iter().any(|v| v["type"] == "oom_kill" && ours(v)),
+            "the marker comes after the OOM kill"
+        );
+        let stops: Vec<&Value> = records
+            .iter()
+            .filter(|v| v["type"] == "container_stop" && ours(v))
+            .collect();
+        assert!(
+            stops.is_empty(),
+            "the container was not stopped: {stops:#?}"
+        );
+        w.stop();
     } else {
-        assert_eq!(stops.len(), 1, "{ours:#?}");
-        assert_eq!(stops[0]["reason"], "oom_killed", "{ours:#?}");
+        // Rarely the kernel, still reaping the victim, OOM-kills the init too; then that stop
+        // must be there, once, as an OOM (the stop drains the ring and flushes the rest).
+        c.wait(WAIT);
+        let (records, _) = w.stop();
+        let mine: Vec<&Value> = records.iter().filter(|v| ours(v)).collect();
+        let stops: Vec<&&Value> = mine
+            .iter()
+            .filter(|v| v["type"] == "container_stop")
+            .collect();
+        assert_eq!(stops.len(), 1, "{mine:#?}");
+        assert_eq!(stops[0]["reason"], "oom_killed", "{mine:#?}");
     }
 }
 
@@ -356,8 +403,10 @@ fn ctr_memory_limit_oom() {
     w.wait_for("container_stop", WAIT, |v| {
         v["type"] == "container_stop" && get(v, "container.name") == "ctrace-it-inc-ctroom"
     });
-    std::thread::sleep(Duration::from_secs(1));
+    // A repeated mark_victim comes before the victim's exit, so before the container_stop
+    // seen above, and a pending incident is flushed by the stop: before the closing stats.
     let (records, _) = w.stop();
+    let records = before_closing_stats(records);
     let ooms = records
         .iter()
         .filter(|v| v["type"] == "oom_kill" && get(v, "container.name") == "ctrace-it-inc-ctroom")

@@ -5,8 +5,8 @@
 use std::{collections::BTreeMap, process::Command, time::Duration};
 
 use ctrace_tests::{
-    ctrace, eventually, require, require_containerd, require_docker, require_runc, CtrContainer,
-    DockerContainer, RuncContainer, TempDir,
+    ctrace, eventually, require, require_containerd, require_docker, require_runc, Bounded as _,
+    CtrContainer, DockerContainer, RuncContainer, TempDir,
 };
 use serde_json::Value;
 
@@ -93,7 +93,7 @@ fn readlink_ns(pid: u32) -> BTreeMap<String, u64> {
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!("readlink /proc/{pid}/ns/*"))
-        .output()
+        .output_bounded()
         .expect("readlink");
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -341,7 +341,7 @@ fn containerd_and_runc_containers() {
     // The same id in two containerd namespaces: ambiguous (exit 2), listed.
     let out = Command::new(&bin)
         .args(["inspect", "--no-journal", "ctrace-it-insp-ctr"])
-        .output()
+        .output_bounded()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -391,7 +391,7 @@ fn containerd_and_runc_containers() {
     // Without its root, the runc container is unknown: exit 1.
     let out = Command::new(&bin)
         .args(["inspect", "ctrace-it-insp-runc"])
-        .output()
+        .output_bounded()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
@@ -401,7 +401,7 @@ fn unknown_name_is_exit_1_with_one_line() {
     let Some(bin) = require() else { return };
     let out = Command::new(&bin)
         .args(["inspect", "ctrace-it-insp-no-such-container"])
-        .output()
+        .output_bounded()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stdout.is_empty());
@@ -420,7 +420,7 @@ fn unknown_name_is_exit_1_with_one_line() {
             "ctrace-it-insp-nope-a",
             "ctrace-it-insp-nope-b",
         ])
-        .output()
+        .output_bounded()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }

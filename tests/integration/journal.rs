@@ -10,7 +10,7 @@ use std::{
 
 use ctrace_tests::{
     ctrace, ctrace_status, get, require, require_containerd, require_docker, require_runc,
-    CtrContainer, DockerContainer, RuncContainer, TempDir, Watch,
+    Bounded as _, CtrContainer, DockerContainer, RuncContainer, TempDir, Watch,
 };
 use serde_json::{json, Value};
 
@@ -277,8 +277,18 @@ fn the_agent_records_an_oom_kill_for_postmortem_and_exits_on_sigterm() {
     });
     assert!(lines.iter().all(|v| v["schema"] == "ctrace.v1"));
     c.remove();
-    // At least one status line (every second) after the OOM.
-    std::thread::sleep(Duration::from_millis(1500));
+    // At least one status line (every second) after the OOM: the marker is a status line
+    // printed after the OOM's records were seen in --output, so after the agent handled them.
+    let status_lines = |stderr: &str| {
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("ctrace agent: ") && l.contains(" live containers, "))
+            .count()
+    };
+    let seen = status_lines(&w.stderr());
+    ctrace_tests::eventually("a status line after the OOM", WAIT, || {
+        (status_lines(&w.stderr()) > seen).then_some(())
+    });
     let (stdout_records, stderr) = w.stop_with(libc::SIGTERM);
     assert!(
         stdout_records.is_empty(),
@@ -386,7 +396,10 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status_bounded();
     }
 }
 
@@ -402,7 +415,7 @@ fn a_full_or_read_only_journal_disk_leaves_the_live_stream_on() {
         .args(["if=/dev/zero", "bs=4k", "count=64"])
         .arg(format!("of={}", full.0.join("filler").display()))
         .stderr(std::process::Stdio::null())
-        .status();
+        .status_bounded();
     let ro = Mount::tmpfs(&dir, "ro", "ro,size=64k");
     for (mnt, comm) in [(&full, "ctjfull"), (&ro, "ctjro")] {
         let journal = mnt.0.join("journal.db");
@@ -411,7 +424,7 @@ fn a_full_or_read_only_journal_disk_leaves_the_live_stream_on() {
             &["--journal", s(&journal), "--events", "exec", "--host"],
         );
         let prog = ctrace_tests::unique_binary(&dir, "/bin/true", comm);
-        assert!(Command::new(&prog).status().unwrap().success());
+        assert!(Command::new(&prog).status_bounded().unwrap().success());
         w.wait_for(&format!("exec of {comm}"), WAIT, |v| {
             v["type"] == "exec" && get(v, "process.comm") == comm
         });

@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, process::Command, time::Duration};
 
-use ctrace_tests::{get, require, require_docker, DockerContainer, Watch};
+use ctrace_tests::{get, require, require_docker, Bounded as _, DockerContainer, Watch};
 use serde_json::Value;
 
 const ALL_TYPES: [&str; 17] = [
@@ -52,7 +52,7 @@ fn every_record_type_validates_against_the_schema() {
             "-c",
             "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done",
         ])
-        .status()
+        .status_bounded()
         .unwrap();
     assert!(st.success());
     // SAFETY: as above.
@@ -78,7 +78,7 @@ fn every_record_type_validates_against_the_schema() {
     let pid = victim.init_pid();
     assert!(Command::new("kill")
         .args(["-9", &pid.to_string()])
-        .status()
+        .status_bounded()
         .unwrap()
         .success());
     oom.wait(Duration::from_secs(30));
@@ -93,8 +93,26 @@ fn every_record_type_validates_against_the_schema() {
     w.wait_for("cpu_throttle", Duration::from_secs(30), |v| {
         v["type"] == "cpu_throttle"
     });
+    let ids: Vec<String> = [&oom, &cap, &victim, &slow]
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
     drop((oom, cap, victim, slow));
-    std::thread::sleep(Duration::from_millis(1500));
+    // Markers instead of a pause: a cgroup can be removed only once every process in it has
+    // exited, so once the watch printed each container's cgroup_rmdir it has handled their
+    // exits, with the kills and stops they complete, and all of it is validated below.
+    for id in &ids {
+        w.wait_for(
+            &format!("cgroup_rmdir of container {id}"),
+            Duration::from_secs(30),
+            |v| {
+                v["type"] == "cgroup_rmdir"
+                    && get(v, "cgroup.path")
+                        .as_str()
+                        .is_some_and(|p| p.contains(id.as_str()))
+            },
+        );
+    }
     let (mut records, _) = w.stop();
     let (lossy_records, _) = lossy.stop();
     records.extend(lossy_records);

@@ -46,6 +46,13 @@ fn ids(records: &[Value]) -> Vec<(String, u64)> {
 }
 
 fn history_kills(bin: &Path, journal: &Path, name: &str) -> Vec<Value> {
+    try_history_kills(bin, journal, name)
+        .unwrap_or_else(|err| panic!("ctrace history failed: {err}"))
+}
+
+/// `ctrace history` of `name`'s kills, or its error (the container is not in the journal yet,
+/// say: its metadata is committed in a batch of its own).
+fn try_history_kills(bin: &Path, journal: &Path, name: &str) -> Result<Vec<Value>, String> {
     let (code, out, err) = ctrace_status(
         bin,
         &[
@@ -61,10 +68,13 @@ fn history_kills(bin: &Path, journal: &Path, name: &str) -> Vec<Value> {
             "0",
         ],
     );
-    assert_eq!(code, Some(0), "ctrace history failed: {err}");
-    out.lines()
+    if code != Some(0) {
+        return Err(err);
+    }
+    Ok(out
+        .lines()
         .map(|l| serde_json::from_str(l).expect("NDJSON"))
-        .collect()
+        .collect())
 }
 
 #[test]
@@ -87,15 +97,32 @@ fn the_journal_survives_kill_9_of_ctrace_during_a_burst() {
     w.wait_for("a first kill in the burst", WAIT, |v| {
         v["type"] == "kill" && get(v, "container.name") == name
     });
-    std::thread::sleep(Duration::from_secs(2));
-    // Everything printed by now has had well over the writer's batch interval (200 ms) to be
-    // committed; what comes after may be lost with the last batch.
-    let before = kills_of(&w.records(), name);
-    assert!(before.len() >= 5, "a burst: {} kills", before.len());
-    std::thread::sleep(Duration::from_secs(1));
+    let before = ctrace_tests::eventually("a burst of 5 kills", WAIT, || {
+        let k = kills_of(&w.records(), name);
+        (k.len() >= 5).then_some(k)
+    });
+    // Wait until the journal holds every kill printed so far (read by another process, as
+    // `ctrace history` reads a running agent's journal), however long the machine takes to
+    // commit them; the burst goes on meanwhile, so the crash comes mid-burst.
+    let before_ids = ids(&before);
+    ctrace_tests::eventually("the printed kills committed to the journal", WAIT, || {
+        let kept = ids(&try_history_kills(&bin, &journal, name).ok()?);
+        before_ids
+            .iter()
+            .all(|k| kept.binary_search(k).is_ok())
+            .then_some(())
+    });
     // SAFETY: kill(2) of our own child.
     assert_eq!(unsafe { libc::kill(w.pid() as i32, libc::SIGKILL) }, 0);
-    std::thread::sleep(Duration::from_millis(200));
+    ctrace_tests::eventually("ctrace to die of SIGKILL", WAIT, || {
+        // A killed child stays a zombie until reaped: its state, not its existence, tells.
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", w.pid())).ok()?;
+        stat.rsplit(')')
+            .next()?
+            .trim_start()
+            .starts_with('Z')
+            .then_some(())
+    });
     let w_records = w.records();
     drop(w);
 

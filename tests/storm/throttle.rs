@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ctrace_tests::{get, require, require_docker, DockerContainer, Watch};
+use ctrace_tests::{get, require, require_docker, Bounded as _, DockerContainer, Watch};
 
 #[test]
 fn a_tiny_cpu_quota_is_reported_with_its_quota_and_a_big_one_is_not() {
@@ -70,7 +70,7 @@ fn a_tiny_cpu_quota_is_reported_with_its_quota_and_a_big_one_is_not() {
     let st = std::process::Command::new("docker")
         .args(["update", "--cpus", "2", "ctrace-it-thr-slow"])
         .stdout(std::process::Stdio::null())
-        .status()
+        .status_bounded()
         .unwrap();
     assert!(st.success());
     let stop = w.wait_for(
@@ -91,8 +91,11 @@ fn a_tiny_cpu_quota_is_reported_with_its_quota_and_a_big_one_is_not() {
             .starts_with("ctrace-it-thr-slow (docker) no longer throttled"),
         "{stop}"
     );
-    // Give the fast one time to show throttling if it had any.
-    std::thread::sleep(Duration::from_secs(3));
+    // Give the fast one time to show throttling if it had any, counted in the detector's own
+    // intervals rather than in seconds: throttle the slow one again and let it go again. Its
+    // new start and stop can only come from intervals after the stop above (at least three:
+    // one throttled, two below the threshold), and every interval looks at the fast one too.
+    throttle_cycle(&w, "ctrace-it-thr-slow", stop["ts"].as_str().unwrap());
     let (records, _) = w.stop();
     // On this 2-core machine a busy loop under a 1-CPU quota can be throttled now and then
     // (the loop may run on both CPUs within one period), so it may cross the 10 % threshold
@@ -123,11 +126,19 @@ fn a_container_without_quota_is_never_reported_as_throttled() {
         &[],
         &["sh", "-c", "while :; do :; done"],
     );
+    // The marker: a container throttled beside it. The detector looks at every container in
+    // each interval, so by the marker's start and stop (at least three intervals: one
+    // throttled, two below the threshold) it has looked at the free one as often.
+    let marker = DockerContainer::run(
+        "ctrace-it-thr-mark",
+        &["--cpus", "0.01"],
+        &["sh", "-c", "while :; do :; done"],
+    );
     let w = Watch::start(
         &bin,
         &["--events", "cpu_throttle", "--throttle-interval", "500ms"],
     );
-    std::thread::sleep(Duration::from_secs(3));
+    throttle_cycle(&w, "ctrace-it-thr-mark", "");
     let (records, _) = w.stop();
     assert!(
         !records.iter().any(
@@ -135,7 +146,33 @@ fn a_container_without_quota_is_never_reported_as_throttled() {
         ),
         "no quota, no throttling"
     );
-    drop(free);
+    drop((free, marker));
+}
+
+/// Take `name` (a busy loop in a Docker container) through one throttling episode whose
+/// records come after `after` (a record's `ts`; "" for any): a 0.01 CPU quota until the
+/// watch reports its `start`, then 2 CPUs until it reports its `stop`.
+fn throttle_cycle(w: &Watch, name: &str, after: &str) {
+    let mut since = after.to_owned();
+    for (cpus, phase) in [("0.01", "start"), ("2", "stop")] {
+        let st = std::process::Command::new("docker")
+            .args(["update", "--cpus", cpus, name])
+            .stdout(std::process::Stdio::null())
+            .status_bounded()
+            .expect("docker update");
+        assert!(st.success(), "docker update --cpus {cpus} {name}: {st}");
+        let ev = w.wait_for(
+            &format!("cpu_throttle {phase} of {name} after {since:?}"),
+            Duration::from_secs(20),
+            |v| {
+                v["type"] == "cpu_throttle"
+                    && get(v, "container.name") == name
+                    && v["phase"] == phase
+                    && v["ts"].as_str().is_some_and(|t| t > since.as_str())
+            },
+        );
+        since = ev["ts"].as_str().unwrap().to_owned();
+    }
 }
 
 #[test]
@@ -158,7 +195,7 @@ fn top_snapshot_shows_quota_throttling_and_memory_per_container() {
         .args(["exec", &oomed.id, "tail", "/dev/zero"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .status()
+        .status_bounded()
         .unwrap();
     assert_eq!(st.code(), Some(137), "the child was OOM-killed");
     let out = ctrace_tests::ctrace(&bin, &["top", "--json", "--interval", "1s"]);
