@@ -12,4 +12,5 @@ mod journal;
 mod oom;
 mod process;
 mod schema;
+mod session;
 mod signal;

@@ -22,6 +22,7 @@ pub mod proctable;
 pub mod recorder;
 pub mod resolve;
 pub mod runq;
+pub mod session;
 pub mod sink;
 pub mod throttle;
 

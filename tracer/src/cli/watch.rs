@@ -8,11 +8,8 @@ use std::{
 };
 
 use anyhow::Context as _;
-use aya::maps::{MapData, RingBuf};
 use clap::Args;
-use serde_json::Value;
 use tokio::{
-    io::unix::AsyncFd,
     signal::unix::{signal, SignalKind},
     sync::mpsc,
 };
@@ -20,26 +17,21 @@ use tokio::{
 use tracer_common::{kind, kind_bit};
 
 use crate::{
-    cgroupfs::Mounts,
-    clock::BootClock,
     container::Runtime,
-    cpuwatch::{self, CpuWatch},
-    docker,
-    enrich::{self, Feed},
+    cpuwatch, docker,
     event::{kind_name, Body, Event},
-    explain::{CgroupMemory, Correlator, Incident},
+    explain::Incident,
     journal,
     names::parse_signal,
-    pipeline::Pipeline,
     probe::{self, Options, Probe},
     recorder::{self, Recorder},
-    resolve::{self, Attrs, Names, Resolver, Update},
-    resolve::{Attribution, Container},
+    resolve::{self, Attrs, Container, Update},
+    session::{self, Control, Next, Session, Sink, Status},
     sink::{
         console, escape,
         file::{Discard, LineSink, RotatingFile, Stdout},
         filter::{self, Filter},
-        json, Context, Loss, LossTracker,
+        json, Context, Loss,
     },
     throttle::{self, DetectorConfig, ThrottleEvent},
 };
@@ -194,23 +186,7 @@ impl WatchArgs {
 
     fn options(&self) -> anyhow::Result<Options> {
         let (kinds, throttle) = self.event_spec()?;
-        let mut kernel_kinds = kinds.mask;
-        // The OOM killer's SIGKILL names the victim's cgroup (see `OomVictim`): trace signals
-        // in the kernel whenever OOM kills are asked for, and show them only if asked too.
-        if kinds.mask & kind_bit(kind::OOM_VICTIM) != 0 {
-            kernel_kinds |= kind_bit(kind::SIGNAL);
-        }
-        // Kill and OOM incidents end with the target's exit.
-        if kinds.mask & (kind_bit(kind::SIGNAL) | kind_bit(kind::OOM_VICTIM)) != 0 {
-            kernel_kinds |= kind_bit(kind::EXIT);
-        }
-        // State, traced whatever is shown: fork records keep the process table current (it
-        // places signal targets and OOM victims the kernel side could not read), and cgroup
-        // creation, removal and moves keep container attribution current.
-        kernel_kinds |= kind_bit(kind::FORK)
-            | kind_bit(kind::CGROUP_MKDIR)
-            | kind_bit(kind::CGROUP_RMDIR)
-            | kind_bit(kind::CGROUP_ATTACH);
+        let kernel_kinds = session::kernel_kinds(kinds.mask);
         let mut o = Options {
             kinds: kernel_kinds,
             cap_allowed: kinds.cap_allowed
@@ -250,14 +226,157 @@ struct Out {
     json: bool,
     color: bool,
     filter: Filter,
-    ctx: Context,
-    recorder: Option<Recorder>,
-    /// The status line on a terminal's stderr (events/s, losses), when shown.
+    /// A status line on a terminal's stderr (events/s, losses).
+    status: bool,
+    /// The status line now shown, when shown.
     status_line: Option<String>,
+    /// `ctrace agent`: a status line in the log at this interval, and when it was last written.
+    agent_every: Option<(Duration, Instant)>,
     /// Lines were written since the last flush.
     dirty: bool,
     /// Set once writing failed: `Ok(())` for a broken pipe, the error otherwise.
     done: Option<anyhow::Result<()>>,
+}
+
+impl Sink for Out {
+    fn event(&mut self, ev: &Event, attrs: &Attrs, ctx: &Context) {
+        if self.kinds & kind_bit(ev.kind) == 0 || !self.filter.event(attrs) {
+            return;
+        }
+        let s = if self.json {
+            json::line(&json::event(ev, attrs, ctx))
+        } else {
+            let denied = matches!(&ev.body, Body::Capability(c) if !c.allowed());
+            self.paint(
+                console::event(ev, attrs, ctx),
+                if denied { YELLOW } else { "" },
+            )
+        };
+        self.line(&s);
+    }
+
+    fn incident(&mut self, i: &Incident, ctx: &Context) {
+        // An incident shows when the kind it comes from is shown.
+        let from = match i {
+            Incident::Kill(_) => kind::SIGNAL,
+            Incident::Oom(_) => kind::OOM_VICTIM,
+            Incident::ContainerStart { .. } => kind::EXEC,
+            Incident::ContainerStop { .. } => kind::EXIT,
+        };
+        if self.kinds & kind_bit(from) == 0 || !self.filter.incident(i) {
+            return;
+        }
+        let s = if self.json {
+            json::line(&json::incident(i, ctx))
+        } else {
+            let color = match i {
+                Incident::Kill(_) | Incident::Oom(_) => RED,
+                _ => CYAN,
+            };
+            self.paint(console::incident(i, ctx), color)
+        };
+        self.line(&s);
+    }
+
+    fn throttle(&mut self, c: &Arc<Container>, ev: &ThrottleEvent, now: u64, ctx: &Context) {
+        if !self.throttle || !self.filter.container(c) {
+            return;
+        }
+        let s = if self.json {
+            json::line(&session::throttle_record(c, ev, now, ctx))
+        } else {
+            let color = if ev.kind == throttle::ThrottleKind::Stop {
+                CYAN
+            } else {
+                YELLOW
+            };
+            self.paint(
+                format!(
+                    "{} {:<13} {:<16} {}",
+                    crate::clock::time_of_day_us(ctx.clock.unix_ns(now)),
+                    "CPU_THROTTLE",
+                    escape::terminal(c.display()),
+                    escape::terminal(&throttle::explain(&cpuwatch::label(c), ev))
+                ),
+                color,
+            )
+        };
+        self.line(&s);
+    }
+
+    fn update(&mut self, u: &Update, ctx: &Context) {
+        if !self.filter.container(&u.container) {
+            return;
+        }
+        let s = if self.json {
+            json::line(&json::update(u, ctx))
+        } else {
+            self.paint(console::update(u, ctx), CYAN)
+        };
+        self.line(&s);
+    }
+
+    fn loss(&mut self, l: &Loss, now: u64, ctx: &Context) {
+        let s = if self.json {
+            json::line(&json::loss(l, ctx, now))
+        } else {
+            self.paint(console::loss(l, ctx, now), MAGENTA)
+        };
+        self.line(&s);
+    }
+
+    fn warning(&mut self, w: &str) {
+        eprintln!("ctrace: warning: {}", escape::terminal(w));
+    }
+
+    fn status(&mut self, st: &Status) {
+        if self.status {
+            let lost = st.lost.as_ref().map_or(0, |n| *n);
+            let journal = match &st.journal {
+                Some(j) if j.disabled => ", journal off",
+                _ => "",
+            };
+            let line = format!(
+                "[ctrace] {:.0} events/s, {lost} lost{journal}",
+                st.records_per_sec
+            );
+            eprint!("\r\x1b[2K{line}");
+            self.status_line = Some(line);
+        }
+        if let Some((every, last)) = &mut self.agent_every {
+            if last.elapsed() >= *every {
+                *last = Instant::now();
+                eprintln!("{}", agent_status(st));
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Next {
+        if self.done.is_none() {
+            // Keep the status line below the output: clear it, write, draw it again.
+            if let (Some(st), true) = (&self.status_line, std::mem::take(&mut self.dirty)) {
+                eprint!("\r\x1b[2K");
+                let r = self.w.flush();
+                eprint!("{st}");
+                if let Err(e) = r {
+                    self.fail(e);
+                }
+            } else if let Err(e) = self.w.flush() {
+                self.fail(e);
+            }
+        }
+        if self.done.is_some() {
+            Next::Stop
+        } else {
+            Next::Continue
+        }
+    }
+
+    fn reopen(&mut self) {
+        if let Err(e) = self.w.reopen() {
+            self.fail(e);
+        }
+    }
 }
 
 impl Out {
@@ -271,150 +390,6 @@ impl Out {
         }
     }
 
-    /// Hand a record to the journal when it stores this type; the value is built only then.
-    fn journal(&self, ty: &str, boot_ns: u64, v: impl FnOnce() -> serde_json::Value) {
-        if let Some(r) = &self.recorder {
-            if r.stores(ty) {
-                r.record(self.ctx.clock.unix_ns(boot_ns), &v());
-            }
-        }
-    }
-
-    fn event(&mut self, ev: &Event, attrs: &Attrs) {
-        // The journal keeps what happened to every container, whatever the display filter.
-        let journal_this = attrs.touches_container() || matches!(ev.body, Body::OomVictim(_));
-        if journal_this {
-            self.journal(json::type_name(ev), ev.boot_ns, || {
-                json::event(ev, attrs, &self.ctx)
-            });
-        }
-        if self.kinds & kind_bit(ev.kind) == 0 || !self.filter.event(attrs) {
-            return;
-        }
-        let s = if self.json {
-            json::line(&json::event(ev, attrs, &self.ctx))
-        } else {
-            let denied = matches!(&ev.body, Body::Capability(c) if !c.allowed());
-            self.paint(
-                console::event(ev, attrs, &self.ctx),
-                if denied { YELLOW } else { "" },
-            )
-        };
-        self.line(&s);
-    }
-
-    fn incident(&mut self, i: &Incident) {
-        if i.touches_container() || matches!(i, Incident::Oom(_)) {
-            self.journal(i.type_name(), i.boot_ns(), || json::incident(i, &self.ctx));
-        }
-        if let Some(r) = &mut self.recorder {
-            let at = self.ctx.clock.unix_ns(i.boot_ns());
-            match i {
-                Incident::ContainerStart { container, .. } => {
-                    r.container(container, at, None);
-                    // Stamped when read: the start may be handled after usage grew.
-                    r.sample(container, self.ctx.clock.unix_ns(BootClock::boot_now_ns()));
-                }
-                // The reading at the kill ends the memory curve, however fast usage rose; an
-                // older sample (the cgroup was gone) is already on it, at its own time, and
-                // a parent cgroup's figures are not the container's.
-                Incident::Oom(o) => {
-                    let at_kill = o
-                        .memory
-                        .as_ref()
-                        .filter(|m| !m.stale && m.limit_depth.unwrap_or(0) == 0);
-                    if let (Some(c), Some(m)) = (o.victim.container(), at_kill) {
-                        if let Some(usage) = m.peak_bytes.or(m.usage_bytes) {
-                            r.sample_at(c, at, usage, m.limit_bytes);
-                        }
-                    }
-                }
-                Incident::ContainerStop {
-                    container, exit, ..
-                } => r.container(
-                    container,
-                    at,
-                    Some(exit.code.and_then(|c| i32::try_from(c).ok()).unwrap_or(-1)),
-                ),
-                _ => {}
-            }
-        }
-        // An incident shows when the kind it comes from is shown.
-        let from = match i {
-            Incident::Kill(_) => kind::SIGNAL,
-            Incident::Oom(_) => kind::OOM_VICTIM,
-            Incident::ContainerStart { .. } => kind::EXEC,
-            Incident::ContainerStop { .. } => kind::EXIT,
-        };
-        if self.kinds & kind_bit(from) == 0 || !self.filter.incident(i) {
-            return;
-        }
-        let s = if self.json {
-            json::line(&json::incident(i, &self.ctx))
-        } else {
-            let color = match i {
-                Incident::Kill(_) | Incident::Oom(_) => RED,
-                _ => CYAN,
-            };
-            self.paint(console::incident(i, &self.ctx), color)
-        };
-        self.line(&s);
-    }
-
-    fn throttle(&mut self, c: &Arc<Container>, ev: &ThrottleEvent) {
-        let now = BootClock::boot_now_ns();
-        let record = || {
-            let mut v = json::base_record(&self.ctx, "cpu_throttle", now);
-            v["container"] = json::container(&Attribution::Container(Arc::clone(c)));
-            if let (Some(m), Value::Object(f)) = (v.as_object_mut(), cpuwatch::json_fields(ev)) {
-                m.extend(f);
-            }
-            v["explanation"] = throttle::explain(&cpuwatch::label(c), ev).into();
-            v
-        };
-        self.journal("cpu_throttle", now, record);
-        if !self.throttle || !self.filter.container(c) {
-            return;
-        }
-        let s = if self.json {
-            json::line(&record())
-        } else {
-            let color = if ev.kind == throttle::ThrottleKind::Stop {
-                CYAN
-            } else {
-                YELLOW
-            };
-            self.paint(
-                format!(
-                    "{} {:<13} {:<16} {}",
-                    crate::clock::time_of_day_us(self.ctx.clock.unix_ns(now)),
-                    "CPU_THROTTLE",
-                    escape::terminal(c.display()),
-                    escape::terminal(&throttle::explain(&cpuwatch::label(c), ev))
-                ),
-                color,
-            )
-        };
-        self.line(&s);
-    }
-
-    fn update(&mut self, u: &Update) {
-        let now = BootClock::boot_now_ns();
-        self.journal("container_update", now, || json::update(u, &self.ctx));
-        if let Some(r) = &mut self.recorder {
-            r.container(&u.container, self.ctx.clock.unix_ns(now), None);
-        }
-        if !self.filter.container(&u.container) {
-            return;
-        }
-        let s = if self.json {
-            json::line(&json::update(u, &self.ctx))
-        } else {
-            self.paint(console::update(u, &self.ctx), CYAN)
-        };
-        self.line(&s);
-    }
-
     /// Colour a whole console line (its text is already escaped).
     fn paint(&self, line: String, color: &str) -> String {
         if self.color && !color.is_empty() {
@@ -424,132 +399,12 @@ impl Out {
         }
     }
 
-    fn loss(&mut self, l: &Loss) {
-        let now = BootClock::boot_now_ns();
-        self.journal("lost", now, || json::loss(l, &self.ctx, now));
-        let s = if self.json {
-            json::line(&json::loss(l, &self.ctx, now))
-        } else {
-            self.paint(console::loss(l, &self.ctx, now), MAGENTA)
-        };
-        self.line(&s);
-    }
-
-    fn flush(&mut self) {
-        if self.done.is_some() {
-            return;
-        }
-        // Keep the status line below the output: clear it, write, draw it again.
-        if let (Some(st), true) = (&self.status_line, std::mem::take(&mut self.dirty)) {
-            eprint!("\r\x1b[2K");
-            let r = self.w.flush();
-            eprint!("{st}");
-            if let Err(e) = r {
-                self.fail(e);
-            }
-        } else if let Err(e) = self.w.flush() {
-            self.fail(e);
-        }
-    }
-
-    fn reopen(&mut self) {
-        if let Err(e) = self.w.reopen() {
-            self.fail(e);
-        }
-    }
-
     fn fail(&mut self, e: io::Error) {
         self.done = Some(if e.kind() == io::ErrorKind::BrokenPipe {
             Ok(())
         } else {
             Err(anyhow::Error::new(e).context("writing output"))
         });
-    }
-}
-
-/// Everything between the ring buffer and the output.
-struct Flow {
-    pipeline: Pipeline,
-    resolver: Resolver,
-    correlator: Correlator<CgroupMemory>,
-    feed: mpsc::Sender<Feed>,
-}
-
-impl Flow {
-    fn handle(&mut self, ev: &Event, out: &mut Out) {
-        let attrs = self.resolver.attribute(ev);
-        out.event(ev, &attrs);
-        for i in self.correlator.observe(ev, &attrs) {
-            out.incident(&i);
-        }
-        self.after(out);
-    }
-
-    /// Report what the resolver learnt, and start enrichment of new containers.
-    fn after(&mut self, out: &mut Out) {
-        for u in self.resolver.take_updates() {
-            out.update(&u);
-        }
-        for w in self.resolver.warnings.drain(..) {
-            eprintln!("ctrace: warning: {}", escape::terminal(&w));
-        }
-        for c in self.resolver.take_new() {
-            // Its memory limit, read while the cgroup is there: an OOM kill may remove it
-            // before the record is read.
-            self.correlator.memory().refresh(&c);
-            if let Some(r) = &mut out.recorder {
-                r.saw_new_container();
-            }
-            if let (Runtime::Containerd, Some(ns), None) = (c.runtime, &c.namespace, &c.image) {
-                let (ns, id, tx) = (ns.clone(), c.id.clone(), self.feed.clone());
-                tokio::spawn(async move {
-                    if let Some(image) =
-                        enrich::containerd_image(&ns, &id, Duration::from_secs(2)).await
-                    {
-                        let names = Names {
-                            image: Some(image),
-                            ..Names::default()
-                        };
-                        let _ = tx.send(Feed::Names { id, names }).await;
-                    }
-                });
-            }
-        }
-    }
-
-    fn feed(&mut self, f: Feed, out: &mut Out) {
-        match f {
-            Feed::Names { id, names } => self.resolver.set_names(&id, names),
-            Feed::Warning(w) => eprintln!("ctrace: warning: {}", escape::terminal(&w)),
-        }
-        self.after(out);
-    }
-}
-
-/// Records handled per wakeup at most, so that signals (Ctrl-C) and timers are served even
-/// when the buffer stays full; the rest is read on the next turn of the loop.
-const DRAIN_BATCH: u64 = 16_384;
-
-/// Time one wakeup may spend on records, for the same reason: a slow build or a loaded
-/// machine handles far fewer than [`DRAIN_BATCH`] records in it.
-const DRAIN_TIME: Duration = Duration::from_millis(100);
-
-/// Handle what the ring buffer holds, up to [`DRAIN_BATCH`] records or [`DRAIN_TIME`];
-/// returns how many, and whether it stopped with records left.
-fn drain(ring: &mut RingBuf<MapData>, flow: &mut Flow, out: &mut Out) -> (u64, bool) {
-    let start = Instant::now();
-    let mut n = 0;
-    loop {
-        if n == DRAIN_BATCH || (n % 256 == 255 && start.elapsed() >= DRAIN_TIME) {
-            return (n, true);
-        }
-        let Some(item) = ring.next() else {
-            return (n, false);
-        };
-        n += 1;
-        if let Some(ev) = flow.pipeline.ingest(&item) {
-            flow.handle(&ev, out);
-        }
     }
 }
 
@@ -582,6 +437,54 @@ pub(crate) fn run_mode(args: &WatchArgs, mode: Mode) -> anyhow::Result<()> {
     rt.block_on(watch(args, opts, mode))
 }
 
+/// The journal the arguments ask for: `None` with `--no-journal`, or when its storage is
+/// unavailable (said in a warning: the live stream goes on); an error for a file that is not a
+/// journal.
+fn open_journal(args: &WatchArgs) -> anyhow::Result<Option<Recorder>> {
+    if args.no_journal {
+        return Ok(None);
+    }
+    match Recorder::open(
+        &args.journal,
+        journal::JournalOptions {
+            retention: args.retention,
+            max_size_bytes: args.max_size,
+        },
+        &args.journal_events,
+    ) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if e.is_storage_unavailable() => {
+            eprintln!(
+                "ctrace: warning: journaling is off: {}; the live stream goes on",
+                escape::terminal(&e.to_string())
+            );
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "cannot use the journal at {} (use --journal PATH or --no-journal)",
+            args.journal.display()
+        ))),
+    }
+}
+
+/// The kinds traced, for the banner: those shown, then those traced only to keep state.
+fn kinds_banner(active: u32, shown_mask: u32) -> String {
+    let names = |pick: &dyn Fn(u32) -> bool| -> String {
+        (0..tracer_common::kind::COUNT as u16)
+            .filter(|k| active & kind_bit(*k) != 0 && pick(kind_bit(*k)))
+            .map(kind_name)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let shown = names(&|b| shown_mask & b != 0);
+    let state = names(&|b| shown_mask & b == 0);
+    if state.is_empty() {
+        shown
+    } else {
+        format!("{shown}; {state} to keep state")
+    }
+}
+
 async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
@@ -597,88 +500,63 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
         (None, Mode::Watch { .. }) => Box::new(Stdout::new()),
     };
     // The journal too: a file that is not a journal is an error before anything is attached.
-    let recorder = if args.no_journal {
-        None
-    } else {
-        match Recorder::open(
-            &args.journal,
-            journal::JournalOptions {
-                retention: args.retention,
-                max_size_bytes: args.max_size,
-            },
-            &args.journal_events,
-        ) {
-            Ok(r) => Some(r),
-            Err(e) if e.is_storage_unavailable() => {
-                eprintln!(
-                    "ctrace: warning: journaling is off: {}; the live stream goes on",
-                    escape::terminal(&e.to_string())
-                );
-                None
-            }
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!(
-                    "cannot use the journal at {} (use --journal PATH or --no-journal)",
-                    args.journal.display()
-                )))
-            }
-        }
-    };
+    let recorder = open_journal(args)?;
     if matches!(mode, Mode::Agent { .. }) && recorder.is_none() && args.output.is_none() {
         anyhow::bail!("the agent would record nothing: no journal and no --output");
     }
-    let mut probe = Probe::load(&opts)?;
-    for w in &probe.warnings {
-        eprintln!("ctrace: warning: {w}");
-    }
-    let ring = probe.take_ring()?;
-    let mut ebpf_log = match probe.take_logger() {
-        // SAFETY: as for the ring buffer below: the logger owns its map fd.
-        Some(l) => Some(
-            unsafe { AsyncFd::register_with_interest(l, tokio::io::Interest::READABLE) }
-                .map_err(|e| anyhow::anyhow!("polling the eBPF log: {}", e.into_parts().1))?,
-        ),
-        None => None,
+    let ring_bytes = opts.ring_bytes;
+    let config = session::Config {
+        probe: opts,
+        resolver: resolve::Config {
+            extra_state_roots: args.runc_root.clone(),
+            ..resolve::Config::default()
+        },
+        docker_socket: (!args.no_docker).then(|| args.docker_socket.clone()),
+        throttle_interval: args.throttle_interval,
+        throttle: DetectorConfig {
+            threshold: args.throttle_threshold,
+            ..DetectorConfig::default()
+        },
+        memory_interval: args.memory_interval,
+        duration: args
+            .duration
+            .filter(|d| d.is_finite() && *d >= 0.0)
+            .map(Duration::from_secs_f64),
     };
-    // SAFETY: the RingBuf owns its map fd for as long as the AsyncFd owns the RingBuf, and the
-    // fd is not closed or replaced behind the registration's back.
-    let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(|e| anyhow::anyhow!("polling the ring buffer: {}", e.into_parts().1))?;
+    let mut session = Session::start(config, recorder).await?;
+    for w in session.take_warnings() {
+        eprintln!("ctrace: warning: {}", escape::terminal(&w));
+    }
     // What is shown, and what is traced only to keep state (the process table, attribution,
     // correlation).
     let shown_mask = args.event_spec().map_or(u32::MAX, |(k, _)| k.mask);
-    let names = |pick: &dyn Fn(u32) -> bool| -> String {
-        (0..tracer_common::kind::COUNT as u16)
-            .filter(|k| probe.active_kinds & kind_bit(*k) != 0 && pick(kind_bit(*k)))
-            .map(kind_name)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let shown = names(&|b| shown_mask & b != 0);
-    let state = names(&|b| shown_mask & b == 0);
-    let kinds = if state.is_empty() {
-        shown
-    } else {
-        format!("{shown}; {state} to keep state")
-    };
+    let kinds = kinds_banner(session.active_kinds(), shown_mask);
     match mode {
         Mode::Watch { .. } => eprintln!(
             "ctrace: tracing {kinds} (ring buffer {} KiB); Ctrl-C to stop",
-            opts.ring_bytes / 1024
+            ring_bytes / 1024
         ),
         Mode::Agent { .. } => eprintln!(
             "ctrace agent: tracing {kinds} (ring buffer {} KiB); journal {}; NDJSON {}; SIGTERM to \
              stop",
-            opts.ring_bytes / 1024,
-            recorder.as_ref().map_or_else(
+            ring_bytes / 1024,
+            session.journal_path().map_or_else(
                 || "off".to_owned(),
-                |r| escape::terminal(&r.path().display().to_string())
+                |p| escape::terminal(&p.display().to_string())
             ),
             args.output.as_ref().map_or_else(
                 || "off".to_owned(),
                 |p| escape::terminal(&p.display().to_string())
             ),
         ),
+    }
+    for pattern in &args.container {
+        if session.find(pattern).is_empty() {
+            eprintln!(
+                "ctrace: warning: no container matches {:?} yet; watching for it",
+                escape::terminal(pattern)
+            );
+        }
     }
 
     let (status, json, color) = match mode {
@@ -696,7 +574,7 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
     };
     let mut out = Out {
         w: sink,
-        kinds: args.event_spec().map_or(u32::MAX, |(k, _)| k.mask),
+        kinds: shown_mask,
         throttle: args.event_spec().is_ok_and(|(_, t)| t),
         json,
         color,
@@ -705,204 +583,49 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
             runtimes: args.runtime.clone(),
             include_host: args.host,
         },
-        ctx: Context::new(),
-        recorder,
+        status,
         status_line: None,
+        agent_every: match mode {
+            Mode::Agent { status_every } => Some((status_every, Instant::now())),
+            Mode::Watch { .. } => None,
+        },
         dirty: false,
         done: None,
     };
-    let mut resolver = Resolver::start(resolve::Config {
-        extra_state_roots: args.runc_root.clone(),
-        ..resolve::Config::default()
+    // Signals become controls of the session.
+    let (control, controls) = mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let c = tokio::select! {
+                _ = sighup.recv() => Control::Reopen,
+                _ = sigint.recv() => Control::Stop,
+                _ = sigterm.recv() => Control::Stop,
+            };
+            if control.send(c).await.is_err() {
+                break;
+            }
+        }
     });
-    for w in resolver.warnings.drain(..) {
-        eprintln!("ctrace: warning: {}", escape::terminal(&w));
-    }
-    for pattern in &args.container {
-        if resolver.find(pattern).is_empty() {
-            eprintln!(
-                "ctrace: warning: no container matches {:?} yet; watching for it",
-                escape::terminal(pattern)
-            );
-        }
-    }
-    let (feed_tx, mut feed_rx) = mpsc::channel(1024);
-    if !args.no_docker {
-        tokio::spawn(enrich::docker(
-            args.docker_socket.clone(),
-            docker::DEFAULT_TIMEOUT,
-            feed_tx.clone(),
-        ));
-    }
-    let mut pipeline = Pipeline::live();
-    pipeline.victims = probe
-        .take_oom_victims()
-        .map(|v| crate::pipeline::Victims(Box::new(v)));
-    if probe.active_kinds & kind_bit(kind::SIGNAL) != 0 && !probe.signal_targets_in_kernel {
-        // Targets older than ctrace must be known before a SIGKILL removes them from /proc.
-        let n = pipeline.procs.seed(crate::clock::BootClock::boot_now_ns());
-        log::info!("process table: {n} tasks read from /proc");
-    }
-    let mut flow = Flow {
-        pipeline,
-        resolver,
-        correlator: Correlator::new(CgroupMemory::new(Mounts::current())),
-        feed: feed_tx,
-    };
-    flow.after(&mut out);
-    let mut losses = LossTracker::default();
-    let mut poll = tokio::time::interval(probe::POLL_INTERVAL);
-    let mut second = tokio::time::interval(Duration::from_secs(1));
-    let deadline = args
-        .duration
-        .filter(|d| d.is_finite() && *d >= 0.0)
-        .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
-    let window_ns = u64::try_from(opts.cap_window.as_nanos()).unwrap_or(u64::MAX);
-    let mut throttle_tick = tokio::time::interval(args.throttle_interval);
-    // Containers often die of OOM within their first second: sample the young ones densely.
-    let mut young_tick = tokio::time::interval(recorder::YOUNG_TICK);
-    let mut memory_tick = tokio::time::interval(args.memory_interval);
-    let mut cpu = CpuWatch::new(DetectorConfig {
-        threshold: args.throttle_threshold,
-        ..DetectorConfig::default()
-    });
-    let mut rate_start = Instant::now();
-    let mut rate_count = 0u64;
-    let agent_every = match mode {
-        Mode::Agent { status_every } => Some(status_every),
-        Mode::Watch { .. } => None,
-    };
-    let mut agent_tick = tokio::time::interval(agent_every.unwrap_or(Duration::from_secs(3600)));
-    agent_tick.tick().await;
-
-    loop {
-        tokio::select! {
-            guard = ring.readable_mut() => {
-                let mut guard = guard.context("waiting on the ring buffer")?;
-                let (n, left) = drain(guard.get_inner_mut(), &mut flow, &mut out);
-                rate_count += n;
-                // With records left, stay ready: the next turn reads on after serving the rest.
-                if !left {
-                    guard.clear_ready();
-                }
-            }
-            _ = poll.tick() => {
-                rate_count += drain(ring.get_mut(), &mut flow, &mut out).0;
-            }
-            _ = second.tick() => {
-                report(&probe, &mut flow, &mut losses, &mut out, window_ns);
-                if status {
-                    let secs = rate_start.elapsed().as_secs_f64().max(0.001);
-                    let lost = probe.counters().map(|c| LossTracker::total(&c, flow.pipeline.decode_errors)).unwrap_or(0);
-                    let journal = match &out.recorder {
-                        Some(r) if r.status().disabled => ", journal off",
-                        _ => "",
-                    };
-                    let st = format!(
-                        "[ctrace] {:.0} events/s, {lost} lost{journal}",
-                        rate_count as f64 / secs
-                    );
-                    eprint!("\r\x1b[2K{st}");
-                    out.status_line = Some(st);
-                    rate_start = Instant::now();
-                    rate_count = 0;
-                }
-            }
-            _ = agent_tick.tick(), if agent_every.is_some() => {
-                eprintln!("{}", agent_status(&probe, &flow, &out));
-            }
-            Some(f) = feed_rx.recv() => flow.feed(f, &mut out),
-            _ = memory_tick.tick(), if out.recorder.is_some() => {
-                let now = out.ctx.clock.unix_ns(BootClock::boot_now_ns());
-                if let Some(r) = &mut out.recorder {
-                    for (c, _, gone) in flow.resolver.containers() {
-                        if !gone {
-                            r.sample(&c, now);
-                        }
-                    }
-                }
-            }
-            _ = young_tick.tick(), if out.recorder.is_some() => {
-                let now = out.ctx.clock.unix_ns(BootClock::boot_now_ns());
-                // Only while a new container is young: the list is not walked every 20 ms
-                // for nothing.
-                if let Some(r) = out.recorder.as_mut().filter(|r| r.has_young()) {
-                    let live = flow.resolver.containers();
-                    r.sample_young(live.iter().filter(|(_, _, gone)| !gone).map(|(c, _, _)| c), now);
-                }
-            }
-            guard = readable(ebpf_log.as_mut()) => {
-                let mut guard = guard.context("waiting on the eBPF log")?;
-                guard.get_inner_mut().flush();
-                guard.clear_ready();
-            }
-            _ = throttle_tick.tick() => {
-                let live: Vec<_> = flow
-                    .resolver
-                    .containers()
-                    .into_iter()
-                    .filter(|(_, _, gone)| !gone)
-                    .map(|(c, id, _)| (c, id))
-                    .collect();
-                // Keep each container's memory figures fresh for OOM incidents.
-                for (c, _) in &live {
-                    flow.correlator.memory().refresh(c);
-                }
-                let runq = if probe.runq_active { probe.runq().ok() } else { None };
-                for r in cpu.tick(&live, runq) {
-                    if let Some(ev) = &r.event {
-                        out.throttle(&r.container, ev);
-                    }
-                }
-            }
-            _ = sighup.recv() => out.reopen(),
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-            () = sleep_until(deadline) => break,
-        }
-        out.flush();
-        if out.done.is_some() {
-            break;
-        }
-    }
-    // Stop production first, then drain what is left, then report the final losses, so the
-    // books balance: attempts = delivered + lost.
-    probe.detach();
-    while drain(ring.get_mut(), &mut flow, &mut out).1 {}
-    report(&probe, &mut flow, &mut losses, &mut out, 0);
-    for i in flow.correlator.flush() {
-        out.incident(&i);
-    }
-    let recorder = out.recorder.take();
-    out.flush();
+    let summary = session
+        .run(&mut out, controls)
+        .await
+        .context("waiting on the ring buffer")?;
     if out.status_line.take().is_some() {
         eprint!("\r\x1b[2K");
     }
-    if let Ok(c) = probe.counters() {
-        let stats = json::stats(
-            &c,
-            &flow.pipeline.delivered,
-            &flow.pipeline.decode_errors_by_kind,
-            probe.programs(),
-            &out.ctx,
-        );
-        if let Some(r) = &recorder {
-            r.record(out.ctx.clock.unix_ns(BootClock::boot_now_ns()), &stats);
-        }
+    if let Some(stats) = &summary.stats {
         if out.json {
-            out.line(&json::line(&stats));
-            out.flush();
+            out.line(&json::line(stats));
+            let _ = out.flush();
         }
-        let attempts: u64 = c.iter().map(|c| c.attempts).sum();
-        let lost = LossTracker::total(&c, flow.pipeline.decode_errors);
-        let delivered: u64 = flow.pipeline.delivered.iter().sum();
+    }
+    if let (Some(attempts), Some(lost)) = (summary.produced(), summary.lost()) {
         eprintln!(
-            "ctrace: {delivered} records delivered, {lost} lost, {attempts} produced by the kernel"
+            "ctrace: {} records delivered, {lost} lost, {attempts} produced by the kernel",
+            summary.delivered()
         );
     }
-    if let Some(r) = recorder {
-        let path = r.path().to_owned();
-        let st = r.close();
+    if let Some((path, st)) = summary.journal {
         if st.dropped > 0 || st.disabled {
             let maybe = if st.unconfirmed > 0 {
                 format!(
@@ -925,87 +648,26 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
 }
 
 /// The agent's periodic line for its log: totals since start.
-fn agent_status(probe: &Probe, flow: &Flow, out: &Out) -> String {
-    let delivered: u64 = flow.pipeline.delivered.iter().sum();
-    let lost = probe
-        .counters()
-        .map(|c| LossTracker::total(&c, flow.pipeline.decode_errors).to_string())
-        .unwrap_or_else(|e| format!("? ({e})"));
-    let containers = flow.resolver.containers();
-    let live = containers.iter().filter(|(_, _, gone)| !gone).count();
-    let journal = match &out.recorder {
+fn agent_status(st: &Status) -> String {
+    let lost = match &st.lost {
+        Ok(n) => n.to_string(),
+        Err(e) => format!("? ({e})"),
+    };
+    let journal = match &st.journal {
         None => "journal off".to_owned(),
-        Some(r) => {
-            let st = r.status();
-            format!(
-                "journal {} written, {} not written{}",
-                st.written,
-                st.dropped,
-                if st.disabled {
-                    " (writing disabled)"
-                } else {
-                    ""
-                }
-            )
-        }
+        Some(j) => format!(
+            "journal {} written, {} not written{}",
+            j.written,
+            j.dropped,
+            if j.disabled {
+                " (writing disabled)"
+            } else {
+                ""
+            }
+        ),
     };
     format!(
-        "ctrace agent: {delivered} records, {lost} lost; {live} live containers, {} gone; \
-         {journal}",
-        containers.len() - live
+        "ctrace agent: {} records, {lost} lost; {} live containers, {} gone; {journal}",
+        st.delivered, st.live_containers, st.gone_containers
     )
-}
-
-/// Readiness of an optional fd: never, when there is none.
-async fn readable<T: std::os::fd::AsRawFd>(
-    fd: Option<&mut AsyncFd<T>>,
-) -> io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'_, T>> {
-    match fd {
-        Some(fd) => fd.readable_mut().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
-fn report(probe: &Probe, flow: &mut Flow, losses: &mut LossTracker, out: &mut Out, window_ns: u64) {
-    match probe.cap_states() {
-        Ok(states) => {
-            for ev in flow
-                .pipeline
-                .flush_caps(states, BootClock::boot_now_ns(), window_ns)
-            {
-                flow.handle(&ev, out);
-            }
-        }
-        Err(e) => log::warn!("reading capability state: {e}"),
-    }
-    for i in flow.correlator.tick(BootClock::boot_now_ns()) {
-        out.incident(&i);
-    }
-    if let Some(r) = &mut out.recorder {
-        let now = out.ctx.clock.unix_ns(BootClock::boot_now_ns());
-        for (c, _, gone) in flow.resolver.containers() {
-            if !gone {
-                r.container(&c, now, None);
-            }
-        }
-        if let Some(w) = r.health() {
-            eprintln!("ctrace: warning: {}", escape::terminal(&w));
-        }
-    }
-    losses.decode_errors = flow.pipeline.decode_errors_by_kind;
-    match probe.counters() {
-        Ok(c) => {
-            for l in losses.delta(&c) {
-                out.loss(&l);
-            }
-        }
-        Err(e) => log::warn!("reading loss counters: {e}"),
-    }
 }

@@ -1,0 +1,766 @@
+//! A live tracing session: the probe, the pipeline from ring buffer to incidents, container
+//! attribution and enrichment, CPU throttling and the journal, driven by one loop.
+//!
+//! `ctrace watch` and `ctrace agent` run one, and so can any program: start a [`Session`] with
+//! a [`Config`], hand [`Session::run`] a [`Sink`] that receives what it produces (events,
+//! incidents, throttling, container updates, losses, warnings, a status each second) and a
+//! channel of [`Control`]s (stop, reopen the output), and read the [`Summary`] it returns: the
+//! loss arithmetic of the run, with the closing `stats` record.
+//!
+//! The journal is the session's own: it records what happened to every container whatever
+//! the sink shows, so that a post-mortem has it.
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use aya::maps::{MapData, RingBuf};
+use serde_json::Value;
+use tokio::{io::unix::AsyncFd, sync::mpsc};
+
+use tracer_common::{kind, kind_bit};
+
+use crate::{
+    cgroupfs::Mounts,
+    clock::BootClock,
+    container::Runtime,
+    cpuwatch::{self, CpuWatch},
+    docker,
+    enrich::{self, Feed},
+    event::{Body, Event},
+    explain::{CgroupMemory, Correlator, Incident},
+    journal::WriterStatus,
+    pipeline::Pipeline,
+    probe::{self, AttachedProgram, KindCounters, Options, Probe, ProbeError},
+    recorder::{self, Recorder},
+    resolve::{self, Attribution, Attrs, Container, Names, Resolver, Update},
+    sink::{json, Context, Loss, LossTracker},
+    throttle::{self, DetectorConfig, ThrottleEvent},
+};
+
+/// The kernel kinds a session must trace to show the kinds of `shown` (a [`kind_bit`] mask):
+/// what each shown kind's explanation needs, and the state every session keeps.
+///
+/// - The OOM killer's SIGKILL names the victim's cgroup (see `OomVictim`): signals are traced
+///   whenever OOM kills are, and shown only if asked for too.
+/// - Kill and OOM incidents end with the target's exit.
+/// - Fork records keep the process table current (it places signal targets and OOM victims
+///   the kernel side could not read); cgroup creation, removal and moves keep container
+///   attribution current.
+pub fn kernel_kinds(shown: u32) -> u32 {
+    let mut k = shown;
+    if shown & kind_bit(kind::OOM_VICTIM) != 0 {
+        k |= kind_bit(kind::SIGNAL);
+    }
+    if shown & (kind_bit(kind::SIGNAL) | kind_bit(kind::OOM_VICTIM)) != 0 {
+        k |= kind_bit(kind::EXIT);
+    }
+    k | kind_bit(kind::FORK)
+        | kind_bit(kind::CGROUP_MKDIR)
+        | kind_bit(kind::CGROUP_RMDIR)
+        | kind_bit(kind::CGROUP_ATTACH)
+}
+
+/// How a session traces. The probe's kinds are the kernel's ([`kernel_kinds`]).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub probe: Options,
+    pub resolver: resolve::Config,
+    /// The Docker API socket, for names, images and labels; `None`: Docker is not asked
+    /// (they are still read from Docker's store on disk).
+    pub docker_socket: Option<PathBuf>,
+    /// How often containers' CPU counters are sampled for throttling.
+    pub throttle_interval: Duration,
+    pub throttle: DetectorConfig,
+    /// How often the journal samples each container's memory.
+    pub memory_interval: Duration,
+    /// The session stops by itself after this long.
+    pub duration: Option<Duration>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            probe: Options::default(),
+            resolver: resolve::Config::default(),
+            docker_socket: Some(PathBuf::from(docker::DEFAULT_SOCKET)),
+            throttle_interval: Duration::from_secs(1),
+            throttle: DetectorConfig::default(),
+            memory_interval: Duration::from_secs(1),
+            duration: None,
+        }
+    }
+}
+
+/// What a running session is told from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Detach, drain what is left, report the last losses and return the summary.
+    Stop,
+    /// Reopen the output (log rotation): [`Sink::reopen`].
+    Reopen,
+}
+
+/// Whether the session goes on after the sink wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Continue,
+    /// The output is gone (a closed pipe, a failed file): stop as on [`Control::Stop`].
+    Stop,
+}
+
+/// Where a session's records go. `ctx` is the session's: its host and its clock turn boot
+/// times into wall-clock times the same way for the sink and for the journal.
+pub trait Sink {
+    /// A decoded event and its attribution.
+    fn event(&mut self, ev: &Event, attrs: &Attrs, ctx: &Context);
+    /// An incident (kill, OOM kill, container start or stop).
+    fn incident(&mut self, i: &Incident, ctx: &Context);
+    /// A change in a container's CPU throttling, at boot time `boot_ns`.
+    fn throttle(&mut self, c: &Arc<Container>, ev: &ThrottleEvent, boot_ns: u64, ctx: &Context);
+    /// What the resolver learnt about a container (names, image, labels).
+    fn update(&mut self, u: &Update, ctx: &Context);
+    /// A gap: records lost since the last report, at boot time `boot_ns`.
+    fn loss(&mut self, l: &Loss, boot_ns: u64, ctx: &Context);
+    /// Something the user should know that is not a record (a runtime unreachable, ...).
+    fn warning(&mut self, w: &str);
+    /// Once a second: the session's health.
+    fn status(&mut self, _s: &Status) {}
+    /// After each turn of the loop. [`Next::Stop`] ends the session.
+    fn flush(&mut self) -> Next {
+        Next::Continue
+    }
+    /// [`Control::Reopen`].
+    fn reopen(&mut self) {}
+}
+
+/// The session's health, as of one second.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// Records read from the ring buffer in the last interval, per second.
+    pub records_per_sec: f64,
+    /// Records delivered since start.
+    pub delivered: u64,
+    /// Records lost since start (kernel and userspace), or why the counters cannot be read.
+    pub lost: Result<u64, String>,
+    pub live_containers: usize,
+    pub gone_containers: usize,
+    /// The journal writer, when journaling.
+    pub journal: Option<WriterStatus>,
+}
+
+/// What a session did, at its end.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The kernel's counters per kind, or why they could not be read.
+    pub counters: Result<[KindCounters; kind::COUNT], String>,
+    /// Records decoded and handled, per kind.
+    pub delivered: [u64; kind::COUNT],
+    /// Records userspace could not decode, per kind their header named.
+    pub decode_errors_by_kind: [u64; kind::COUNT],
+    /// All records userspace could not decode (those of no known kind included).
+    pub decode_errors: u64,
+    /// The programs the session attached, with their kernel ids, detached at the end.
+    pub programs: Vec<AttachedProgram>,
+    /// The closing `stats` record (also in the journal), when the counters could be read.
+    pub stats: Option<Value>,
+    /// The journal's file and its writer's final status, when journaling.
+    pub journal: Option<(PathBuf, WriterStatus)>,
+}
+
+impl Summary {
+    /// Records the kernel produced.
+    pub fn produced(&self) -> Option<u64> {
+        self.counters
+            .as_ref()
+            .ok()
+            .map(|c| c.iter().map(|c| c.attempts).sum())
+    }
+
+    /// Records lost, in the kernel (ring buffer full) and in userspace (undecodable).
+    pub fn lost(&self) -> Option<u64> {
+        self.counters
+            .as_ref()
+            .ok()
+            .map(|c| LossTracker::total(c, self.decode_errors))
+    }
+
+    /// Records delivered.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.iter().sum()
+    }
+}
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error("polling the {what}: {source}")]
+    Poll {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// Records handled per wakeup at most, so that controls (Ctrl-C) and timers are served even
+/// when the buffer stays full; the rest is read on the next turn of the loop.
+const DRAIN_BATCH: u64 = 16_384;
+
+/// Time one wakeup may spend on records, for the same reason: a slow build or a loaded
+/// machine handles far fewer than [`DRAIN_BATCH`] records in it.
+const DRAIN_TIME: Duration = Duration::from_millis(100);
+
+/// A live session. Start it inside a tokio runtime.
+pub struct Session {
+    probe: Probe,
+    ring: AsyncFd<RingBuf<MapData>>,
+    ebpf_log: Option<AsyncFd<aya_log::EbpfLogger<probe::EbpfLog>>>,
+    flow: Flow,
+    feed_rx: mpsc::Receiver<Feed>,
+    cpu: CpuWatch,
+    losses: LossTracker,
+    config: Config,
+    warnings: Vec<String>,
+}
+
+/// Everything between the ring buffer and the sink: decoding, attribution, correlation, and
+/// the journal.
+struct Flow {
+    pipeline: Pipeline,
+    resolver: Resolver,
+    correlator: Correlator<CgroupMemory>,
+    feed: mpsc::Sender<Feed>,
+    recorder: Option<Recorder>,
+    ctx: Context,
+}
+
+impl Session {
+    /// Loads and attaches the programs, starts container discovery (and Docker enrichment
+    /// unless `config.docker_socket` is `None`) and opens the ring buffer. `recorder`: the
+    /// journal, opened by the caller (which decides what an unusable journal means).
+    pub async fn start(config: Config, recorder: Option<Recorder>) -> Result<Self, SessionError> {
+        let mut probe = Probe::load(&config.probe)?;
+        let mut warnings = probe.warnings.clone();
+        let ring = probe.take_ring()?;
+        let ebpf_log = match probe.take_logger() {
+            // SAFETY: as for the ring buffer below: the logger owns its map fd.
+            Some(l) => Some(
+                unsafe { AsyncFd::register_with_interest(l, tokio::io::Interest::READABLE) }
+                    .map_err(|e| SessionError::Poll {
+                        what: "eBPF log",
+                        source: e.into_parts().1,
+                    })?,
+            ),
+            None => None,
+        };
+        // SAFETY: the RingBuf owns its map fd for as long as the AsyncFd owns the RingBuf, and
+        // the fd is not closed or replaced behind the registration's back.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(|e| SessionError::Poll {
+                what: "ring buffer",
+                source: e.into_parts().1,
+            })?;
+        let mut resolver = Resolver::start(config.resolver.clone());
+        warnings.append(&mut resolver.warnings);
+        let (feed_tx, feed_rx) = mpsc::channel(1024);
+        if let Some(socket) = &config.docker_socket {
+            tokio::spawn(enrich::docker(
+                socket.clone(),
+                docker::DEFAULT_TIMEOUT,
+                feed_tx.clone(),
+            ));
+        }
+        let mut pipeline = Pipeline::live();
+        pipeline.victims = probe
+            .take_oom_victims()
+            .map(|v| crate::pipeline::Victims(Box::new(v)));
+        if probe.active_kinds & kind_bit(kind::SIGNAL) != 0 && !probe.signal_targets_in_kernel {
+            // Targets older than ctrace must be known before a SIGKILL removes them from /proc.
+            let n = pipeline.procs.seed(BootClock::boot_now_ns());
+            log::info!("process table: {n} tasks read from /proc");
+        }
+        let flow = Flow {
+            pipeline,
+            resolver,
+            correlator: Correlator::new(CgroupMemory::new(Mounts::current())),
+            feed: feed_tx,
+            recorder,
+            ctx: Context::new(),
+        };
+        Ok(Self {
+            probe,
+            ring,
+            ebpf_log,
+            flow,
+            feed_rx,
+            cpu: CpuWatch::new(config.throttle),
+            losses: LossTracker::default(),
+            config,
+            warnings,
+        })
+    }
+
+    /// What the user should know from the start: tracepoints this kernel lacks, runtimes not
+    /// found, ... (taken once).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// The kernel kinds actually traced (a [`kind_bit`] mask).
+    pub fn active_kinds(&self) -> u32 {
+        self.probe.active_kinds
+    }
+
+    /// The session's host and clock, as handed to the sink.
+    pub fn context(&self) -> &Context {
+        &self.flow.ctx
+    }
+
+    /// The journal's file, when journaling.
+    pub fn journal_path(&self) -> Option<&std::path::Path> {
+        self.flow.recorder.as_ref().map(Recorder::path)
+    }
+
+    /// Containers known now that `pattern` (name, id or id prefix, pod) matches.
+    pub fn find(&self, pattern: &str) -> Vec<Arc<Container>> {
+        self.flow.resolver.find(pattern)
+    }
+
+    /// Runs until a [`Control::Stop`], the configured duration, or a sink that says
+    /// [`Next::Stop`]. Then detaches the programs, drains what is left, reports the last
+    /// losses and flushes pending incidents, so that the books balance: for every kind,
+    /// `produced = delivered + lost`.
+    pub async fn run(
+        mut self,
+        sink: &mut dyn Sink,
+        mut controls: mpsc::Receiver<Control>,
+    ) -> Result<Summary, std::io::Error> {
+        self.flow.after(sink);
+        let mut poll = tokio::time::interval(probe::POLL_INTERVAL);
+        let mut second = tokio::time::interval(Duration::from_secs(1));
+        let deadline = self
+            .config
+            .duration
+            .map(|d| tokio::time::Instant::now() + d);
+        let window_ns = u64::try_from(self.config.probe.cap_window.as_nanos()).unwrap_or(u64::MAX);
+        let mut throttle_tick = tokio::time::interval(self.config.throttle_interval);
+        // Containers often die of OOM within their first second: sample the young ones densely.
+        let mut young_tick = tokio::time::interval(recorder::YOUNG_TICK);
+        let mut memory_tick = tokio::time::interval(self.config.memory_interval);
+        let mut rate_start = Instant::now();
+        let mut rate_count = 0u64;
+        let journaling = self.flow.recorder.is_some();
+        loop {
+            tokio::select! {
+                guard = self.ring.readable_mut() => {
+                    let mut guard = guard?;
+                    let (n, left) = drain(guard.get_inner_mut(), &mut self.flow, sink);
+                    rate_count += n;
+                    // With records left, stay ready: the next turn reads on after serving the
+                    // rest.
+                    if !left {
+                        guard.clear_ready();
+                    }
+                }
+                _ = poll.tick() => {
+                    rate_count += drain(self.ring.get_mut(), &mut self.flow, sink).0;
+                }
+                _ = second.tick() => {
+                    self.report(sink, window_ns);
+                    let secs = rate_start.elapsed().as_secs_f64().max(0.001);
+                    let status = self.status(rate_count as f64 / secs);
+                    sink.status(&status);
+                    rate_start = Instant::now();
+                    rate_count = 0;
+                }
+                Some(f) = self.feed_rx.recv() => self.flow.feed(f, sink),
+                _ = memory_tick.tick(), if journaling => self.flow.sample_memory(),
+                _ = young_tick.tick(), if journaling => self.flow.sample_young(),
+                guard = readable(self.ebpf_log.as_mut()) => {
+                    let mut guard = guard?;
+                    guard.get_inner_mut().flush();
+                    guard.clear_ready();
+                }
+                _ = throttle_tick.tick() => self.throttle_tick(sink),
+                c = controls.recv() => match c {
+                    Some(Control::Reopen) => sink.reopen(),
+                    // No one can tell the session to stop any more: it stops now.
+                    Some(Control::Stop) | None => break,
+                },
+                () = sleep_until(deadline) => break,
+            }
+            if sink.flush() == Next::Stop {
+                break;
+            }
+        }
+        Ok(self.finish(sink))
+    }
+
+    fn status(&self, records_per_sec: f64) -> Status {
+        let containers = self.flow.resolver.containers();
+        let live = containers.iter().filter(|(_, _, gone)| !gone).count();
+        Status {
+            records_per_sec,
+            delivered: self.flow.pipeline.delivered.iter().sum(),
+            lost: self
+                .probe
+                .counters()
+                .map(|c| LossTracker::total(&c, self.flow.pipeline.decode_errors))
+                .map_err(|e| e.to_string()),
+            live_containers: live,
+            gone_containers: containers.len() - live,
+            journal: self.flow.recorder.as_ref().map(Recorder::status),
+        }
+    }
+
+    fn throttle_tick(&mut self, sink: &mut dyn Sink) {
+        let live: Vec<_> = self
+            .flow
+            .resolver
+            .containers()
+            .into_iter()
+            .filter(|(_, _, gone)| !gone)
+            .map(|(c, id, _)| (c, id))
+            .collect();
+        // Keep each container's memory figures fresh for OOM incidents.
+        for (c, _) in &live {
+            self.flow.correlator.memory().refresh(c);
+        }
+        let runq = if self.probe.runq_active {
+            self.probe.runq().ok()
+        } else {
+            None
+        };
+        for r in self.cpu.tick(&live, runq) {
+            if let Some(ev) = &r.event {
+                self.flow.throttle(&r.container, ev, sink);
+            }
+        }
+    }
+
+    /// Capability tails, incident deadlines, journal metadata and losses: what is due each
+    /// second (and once more at the end, with `window_ns` 0).
+    fn report(&mut self, sink: &mut dyn Sink, window_ns: u64) {
+        let flow = &mut self.flow;
+        match self.probe.cap_states() {
+            Ok(states) => {
+                for ev in flow
+                    .pipeline
+                    .flush_caps(states, BootClock::boot_now_ns(), window_ns)
+                {
+                    flow.handle(&ev, sink);
+                }
+            }
+            Err(e) => log::warn!("reading capability state: {e}"),
+        }
+        for i in flow.correlator.tick(BootClock::boot_now_ns()) {
+            flow.incident(&i, sink);
+        }
+        if let Some(r) = &mut flow.recorder {
+            let now = flow.ctx.clock.unix_ns(BootClock::boot_now_ns());
+            for (c, _, gone) in flow.resolver.containers() {
+                if !gone {
+                    r.container(&c, now, None);
+                }
+            }
+            if let Some(w) = r.health() {
+                sink.warning(&w);
+            }
+        }
+        self.losses.decode_errors = flow.pipeline.decode_errors_by_kind;
+        match self.probe.counters() {
+            Ok(c) => {
+                let now = BootClock::boot_now_ns();
+                for l in self.losses.delta(&c) {
+                    flow.journal("lost", now, || json::loss(&l, &flow.ctx, now));
+                    sink.loss(&l, now, &flow.ctx);
+                }
+            }
+            Err(e) => log::warn!("reading loss counters: {e}"),
+        }
+    }
+
+    /// Stop production first, then drain what is left, then report the final losses, so the
+    /// books balance: attempts = delivered + lost.
+    fn finish(mut self, sink: &mut dyn Sink) -> Summary {
+        self.probe.detach();
+        while drain(self.ring.get_mut(), &mut self.flow, sink).1 {}
+        self.report(sink, 0);
+        for i in self.flow.correlator.flush() {
+            self.flow.incident(&i, sink);
+        }
+        let _ = sink.flush();
+        let pipeline = &self.flow.pipeline;
+        let counters = self.probe.counters().map_err(|e| e.to_string());
+        let stats = counters.as_ref().ok().map(|c| {
+            json::stats(
+                c,
+                &pipeline.delivered,
+                &pipeline.decode_errors_by_kind,
+                self.probe.programs(),
+                &self.flow.ctx,
+            )
+        });
+        let journal = self.flow.recorder.take().map(|r| {
+            if let Some(stats) = &stats {
+                r.record(self.flow.ctx.clock.unix_ns(BootClock::boot_now_ns()), stats);
+            }
+            let path = r.path().to_owned();
+            (path, r.close())
+        });
+        Summary {
+            counters,
+            delivered: pipeline.delivered,
+            decode_errors_by_kind: pipeline.decode_errors_by_kind,
+            decode_errors: pipeline.decode_errors,
+            programs: self.probe.programs().to_vec(),
+            stats,
+            journal,
+        }
+    }
+}
+
+impl Flow {
+    fn handle(&mut self, ev: &Event, sink: &mut dyn Sink) {
+        let attrs = self.resolver.attribute(ev);
+        // The journal keeps what happened to every container, whatever the sink shows.
+        if attrs.touches_container() || matches!(ev.body, Body::OomVictim(_)) {
+            self.journal(json::type_name(ev), ev.boot_ns, || {
+                json::event(ev, &attrs, &self.ctx)
+            });
+        }
+        sink.event(ev, &attrs, &self.ctx);
+        for i in self.correlator.observe(ev, &attrs) {
+            self.incident(&i, sink);
+        }
+        self.after(sink);
+    }
+
+    /// Hand a record to the journal when it stores this type; the value is built only then.
+    fn journal(&self, ty: &str, boot_ns: u64, v: impl FnOnce() -> Value) {
+        if let Some(r) = &self.recorder {
+            if r.stores(ty) {
+                r.record(self.ctx.clock.unix_ns(boot_ns), &v());
+            }
+        }
+    }
+
+    fn incident(&mut self, i: &Incident, sink: &mut dyn Sink) {
+        if i.touches_container() || matches!(i, Incident::Oom(_)) {
+            self.journal(i.type_name(), i.boot_ns(), || json::incident(i, &self.ctx));
+        }
+        if let Some(r) = &mut self.recorder {
+            let at = self.ctx.clock.unix_ns(i.boot_ns());
+            match i {
+                Incident::ContainerStart { container, .. } => {
+                    r.container(container, at, None);
+                    // Stamped when read: the start may be handled after usage grew.
+                    r.sample(container, self.ctx.clock.unix_ns(BootClock::boot_now_ns()));
+                }
+                // The reading at the kill ends the memory curve, however fast usage rose; an
+                // older sample (the cgroup was gone) is already on it, at its own time, and
+                // a parent cgroup's figures are not the container's.
+                Incident::Oom(o) => {
+                    let at_kill = o
+                        .memory
+                        .as_ref()
+                        .filter(|m| !m.stale && m.limit_depth.unwrap_or(0) == 0);
+                    if let (Some(c), Some(m)) = (o.victim.container(), at_kill) {
+                        if let Some(usage) = m.peak_bytes.or(m.usage_bytes) {
+                            r.sample_at(c, at, usage, m.limit_bytes);
+                        }
+                    }
+                }
+                Incident::ContainerStop {
+                    container, exit, ..
+                } => r.container(
+                    container,
+                    at,
+                    Some(exit.code.and_then(|c| i32::try_from(c).ok()).unwrap_or(-1)),
+                ),
+                Incident::Kill(_) => {}
+            }
+        }
+        sink.incident(i, &self.ctx);
+    }
+
+    fn throttle(&mut self, c: &Arc<Container>, ev: &ThrottleEvent, sink: &mut dyn Sink) {
+        let now = BootClock::boot_now_ns();
+        self.journal("cpu_throttle", now, || {
+            throttle_record(c, ev, now, &self.ctx)
+        });
+        sink.throttle(c, ev, now, &self.ctx);
+    }
+
+    fn update(&mut self, u: &Update, sink: &mut dyn Sink) {
+        let now = BootClock::boot_now_ns();
+        self.journal("container_update", now, || json::update(u, &self.ctx));
+        if let Some(r) = &mut self.recorder {
+            r.container(&u.container, self.ctx.clock.unix_ns(now), None);
+        }
+        sink.update(u, &self.ctx);
+    }
+
+    /// Report what the resolver learnt, and start enrichment of new containers.
+    fn after(&mut self, sink: &mut dyn Sink) {
+        for u in self.resolver.take_updates() {
+            self.update(&u, sink);
+        }
+        for w in self.resolver.warnings.drain(..) {
+            sink.warning(&w);
+        }
+        for c in self.resolver.take_new() {
+            // Its memory limit, read while the cgroup is there: an OOM kill may remove it
+            // before the record is read.
+            self.correlator.memory().refresh(&c);
+            if let Some(r) = &mut self.recorder {
+                r.saw_new_container();
+            }
+            if let (Runtime::Containerd, Some(ns), None) = (c.runtime, &c.namespace, &c.image) {
+                let (ns, id, tx) = (ns.clone(), c.id.clone(), self.feed.clone());
+                tokio::spawn(async move {
+                    if let Some(image) =
+                        enrich::containerd_image(&ns, &id, Duration::from_secs(2)).await
+                    {
+                        let names = Names {
+                            image: Some(image),
+                            ..Names::default()
+                        };
+                        let _ = tx.send(Feed::Names { id, names }).await;
+                    }
+                });
+            }
+        }
+    }
+
+    fn feed(&mut self, f: Feed, sink: &mut dyn Sink) {
+        match f {
+            Feed::Names { id, names } => self.resolver.set_names(&id, names),
+            Feed::Warning(w) => sink.warning(&w),
+        }
+        self.after(sink);
+    }
+
+    fn sample_memory(&mut self) {
+        let now = self.ctx.clock.unix_ns(BootClock::boot_now_ns());
+        if let Some(r) = &mut self.recorder {
+            for (c, _, gone) in self.resolver.containers() {
+                if !gone {
+                    r.sample(&c, now);
+                }
+            }
+        }
+    }
+
+    fn sample_young(&mut self) {
+        let now = self.ctx.clock.unix_ns(BootClock::boot_now_ns());
+        // Only while a new container is young: the list is not walked every 20 ms for nothing.
+        if let Some(r) = self.recorder.as_mut().filter(|r| r.has_young()) {
+            let live = self.resolver.containers();
+            r.sample_young(
+                live.iter().filter(|(_, _, gone)| !gone).map(|(c, _, _)| c),
+                now,
+            );
+        }
+    }
+}
+
+/// The `cpu_throttle` record of `ev` in container `c`, at boot time `boot_ns`.
+pub fn throttle_record(
+    c: &Arc<Container>,
+    ev: &ThrottleEvent,
+    boot_ns: u64,
+    ctx: &Context,
+) -> Value {
+    let mut v = json::base_record(ctx, "cpu_throttle", boot_ns);
+    v["container"] = json::container(&Attribution::Container(Arc::clone(c)));
+    if let (Some(m), Value::Object(f)) = (v.as_object_mut(), cpuwatch::json_fields(ev)) {
+        m.extend(f);
+    }
+    v["explanation"] = throttle::explain(&cpuwatch::label(c), ev).into();
+    v
+}
+
+/// Handle what the ring buffer holds, up to [`DRAIN_BATCH`] records or [`DRAIN_TIME`];
+/// returns how many, and whether it stopped with records left.
+fn drain(ring: &mut RingBuf<MapData>, flow: &mut Flow, sink: &mut dyn Sink) -> (u64, bool) {
+    let start = Instant::now();
+    let mut n = 0;
+    loop {
+        if n == DRAIN_BATCH || (n % 256 == 255 && start.elapsed() >= DRAIN_TIME) {
+            return (n, true);
+        }
+        let Some(item) = ring.next() else {
+            return (n, false);
+        };
+        n += 1;
+        if let Some(ev) = flow.pipeline.ingest(&item) {
+            flow.handle(&ev, sink);
+        }
+    }
+}
+
+/// Readiness of an optional fd: never, when there is none.
+async fn readable<T: std::os::fd::AsRawFd>(
+    fd: Option<&mut AsyncFd<T>>,
+) -> std::io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'_, T>> {
+    match fd {
+        Some(fd) => fd.readable_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bits(kinds: &[u16]) -> u32 {
+        kinds.iter().fold(0, |m, &k| m | kind_bit(k))
+    }
+
+    const STATE: [u16; 4] = [
+        kind::FORK,
+        kind::CGROUP_MKDIR,
+        kind::CGROUP_RMDIR,
+        kind::CGROUP_ATTACH,
+    ];
+
+    #[test]
+    fn every_session_keeps_state() {
+        assert_eq!(kernel_kinds(0), bits(&STATE));
+        assert_eq!(
+            kernel_kinds(bits(&[kind::EXEC])),
+            bits(&STATE) | bits(&[kind::EXEC])
+        );
+    }
+
+    #[test]
+    fn oom_kills_need_signals_and_exits() {
+        assert_eq!(
+            kernel_kinds(bits(&[kind::OOM_VICTIM])),
+            bits(&STATE) | bits(&[kind::OOM_VICTIM, kind::SIGNAL, kind::EXIT])
+        );
+    }
+
+    #[test]
+    fn kills_need_exits() {
+        assert_eq!(
+            kernel_kinds(bits(&[kind::SIGNAL])),
+            bits(&STATE) | bits(&[kind::SIGNAL, kind::EXIT])
+        );
+        assert_eq!(
+            kernel_kinds(bits(&[kind::CAPABILITY])),
+            bits(&STATE) | bits(&[kind::CAPABILITY])
+        );
+    }
+}
