@@ -128,6 +128,8 @@ pub trait Sink {
     fn warning(&mut self, w: &str);
     /// Once a second: the session's health.
     fn status(&mut self, _s: &Status) {}
+    /// Each throttle interval: the CPU figures of every live container (`ctrace top`).
+    fn cpu(&mut self, _tick: &CpuTick<'_>) {}
     /// After each turn of the loop. [`Next::Stop`] ends the session.
     fn flush(&mut self) -> Next {
         Next::Continue
@@ -149,6 +151,18 @@ pub struct Status {
     pub gone_containers: usize,
     /// The journal writer, when journaling.
     pub journal: Option<WriterStatus>,
+}
+
+/// One sampling of containers' CPU counters.
+#[derive(Debug)]
+pub struct CpuTick<'a> {
+    /// The live containers sampled, with their cgroup ids.
+    pub live: &'a [(Arc<Container>, Option<u64>)],
+    /// The figures of those whose counters could be read (the first tick is the baseline:
+    /// no figures over an interval yet).
+    pub reports: &'a [cpuwatch::Report],
+    /// Records lost since start, when the counters can be read.
+    pub lost: Option<u64>,
 }
 
 /// What a session did, at its end.
@@ -434,11 +448,22 @@ impl Session {
         } else {
             None
         };
-        for r in self.cpu.tick(&live, runq) {
+        let reports = self.cpu.tick(&live, runq);
+        for r in &reports {
             if let Some(ev) = &r.event {
                 self.flow.throttle(&r.container, ev, sink);
             }
         }
+        let lost = self
+            .probe
+            .counters()
+            .ok()
+            .map(|c| LossTracker::total(&c, self.flow.pipeline.decode_errors));
+        sink.cpu(&CpuTick {
+            live: &live,
+            reports: &reports,
+            lost,
+        });
     }
 
     /// Capability tails, incident deadlines, journal metadata and losses: what is due each

@@ -9,27 +9,31 @@ use std::{
     collections::HashMap,
     io::{self, IsTerminal as _},
     path::PathBuf,
+    sync::Arc,
     time::Duration,
 };
 
 use anyhow::Context as _;
 use clap::Args;
 use serde_json::json;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    sync::mpsc,
+};
 use tracer_common::{kind, kind_bit};
 
 use crate::{
     cgroupfs::{Limit, MemoryDir, Mounts},
     container::short_id,
-    cpuwatch::{CpuWatch, Report},
-    event::Body,
-    explain::bytes,
-    pipeline::Pipeline,
+    cpuwatch::Report,
+    event::{Body, Event},
+    explain::{bytes, Incident},
     probe::{Options, Probe},
     recorder,
-    resolve::{self, Resolver},
-    sink::{escape::terminal, json::line, LossTracker},
-    throttle::{explain::format_cpus, DetectorConfig},
+    resolve::{self, Attrs, Container, Update},
+    session::{self, Control, CpuTick, Next, Session, Sink},
+    sink::{escape::terminal, json::line, Context, Loss},
+    throttle::{explain::format_cpus, ThrottleEvent},
 };
 
 #[derive(Debug, Args)]
@@ -237,77 +241,130 @@ pub fn run(args: &TopArgs) -> anyhow::Result<()> {
 async fn top(args: &TopArgs) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let opts = Options {
-        kinds: kind_bit(kind::OOM_VICTIM)
-            | kind_bit(kind::SIGNAL)
-            | kind_bit(kind::CGROUP_MKDIR)
-            | kind_bit(kind::CGROUP_RMDIR),
-        signals: 1 << 9,
-        runq: true,
-        ..Options::default()
+    Probe::check_privileges()?;
+    let config = session::Config {
+        probe: Options {
+            kinds: session::kernel_kinds(kind_bit(kind::OOM_VICTIM)),
+            signals: 1 << 9,
+            runq: true,
+            ..Options::default()
+        },
+        resolver: resolve::Config {
+            extra_state_roots: args.runc_root.clone(),
+            ..resolve::Config::default()
+        },
+        docker_socket: None,
+        throttle_interval: args.interval,
+        ..session::Config::default()
     };
-    let mut probe = Probe::load(&opts)?;
-    for w in &probe.warnings {
-        eprintln!("ctrace: warning: {w}");
+    let mut session = Session::start(config, None).await?;
+    for w in session.take_warnings() {
+        eprintln!("ctrace: warning: {}", terminal(&w));
     }
-    // Without the OOM tracepoint, a container with no readable counter has no OOM figure.
-    let oom_events = probe.active_kinds & kind_bit(kind::OOM_VICTIM) != 0;
-    let mut ring = probe.take_ring()?;
-    let mut resolver = Resolver::start(resolve::Config {
-        extra_state_roots: args.runc_root.clone(),
-        ..resolve::Config::default()
-    });
-    let mut pipeline = Pipeline::live();
-    pipeline.victims = probe
-        .take_oom_victims()
-        .map(|v| crate::pipeline::Victims(Box::new(v)));
-    let mut cpu = CpuWatch::new(DetectorConfig::default());
-    let mounts = Mounts::current();
-    let mut ooms: HashMap<String, u64> = HashMap::new();
     let tty = io::stdout().is_terminal() && !args.json;
-    // A snapshot needs two samples: the first one is the baseline.
-    let iterations = args.iterations.unwrap_or(if tty { u32::MAX } else { 1 });
-    let mut tick = tokio::time::interval(args.interval);
-    tick.tick().await;
-    let live = |resolver: &Resolver| -> Vec<_> {
-        resolver
-            .containers()
-            .into_iter()
-            .filter(|(_, _, gone)| !gone)
-            .map(|(c, id, _)| (c, id))
-            .collect()
+    let mut table = Table {
+        // Without the OOM tracepoint, a container with no readable counter has no OOM figure.
+        oom_events: session.active_kinds() & kind_bit(kind::OOM_VICTIM) != 0,
+        ooms: HashMap::new(),
+        mounts: Mounts::current(),
+        json: args.json,
+        tty,
+        // A snapshot needs two samples: the first one is the baseline.
+        baseline: true,
+        left: args.iterations.unwrap_or(if tty { u32::MAX } else { 1 }),
+        done: None,
     };
-    cpu.tick(&live(&resolver), probe.runq().ok());
-    let mut done = 0;
-    while done < iterations {
+    let (control, controls) = mpsc::channel(1);
+    tokio::spawn(async move {
         tokio::select! {
-            _ = tick.tick() => {}
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
         }
-        while let Some(item) = ring.next() {
-            if let Some(ev) = pipeline.ingest(&item) {
-                let attrs = resolver.attribute(&ev);
-                if let (Body::OomVictim(_), Some(resolve::Attribution::Container(c))) =
-                    (&ev.body, &attrs.other)
-                {
-                    *ooms.entry(recorder::key(c)).or_default() += 1;
-                }
-            }
+        let _ = control.send(Control::Stop).await;
+    });
+    session
+        .run(&mut table, controls)
+        .await
+        .context("waiting on the ring buffer")?;
+    table.done.unwrap_or(Ok(()))
+}
+
+/// `top` as a session's sink: OOM kills counted per container from the records, a table (or
+/// NDJSON rows) printed at each CPU sampling.
+struct Table {
+    oom_events: bool,
+    ooms: HashMap<String, u64>,
+    mounts: Mounts,
+    json: bool,
+    tty: bool,
+    /// The next CPU sampling is the baseline (nothing to print yet).
+    baseline: bool,
+    /// Snapshots still to print.
+    left: u32,
+    /// Set when printing failed, or `Ok` once every snapshot was printed.
+    done: Option<anyhow::Result<()>>,
+}
+
+impl Sink for Table {
+    fn event(&mut self, ev: &Event, attrs: &Attrs, _: &Context) {
+        if let (Body::OomVictim(_), Some(resolve::Attribution::Container(c))) =
+            (&ev.body, &attrs.other)
+        {
+            *self.ooms.entry(recorder::key(c)).or_default() += 1;
         }
-        let runq = if probe.runq_active {
-            probe.runq().ok()
+    }
+    fn incident(&mut self, _: &Incident, _: &Context) {}
+    fn throttle(&mut self, _: &Arc<Container>, _: &ThrottleEvent, _: u64, _: &Context) {}
+    fn update(&mut self, _: &Update, _: &Context) {}
+    fn loss(&mut self, _: &Loss, _: u64, _: &Context) {}
+    fn warning(&mut self, w: &str) {
+        eprintln!("ctrace: warning: {}", terminal(w));
+    }
+
+    fn cpu(&mut self, tick: &CpuTick<'_>) {
+        if std::mem::take(&mut self.baseline) || self.done.is_some() {
+            return;
+        }
+        let rows = self.rows(tick);
+        let lost = tick.lost.unwrap_or(0);
+        let text = if self.json {
+            rows.iter()
+                .map(|r| format!("{}\n", line(&json_row(r, lost))))
+                .collect::<String>()
+        } else if self.tty {
+            format!("\x1b[H\x1b[2J{}", table(&rows, lost))
         } else {
-            None
+            table(&rows, lost)
         };
-        let containers = live(&resolver);
-        let mut reports = cpu.tick(&containers, runq);
+        if let Err(e) = super::print_stdout(&text) {
+            self.done = Some(Err(e));
+            return;
+        }
+        self.left = self.left.saturating_sub(1);
+        if self.left == 0 {
+            self.done = Some(Ok(()));
+        }
+    }
+
+    fn flush(&mut self) -> Next {
+        if self.done.is_some() {
+            Next::Stop
+        } else {
+            Next::Continue
+        }
+    }
+}
+
+impl Table {
+    /// The rows of one sampling, highest CPU use first.
+    fn rows(&self, tick: &CpuTick<'_>) -> Vec<TopRow> {
+        let mut reports = tick.reports.to_vec();
         // A container whose CPU counters cannot be read still has a row, of "no data".
-        for (c, cgroup_id) in &containers {
+        for (c, cgroup_id) in tick.live {
             let key = recorder::key(c);
             if !reports.iter().any(|r| recorder::key(&r.container) == key) {
                 reports.push(Report {
-                    container: std::sync::Arc::clone(c),
+                    container: Arc::clone(c),
                     cgroup_id: *cgroup_id,
                     event: None,
                     stats: None,
@@ -319,16 +376,17 @@ async fn top(args: &TopArgs) -> anyhow::Result<()> {
             .into_iter()
             .map(|report| {
                 let path = report.container.cgroup_path_for("memory");
-                let dir = path.and_then(|p| mounts.memory(p));
+                let dir = path.and_then(|p| self.mounts.memory(p));
                 let mem = memory_figures(dir.as_ref());
                 // A parent's lower limit (a pod's) is the one the container can hit.
                 let (memory_limit, memory_limit_depth) =
-                    match path.and_then(|p| mounts.memory_bounding(p)) {
+                    match path.and_then(|p| self.mounts.memory_bounding(p)) {
                         Some(b) if b.depth > 0 => (b.limit.map(Limit::Bytes), b.depth),
                         _ => (mem.limit, 0),
                     };
-                let seen = oom_events.then(|| {
-                    ooms.get(&recorder::key(&report.container))
+                let seen = self.oom_events.then(|| {
+                    self.ooms
+                        .get(&recorder::key(&report.container))
                         .copied()
                         .unwrap_or(0)
                 });
@@ -350,24 +408,8 @@ async fn top(args: &TopArgs) -> anyhow::Result<()> {
                     .cmp(b.report.container.display())
             })
         });
-        let lost = probe
-            .counters()
-            .map(|c| LossTracker::total(&c, pipeline.decode_errors))
-            .unwrap_or(0);
-        let text = if args.json {
-            rows.iter()
-                .map(|r| format!("{}\n", line(&json_row(r, lost))))
-                .collect::<String>()
-        } else if tty {
-            format!("\x1b[H\x1b[2J{}", table(&rows, lost))
-        } else {
-            table(&rows, lost)
-        };
-        super::print_stdout(&text)?;
-        done += 1;
+        rows
     }
-    probe.detach();
-    Ok(())
 }
 
 #[cfg(test)]
