@@ -137,11 +137,12 @@ fn prog_fd_by_id(id: u64) -> std::os::fd::OwnedFd {
 /// Ids of the BPF programs a process holds open (`prog_id:` in its fds' fdinfo).
 fn prog_ids_held_by(pid: u32) -> Vec<u64> {
     let mut ids = Vec::new();
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
-        .expect("fdinfo")
-        .flatten()
-    {
-        let info = std::fs::read_to_string(fd.path()).unwrap_or_default();
+    let p = ctrace_tests::process(pid).expect("process");
+    for fd in p.fd().expect("fd").flatten() {
+        let info = p
+            .read::<_, tracer::host::proc::Bytes>(format!("fdinfo/{}", fd.fd))
+            .map(|b| b.lossy())
+            .unwrap_or_default();
         ids.extend(
             info.lines()
                 .filter_map(|l| l.strip_prefix("prog_id:")?.trim().parse::<u64>().ok()),

@@ -331,8 +331,7 @@ fn bidi_controls_separators_and_zero_width_in_names_and_comms_are_shown_escaped(
     );
     let init = c.init_pid();
     eventually("the init to run the first script", WAIT, || {
-        std::fs::read(format!("/proc/{init}/comm"))
-            .ok()
+        ctrace_tests::proc_bytes(init, "comm")
             .filter(|b| b.strip_suffix(b"\n") == Some(comms[0].as_bytes()))
     });
 

@@ -68,39 +68,29 @@ fn decode(mask: u64) -> Vec<String> {
 
 /// `CapInh`.. `CapAmb` of `/proc/<pid>/status`, by the names `inspect --json` uses.
 fn status_caps(pid: u32) -> BTreeMap<&'static str, u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let Some((k, v)) = line.split_once(':') else {
-            continue;
-        };
-        let set = match k {
-            "CapInh" => "inheritable",
-            "CapPrm" => "permitted",
-            "CapEff" => "effective",
-            "CapBnd" => "bounding",
-            "CapAmb" => "ambient",
-            _ => continue,
-        };
-        out.insert(set, u64::from_str_radix(v.trim(), 16).expect("hex"));
-    }
-    assert_eq!(out.len(), 5, "{text}");
-    out
+    let s = ctrace_tests::process(pid)
+        .expect("process")
+        .status()
+        .expect("status");
+    BTreeMap::from([
+        ("inheritable", s.capinh),
+        ("permitted", s.capprm),
+        ("effective", s.capeff),
+        ("bounding", s.capbnd.expect("CapBnd")),
+        ("ambient", s.capamb.expect("CapAmb")),
+    ])
 }
 
-/// `readlink /proc/<pid>/ns/*`: type → inode.
+/// The inodes behind `/proc/<pid>/ns/*` (as `readlink` shows them): type → inode, without
+/// the `*_for_children` links.
 fn readlink_ns(pid: u32) -> BTreeMap<String, u64> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("readlink /proc/{pid}/ns/*"))
-        .output_bounded()
-        .expect("readlink");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (t, rest) = l.split_once(":[")?;
-            Some((t.to_owned(), rest.strip_suffix(']')?.parse().ok()?))
-        })
+    let ns = ctrace_tests::process(pid)
+        .expect("process")
+        .namespaces()
+        .expect("ns");
+    ns.0.into_iter()
+        .filter_map(|(t, n)| Some((t.into_string().ok()?, n.identifier)))
+        .filter(|(t, _)| !t.ends_with("_for_children"))
         .collect()
 }
 
@@ -130,7 +120,7 @@ fn check_caps(report: &Value, pid: u32) {
     }
 }
 
-/// The namespaces of the report match `readlink /proc/<pid>/ns/*` read here.
+/// The namespaces of the report match `/proc/<pid>/ns/*` read here.
 fn check_ns(report: &Value, pid: u32) {
     let links = readlink_ns(pid);
     assert!(
@@ -495,4 +485,54 @@ fn shared_namespaces_host_comparison_and_journal_incidents() {
     assert!(text.contains("\nrecent incidents  (journal "), "{text}");
     assert!(text.contains("was denied CAP_CHOWN"), "{text}");
     drop((side, base));
+}
+
+/// Docker's rules for naming one container: an exact id wins over a longer id it prefixes, a
+/// unique prefix names its container, and an ambiguous prefix is refused (exit 2) with every
+/// candidate listed on one line.
+#[test]
+fn ambiguous_prefix_is_exit_2_and_lists_the_candidates() {
+    let Some(bin) = require() else { return };
+    if !require_runc() {
+        return;
+    }
+    let root = TempDir::new("insp-select-root");
+    let root_arg = root.0.to_str().unwrap();
+    let short = RuncContainer::run(Some(&root.0), "ctrace-it-sel-a", &["sleep", "300"]);
+    let long = RuncContainer::run(Some(&root.0), "ctrace-it-sel-ab", &["sleep", "300"]);
+
+    let out = Command::new(&bin)
+        .args([
+            "inspect",
+            "--no-journal",
+            "--runc-root",
+            root_arg,
+            "ctrace-it-sel",
+        ])
+        .output_bounded()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("ctrace: error: \"ctrace-it-sel\" matches 2 containers: "),
+        "{err}"
+    );
+    for id in ["ctrace-it-sel-a", "ctrace-it-sel-ab"] {
+        assert!(
+            err.contains(&format!("(id {id}, runc, key runc/{id})")),
+            "{err}"
+        );
+    }
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // The exact id wins over the container whose id it prefixes; a unique prefix names one.
+    let rep = inspect_json(&bin, &["--runc-root", root_arg, "ctrace-it-sel-a"]);
+    assert_eq!(rep["identity"]["id"], "ctrace-it-sel-a");
+    assert_eq!(rep["identity"]["init_pid"], short.init_pid());
+    let rep = inspect_json(&bin, &["--runc-root", root_arg, "ctrace-it-sel-ab"]);
+    assert_eq!(rep["identity"]["init_pid"], long.init_pid());
+    let rep = inspect_json(&bin, &["--runc-root", root_arg, "runc/ctrace-it-sel-ab"]);
+    assert_eq!(rep["identity"]["id"], "ctrace-it-sel-ab");
+    drop((short, long));
 }

@@ -9,6 +9,7 @@ mod hostile;
 mod incidents;
 mod inspect;
 mod journal;
+mod metrics;
 mod oom;
 mod process;
 mod schema;

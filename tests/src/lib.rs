@@ -472,23 +472,32 @@ pub fn inode(path: &Path) -> Option<u64> {
 /// Mount point of the cgroup v2 hierarchy: `/sys/fs/cgroup/unified` on hybrid hosts,
 /// `/sys/fs/cgroup` on pure v2 ones.
 pub fn cgroup2_root() -> PathBuf {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let (_, mnt, ty) = (f.next()?, f.next()?, f.next()?);
-            (ty == "cgroup2").then(|| PathBuf::from(mnt))
-        })
-        .next()
-        .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"))
+    procfs::mounts()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|m| m.fs_vfstype == "cgroup2")
+        .map_or_else(
+            || PathBuf::from("/sys/fs/cgroup"),
+            |m| PathBuf::from(m.fs_file),
+        )
 }
 
 /// cgroup id (v2) of a process, from `/proc/<pid>/cgroup`.
 pub fn cgroup_id_of(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
-    inode(&cgroup2_root().join(path.trim_start_matches('/')))
+    let groups = process(pid)?.cgroups().ok()?;
+    let unified = groups.into_iter().find(|g| g.hierarchy == 0)?;
+    inode(&cgroup2_root().join(unified.pathname.trim_start_matches('/')))
+}
+
+/// The process `pid` in `/proc`, if it exists.
+pub fn process(pid: u32) -> Option<procfs::process::Process> {
+    procfs::process::Process::new(i32::try_from(pid).ok()?).ok()
+}
+
+/// The raw bytes of `/proc/<pid>/<file>` (e.g. a `comm` that is not UTF-8).
+pub fn proc_bytes(pid: u32, file: &str) -> Option<Vec<u8>> {
+    let p = process(pid)?;
+    Some(p.read::<_, tracer::host::proc::Bytes>(file).ok()?.0)
 }
 
 /// Field access that reads well in assertions: `get(v, "process.pid")`.
@@ -705,9 +714,9 @@ pub fn wait_comm(pid: u32, comm: &str) {
         &format!("pid {pid} to be named {comm}"),
         Duration::from_secs(5),
         || {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .ok()
-                .filter(|c| c.trim_end() == comm)
+            process(pid)
+                .and_then(|p| p.stat().ok())
+                .filter(|s| s.comm.trim_end() == comm)
         },
     );
 }

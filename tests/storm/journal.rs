@@ -116,12 +116,8 @@ fn the_journal_survives_kill_9_of_ctrace_during_a_burst() {
     assert_eq!(unsafe { libc::kill(w.pid() as i32, libc::SIGKILL) }, 0);
     ctrace_tests::eventually("ctrace to die of SIGKILL", WAIT, || {
         // A killed child stays a zombie until reaped: its state, not its existence, tells.
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", w.pid())).ok()?;
-        stat.rsplit(')')
-            .next()?
-            .trim_start()
-            .starts_with('Z')
-            .then_some(())
+        let stat = ctrace_tests::process(w.pid())?.stat().ok()?;
+        (stat.state == 'Z').then_some(())
     });
     let w_records = w.records();
     drop(w);

@@ -23,7 +23,7 @@ pub struct Mounts {
 impl Mounts {
     /// This host's mounts.
     pub fn current() -> Self {
-        Self::parse(&std::fs::read_to_string("/proc/self/mounts").unwrap_or_default())
+        Self::parse(&crate::host::proc::self_mounts().unwrap_or_default())
     }
 
     /// Parse `/proc/self/mounts` content; the first mount of each hierarchy wins, malformed

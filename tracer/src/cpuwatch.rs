@@ -12,7 +12,7 @@ use crate::{
     resolve::Container,
     runq::{RunqDelta, RunqTracker},
     throttle::{
-        self, CpuPaths, DetectorConfig, IntervalStats, RunqueueDelay, ThrottleDetector,
+        self, CpuPaths, CpuSample, DetectorConfig, IntervalStats, RunqueueDelay, ThrottleDetector,
         ThrottleEvent,
     },
 };
@@ -33,6 +33,8 @@ pub struct Report {
     /// The interval's figures (for `top`); `None` until two samples were taken.
     pub stats: Option<IntervalStats>,
     pub runq: Option<RunqDelta>,
+    /// The cgroup's cumulative CPU counters as read at this tick (for metrics).
+    pub sample: Option<CpuSample>,
 }
 
 pub struct CpuWatch {
@@ -92,6 +94,7 @@ impl CpuWatch {
                 event,
                 stats: state.detector.last_interval(),
                 runq: delta,
+                sample: Some(sample),
             });
         }
         self.states.retain(|_, s| s.seen);

@@ -18,6 +18,7 @@ use crate::{
     event::{Body, Event, Exit, OomVictim, Signal, Task},
     names::signal_name,
     resolve::{Attribution, Attrs, Container},
+    units::bytes,
 };
 
 /// How long a signal or OOM victim waits for its target's exit before the incident is
@@ -345,22 +346,6 @@ fn exit_text(e: &ExitInfo) -> String {
         (Some(c), Some(s)) => format!("{c} ({})", signal_name(s.into())),
         (Some(c), None) => c.to_string(),
         _ => "an unknown status".into(),
-    }
-}
-
-/// `100 MiB`, `98.5 MiB`, `512 KiB`.
-pub fn bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 || (v - v.round()).abs() < 0.05 {
-        format!("{:.0} {}", v, UNITS[u])
-    } else {
-        format!("{v:.1} {}", UNITS[u])
     }
 }
 

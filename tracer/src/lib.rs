@@ -13,8 +13,10 @@ pub mod docker;
 pub mod enrich;
 pub mod event;
 pub mod explain;
+pub mod host;
 pub mod inspect;
 pub mod journal;
+pub mod metrics;
 pub mod names;
 pub mod pipeline;
 pub mod probe;
@@ -22,9 +24,11 @@ pub mod proctable;
 pub mod recorder;
 pub mod resolve;
 pub mod runq;
+pub mod select;
 pub mod session;
 pub mod sink;
 pub mod throttle;
+pub mod units;
 
 /// Helpers shared by unit tests.
 #[cfg(test)]

@@ -60,19 +60,16 @@ impl ProcSource {
     /// This host's `/proc` and cgroup v2 mount.
     pub fn host() -> Self {
         Self {
-            proc_root: PathBuf::from("/proc"),
+            proc_root: PathBuf::from(crate::host::proc::ROOT),
             cgroup2_root: crate::resolve::cgroup2_mount(),
         }
     }
 
     fn read(&self, tid: u32) -> Option<(u32, u64)> {
         // `/proc/<tid>` resolves threads too (they are hidden from listings only).
-        let dir = self.proc_root.join(tid.to_string());
-        let status = std::fs::read_to_string(dir.join("status")).ok()?;
-        let tgid = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Tgid:"))
-            .and_then(|v| v.trim().parse().ok())?;
+        let status: crate::inspect::ProcStatus =
+            crate::host::proc::read(&self.proc_root, tid, "status").ok()?;
+        let tgid = status.tgid?;
         let (_, id) = crate::resolve::unified_cgroup_of(&self.proc_root, &self.cgroup2_root, tid)?;
         Some((tgid, id))
     }
@@ -110,17 +107,9 @@ impl ProcTable {
         let Some(src) = self.proc.clone() else {
             return 0;
         };
-        let Ok(dir) = std::fs::read_dir(&src.proc_root) else {
-            return 0;
-        };
         let mut n = 0;
-        let pids = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok());
-        for pid in pids {
-            let tids = std::fs::read_dir(src.proc_root.join(format!("{pid}/task")))
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok());
-            for tid in tids {
+        for pid in crate::host::proc::pids(&src.proc_root) {
+            for tid in crate::host::proc::tids(&src.proc_root, pid) {
                 if self.tasks.len() >= MAX_TASKS {
                     return n;
                 }

@@ -256,12 +256,10 @@ fn top_rss(dir: &MemoryDir, n: usize) -> Vec<ProcRss> {
         .take(512)
         .filter_map(|l| l.trim().parse::<u32>().ok())
         .filter_map(|pid| {
-            let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-            let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            let (resident, comm) = crate::host::proc::rss_pages_and_comm(pid)?;
             Some(ProcRss {
                 pid,
-                comm: comm.trim_end().to_owned(),
+                comm,
                 rss_bytes: resident * page,
             })
         })

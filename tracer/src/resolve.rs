@@ -21,10 +21,10 @@ use std::{
 use serde::Serialize;
 
 use crate::container::{
-    self, parse_cgroup_path_with_known, parse_proc_cgroup, short_id, ContainerMeta,
-    KnownContainers, PodInfo, Runtime,
+    self, parse_cgroup_path_with_known, short_id, ContainerMeta, KnownContainers, PodInfo, Runtime,
 };
 use crate::event::{Body, CgroupOp, Event};
+use crate::select::Selector;
 
 /// What an event's cgroup resolved to.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,6 +144,23 @@ impl Container {
     }
 }
 
+impl crate::select::Selectable for Container {
+    fn candidate(&self) -> crate::select::Candidate<'_> {
+        crate::select::Candidate {
+            id: &self.id,
+            name: self.name.as_deref(),
+            runtime: self.runtime.as_str(),
+            namespace: self.namespace.as_deref(),
+            pod: self.pod.as_ref().map(|p| {
+                (
+                    std::borrow::Cow::Borrowed(p.name.as_str()),
+                    std::borrow::Cow::Borrowed(p.namespace.as_str()),
+                )
+            }),
+        }
+    }
+}
+
 /// The containers an event involves: the current task's, and the other task's for signals
 /// (target) and OOM kills (victim).
 #[derive(Debug, Clone, PartialEq)]
@@ -255,7 +272,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             cgroup2_root: cgroup2_mount(),
-            proc_root: PathBuf::from("/proc"),
+            proc_root: PathBuf::from(crate::host::proc::ROOT),
             extra_state_roots: Vec::new(),
             run_dir: PathBuf::from("/run"),
             tombstone_ttl: Duration::from_secs(3600),
@@ -384,10 +401,7 @@ impl Resolver {
         let unified = meta.cgroup_paths.get("").cloned().or_else(|| {
             // Hybrid hosts: runc puts the container in the unified hierarchy at the same path
             // as in the v1 ones; else ask the init process.
-            let pid = meta.init_pid?;
-            let text =
-                std::fs::read_to_string(self.cfg.proc_root.join(format!("{pid}/cgroup"))).ok()?;
-            parse_proc_cgroup(&text).unified
+            crate::host::proc::unified_cgroup(&self.cfg.proc_root, meta.init_pid?)
         });
         let from_path = |p: &str| inode(&self.cfg.cgroup2_root.join(p.trim_start_matches('/')));
         unified
@@ -775,17 +789,15 @@ impl Resolver {
         v
     }
 
-    /// Containers whose name, id or id prefix matches `pattern`.
-    pub fn find(&self, pattern: &str) -> Vec<Arc<Container>> {
-        self.tracked
+    /// The containers `selector` names, by [`Selector::best`]: the strongest matches (a full
+    /// id, else an exact name, else a pod name, else an id prefix).
+    pub fn find(&self, selector: &Selector) -> Vec<Arc<Container>> {
+        let all: Vec<Arc<Container>> = self
+            .tracked
             .values()
-            .filter(|t| {
-                let c = &t.container;
-                c.name.as_deref() == Some(pattern)
-                    || (pattern.len() >= 3 && c.id.starts_with(pattern))
-            })
             .map(|t| Arc::clone(&t.container))
-            .collect()
+            .collect();
+        selector.best(all).map(|b| b.items).unwrap_or_default()
     }
 
     fn expire(&mut self, now: Instant) {
@@ -840,8 +852,7 @@ fn apply_names(c: &mut Container, n: &Names) {
 /// The unified-hierarchy cgroup of task `pid` (a thread id works too): its path from
 /// `<proc_root>/<pid>/cgroup` and its id, the inode of that directory under `cgroup2_root`.
 pub fn unified_cgroup_of(proc_root: &Path, cgroup2_root: &Path, pid: u32) -> Option<(String, u64)> {
-    let text = std::fs::read_to_string(proc_root.join(format!("{pid}/cgroup"))).ok()?;
-    let path = parse_proc_cgroup(&text).unified?;
+    let path = crate::host::proc::unified_cgroup(proc_root, pid)?;
     let id = inode(&cgroup2_root.join(path.trim_start_matches('/')))?;
     Some((path, id))
 }

@@ -138,6 +138,57 @@ pub trait Sink {
     fn reopen(&mut self) {}
 }
 
+/// Two sinks as one: each record goes to `.0`, then to `.1`; the session stops when either
+/// says so.
+pub struct Both<'a, 'b>(pub &'a mut dyn Sink, pub &'b mut dyn Sink);
+
+impl Sink for Both<'_, '_> {
+    fn event(&mut self, ev: &Event, attrs: &Attrs, ctx: &Context) {
+        self.0.event(ev, attrs, ctx);
+        self.1.event(ev, attrs, ctx);
+    }
+    fn incident(&mut self, i: &Incident, ctx: &Context) {
+        self.0.incident(i, ctx);
+        self.1.incident(i, ctx);
+    }
+    fn throttle(&mut self, c: &Arc<Container>, ev: &ThrottleEvent, boot_ns: u64, ctx: &Context) {
+        self.0.throttle(c, ev, boot_ns, ctx);
+        self.1.throttle(c, ev, boot_ns, ctx);
+    }
+    fn update(&mut self, u: &Update, ctx: &Context) {
+        self.0.update(u, ctx);
+        self.1.update(u, ctx);
+    }
+    fn loss(&mut self, l: &Loss, boot_ns: u64, ctx: &Context) {
+        self.0.loss(l, boot_ns, ctx);
+        self.1.loss(l, boot_ns, ctx);
+    }
+    fn warning(&mut self, w: &str) {
+        self.0.warning(w);
+        self.1.warning(w);
+    }
+    fn status(&mut self, s: &Status) {
+        self.0.status(s);
+        self.1.status(s);
+    }
+    fn cpu(&mut self, tick: &CpuTick<'_>) {
+        self.0.cpu(tick);
+        self.1.cpu(tick);
+    }
+    fn flush(&mut self) -> Next {
+        let (a, b) = (self.0.flush(), self.1.flush());
+        if a == Next::Stop || b == Next::Stop {
+            Next::Stop
+        } else {
+            Next::Continue
+        }
+    }
+    fn reopen(&mut self) {
+        self.0.reopen();
+        self.1.reopen();
+    }
+}
+
 /// The session's health, as of one second.
 #[derive(Debug, Clone)]
 pub struct Status {
@@ -147,6 +198,12 @@ pub struct Status {
     pub delivered: u64,
     /// Records lost since start (kernel and userspace), or why the counters cannot be read.
     pub lost: Result<u64, String>,
+    /// The kernel's counters per kind, when they could be read.
+    pub counters: Option<[KindCounters; kind::COUNT]>,
+    /// Records delivered, per kind.
+    pub delivered_by_kind: [u64; kind::COUNT],
+    /// Records userspace could not decode, per kind.
+    pub decode_errors_by_kind: [u64; kind::COUNT],
     pub live_containers: usize,
     pub gone_containers: usize,
     /// The journal writer, when journaling.
@@ -338,9 +395,9 @@ impl Session {
         self.flow.recorder.as_ref().map(Recorder::path)
     }
 
-    /// Containers known now that `pattern` (name, id or id prefix, pod) matches.
-    pub fn find(&self, pattern: &str) -> Vec<Arc<Container>> {
-        self.flow.resolver.find(pattern)
+    /// Containers known now that `selector` names (see [`crate::select`]).
+    pub fn find(&self, selector: &crate::select::Selector) -> Vec<Arc<Container>> {
+        self.flow.resolver.find(selector)
     }
 
     /// Runs until a [`Control::Stop`], the configured duration, or a sink that says
@@ -416,14 +473,18 @@ impl Session {
     fn status(&self, records_per_sec: f64) -> Status {
         let containers = self.flow.resolver.containers();
         let live = containers.iter().filter(|(_, _, gone)| !gone).count();
+        let counters = self.probe.counters();
+        let pipeline = &self.flow.pipeline;
         Status {
             records_per_sec,
-            delivered: self.flow.pipeline.delivered.iter().sum(),
-            lost: self
-                .probe
-                .counters()
-                .map(|c| LossTracker::total(&c, self.flow.pipeline.decode_errors))
-                .map_err(|e| e.to_string()),
+            delivered: pipeline.delivered.iter().sum(),
+            lost: counters
+                .as_ref()
+                .map(|c| LossTracker::total(c, pipeline.decode_errors))
+                .map_err(ToString::to_string),
+            counters: counters.ok(),
+            delivered_by_kind: pipeline.delivered,
+            decode_errors_by_kind: pipeline.decode_errors_by_kind,
             live_containers: live,
             gone_containers: containers.len() - live,
             journal: self.flow.recorder.as_ref().map(Recorder::status),

@@ -220,39 +220,28 @@ fn parse_totals(line: &str) -> Option<(u64, u64)> {
     Some((delivered.parse().ok()?, lost.parse().ok()?))
 }
 
+/// A process of the benchmark, through procfs.
+fn process(pid: u32) -> Result<procfs::process::Process> {
+    let pid = i32::try_from(pid).context("pid out of range")?;
+    procfs::process::Process::new(pid).with_context(|| format!("reading /proc/{pid}"))
+}
+
 /// utime + stime of a process, from /proc/PID/stat.
 fn cpu_time(pid: u32) -> Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    let stat = process(pid)?
+        .stat()
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, a)| a)
-        .context("malformed /proc/PID/stat")?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // After ')': state is field 3 of stat(5), so utime (14) and stime (15) are at 11 and 12.
-    let ticks = |i: usize| -> Result<u64> {
-        fields
-            .get(i)
-            .and_then(|v| v.parse().ok())
-            .context("malformed /proc/PID/stat")
-    };
-    // SAFETY: sysconf has no preconditions.
-    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
-        .unwrap_or(100)
-        .max(1);
-    let total = ticks(11)? + ticks(12)?;
+    let hz = procfs::ticks_per_second().max(1);
+    let total = stat.utime + stat.stime;
     Ok(Duration::from_millis(total * 1000 / hz))
 }
 
 /// VmHWM of a process, in KiB.
 fn peak_rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    process(pid)?
+        .status()
+        .with_context(|| format!("reading /proc/{pid}/status"))?
+        .vmhwm
         .context("no VmHWM in /proc/PID/status")
 }
 

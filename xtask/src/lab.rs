@@ -42,7 +42,7 @@ const DOCKERD_LOG: &str = "/var/log/dockerd.log";
 const DOCKERD_PIDFILE: &str = "/var/run/docker.pid";
 const CHECK_CONTAINER: &str = "ctrace-lab-check";
 
-const REQUIRED_TOOLS: [&str; 7] = [
+const REQUIRED_TOOLS: [&str; 9] = [
     "dockerd",
     "containerd",
     "runc",
@@ -50,14 +50,19 @@ const REQUIRED_TOOLS: [&str; 7] = [
     "docker",
     "skopeo",
     "umoci",
+    // The metrics tests scrape `ctrace agent` with a real Prometheus and check the exposition
+    // with promtool (both from Debian's `prometheus`).
+    "prometheus",
+    "promtool",
 ];
-const APT_PACKAGES: [&str; 6] = [
+const APT_PACKAGES: [&str; 7] = [
     "docker.io",
     "containerd",
     "runc",
     "busybox-static",
     "skopeo",
     "umoci",
+    "prometheus",
 ];
 const APT_OPTIONAL: &str = "bpftool";
 
@@ -220,12 +225,10 @@ fn is_static_elf(path: &Path) -> bool {
 // tracefs
 
 fn ensure_tracefs(summary: &mut Summary) -> Result<()> {
-    let mounts = fs::read_to_string("/proc/mounts").context("reading /proc/mounts")?;
-    let mounted = mounts.lines().any(|l| {
-        let mut fields = l.split_whitespace();
-        let (_, target, fstype) = (fields.next(), fields.next(), fields.next());
-        target == Some(TRACEFS) && fstype == Some("tracefs")
-    });
+    let mounts = procfs::mounts().context("reading /proc/mounts")?;
+    let mounted = mounts
+        .iter()
+        .any(|m| m.fs_file == TRACEFS && m.fs_vfstype == "tracefs");
     if mounted {
         summary.present(format!("tracefs at {TRACEFS}"));
         return Ok(());
@@ -380,7 +383,10 @@ fn ensure_dockerd(summary: &mut Summary) -> Result<()> {
 /// The pid in `pidfile` when that process is alive and is `comm`.
 fn live_pid_from(pidfile: &str, comm: &str) -> Option<u32> {
     let pid: u32 = fs::read_to_string(pidfile).ok()?.trim().parse().ok()?;
-    let actual = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    let actual = procfs::process::Process::new(i32::try_from(pid).ok()?)
+        .and_then(|p| p.stat())
+        .ok()?
+        .comm;
     (actual.trim() == comm).then_some(pid)
 }
 

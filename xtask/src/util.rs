@@ -225,17 +225,11 @@ pub fn ensure_path() -> Result<()> {
     Ok(())
 }
 
-/// The effective user id, from /proc (no libc needed).
+/// Whether the effective user id is 0, from `/proc/self/status` (through procfs).
 pub fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
-        })
-        .unwrap_or(false)
+    procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .is_ok_and(|s| s.euid == 0)
 }
 
 const SUDO_MARKER: &str = "CTRACE_XTASK_SUDO";

@@ -2,31 +2,32 @@
 //! `--json` prints the stored NDJSON lines exactly as `ctrace watch --json` printed them.
 //!
 //! Also the pieces `ctrace postmortem` shares: opening a journal read-only with the right exit
-//! code for each failure, times in UTC, and container labels of stored records.
+//! code for each failure and container labels of stored records.
 
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::ExitCode,
-    time::Duration,
 };
 
 use clap::Args;
 use serde_json::Value;
 
 use crate::{
-    clock::rfc3339_ns,
+    clock::{now_unix_ns, parse_time, utc_ms, TimeSpec},
     container::short_id,
     journal::{self, Journal, JournalError, RecordFilter, StoredRecord},
+    select::Selector,
     sink::escape::terminal,
 };
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// Only records of this container: name, id, id prefix (3 characters or more) or journal
-    /// key (`docker/<id>`). A name reused over time selects every container that had it.
-    #[arg(long, value_name = "NAME|ID")]
-    pub container: Option<String>,
+    /// Only records of this container: name, id, id prefix (3 characters or more), pod name,
+    /// `NAMESPACE/NAME` or journal key (`docker/<id>`). A name reused over time selects every
+    /// container that had it; an exact name or id wins over an id prefix.
+    #[arg(long, value_name = "NAME|ID", value_parser = Selector::parse)]
+    pub container: Option<Selector>,
     /// Only records since this time: a duration ago (30m, 1h, 7d) or an RFC 3339 time
     /// (2026-11-29T18:40:00Z; no offset means UTC).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
@@ -135,163 +136,6 @@ pub fn query_failed(e: &JournalError) -> Failure {
     Failure::error(terminal(&e.to_string()))
 }
 
-/// Now, unix ns.
-pub fn now_ns() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
-}
-
-/// `2026-11-29 18:40:01.123` (UTC, milliseconds).
-pub fn fmt_ts(ns: i64) -> String {
-    let s = rfc3339_ns(i128::from(ns));
-    format!("{} {}", &s[..10], &s[11..23])
-}
-
-/// RFC 3339 with nanoseconds, as in the NDJSON records.
-pub fn rfc3339(ns: i64) -> String {
-    rfc3339_ns(i128::from(ns))
-}
-
-/// A point in time given on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeSpec {
-    /// This long before now.
-    Ago(Duration),
-    /// This time, unix ns.
-    At(i64),
-}
-
-impl TimeSpec {
-    /// Unix ns, relative to `now_ns` for durations.
-    pub fn resolve(self, now_ns: i64) -> i64 {
-        match self {
-            Self::Ago(d) => now_ns.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
-            Self::At(t) => t,
-        }
-    }
-}
-
-/// `1h`, `30m`, `7d` (that long ago) or an RFC 3339 time (`2026-11-29T18:40:00Z`,
-/// `2026-11-29 18:40:00.5+01:00`, `2026-11-29`; without an offset, UTC).
-pub fn parse_time(s: &str) -> Result<TimeSpec, String> {
-    let t = s.trim();
-    let looks_like_date = t.len() >= 10
-        && t.as_bytes()[..4].iter().all(u8::is_ascii_digit)
-        && t.as_bytes()[4] == b'-';
-    if looks_like_date {
-        return parse_rfc3339(t)
-            .map(TimeSpec::At)
-            .ok_or_else(|| format!("{s:?} is not an RFC 3339 time (e.g. 2026-11-29T18:40:00Z)"));
-    }
-    super::parse_duration(t).map(TimeSpec::Ago).map_err(|_| {
-        format!(
-            "{s:?} is neither a duration (30m, 1h, 7d) nor an RFC 3339 time (2026-11-29T18:40:00Z)"
-        )
-    })
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    // Count years from March, so the leap day is the last day of the year.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400; // [0, 399]
-    let mp = i64::from((m + 9) % 12); // March = 0
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1; // [0, 365]
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
-    era * 146_097 + doe - 719_468
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        4 | 6 | 9 | 11 => 30,
-        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
-        2 => 28,
-        _ => 31,
-    }
-}
-
-/// Parses `YYYY-MM-DD[(T| )HH:MM[:SS[.fraction]]][Z|±HH:MM|±HHMM]` to unix ns.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    fn num(s: &str) -> Option<u32> {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    }
-    let (date, rest) = (s.get(..10)?, s.get(10..)?);
-    let mut d = date.split('-');
-    let (y, mo, da) = (d.next()?, d.next()?, d.next()?);
-    if y.len() != 4 || mo.len() != 2 || da.len() != 2 {
-        return None;
-    }
-    let (y, mo, da) = (i64::from(num(y)?), num(mo)?, num(da)?);
-    if !(1..=12).contains(&mo) || da == 0 || da > days_in_month(y, mo) {
-        return None;
-    }
-    let mut secs = days_from_civil(y, mo, da) * 86_400;
-    let mut nanos = 0i64;
-    let mut rest = rest;
-    if let Some(r) = rest
-        .strip_prefix('T')
-        .or_else(|| rest.strip_prefix('t'))
-        .or_else(|| rest.strip_prefix(' '))
-    {
-        let end = r.find(['Z', 'z', '+', '-']).unwrap_or(r.len());
-        let (time, zone) = r.split_at(end);
-        let (hms, frac) = match time.split_once('.') {
-            Some((hms, frac)) => (hms, Some(frac)),
-            None => (time, None),
-        };
-        let mut f = hms.split(':');
-        let h = num(f.next()?)?;
-        let mi = num(f.next()?)?;
-        let sec = match f.next() {
-            Some(x) => num(x)?,
-            None if frac.is_none() => 0,
-            None => return None,
-        };
-        if f.next().is_some() || h > 23 || mi > 59 || sec > 60 {
-            return None;
-        }
-        secs += i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(sec.min(59));
-        if let Some(frac) = frac {
-            num(frac)?;
-            let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-            nanos = digits.parse().ok()?;
-        }
-        rest = zone;
-    }
-    let offset = match rest {
-        "" | "Z" | "z" => 0,
-        z => {
-            let sign = match z.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let hm = &z[1..];
-            let (h, m) = match hm.split_once(':') {
-                Some((h, m)) => (h, m),
-                None if hm.len() == 4 => (hm.get(..2)?, hm.get(2..)?),
-                None => return None,
-            };
-            if h.len() != 2 || m.len() != 2 {
-                return None;
-            }
-            let (h, m) = (num(h)?, num(m)?);
-            if h > 23 || m > 59 {
-                return None;
-            }
-            sign * (i64::from(h) * 3600 + i64::from(m) * 60)
-        }
-    };
-    (secs - offset)
-        .checked_mul(1_000_000_000)?
-        .checked_add(nanos)
-}
-
 /// `web (docker)`, `host`, `unknown cgroup`, or `-` for records about no process.
 pub fn container_label(record: &Value) -> String {
     match record.get("container") {
@@ -339,7 +183,7 @@ pub fn render(records: &[StoredRecord]) -> String {
         .map(|r| {
             let v: Value = serde_json::from_str(&r.json).unwrap_or(Value::Null);
             [
-                fmt_ts(r.ts_ns),
+                utc_ms(r.ts_ns),
                 terminal(&r.kind),
                 container_label(&v),
                 explanation(&v),
@@ -362,20 +206,21 @@ pub fn render(records: &[StoredRecord]) -> String {
 }
 
 /// Records matching the arguments, oldest first. `container`: every journal key the
-/// pattern names, plus records that carried the name; `None` if it names nothing at all.
+/// selector names ([`Journal::containers_matching`]), plus records that carried the name;
+/// `None` if it names nothing at all.
 pub fn query(
     journal: &Journal,
-    container: Option<&str>,
+    container: Option<&Selector>,
     base: &RecordFilter,
 ) -> Result<Option<Vec<StoredRecord>>, JournalError> {
-    let Some(pattern) = container else {
+    let Some(selector) = container else {
         return journal.records(base).map(Some);
     };
+    let pattern = selector.as_str();
     let keys: Vec<String> = journal
-        .containers_by_name_or_id(pattern)?
-        .into_iter()
-        .map(|c| c.key)
-        .collect();
+        .containers_matching(selector)?
+        .map(|b| b.items.into_iter().map(|c| c.key).collect())
+        .unwrap_or_default();
     let mut filters: Vec<RecordFilter> = keys
         .iter()
         .map(|k| RecordFilter {
@@ -412,8 +257,8 @@ pub fn run(args: &HistoryArgs, now_ns: i64) -> Result<Output, Failure> {
         if s > u {
             return Err(Failure::error(format!(
                 "--since ({}) is after --until ({})",
-                fmt_ts(s),
-                fmt_ts(u)
+                utc_ms(s),
+                utc_ms(u)
             )));
         }
     }
@@ -433,12 +278,12 @@ pub fn run(args: &HistoryArgs, now_ns: i64) -> Result<Output, Failure> {
         limit: limit.map(|l| l.saturating_add(1)),
         ..RecordFilter::default()
     };
-    let mut records = query(&journal, args.container.as_deref(), &base)
+    let mut records = query(&journal, args.container.as_ref(), &base)
         .map_err(|e| query_failed(&e))?
         .ok_or_else(|| {
             Failure::not_found(format!(
                 "no container named {:?} (or with that id) in journal {}",
-                terminal(args.container.as_deref().unwrap_or_default()),
+                terminal(args.container.as_ref().map_or("", Selector::as_str)),
                 terminal(&args.journal.display().to_string())
             ))
         })?;
@@ -469,7 +314,7 @@ pub fn run(args: &HistoryArgs, now_ns: i64) -> Result<Output, Failure> {
 
 /// Entry point of `ctrace history`: prints and returns the exit code.
 pub fn main(args: &HistoryArgs) -> ExitCode {
-    finish(run(args, now_ns()))
+    finish(run(args, now_unix_ns()))
 }
 
 #[cfg(test)]
@@ -529,7 +374,7 @@ pub(crate) mod tests {
     pub fn rec(ts_ns: i64, v: Value) -> Entry {
         let mut v = v;
         v["schema"] = "ctrace.v1".into();
-        v["ts"] = rfc3339(ts_ns).into();
+        v["ts"] = crate::clock::rfc3339_ns(ts_ns).into();
         v["host"] = "vm".into();
         Entry::Record(Record::from_ndjson(ts_ns, &v))
     }
@@ -657,7 +502,7 @@ pub(crate) mod tests {
         // By container name, id prefix and key.
         for pattern in ["db", "bbbbbbbb", &format!("docker/{B}")] {
             let mut a = args(&p);
-            a.container = Some(pattern.to_owned());
+            a.container = Some(Selector::parse(pattern).unwrap());
             assert_eq!(
                 types(&run(&a, now).unwrap()),
                 ["container_start", "oom_kill"],
@@ -687,7 +532,7 @@ pub(crate) mod tests {
             "exactly all: no note"
         );
         let mut a = args(&p);
-        a.container = Some("api".into());
+        a.container = Some(Selector::parse("api").unwrap());
         a.limit = 1;
         assert_eq!(types(&run(&a, now).unwrap()), ["kill"]);
         // Nothing in range: empty output, a note, success.
@@ -698,7 +543,7 @@ pub(crate) mod tests {
         assert_eq!(out.notes.len(), 1);
         // An unknown container: exit code 1.
         let mut a = args(&p);
-        a.container = Some("nope".into());
+        a.container = Some(Selector::parse("nope").unwrap());
         let f = run(&a, now).unwrap_err();
         assert_eq!(f.code, 1);
         assert!(f.message.contains("no container named \"nope\""), "{f:?}");
@@ -792,7 +637,7 @@ pub(crate) mod tests {
 
     #[test]
     fn times() {
-        let at = |s: &str| parse_rfc3339(s);
+        let at = crate::clock::parse_time_arg;
         assert_eq!(at("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(at("2026-11-29T18:40:00Z"), Some(T0));
         assert_eq!(at("2026-11-29 18:40:00"), Some(T0));
@@ -818,12 +663,15 @@ pub(crate) mod tests {
         }
         assert_eq!(
             parse_time("30m"),
-            Ok(TimeSpec::Ago(Duration::from_secs(1800)))
+            Ok(TimeSpec::Ago(std::time::Duration::from_secs(1800)))
         );
         assert_eq!(parse_time("2026-11-29T18:40:00Z"), Ok(TimeSpec::At(T0)));
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("2026-11-29T99:00").is_err());
-        assert_eq!(TimeSpec::Ago(Duration::from_secs(1)).resolve(T0), T0 - SEC);
-        assert_eq!(fmt_ts(T0 + 1_500_000), "2026-11-29 18:40:00.001");
+        assert_eq!(
+            TimeSpec::Ago(std::time::Duration::from_secs(1)).resolve(T0),
+            T0 - SEC
+        );
+        assert_eq!(utc_ms(T0 + 1_500_000), "2026-11-29 18:40:00.001");
     }
 }

@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 
 use crate::{
     cgroupfs::Mounts,
-    clock::rfc3339_ns,
+    clock::{parse_rfc3339, rfc3339_ns, utc_seconds},
     container::{self, short_id, ContainerMeta, PodInfo, Runtime},
     docker,
     inspect::{
@@ -38,14 +38,16 @@ use crate::{
     journal::{self, Journal, RecordFilter},
     recorder,
     resolve::Container,
+    select::{SelectError, Selector},
     sink::escape::terminal,
 };
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("target").required(true).args(["container", "diff"])))]
 pub struct InspectArgs {
-    /// Container name, full id, id prefix (3+ characters), or `NAMESPACE/ID` and journal keys
-    /// such as `containerd/default/ID` to tell containerd namespaces apart.
+    /// Container name, full id, id prefix (3+ characters), pod name, or `NAMESPACE/ID` and
+    /// journal keys such as `containerd/default/ID` to tell containerd namespaces apart. An
+    /// exact name or id wins over an id prefix; several matches are refused (exit 2).
     #[arg(value_name = "NAME|ID")]
     pub container: Option<String>,
     /// Compare two containers side by side: capability sets, namespaces, limits.
@@ -221,55 +223,16 @@ fn others(targets: &[Target], skip: usize) -> Vec<&Target> {
         .collect()
 }
 
-/// Result of matching a pattern against the containers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selection {
-    One(usize),
-    None,
-    Many(Vec<usize>),
-}
-
-/// Which container `pattern` names. Tried in order, the first rule that matches anything
-/// decides: journal key (`docker/<id>`, `containerd/<ns>/<id>`) or `<ns>/<id>`; full id;
-/// exact name; id prefix of 3 characters or more. Pure.
-pub fn select(containers: &[&Container], pattern: &str) -> Selection {
-    type Rule = fn(&Container, &str) -> bool;
-    let rules: [Rule; 4] = [
-        |c, p| {
-            recorder::key(c) == p
-                || c.namespace.as_deref().is_some_and(|ns| {
-                    p.strip_prefix(ns).and_then(|r| r.strip_prefix('/')) == Some(c.id.as_str())
-                })
-        },
-        |c, p| c.id == p,
-        |c, p| c.name.as_deref() == Some(p),
-        |c, p| p.len() >= 3 && c.id.starts_with(p),
-    ];
-    if pattern.is_empty() {
-        return Selection::None;
-    }
-    for rule in rules {
-        let hits: Vec<usize> = containers
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| rule(c, pattern))
-            .map(|(i, _)| i)
-            .collect();
-        match hits.as_slice() {
-            [] => continue,
-            [one] => return Selection::One(*one),
-            _ => return Selection::Many(hits),
-        }
-    }
-    Selection::None
-}
-
-/// The index of the one container `pattern` names, or an [`Exit`] error.
+/// The index of the one container `pattern` names ([`Selector::resolve`]), or an [`Exit`]
+/// error: 1 when none matches, 2 when several do (listed) or the pattern is malformed.
 fn pick(targets: &[Target], pattern: &str, env: &Env) -> anyhow::Result<usize> {
     let cs: Vec<&Container> = targets.iter().map(|t| t.container.as_ref()).collect();
-    match select(&cs, pattern) {
-        Selection::One(i) => Ok(i),
-        Selection::None => {
+    let err = match Selector::parse(pattern).and_then(|s| s.resolve(&cs)) {
+        Ok(i) => return Ok(i),
+        Err(e) => e,
+    };
+    match err {
+        SelectError::NotFound { .. } => {
             let mut msg = format!(
                 "no container matches \"{}\" (ctrace ps lists them; plain runc containers \
                  under another root need --runc-root)",
@@ -280,30 +243,14 @@ fn pick(targets: &[Target], pattern: &str, env: &Env) -> anyhow::Result<usize> {
             }
             Err(Exit::error(1, msg))
         }
-        Selection::Many(hits) => {
-            let list: Vec<String> = hits
-                .iter()
-                .map(|&i| {
-                    let c = cs[i];
-                    format!(
-                        "{} {} ({})",
-                        terminal(&recorder::key(c)),
-                        terminal(c.display()),
-                        c.runtime
-                    )
-                })
-                .collect();
-            Err(Exit::error(
-                2,
-                format!(
-                    "\"{}\" matches {} containers: {}; name one by its key (or NAMESPACE/ID \
-                     for containerd)",
-                    terminal(pattern),
-                    hits.len(),
-                    list.join(", ")
-                ),
-            ))
-        }
+        SelectError::Ambiguous { .. } => Err(Exit::error(
+            2,
+            format!(
+                "{}; name one by its key (or NAMESPACE/ID for containerd)",
+                terminal(&err.to_string())
+            ),
+        )),
+        SelectError::Invalid(_) => Err(Exit::error(2, terminal(&err.to_string()))),
     }
 }
 
@@ -329,7 +276,7 @@ pub struct HostCaps {
 impl Env {
     pub fn current(journal: Option<PathBuf>) -> Env {
         Env::at(
-            Path::new("/proc"),
+            crate::host::proc::root(),
             Mounts::current(),
             UserNames::load_host(),
             journal,
@@ -371,12 +318,13 @@ impl Env {
     /// `name (gone at ...)` when the journal has a container by that name or id.
     fn journal_knows(&self, pattern: &str) -> Option<String> {
         let path = self.journal.as_ref().filter(|p| p.exists())?;
+        let selector = Selector::parse(pattern).ok()?;
         let j = Journal::open_read_only(path).ok()?;
-        let rows = j.containers_by_name_or_id(pattern).ok()?;
+        let rows = j.containers_matching(&selector).ok()??.items;
         let row = rows.first()?;
         let when = row.gone_ns.map_or_else(
-            || format!("last seen {}", utc_human(i128::from(row.last_seen_ns))),
-            |g| format!("gone at {}", utc_human(i128::from(g))),
+            || format!("last seen {}", utc_seconds(row.last_seen_ns)),
+            |g| format!("gone at {}", utc_seconds(g)),
         );
         Some(format!(
             "{} {} ({when}; try ctrace postmortem)",
@@ -573,8 +521,11 @@ struct Init {
 }
 
 fn start_time(proc_root: &Path, pid: u32) -> io::Result<Option<u64>> {
-    let text = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat"))?;
-    Ok(container::proc_stat_start_time(&text))
+    match data::read_stat_at(proc_root, pid) {
+        Ok(s) => Ok(s.start_time),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether `pid` is still the process that started at `start` (clock ticks after boot).
@@ -638,9 +589,9 @@ fn find_init(env: &Env, t: &Target, cgroup: Option<&(PathBuf, Vec<u32>)>) -> Ini
         let parents: Vec<(u32, u32)> = pids
             .iter()
             .filter_map(|&p| {
-                let text =
-                    std::fs::read_to_string(env.proc_root.join(p.to_string()).join("stat")).ok()?;
-                data::parse_stat(&text).map(|s| (p, s.ppid))
+                data::read_stat_at(&env.proc_root, p)
+                    .ok()
+                    .map(|s| (p, s.ppid))
             })
             .collect();
         if let Some(&(pid, _)) = parents.iter().find(|(_, pp)| !pids.contains(pp)) {
@@ -846,7 +797,7 @@ pub fn gather(env: &Env, t: &Target, others: &[&Target]) -> Report {
             state_root: meta.map(|m| m.state_root.to_string_lossy().into_owned()),
             created: meta
                 .and_then(|m| m.created.as_deref())
-                .map(|s| parse_rfc3339_ns(s).map_or_else(|| s.to_owned(), rfc3339_ns)),
+                .map(|s| parse_rfc3339(s).map_or_else(|| s.to_owned(), rfc3339_ns)),
             init_pid: init.pid,
             init_pid_source: init.source.clone(),
             cgroup: c.cgroup_path.clone(),
@@ -945,7 +896,7 @@ pub fn read_incidents(journal: Option<&Path>, key: &str) -> Incidents {
                 .map(|r| {
                     let record: Value = serde_json::from_str(&r.json).unwrap_or(Value::Null);
                     Incident {
-                        ts: rfc3339_ns(i128::from(r.ts_ns)),
+                        ts: rfc3339_ns(r.ts_ns),
                         explanation: record
                             .get("explanation")
                             .and_then(Value::as_str)
@@ -1064,86 +1015,6 @@ fn push_wrapped(rows: &mut Vec<(String, String)>, key: &str, value: &str) {
     }
 }
 
-/// `2026-11-29 18:40:01 UTC`.
-pub fn utc_human(unix_ns: i128) -> String {
-    let s = rfc3339_ns(unix_ns);
-    format!("{} {} UTC", &s[..10], &s[11..19])
-}
-
-/// Parse RFC 3339 (`2026-11-29T18:38:13.262143086Z`, `...+01:00`) to unix nanoseconds. Pure;
-/// `None` for anything else.
-pub fn parse_rfc3339_ns(s: &str) -> Option<i128> {
-    let b = s.trim().as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let d = b.get(r)?;
-        if d.is_empty() || !d.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(d).ok()?.parse().ok()
-    };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut nanos: i128 = 0;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        let mut end = start;
-        while b.get(end).is_some_and(u8::is_ascii_digit) {
-            end += 1;
-        }
-        if end == start {
-            return None;
-        }
-        for (k, &c) in b[start..end].iter().take(9).enumerate() {
-            nanos += i128::from(c - b'0') * 10i128.pow(8 - k as u32);
-        }
-        i = end;
-    }
-    let offset_s: i64 = match b.get(i..)? {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), rest @ ..] if rest.len() == 5 && rest[2] == b':' => {
-            let oh = num(i + 1..i + 3)?;
-            let om = num(i + 4..i + 6)?;
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let o = oh * 3600 + om * 60;
-            if *sign == b'+' {
-                o
-            } else {
-                -o
-            }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_s;
-    Some(i128::from(secs) * 1_000_000_000 + nanos)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 fn opt(s: Option<&str>) -> String {
     terminal(s.unwrap_or("-"))
 }
@@ -1239,7 +1110,7 @@ pub fn render(r: &Report) -> String {
         "created".into(),
         id.created.as_deref().map_or_else(
             || "-".to_owned(),
-            |c| parse_rfc3339_ns(c).map_or_else(|| terminal(c), utc_human),
+            |c| parse_rfc3339(c).map_or_else(|| terminal(c), utc_seconds),
         ),
     ));
     rows.push(("bundle".into(), opt(id.bundle.as_deref())));
@@ -1420,7 +1291,7 @@ pub fn render(r: &Report) -> String {
                 out.push_str("  none recorded\n");
             }
             for i in &inc.records {
-                let when = parse_rfc3339_ns(&i.ts).map_or_else(|| i.ts.clone(), utc_human);
+                let when = parse_rfc3339(&i.ts).map_or_else(|| i.ts.clone(), utc_seconds);
                 let _ = writeln!(
                     out,
                     "  {}  {:<15} {}",
@@ -1768,7 +1639,7 @@ mod tests {
         assert_eq!(
             resources_section(&render(&r)),
             "  memory  limit 64 MiB, usage 2 MiB\n\
-             \x20 cpu     quota 0.5 CPUs (50000 µs every 100000 µs)\n\
+             \x20 cpu     quota 0.5 CPU (50000 µs every 100000 µs)\n\
              \x20 pids    limit 50, 3 now\n"
         );
         let v = serde_json::to_value(&r).unwrap();
@@ -2156,43 +2027,50 @@ mod tests {
         c.namespace = Some("other".to_owned());
         let d = container(Runtime::Runc, "1ed4-runc", "db", Some(4));
         let all: Vec<&Container> = vec![&a, &b, &c, &d];
-        assert_eq!(select(&all, "nope"), Selection::None);
-        assert_eq!(select(&all, ""), Selection::None);
-        // Three containers named "web" (ids of b and c are "web" too).
-        assert_eq!(select(&all, "web"), Selection::Many(vec![1, 2]));
-        assert_eq!(select(&all, "other/web"), Selection::One(2));
-        assert_eq!(select(&all, "containerd/default/web"), Selection::One(1));
-        assert_eq!(select(&all, &format!("docker/{ID}")), Selection::One(0));
-        assert_eq!(select(&all, ID), Selection::One(0));
-        assert_eq!(select(&all, "db"), Selection::One(3));
+        let select = |all: &[&Container], p: &str| match Selector::parse(p) {
+            Ok(s) => s.best_indices(all).map(|(_, hits)| hits),
+            Err(_) => None,
+        };
+        let one = |all: &[&Container], p: &str| Selector::parse(p).unwrap().resolve(all);
+        assert_eq!(select(&all, "nope"), None);
+        assert_eq!(select(&all, ""), None);
+        // Three containers named "web" (ids of b and c are "web" too): the ids win.
+        assert_eq!(select(&all, "web"), Some(vec![1, 2]));
+        assert!(matches!(
+            one(&all, "web"),
+            Err(SelectError::Ambiguous { candidates, .. }) if candidates.len() == 2
+        ));
+        assert_eq!(one(&all, "other/web"), Ok(2));
+        assert_eq!(one(&all, "containerd/default/web"), Ok(1));
+        assert_eq!(one(&all, &format!("docker/{ID}")), Ok(0));
+        assert_eq!(one(&all, "docker/web"), Ok(0));
+        assert_eq!(one(&all, ID), Ok(0));
+        assert_eq!(one(&all, "db"), Ok(3));
         // Prefixes: 3 characters or more; several hits are ambiguous.
-        assert_eq!(select(&all, "1ed420"), Selection::One(0));
-        assert_eq!(select(&all, "1ed"), Selection::Many(vec![0, 3]));
-        assert_eq!(select(&all, "1e"), Selection::None);
+        assert_eq!(one(&all, "1ed420"), Ok(0));
+        assert_eq!(select(&all, "1ed"), Some(vec![0, 3]));
+        assert_eq!(select(&all, "1e"), None);
         // An exact name wins over an id prefix.
         let e = container(Runtime::Runc, "dbx", "x", Some(5));
-        assert_eq!(select(&[&d, &e], "db"), Selection::One(0));
+        assert_eq!(one(&[&d, &e], "db"), Ok(0));
     }
 
     #[test]
     fn rfc3339() {
-        assert_eq!(parse_rfc3339_ns("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(
-            parse_rfc3339_ns("2026-11-29T18:38:13.262143086Z").map(rfc3339_ns),
+            parse_rfc3339("2026-11-29T18:38:13.262143086Z").map(rfc3339_ns),
             Some("2026-11-29T18:38:13.262143086Z".to_owned())
         );
         assert_eq!(
-            parse_rfc3339_ns("2026-11-29T19:38:13.5+01:00").map(rfc3339_ns),
+            parse_rfc3339("2026-11-29T19:38:13.5+01:00").map(rfc3339_ns),
             Some("2026-11-29T18:38:13.500000000Z".to_owned())
         );
         assert_eq!(
-            parse_rfc3339_ns("2024-02-29T23:30:00-01:30").map(rfc3339_ns),
+            parse_rfc3339("2024-02-29T23:30:00-01:30").map(rfc3339_ns),
             Some("2024-03-01T01:00:00.000000000Z".to_owned())
         );
-        assert_eq!(
-            parse_rfc3339_ns("1969-12-31T23:59:59Z"),
-            Some(-1_000_000_000)
-        );
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), Some(-1_000_000_000));
         for bad in [
             "",
             "2026-11-29",
@@ -2204,9 +2082,9 @@ mod tests {
             "2026-11-29T18:38:13Zjunk",
             "２026-11-29T18:38:13Z",
         ] {
-            assert_eq!(parse_rfc3339_ns(bad), None, "{bad}");
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
-        assert_eq!(utc_human(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_seconds(0), "1970-01-01 00:00:00 UTC");
     }
 
     #[test]

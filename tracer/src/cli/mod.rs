@@ -10,58 +10,8 @@ pub mod watch;
 
 use std::io::Write as _;
 
-/// `7d`, `12h`, `30m`, `45s`, `500ms`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 7d, 12h, 30m, 45s)"))?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        "w" => n * 7.0 * 86400.0,
-        u => {
-            return Err(format!(
-                "unknown duration unit {u:?} in {s:?} (use ms, s, m, h, d, w)"
-            ))
-        }
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("{s:?} is not a duration"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
-
-/// `512MiB`, `2GiB`, `100M`, `4096` (bytes).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 512MiB)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        u => {
-            return Err(format!(
-                "unknown size unit {u:?} in {s:?} (use KiB, MiB, GiB)"
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
+/// The command line's amounts (`--interval 1s`, `--journal-max-size 512MiB`).
+pub use crate::units::{parse_duration, parse_size};
 
 /// Columns padded to their widest cell, two spaces apart, no trailing blanks. Cells must
 /// already be escaped for the terminal.

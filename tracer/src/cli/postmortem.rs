@@ -14,23 +14,26 @@ use std::{
 use clap::Args;
 use serde_json::{json, Value};
 
-use super::history::{finish, fmt_ts, open_journal, query_failed, rfc3339, Failure, Output};
+use super::history::{finish, open_journal, query_failed, Failure, Output};
 use crate::{
+    clock::{rfc3339_ns, utc_ms},
     container::short_id,
-    explain::bytes,
     journal::{
         self, ContainerRow, Journal, JournalError, MemorySample, ProcRss, RecordFilter,
         StoredRecord,
     },
+    select::{Match, Selector},
     sink::escape::terminal,
+    units::{bytes, bytes_series_unit, seconds, short_number},
 };
 
 #[derive(Debug, Args)]
 pub struct PostmortemArgs {
-    /// The container: name, id, id prefix (3 characters or more) or journal key
-    /// (`docker/<id>`, `containerd/<namespace>/<id>`).
-    #[arg(value_name = "NAME|ID")]
-    pub container: String,
+    /// The container: name, id, id prefix (3 characters or more), pod name, `NAMESPACE/NAME`
+    /// or journal key (`docker/<id>`, `containerd/<namespace>/<id>`). An exact name or id
+    /// wins over an id prefix; a prefix of several containers' ids is refused (exit 2).
+    #[arg(value_name = "NAME|ID", value_parser = Selector::parse)]
+    pub container: Selector,
     /// One JSON object (matches and stories).
     #[arg(long)]
     pub json: bool,
@@ -248,16 +251,27 @@ pub fn story(journal: &Journal, c: &ContainerRow) -> Result<Story, JournalError>
     })
 }
 
-/// Finds the containers `pattern` names and tells the newest one's story (every one's with
-/// `all`).
+/// Finds the containers `selector` names and tells the newest one's story (every one's with
+/// `all`). Several containers by one name (reused over time) are fine; an id prefix of
+/// several is ambiguous: exit code 2, listing them.
 pub fn postmortem(
     journal: &Journal,
     path: &Path,
-    pattern: &str,
+    selector: &Selector,
     all: bool,
 ) -> Result<Postmortem, Failure> {
     let q = |e: JournalError| query_failed(&e);
-    let mut matches = journal.containers_by_name_or_id(pattern).map_err(q)?;
+    let pattern = selector.as_str();
+    let mut matches = match journal.containers_matching(selector).map_err(q)? {
+        Some(b) if b.level == Match::Prefix && b.items.len() > 1 => {
+            return Err(Failure::error(format!(
+                "{}; name one by its name or key",
+                terminal(&selector.ambiguous(&b.items).to_string())
+            )));
+        }
+        Some(b) => b.items,
+        None => Vec::new(),
+    };
     if matches.is_empty() {
         matches = containers_from_records(journal, pattern).map_err(q)?;
     }
@@ -377,24 +391,6 @@ fn downsample(values: &[u64], n: usize) -> Vec<u64> {
     out
 }
 
-/// A unit for a series of byte counts: (divisor, name).
-fn unit_for(max: u64) -> (f64, &'static str) {
-    match max {
-        m if m >= 1 << 30 => ((1u64 << 30) as f64, "GiB"),
-        m if m >= 1 << 20 => ((1u64 << 20) as f64, "MiB"),
-        m if m >= 1 << 10 => (1024.0, "KiB"),
-        _ => (1.0, "B"),
-    }
-}
-
-fn short_number(v: f64) -> String {
-    if v < 10.0 && v.fract() != 0.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.0}")
-    }
-}
-
 /// `▁▂▄▆█`: one character per point, scaled from 0 to `top`.
 pub fn sparkline(values: &[u64], top: u64) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -409,15 +405,6 @@ pub fn sparkline(values: &[u64], top: u64) -> String {
             BARS[level.min(7)]
         })
         .collect()
-}
-
-fn seconds(ns: i64) -> String {
-    let s = ns as f64 / SEC as f64;
-    if (s - s.round()).abs() < 0.05 {
-        format!("{s:.0} s")
-    } else {
-        format!("{s:.1} s")
-    }
 }
 
 /// The usage line of an OOM kill: a sparkline on a terminal, the figures otherwise.
@@ -443,7 +430,7 @@ fn curve_text(o: &Oom, tty: bool) -> String {
             bytes(last.usage_bytes),
         )
     } else {
-        let (div, unit) = unit_for(max);
+        let (div, unit) = bytes_series_unit(max);
         let points: Vec<String> = downsample(&values, PLAIN_POINTS)
             .iter()
             .map(|&v| short_number(v as f64 / div))
@@ -462,19 +449,19 @@ fn match_line(c: &ContainerRow) -> String {
     let end = match c.gone_ns {
         Some(g) => format!(
             "gone {}{}",
-            fmt_ts(g),
+            utc_ms(g),
             c.exit_code
                 .map(|e| format!(", exit code {e}"))
                 .unwrap_or_default()
         ),
-        None => format!("last seen {}", fmt_ts(c.last_seen_ns)),
+        None => format!("last seen {}", utc_ms(c.last_seen_ns)),
     };
     format!(
         "  {:<10} {:<12}  {}  first seen {}  {end}\n",
         terminal(&c.runtime),
         terminal(short_id(&c.id)),
         display_name(c),
-        fmt_ts(c.first_seen_ns)
+        utc_ms(c.first_seen_ns)
     )
 }
 
@@ -500,7 +487,7 @@ fn render_oom(out: &mut String, o: &Oom, tty: bool) {
         }
         _ => "scope unknown".to_owned(),
     };
-    out.push_str(&format!("  OOM kill at {}: {scope}\n", fmt_ts(o.ts_ns)));
+    out.push_str(&format!("  OOM kill at {}: {scope}\n", utc_ms(o.ts_ns)));
     let mut limit = o.limit.map_or_else(|| "none known".to_owned(), bytes);
     let at_kill: Vec<String> = [
         ("usage", "memory.usage_bytes"),
@@ -555,9 +542,9 @@ fn render_oom(out: &mut String, o: &Oom, tty: bool) {
                 })
                 .collect();
             if list.is_empty() {
-                format!("none besides the victim (sampled {})", fmt_ts(*ts))
+                format!("none besides the victim (sampled {})", utc_ms(*ts))
             } else {
-                format!("{} (sampled {})", list.join(", "), fmt_ts(*ts))
+                format!("{} (sampled {})", list.join(", "), utc_ms(*ts))
             }
         }
     };
@@ -587,13 +574,13 @@ fn render_story(out: &mut String, s: &Story, tty: bool) {
     let state = match c.gone_ns {
         Some(g) => format!(
             "gone since {}, exit code {}",
-            fmt_ts(g),
+            utc_ms(g),
             c.exit_code
                 .map_or_else(|| "unknown".to_owned(), |e| e.to_string())
         ),
         None => format!(
             "not known to be gone (last seen {})",
-            fmt_ts(c.last_seen_ns)
+            utc_ms(c.last_seen_ns)
         ),
     };
     out.push_str(&format!(
@@ -608,15 +595,15 @@ fn render_story(out: &mut String, s: &Story, tty: bool) {
     if let Some(ns) = &c.namespace {
         push_field(out, 2, "namespace", &terminal(ns));
     }
-    push_field(out, 2, "first seen", &fmt_ts(c.first_seen_ns));
-    push_field(out, 2, "last seen", &fmt_ts(c.last_seen_ns));
+    push_field(out, 2, "first seen", &utc_ms(c.first_seen_ns));
+    push_field(out, 2, "last seen", &utc_ms(c.last_seen_ns));
     let end = match (&s.last_stop, c.gone_ns) {
         (Some(stop), _) => Some(format!(
             "{}  {}",
-            fmt_ts(stop.ts_ns),
+            utc_ms(stop.ts_ns),
             stop_reason(&stop.record)
         )),
-        (None, Some(g)) => Some(format!("{}  gone; its exit was not seen", fmt_ts(g))),
+        (None, Some(g)) => Some(format!("{}  gone; its exit was not seen", utc_ms(g))),
         (None, None) => None,
     };
     if let Some(end) = end {
@@ -651,7 +638,7 @@ fn render_story(out: &mut String, s: &Story, tty: bool) {
     for e in &s.lifecycle {
         out.push_str(&format!(
             "    {}  {}\n",
-            fmt_ts(e.ts_ns),
+            utc_ms(e.ts_ns),
             terminal(str_of(&e.record, "explanation").unwrap_or("-"))
         ));
     }
@@ -668,7 +655,7 @@ fn render_story(out: &mut String, s: &Story, tty: bool) {
     for e in &s.kills {
         out.push_str(&format!(
             "    {}  {}\n",
-            fmt_ts(e.ts_ns),
+            utc_ms(e.ts_ns),
             terminal(str_of(&e.record, "explanation").unwrap_or("-"))
         ));
     }
@@ -717,9 +704,9 @@ fn container_json(c: &ContainerRow) -> Value {
         "image": c.image,
         "namespace": c.namespace,
         "labels": c.labels,
-        "first_seen": rfc3339(c.first_seen_ns),
-        "last_seen": rfc3339(c.last_seen_ns),
-        "gone": c.gone_ns.map(rfc3339),
+        "first_seen": rfc3339_ns(c.first_seen_ns),
+        "last_seen": rfc3339_ns(c.last_seen_ns),
+        "gone": c.gone_ns.map(rfc3339_ns),
         "exit_code": c.exit_code,
     })
 }
@@ -727,7 +714,7 @@ fn container_json(c: &ContainerRow) -> Value {
 fn entry_json(e: &Dated) -> Value {
     let r = &e.record;
     let mut v = json!({
-        "ts": rfc3339(e.ts_ns),
+        "ts": rfc3339_ns(e.ts_ns),
         "type": r["type"],
         "explanation": r["explanation"],
     });
@@ -757,7 +744,7 @@ fn oom_json(o: &Oom) -> Value {
     let kb = |f: &str| u64_of(v, f).map(|k| k * 1024);
     let victim_pid = v["pid"].as_u64();
     json!({
-        "ts": rfc3339(o.ts_ns),
+        "ts": rfc3339_ns(o.ts_ns),
         "scope": r["scope"],
         "limit_bytes": o.limit,
         "usage_bytes": r["memory"]["usage_bytes"],
@@ -765,7 +752,7 @@ fn oom_json(o: &Oom) -> Value {
         "limit_depth": r["memory"]["limit_depth"],
         "figures_stale": r["memory"]["stale"] == true,
         "curve": o.curve.iter().map(|s| json!({
-            "ts": rfc3339(s.ts_ns),
+            "ts": rfc3339_ns(s.ts_ns),
             "usage_bytes": s.usage_bytes,
         })).collect::<Vec<_>>(),
         "victim": {
@@ -780,7 +767,7 @@ fn oom_json(o: &Oom) -> Value {
             .filter(|p| Some(u64::from(p.pid)) != victim_pid)
             .map(|p| json!({"pid": p.pid, "comm": p.comm, "rss_bytes": p.rss_bytes}))
             .collect::<Vec<_>>()),
-        "others_sampled": o.processes.as_ref().map(|(ts, _)| rfc3339(*ts)),
+        "others_sampled": o.processes.as_ref().map(|(ts, _)| rfc3339_ns(*ts)),
         "trigger": r["trigger"],
         "own_allocation": r["trigger"]["pid"].as_u64().is_some() && r["trigger"]["pid"].as_u64() == victim_pid,
         "victim_exit": r["victim_exit"],
@@ -855,7 +842,7 @@ mod tests {
 
     fn args(path: &Path, container: &str) -> PostmortemArgs {
         PostmortemArgs {
-            container: container.to_owned(),
+            container: Selector::parse(container).unwrap(),
             json: false,
             all: false,
             journal: path.to_owned(),
@@ -1181,6 +1168,31 @@ web: docker container, gone since 2026-11-29 18:40:09.600, exit code 137 (times 
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_ambiguous_id_prefix_is_exit_2_listing_the_candidates() {
+        const W4: &str = "2222aaaa00000000000000000000000000000000000000000000000000000004";
+        let t = Scratch::new("pm-prefix");
+        let p = t.join("j.db");
+        reused_name(&p);
+        journal_with(&p, vec![upsert(&key(W4), "api", T0 - 60 * SEC, None)]);
+        let f = run(&args(&p, "2222"), false).unwrap_err();
+        assert_eq!(f.code, 2);
+        assert_eq!(
+            f.message,
+            format!(
+                "\"2222\" matches 2 containers: api (id 2222aaaa0000, docker, key docker/{W4}), \
+                 web (id 222222222222, docker, key docker/{W2}); name one by its name or key"
+            )
+        );
+        // A longer prefix, the name, or the key names one.
+        assert!(run_ok(&args(&p, "2222a"), false).starts_with("api: docker container"));
+        assert!(run_ok(&args(&p, "api"), false).starts_with("api: docker container"));
+        assert!(run_ok(&args(&p, &key(W2)), false).starts_with("web: docker container"));
+        // A name that is also an id prefix: the name wins.
+        journal_with(&p, vec![upsert("runc/zzz", "2222", T0, None)]);
+        assert!(run_ok(&args(&p, "2222"), false).starts_with("2222: runc container"));
     }
 
     #[test]

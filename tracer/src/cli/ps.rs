@@ -16,10 +16,10 @@ use crate::{
     cgroupfs::Mounts,
     container::{short_id, Runtime},
     docker, enrich,
-    explain::bytes,
     resolve::{self, Container, Names, Resolver},
     sink::{escape::terminal, filter},
     throttle::{self, CpuPaths},
+    units::{bytes, format_cpus},
 };
 
 #[derive(Debug, Args)]
@@ -53,7 +53,7 @@ pub struct Row {
 }
 
 fn state_of(c: &Container) -> &'static str {
-    state_in(c, Path::new("/proc"))
+    state_in(c, crate::host::proc::root())
 }
 
 /// `running` when the init runs (the process at its pid started when runc's state says: a
@@ -62,10 +62,12 @@ fn state_in(c: &Container, proc_root: &Path) -> &'static str {
     let Some(pid) = c.init_pid else {
         return "created";
     };
-    let Ok(stat) = std::fs::read_to_string(proc_root.join(format!("{pid}/stat"))) else {
-        return "stopped";
+    let start = match crate::inspect::read_stat_at(proc_root, pid) {
+        Ok(stat) => stat.start_time,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => None,
+        Err(_) => return "stopped",
     };
-    match (c.init_start, crate::container::proc_stat_start_time(&stat)) {
+    match (c.init_start, start) {
         (Some(want), Some(got)) if want != got => "stopped",
         _ => "running",
     }
@@ -209,8 +211,7 @@ pub fn table(rows: &[Row]) -> String {
             c.init_pid.map_or_else(|| "-".into(), |p| p.to_string()),
             terminal(c.cgroup_path.as_deref().unwrap_or("-")),
             r.memory_limit.map_or_else(|| "-".into(), bytes),
-            r.cpu_quota
-                .map_or_else(|| "-".into(), throttle::explain::format_cpus),
+            r.cpu_quota.map_or_else(|| "-".into(), format_cpus),
         ]);
     }
     super::render_columns(&lines)

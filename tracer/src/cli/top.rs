@@ -24,16 +24,23 @@ use tracer_common::{kind, kind_bit};
 
 use crate::{
     cgroupfs::{Limit, MemoryDir, Mounts},
-    container::short_id,
+    container::{short_id, Runtime},
     cpuwatch::Report,
     event::{Body, Event},
-    explain::{bytes, Incident},
+    explain::Incident,
     probe::{Options, Probe},
     recorder,
     resolve::{self, Attrs, Container, Update},
+    select::Selector,
     session::{self, Control, CpuTick, Next, Session, Sink},
-    sink::{escape::terminal, json::line, Context, Loss},
-    throttle::{explain::format_cpus, ThrottleEvent},
+    sink::{
+        escape::terminal,
+        filter::{self, Filter},
+        json::line,
+        Context, Loss,
+    },
+    throttle::ThrottleEvent,
+    units::{bytes, format_cpus, ms_or_us},
 };
 
 #[derive(Debug, Args)]
@@ -50,6 +57,13 @@ pub struct TopArgs {
     /// Also scan this runc state root; repeatable.
     #[arg(long, value_name = "DIR")]
     pub runc_root: Vec<PathBuf>,
+    /// Only this container: name, id or id prefix (3+ characters), pod name, `NAMESPACE/NAME`
+    /// or `RUNTIME/ID`; every container it matches; repeatable (as `watch --container`).
+    #[arg(long, value_name = "NAME|ID", value_parser = Selector::parse)]
+    pub container: Vec<Selector>,
+    /// Only containers of this runtime (docker, containerd, runc, crio, podman); repeatable.
+    #[arg(long, value_name = "RUNTIME", value_parser = filter::parse_runtime)]
+    pub runtime: Vec<Runtime>,
 }
 
 /// One row of the table.
@@ -155,14 +169,6 @@ pub fn json_row(r: &TopRow, lost: u64) -> serde_json::Value {
     })
 }
 
-fn ms(ns: u64) -> String {
-    if ns >= 1_000_000 {
-        format!("{}ms", ns / 1_000_000)
-    } else {
-        format!("{}us", ns / 1000)
-    }
-}
-
 /// The table's columns.
 const HEAD: [&str; 10] = [
     "NAME",
@@ -205,7 +211,7 @@ pub fn table(rows: &[TopRow], lost: u64) -> String {
                 .runq
                 .as_ref()
                 .and_then(|d| d.quantile_ns(0.99))
-                .map_or_else(dash, |ns| format!("<={}", ms(ns))),
+                .map_or_else(dash, |ns| format!("<={}", ms_or_us(ns))),
             r.memory_usage.map_or_else(dash, bytes),
             match (r.memory_limit, r.memory_limit_depth) {
                 (None, _) => dash(),
@@ -263,6 +269,11 @@ async fn top(args: &TopArgs) -> anyhow::Result<()> {
     }
     let tty = io::stdout().is_terminal() && !args.json;
     let mut table = Table {
+        filter: Filter {
+            containers: args.container.clone(),
+            runtimes: args.runtime.clone(),
+            include_host: false,
+        },
         // Without the OOM tracepoint, a container with no readable counter has no OOM figure.
         oom_events: session.active_kinds() & kind_bit(kind::OOM_VICTIM) != 0,
         ooms: HashMap::new(),
@@ -292,6 +303,8 @@ async fn top(args: &TopArgs) -> anyhow::Result<()> {
 /// `top` as a session's sink: OOM kills counted per container from the records, a table (or
 /// NDJSON rows) printed at each CPU sampling.
 struct Table {
+    /// Which containers have rows (`--container`, `--runtime`).
+    filter: Filter,
     oom_events: bool,
     ooms: HashMap<String, u64>,
     mounts: Mounts,
@@ -369,9 +382,11 @@ impl Table {
                     event: None,
                     stats: None,
                     runq: None,
+                    sample: None,
                 });
             }
         }
+        reports.retain(|r| self.filter.container(&r.container));
         let mut rows: Vec<TopRow> = reports
             .into_iter()
             .map(|report| {
@@ -452,6 +467,7 @@ mod tests {
                 event: None,
                 stats,
                 runq: None,
+                sample: None,
             },
             memory_usage,
             memory_limit,

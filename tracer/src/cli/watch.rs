@@ -2,6 +2,7 @@
 
 use std::{
     io::{self, IsTerminal as _},
+    net::SocketAddr,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -22,10 +23,12 @@ use crate::{
     event::{kind_name, Body, Event},
     explain::Incident,
     journal,
+    metrics::{self, Metrics, MetricsConfig, MetricsSink},
     names::parse_signal,
     probe::{self, Options, Probe},
     recorder::{self, Recorder},
     resolve::{self, Attrs, Container, Update},
+    select::Selector,
     session::{self, Control, Next, Session, Sink, Status},
     sink::{
         console, escape,
@@ -95,9 +98,10 @@ pub struct WatchArgs {
     /// Also scan this runc state root (`runc --root DIR`) for containers; repeatable.
     #[arg(long, value_name = "DIR")]
     pub runc_root: Vec<PathBuf>,
-    /// Only events touching this container (name, id or id prefix, pod name); repeatable.
-    #[arg(long, value_name = "NAME|ID")]
-    pub container: Vec<String>,
+    /// Only events touching this container: name, id or id prefix (3+ characters), pod name,
+    /// `NAMESPACE/NAME` or `RUNTIME/ID`; every container it matches; repeatable.
+    #[arg(long, value_name = "NAME|ID", value_parser = Selector::parse)]
+    pub container: Vec<Selector>,
     /// Only containers of this runtime (docker, containerd, runc, crio, podman); repeatable.
     #[arg(long, value_name = "RUNTIME", value_parser = filter::parse_runtime)]
     pub runtime: Vec<Runtime>,
@@ -414,8 +418,11 @@ pub(crate) enum Mode {
     /// `ctrace watch`: lines or NDJSON on stdout (or `--output`), a status line on a terminal.
     Watch { json: bool, color: ColorChoice },
     /// `ctrace agent`: the journal and `--output` only, a status line in the log every
-    /// `status_every`.
-    Agent { status_every: Duration },
+    /// `status_every`, Prometheus metrics when given an address.
+    Agent {
+        status_every: Duration,
+        metrics: Option<(SocketAddr, MetricsConfig)>,
+    },
 }
 
 pub fn run(cmd: &WatchCmd) -> anyhow::Result<()> {
@@ -504,6 +511,21 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
     if matches!(mode, Mode::Agent { .. }) && recorder.is_none() && args.output.is_none() {
         anyhow::bail!("the agent would record nothing: no journal and no --output");
     }
+    // The metrics endpoint too: a port in use fails before anything is attached.
+    let metrics = match mode {
+        Mode::Agent {
+            metrics: Some((addr, config)),
+            ..
+        } => {
+            let m = Metrics::new(config);
+            let (bound, _server) = metrics::serve(addr, m.clone())
+                .await
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            eprintln!("ctrace agent: metrics at http://{bound}/metrics");
+            Some(m)
+        }
+        _ => None,
+    };
     let ring_bytes = opts.ring_bytes;
     let config = session::Config {
         probe: opts,
@@ -533,13 +555,13 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
     let kinds = kinds_banner(session.active_kinds(), shown_mask);
     match mode {
         Mode::Watch { .. } => eprintln!(
-            "ctrace: tracing {kinds} (ring buffer {} KiB); Ctrl-C to stop",
-            ring_bytes / 1024
+            "ctrace: tracing {kinds} (ring buffer {}); Ctrl-C to stop",
+            crate::units::bytes(u64::from(ring_bytes))
         ),
         Mode::Agent { .. } => eprintln!(
-            "ctrace agent: tracing {kinds} (ring buffer {} KiB); journal {}; NDJSON {}; SIGTERM to \
+            "ctrace agent: tracing {kinds} (ring buffer {}); journal {}; NDJSON {}; SIGTERM to \
              stop",
-            ring_bytes / 1024,
+            crate::units::bytes(u64::from(ring_bytes)),
             session.journal_path().map_or_else(
                 || "off".to_owned(),
                 |p| escape::terminal(&p.display().to_string())
@@ -554,7 +576,7 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
         if session.find(pattern).is_empty() {
             eprintln!(
                 "ctrace: warning: no container matches {:?} yet; watching for it",
-                escape::terminal(pattern)
+                escape::terminal(pattern.as_str())
             );
         }
     }
@@ -586,7 +608,7 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
         status,
         status_line: None,
         agent_every: match mode {
-            Mode::Agent { status_every } => Some((status_every, Instant::now())),
+            Mode::Agent { status_every, .. } => Some((status_every, Instant::now())),
             Mode::Watch { .. } => None,
         },
         dirty: false,
@@ -606,10 +628,16 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
             }
         }
     });
-    let summary = session
-        .run(&mut out, controls)
-        .await
-        .context("waiting on the ring buffer")?;
+    let summary = match metrics {
+        Some(m) => {
+            let mut metrics = MetricsSink::new(m);
+            session
+                .run(&mut session::Both(&mut out, &mut metrics), controls)
+                .await
+        }
+        None => session.run(&mut out, controls).await,
+    }
+    .context("waiting on the ring buffer")?;
     if out.status_line.take().is_some() {
         eprint!("\r\x1b[2K");
     }

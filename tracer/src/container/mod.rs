@@ -30,7 +30,7 @@ pub use self::{
         RuntimeHint,
     },
     oci_config::{parse_oci_config, read_oci_config, OciConfig, OciConfigError},
-    runc_state::{parse_runc_state, proc_stat_start_time, read_runc_state, RuncState, StateError},
+    runc_state::{parse_runc_state, read_runc_state, RuncState, StateError},
     scan::{default_state_roots, scan_state_roots, state_roots_in, ScanResult},
 };
 

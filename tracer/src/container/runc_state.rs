@@ -59,7 +59,7 @@ pub struct RuncState {
     #[serde(default)]
     pub init_process_pid: Option<u32>,
     /// Start time of that process in clock ticks since boot; compare with field 22 of
-    /// `/proc/<pid>/stat` to rule out pid reuse (see [`proc_stat_start_time`]).
+    /// `/proc/<pid>/stat` to rule out pid reuse (see `inspect::read_stat_at`).
     #[serde(default)]
     pub init_process_start: Option<u64>,
     /// Creation time, RFC 3339 with nanoseconds.
@@ -222,15 +222,6 @@ fn hierarchy_path<'a>(controller: &str, dir: &'a str, hybrid: bool) -> Option<&'
 fn strip_dir<'a>(path: &'a str, dir: &str) -> Option<&'a str> {
     let rest = path.strip_prefix(dir)?;
     (rest.is_empty() || rest.starts_with('/')).then_some(rest)
-}
-
-/// Field 22 (`starttime`, clock ticks since boot) of `/proc/<pid>/stat` content. The
-/// command name in field 2 may contain spaces and parentheses, so fields are counted from
-/// the last `)`.
-pub fn proc_stat_start_time(stat: &str) -> Option<u64> {
-    let after = &stat[stat.rfind(')')? + 1..];
-    // After the comm come field 3 (state) .. field 22 (starttime): index 19.
-    after.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
 /// True when the first non-blank byte opens a JSON object (serde would also accept an
@@ -494,16 +485,6 @@ mod tests {
         assert!(msg.contains("/nonexistent/ctrace/state.json"), "{msg}");
     }
 
-    #[test]
-    fn proc_stat_start_time_parses_field_22() {
-        let stat = "6071 (sleep) S 6060 6071 6071 0 -1 4194560 109 0 0 0 0 0 0 0 20 0 1 0 34361 1335296 1 18446744073709551615";
-        assert_eq!(proc_stat_start_time(stat), Some(34361));
-        let stat = "42 (a) b) (c) R 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0";
-        assert_eq!(proc_stat_start_time(stat), Some(777));
-        assert_eq!(proc_stat_start_time("garbage"), None);
-        assert_eq!(proc_stat_start_time("1 (x) R 1"), None);
-    }
-
     proptest! {
         #[test]
         fn parse_runc_state_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -522,11 +503,6 @@ mod tests {
                 let _ = st.hierarchy_cgroup_paths();
                 let _ = st.labels();
             }
-        }
-
-        #[test]
-        fn proc_stat_start_time_never_panics(s in "\\PC*") {
-            let _ = proc_stat_start_time(&s);
         }
     }
 }

@@ -6,7 +6,10 @@ use std::{fmt, fs, io, path::Path};
 
 use serde::{ser::SerializeSeq, Serialize, Serializer};
 
-use crate::names::{capability_name, CAPABILITIES};
+use crate::{
+    host,
+    names::{capability_name, CAPABILITIES},
+};
 
 /// A set of capabilities, bit `n` = capability `n` (as in the `Cap*` lines of
 /// `/proc/<pid>/status`).
@@ -277,6 +280,9 @@ pub struct ProcStatus {
     pub state: Option<String>,
     /// `PPid`, in the reader's pid namespace (0 when the parent is outside it).
     pub ppid: Option<u32>,
+    /// `Tgid`: the process a thread belongs to, in the reader's pid namespace.
+    #[serde(skip)]
+    pub tgid: Option<u32>,
     /// Real uid (first field of `Uid`).
     pub uid_real: Option<u32>,
     /// Effective uid (second field of `Uid`).
@@ -321,6 +327,7 @@ pub fn parse_status(text: &str) -> ProcStatus {
                 st.state = Some(value.to_owned());
             }
             "PPid" if st.ppid.is_none() => st.ppid = num(),
+            "Tgid" if st.tgid.is_none() => st.tgid = num(),
             "Threads" if st.threads.is_none() => st.threads = num(),
             "Uid" if st.uid_real.is_none() && st.uid_effective.is_none() => {
                 let mut ids = value.split_whitespace().map(|v| v.parse::<u32>().ok());
@@ -374,13 +381,22 @@ pub fn parse_status(text: &str) -> ProcStatus {
 
 /// Read and parse `/proc/<pid>/status`. `NotFound` if the process does not exist (or exited).
 pub fn read_status(pid: u32) -> io::Result<ProcStatus> {
-    read_status_at(Path::new("/proc"), pid)
+    read_status_at(host::proc::root(), pid)
 }
 
 /// [`read_status`] under another procfs mount (or a test directory laid out like one).
 pub fn read_status_at(proc_root: &Path, pid: u32) -> io::Result<ProcStatus> {
-    let text = read_lossy(&proc_root.join(pid.to_string()).join("status"))?;
-    Ok(parse_status(&text))
+    host::proc::read(proc_root, pid, "status")
+}
+
+/// `status` read through procfs ([`host::proc::read`]) and parsed by [`parse_status`], not
+/// procfs's `Status`: that one needs some 15 lines of valid UTF-8, and `Name` is whatever
+/// bytes the container chose.
+impl procfs::FromRead for ProcStatus {
+    fn from_read<R: io::Read>(r: R) -> procfs::ProcResult<Self> {
+        let text = <host::proc::Bytes as procfs::FromRead>::from_read(r)?.lossy();
+        Ok(parse_status(&text))
+    }
 }
 
 /// The capability state of a live process. `NotFound` if it does not exist, `InvalidData` if

@@ -13,7 +13,10 @@ use super::{
     namespaces::{NsShare, NsType},
     resources::Reading,
 };
-use crate::sink::escape::terminal;
+use crate::{
+    sink::escape::terminal,
+    units::{bytes, cpus_with_noun},
+};
 
 /// What `inspect` knows about one container, for comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -99,14 +102,14 @@ pub fn diff(a: &ContainerView, b: &ContainerView) -> Vec<DiffRow> {
     };
     limit(
         "memory limit",
-        a.memory_limit.show_limit(|&n| format_bytes(n)),
-        b.memory_limit.show_limit(|&n| format_bytes(n)),
+        a.memory_limit.show_limit(|&n| bytes(n)),
+        b.memory_limit.show_limit(|&n| bytes(n)),
         a.memory_limit.unknown().is_some() || b.memory_limit.unknown().is_some(),
     );
     limit(
         "cpu quota",
-        a.cpu_quota_cpus.show_limit(|&c| format_cpus(c)),
-        b.cpu_quota_cpus.show_limit(|&c| format_cpus(c)),
+        a.cpu_quota_cpus.show_limit(|&c| cpus_with_noun(c)),
+        b.cpu_quota_cpus.show_limit(|&c| cpus_with_noun(c)),
         a.cpu_quota_cpus.unknown().is_some() || b.cpu_quota_cpus.unknown().is_some(),
     );
     limit(
@@ -272,34 +275,6 @@ fn ns_value(s: Option<&NsShare>) -> String {
     )
 }
 
-/// `64 MiB`, `1.5 GiB`, `512 B`.
-pub fn format_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else if v.fract() == 0.0 {
-        format!("{v:.0} {}", UNITS[u])
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-/// `0.5 CPUs`, `2 CPUs`, `0.01 CPUs` (up to three decimals, trailing zeros dropped).
-pub fn format_cpus(c: f64) -> String {
-    if !c.is_finite() {
-        return format!("{c} CPUs");
-    }
-    let s = format!("{c:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    format!("{s} CPU{}", if s == "1" { "" } else { "s" })
-}
-
 /// Split `s` into lines of at most `width` characters at `", "` boundaries (a single longer
 /// item stays whole). Also `ctrace inspect`'s long capability lists.
 pub fn wrap(s: &str, width: usize) -> Vec<String> {
@@ -421,7 +396,7 @@ mod tests {
         assert_eq!(get("seccomp").b, "disabled");
         assert_eq!(get("memory limit").a, "unlimited");
         assert_eq!(get("memory limit").b, "64 MiB");
-        assert_eq!(get("cpu quota").b, "0.5 CPUs");
+        assert_eq!(get("cpu quota").b, "0.5 CPU");
         assert_eq!(get("pids limit").b, "100");
         assert!(rows.iter().all(|r| r.field != "net namespace"));
         let text = render_side_by_side(&a, &b);
@@ -491,14 +466,14 @@ mod tests {
 
     #[test]
     fn formatting() {
-        assert_eq!(format_bytes(512), "512 B");
-        assert_eq!(format_bytes(64 << 20), "64 MiB");
-        assert_eq!(format_bytes(1536 << 20), "1.5 GiB");
-        assert_eq!(format_bytes(u64::MAX), "16384 PiB");
-        assert_eq!(format_cpus(0.01), "0.01 CPUs");
-        assert_eq!(format_cpus(1.0), "1 CPU");
-        assert_eq!(format_cpus(2.0), "2 CPUs");
-        assert_eq!(format_cpus(f64::NAN), "NaN CPUs");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(64 << 20), "64 MiB");
+        assert_eq!(bytes(1536 << 20), "1.5 GiB");
+        assert_eq!(bytes(u64::MAX), "16 EiB");
+        assert_eq!(cpus_with_noun(0.01), "0.01 CPU");
+        assert_eq!(cpus_with_noun(1.0), "1 CPU");
+        assert_eq!(cpus_with_noun(2.0), "2 CPUs");
+        assert_eq!(cpus_with_noun(f64::NAN), "0 CPU");
         assert_eq!(wrap("a, b, c", 3), ["a,", "b,", "c"]);
         assert_eq!(wrap("a, b, c", 4), ["a,", "b, c"]);
         assert_eq!(wrap("", 4), [""]);

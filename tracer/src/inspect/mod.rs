@@ -24,9 +24,7 @@ pub use self::{
         cap_number, describe_diff, parse_status, read_proc_caps, read_status, read_status_at,
         CapSet, ProcCaps, ProcStatus, SeccompMode, OCI_DEFAULT_CAPS,
     },
-    diff::{
-        cap_summary, diff, format_bytes, format_cpus, render_side_by_side, ContainerView, DiffRow,
-    },
+    diff::{cap_summary, diff, render_side_by_side, ContainerView, DiffRow},
     namespaces::{
         compare, parse_ns_link, read_host_ns, read_host_ns_at, read_ns, read_ns_at, HostNs,
         HostNsSource, NsSet, NsShare, NsType,
@@ -34,7 +32,7 @@ pub use self::{
     proctree::{
         all_parents, descendants, parse_cmdline, parse_pid_list, parse_stat, process_tree,
         process_tree_at, process_tree_from_root, process_tree_from_root_at, read_cgroup_pids,
-        render_tree, tree_rows, ProcNode, ProcTree, StatLine, TreeRow, UserNames,
+        read_stat_at, render_tree, tree_rows, ProcNode, ProcTree, StatLine, TreeRow, UserNames,
     },
     resources::{read_resources, CgroupDir, Reading, Resources},
 };

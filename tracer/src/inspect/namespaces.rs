@@ -10,9 +10,11 @@
 //! namespaces (`/proc/self/ns`) and says so in [`HostNs::source`]. That fallback is right when
 //! ctrace runs in the host's namespaces, which it must to see all containers anyway.
 
-use std::{fmt, fs, io, path::Path, str::FromStr};
+use std::{fmt, io, path::Path, str::FromStr};
 
 use serde::{ser::SerializeMap, Serialize, Serializer};
+
+use crate::host;
 
 /// The eight namespace types, named as the files in `/proc/<pid>/ns/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -160,7 +162,7 @@ pub fn parse_ns_link(link: &str) -> Option<(NsType, u64)> {
 /// The namespaces of a live process (`/proc/<pid>/ns/*`). `NotFound` if the process does not
 /// exist or exited while being read; other errors (`PermissionDenied`) are passed on.
 pub fn read_ns(pid: u32) -> io::Result<NsSet> {
-    read_ns_at(Path::new("/proc"), &pid.to_string())
+    read_ns_at(host::proc::root(), &pid.to_string())
 }
 
 /// [`read_ns`] under another procfs mount, for a pid or `self`.
@@ -168,7 +170,7 @@ pub fn read_ns_at(proc_root: &Path, pid: &str) -> io::Result<NsSet> {
     let dir = proc_root.join(pid);
     let mut set = NsSet::default();
     for t in NsType::ALL {
-        match fs::read_link(dir.join("ns").join(t.as_str())) {
+        match host::proc::read_link(proc_root, pid, &format!("ns/{}", t.as_str())) {
             Ok(target) => {
                 // A link of the wrong type would be a bug elsewhere; treat it as unknown.
                 set.set(
@@ -180,7 +182,7 @@ pub fn read_ns_at(proc_root: &Path, pid: &str) -> io::Result<NsSet> {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // Either this kernel lacks the type, or the process is gone.
-                if !dir.join("ns").exists() {
+                if !host::proc::exists(proc_root, pid, "ns") {
                     return Err(e);
                 }
             }
@@ -191,7 +193,7 @@ pub fn read_ns_at(proc_root: &Path, pid: &str) -> io::Result<NsSet> {
         }
     }
     // Re-check: a process that exited mid-read may have given a partial set.
-    if !dir.join("ns").exists() {
+    if !host::proc::exists(proc_root, pid, "ns") {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
             format!("{}: process exited", dir.display()),
@@ -224,7 +226,7 @@ pub struct HostNs {
 
 /// The host's namespaces: those of PID 1, or the reader's own if PID 1's cannot be read.
 pub fn read_host_ns() -> io::Result<HostNs> {
-    read_host_ns_at(Path::new("/proc"))
+    read_host_ns_at(host::proc::root())
 }
 
 /// [`read_host_ns`] under another procfs mount.

@@ -16,8 +16,8 @@ use std::{
 
 use serde::Serialize;
 
-use super::caps::{parse_status, read_lossy};
-use crate::sink::escape::terminal;
+use super::caps::{read_lossy, ProcStatus};
+use crate::{host, sink::escape::terminal};
 
 /// The fields of `/proc/<pid>/stat` that `inspect` uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,6 +71,22 @@ pub fn parse_stat(line: &str) -> Option<StatLine> {
         num_threads: field(20).and_then(|v| v.parse().ok()),
         start_time: field(22).and_then(|v| v.parse().ok()),
     })
+}
+
+/// `stat` read through procfs ([`host::proc::read`]) and parsed by [`parse_stat`], not procfs's
+/// `Stat`: that one needs every field (fixtures and old kernels have fewer) and fails where
+/// [`parse_stat`] leaves a field unknown.
+impl procfs::FromRead for StatLine {
+    fn from_read<R: io::Read>(r: R) -> procfs::ProcResult<Self> {
+        let text = <host::proc::Bytes as procfs::FromRead>::from_read(r)?.lossy();
+        parse_stat(&text).ok_or_else(|| procfs::ProcError::Other("stat: unparsable".to_owned()))
+    }
+}
+
+/// Read and parse `<proc_root>/<pid>/stat`. `NotFound` if the process is gone,
+/// `InvalidData` if the line cannot be parsed.
+pub fn read_stat_at(proc_root: &Path, pid: u32) -> io::Result<StatLine> {
+    host::proc::read(proc_root, pid, "stat")
 }
 
 /// `/proc/<pid>/cmdline` (NUL-separated arguments) as one space-separated string. Trailing
@@ -319,18 +335,18 @@ fn read_node(
     users: &UserNames,
     in_container: bool,
 ) -> io::Result<ProcNode> {
-    let dir = proc_root.join(pid.to_string());
-    let stat = parse_stat(&read_lossy(&dir.join("stat"))?).ok_or_else(|| {
-        io::Error::new(
+    let p = host::proc::process(proc_root, pid)?;
+    let stat: StatLine = p.read("stat").map_err(|e| match e {
+        procfs::ProcError::Other(_) => io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{}/stat: unparsable", dir.display()),
-        )
+            format!("{}/{pid}/stat: unparsable", proc_root.display()),
+        ),
+        e => host::proc::into_io(e),
     })?;
-    let status = read_lossy(&dir.join("status"))
-        .ok()
-        .map(|t| parse_status(&t));
-    let cmdline = fs::read(dir.join("cmdline"))
-        .map(|b| parse_cmdline(&b))
+    let status: Option<ProcStatus> = p.read("status").ok();
+    let cmdline = p
+        .read::<_, host::proc::Bytes>("cmdline")
+        .map(|b| parse_cmdline(&b.0))
         .unwrap_or_default();
     let uid = status.as_ref().and_then(|s| s.uid_effective);
     Ok(ProcNode {
@@ -351,7 +367,7 @@ fn read_node(
 /// The process tree of a container given its pids (e.g. from [`read_cgroup_pids`]), with user
 /// names from the host's `/etc/passwd`.
 pub fn process_tree(pids: &[u32]) -> ProcTree {
-    process_tree_at(Path::new("/proc"), pids, &UserNames::load_host())
+    process_tree_at(host::proc::root(), pids, &UserNames::load_host())
 }
 
 /// [`process_tree`] under another procfs mount, with the given user names.
@@ -385,7 +401,7 @@ pub fn process_tree_at(proc_root: &Path, pids: &[u32], users: &UserNames) -> Pro
 
 /// The process tree under `root` (itself and all its descendants), e.g. a container's init.
 pub fn process_tree_from_root(root: u32) -> ProcTree {
-    process_tree_from_root_at(Path::new("/proc"), root, &UserNames::load_host())
+    process_tree_from_root_at(host::proc::root(), root, &UserNames::load_host())
 }
 
 /// [`process_tree_from_root`] under another procfs mount.
@@ -396,15 +412,9 @@ pub fn process_tree_from_root_at(proc_root: &Path, root: u32, users: &UserNames)
 
 /// `(pid, ppid)` of every process under `proc_root` whose stat could be read.
 pub fn all_parents(proc_root: &Path) -> Vec<(u32, u32)> {
-    let Ok(dir) = fs::read_dir(proc_root) else {
-        return Vec::new();
-    };
-    dir.filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let text = read_lossy(&proc_root.join(pid.to_string()).join("stat")).ok()?;
-            parse_stat(&text).map(|s| (pid, s.ppid))
-        })
+    host::proc::pids(proc_root)
+        .into_iter()
+        .filter_map(|pid| read_stat_at(proc_root, pid).ok().map(|s| (pid, s.ppid)))
         .collect()
 }
 
@@ -492,6 +502,12 @@ mod tests {
         assert_eq!(parse_stat("8 (a) SS 1"), None);
         assert_eq!(parse_stat("8 (a) S -1"), None);
         assert_eq!(parse_stat(""), None);
+        // Field 22 (start time), counted from the last `)`.
+        let stat = "6071 (sleep) S 6060 6071 6071 0 -1 4194560 109 0 0 0 0 0 0 0 20 0 1 0 34361 1335296 1 18446744073709551615";
+        assert_eq!(parse_stat(stat).unwrap().start_time, Some(34361));
+        let stat = "42 (a) b) (c) R 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0";
+        assert_eq!(parse_stat(stat).unwrap().start_time, Some(777));
+        assert_eq!(parse_stat("1 (x) R 1").unwrap().start_time, None);
     }
 
     #[test]

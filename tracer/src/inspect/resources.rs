@@ -22,13 +22,13 @@ use std::{
 
 use serde::{ser::SerializeStruct as _, Serialize, Serializer};
 
-use super::diff::{format_bytes, format_cpus};
 use crate::{
     cgroupfs::{self, Mounts},
     throttle::{
         cgroup_cpu::{parse_v1_cfs_period_us, parse_v1_cfs_quota_us, parse_v2_cpu_max},
         ParseError, Quota,
     },
+    units,
 };
 
 /// Longest piece of offending file content kept in a reason.
@@ -170,10 +170,10 @@ impl Resources {
     pub fn rows(&self) -> [(&'static str, String); 3] {
         let mut memory = pair(
             "memory",
-            &self.memory_limit_bytes.map(|&b| format_bytes(b)),
+            &self.memory_limit_bytes.map(|&b| units::bytes(b)),
             &self
                 .memory_usage_bytes
-                .map(|&b| format!("usage {}", format_bytes(b))),
+                .map(|&b| format!("usage {}", units::bytes(b))),
             "usage",
         );
         if let Some((bytes, depth)) = self.memory_parent_limit {
@@ -182,12 +182,12 @@ impl Resources {
             } else {
                 format!("a cgroup {depth} levels up")
             };
-            memory.push_str(&format!("; {up} limits it to {}", format_bytes(bytes)));
+            memory.push_str(&format!("; {up} limits it to {}", units::bytes(bytes)));
         }
         let cpu = match &self.cpu_quota {
             Reading::Value(q) => format!(
                 "quota {} ({} µs every {} µs)",
-                format_cpus(q.cpus()),
+                units::cpus_with_noun(q.cpus()),
                 q.quota_us,
                 q.period_us
             ),
@@ -639,10 +639,7 @@ mod tests {
             r.rows(),
             [
                 ("memory", "limit 64 MiB, usage 1 MiB".to_owned()),
-                (
-                    "cpu",
-                    "quota 0.5 CPUs (50000 µs every 100000 µs)".to_owned()
-                ),
+                ("cpu", "quota 0.5 CPU (50000 µs every 100000 µs)".to_owned()),
                 ("pids", "limit 50, 3 now".to_owned()),
             ]
         );

@@ -8,7 +8,7 @@
 //! - [`Journal::spawn_writer`] moves the journal into a writer thread; producers get a
 //!   [`JournalHandle`] whose [`JournalHandle::try_send`] never blocks (a full queue drops and
 //!   counts). The thread commits in batches and enforces retention ([`maintenance`]).
-//! - Queries: [`Journal::records`], [`Journal::containers_by_name_or_id`],
+//! - Queries: [`Journal::records`], [`Journal::containers_matching`],
 //!   [`Journal::memory_curve`].
 //!
 //! Schema (version [`CURRENT_VERSION`], see `schema.rs`): `meta(key, value)`,
@@ -47,6 +47,8 @@ pub use types::{
 pub use writer::{JournalHandle, WriterOptions, WriterStatus};
 
 use schema::{Migration, Probe};
+
+use crate::select::{Best, Selector};
 
 /// Default journal location.
 pub const DEFAULT_PATH: &str = "/var/lib/ctrace/journal.db";
@@ -317,15 +319,16 @@ impl Journal {
         query::records(&self.conn, filter).map_err(|e| self.err("cannot read records", e))
     }
 
-    /// Containers named exactly `pattern`, or whose id starts with `pattern` (3 characters
-    /// or more), or whose journal key is `pattern`; newest first. A name can match several
-    /// containers that used it over time.
-    pub fn containers_by_name_or_id(
+    /// The containers `selector` names by [`Selector::best`] (a full id or journal key, else
+    /// an exact name, else a pod name, else an id prefix), newest first; `None` when nothing
+    /// matches. A name can match several containers that used it over time.
+    pub fn containers_matching(
         &self,
-        pattern: &str,
-    ) -> Result<Vec<ContainerRow>, JournalError> {
-        query::containers_by_name_or_id(&self.conn, pattern)
-            .map_err(|e| self.err("cannot read containers", e))
+        selector: &Selector,
+    ) -> Result<Option<Best<ContainerRow>>, JournalError> {
+        let all =
+            query::containers(&self.conn).map_err(|e| self.err("cannot read containers", e))?;
+        Ok(selector.best(all))
     }
 
     /// The container with this journal key.

@@ -85,32 +85,14 @@ fn container_row(r: &Row<'_>) -> rusqlite::Result<ContainerRow> {
     })
 }
 
-/// Containers whose name is `pattern`, whose id starts with `pattern` (at least 3
-/// characters), or whose key is `pattern`; newest (by first sighting) first.
-pub(crate) fn containers_by_name_or_id(
-    conn: &Connection,
-    pattern: &str,
-) -> rusqlite::Result<Vec<ContainerRow>> {
-    if pattern.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Id prefix as an index range: [pattern, pattern + U+10FFFF), checked exactly too.
-    let (lo, hi) = if pattern.chars().count() >= 3 {
-        (
-            Some(pattern.to_owned()),
-            Some(format!("{pattern}\u{10FFFF}")),
-        )
-    } else {
-        (None, None)
-    };
+/// Every container, newest (by first sighting) first.
+pub(crate) fn containers(conn: &Connection) -> rusqlite::Result<Vec<ContainerRow>> {
     let sql = format!(
         "SELECT {CONTAINER_COLUMNS} FROM containers
-         WHERE name = ?1 OR key = ?1
-            OR (id >= ?2 AND id < ?3 AND substr(id, 1, length(?2)) = ?2)
          ORDER BY first_seen_ns DESC, last_seen_ns DESC, key"
     );
     let mut st = conn.prepare(&sql)?;
-    let rows = st.query_map((pattern, lo, hi), container_row)?;
+    let rows = st.query_map([], container_row)?;
     rows.collect()
 }
 

@@ -8,10 +8,7 @@ use serde_json::Value;
 /// The journal key of a container: `containerd/<namespace>/<id>` for containerd (ids are
 /// unique per namespace only), `<runtime>/<id>` otherwise (e.g. `docker/<id>`).
 pub fn container_key(runtime: &str, namespace: Option<&str>, id: &str) -> String {
-    match (runtime, namespace) {
-        ("containerd", Some(ns)) => format!("containerd/{ns}/{id}"),
-        _ => format!("{runtime}/{id}"),
-    }
+    crate::select::key(runtime, namespace, id)
 }
 
 /// One NDJSON record to store.
@@ -216,4 +213,21 @@ pub struct ContainerRow {
     pub exit_code: Option<i32>,
     /// Further metadata.
     pub meta: Option<Value>,
+}
+
+impl crate::select::Selectable for ContainerRow {
+    fn candidate(&self) -> crate::select::Candidate<'_> {
+        crate::select::Candidate {
+            id: &self.id,
+            name: self.name.as_deref(),
+            runtime: &self.runtime,
+            namespace: self.namespace.as_deref(),
+            pod: crate::container::pod_from_labels(&self.labels).map(|p| {
+                (
+                    std::borrow::Cow::Owned(p.name),
+                    std::borrow::Cow::Owned(p.namespace),
+                )
+            }),
+        }
+    }
 }

@@ -53,7 +53,7 @@ pub fn event(ev: &Event, attrs: &Attrs, ctx: &Context) -> String {
             if c.allowed() { "allowed" } else { "DENIED" },
             c.count,
             if c.count > 1 && c.span_ns > 0 {
-                format!(" in {}", json::short_duration(c.span_ns))
+                format!(" in {}", crate::units::short_duration(c.span_ns))
             } else {
                 String::new()
             }

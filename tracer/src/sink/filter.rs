@@ -1,16 +1,19 @@
-//! Which records a watch shows: by container (name, or id prefix), runtime, and whether host
-//! processes are included. By default only what touches a container is shown.
+//! Which records a watch shows: by container ([`Selector`]: name, id or id prefix, pod,
+//! `NAMESPACE/NAME`, `RUNTIME/ID`), runtime, and whether host processes are included. By
+//! default only what touches a container is shown. A live stream cannot know which containers
+//! will come, so a selector keeps every container it matches at all ([`Selector::selects`]).
 
 use crate::{
     container::Runtime,
     explain::Incident,
     resolve::{Attribution, Attrs, Container},
+    select::Selector,
 };
 
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    /// Container names or id prefixes; empty: any container.
-    pub containers: Vec<String>,
+    /// Container selectors; empty: any container.
+    pub containers: Vec<Selector>,
     /// Runtimes; empty: any.
     pub runtimes: Vec<Runtime>,
     /// Show events of host processes that touch no container.
@@ -20,12 +23,7 @@ pub struct Filter {
 impl Filter {
     /// Whether a container is selected by `--container`/`--runtime`.
     pub fn selects(&self, c: &Container) -> bool {
-        let by_name = self.containers.is_empty()
-            || self.containers.iter().any(|p| {
-                c.name.as_deref() == Some(p.as_str())
-                    || c.id.starts_with(p.as_str())
-                    || c.pod.as_ref().is_some_and(|pod| pod.name == *p)
-            });
+        let by_name = self.containers.is_empty() || self.containers.iter().any(|s| s.selects(c));
         let by_runtime = self.runtimes.is_empty() || self.runtimes.contains(&c.runtime);
         by_name && by_runtime
     }
@@ -90,6 +88,10 @@ mod tests {
         Attribution::Container(Arc::new(Container::named(id, name, rt)))
     }
 
+    fn sel(s: &str) -> Selector {
+        Selector::parse(s).unwrap()
+    }
+
     fn attrs(p: Attribution, o: Option<Attribution>) -> Attrs {
         Attrs {
             process: p,
@@ -119,14 +121,14 @@ mod tests {
     #[test]
     fn by_name_id_prefix_and_runtime() {
         let f = Filter {
-            containers: vec!["web".into(), "9f0a".into()],
+            containers: vec![sel("web"), sel("9f0a")],
             ..Filter::default()
         };
         assert!(f.event(&attrs(c("web", "abc", Runtime::Docker), None)));
         assert!(f.event(&attrs(c("other", "9f0a3b", Runtime::Runc), None)));
         assert!(!f.event(&attrs(c("other", "123", Runtime::Runc), None)));
         let host = Filter {
-            containers: vec!["web".into()],
+            containers: vec![sel("web")],
             include_host: true,
             ..Filter::default()
         };

@@ -11,6 +11,7 @@ use crate::{
     event::{kind_name, Body, CgroupOp, Event},
     names::{capability_name, signal_name},
     probe::{AttachedProgram, KindCounters},
+    units::short_duration,
 };
 use crate::{
     explain::{ExitInfo, Incident, Party, StopReason},
@@ -84,23 +85,6 @@ pub fn repeat_note(count: u64, span_ns: u64) -> String {
         (0 | 1, _) => String::new(),
         (n, 0) => format!(" (x{n})"),
         (n, ns) => format!(" (x{n} in {})", short_duration(ns)),
-    }
-}
-
-/// `850ms`, `5s`, `12.5s`, `3m20s`.
-pub fn short_duration(ns: u64) -> String {
-    let ms = ns / 1_000_000;
-    match ms {
-        0..=999 => format!("{ms}ms"),
-        1_000..=59_999 => {
-            let tenths = ms / 100;
-            if tenths.is_multiple_of(10) {
-                format!("{}s", tenths / 10)
-            } else {
-                format!("{}.{}s", tenths / 10, tenths % 10)
-            }
-        }
-        _ => format!("{}m{}s", ms / 60_000, ms % 60_000 / 1000),
     }
 }
 

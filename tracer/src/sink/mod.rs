@@ -31,9 +31,7 @@ impl Default for Context {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default()
+    crate::host::proc::hostname()
 }
 
 /// Where records were lost.

@@ -545,7 +545,7 @@ impl CpuPaths {
     /// the cgroup2 root's `cgroup.controllers`. `None` when no mounted hierarchy has the
     /// `cpu` controller or the path is malformed. Does not check that the cgroup exists.
     pub fn for_cgroup(cgroup_path: &str) -> Option<CpuPaths> {
-        let mounts = parse_cgroup_mounts(&fs::read_to_string("/proc/self/mounts").ok()?);
+        let mounts = parse_cgroup_mounts(&crate::host::proc::self_mounts().ok()?);
         let controllers = match (&mounts.v1_cpu, &mounts.v2) {
             (None, Some(v2)) => fs::read_to_string(v2.join("cgroup.controllers")).ok(),
             _ => None,

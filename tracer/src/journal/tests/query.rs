@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::select::{Match, Selector};
 
 fn journal_with_history(t: &TempDir) -> Journal {
     let mut j = open(&t.join("journal.db"));
@@ -110,46 +111,63 @@ fn records_filtered_in_time_order() {
     );
 }
 
+fn matching(j: &Journal, s: &str) -> Vec<String> {
+    let sel = Selector::parse(s).unwrap();
+    j.containers_matching(&sel)
+        .unwrap()
+        .map(|b| b.items.into_iter().map(|c| c.key).collect())
+        .unwrap_or_default()
+}
+
 #[test]
-fn containers_by_name_or_id_newest_first() {
+fn containers_matching_newest_first() {
     let t = TempDir::new("q-containers");
-    let j = journal_with_history(&t);
-    let webs = j.containers_by_name_or_id("web").unwrap();
-    let keys: Vec<&str> = webs.iter().map(|c| c.key.as_str()).collect();
-    assert_eq!(keys, ["docker/2222bbbb", "docker/1111aaaa"]);
+    let mut j = journal_with_history(&t);
+    // The containerd row as the recorder writes it, with its namespace.
+    j.write(&[ContainerUpsert {
+        namespace: Some("default".into()),
+        ..upsert("containerd/default/3333cccc", "db", NOW - 80 * SEC)
+    }
+    .into()])
+        .unwrap();
+    assert_eq!(matching(&j, "web"), ["docker/2222bbbb", "docker/1111aaaa"]);
+    assert_eq!(matching(&j, "111"), ["docker/1111aaaa"]);
     assert_eq!(
-        j.containers_by_name_or_id("111").unwrap()[0].key,
-        "docker/1111aaaa"
-    );
-    assert_eq!(
-        j.containers_by_name_or_id("3333cccc").unwrap()[0]
+        j.containers_matching(&Selector::parse("3333cccc").unwrap())
+            .unwrap()
+            .unwrap()
+            .items[0]
             .name
             .as_deref(),
         Some("db")
     );
-    assert!(
-        j.containers_by_name_or_id("11").unwrap().is_empty(),
-        "2-char prefix"
-    );
-    assert!(
-        j.containers_by_name_or_id("we").unwrap().is_empty(),
-        "no name prefix"
-    );
-    assert!(j.containers_by_name_or_id("").unwrap().is_empty());
-    assert!(j.containers_by_name_or_id("1%").unwrap().is_empty());
+    assert!(matching(&j, "11").is_empty(), "2-char prefix");
+    assert!(matching(&j, "we").is_empty(), "no name prefix");
+    assert!(matching(&j, "1%").is_empty());
     assert_eq!(
-        j.containers_by_name_or_id("containerd/default/3333cccc")
-            .unwrap()
-            .len(),
-        1
+        matching(&j, "containerd/default/3333cccc"),
+        ["containerd/default/3333cccc"]
     );
-    // A name that is also an id prefix of another container matches both, once each.
-    let mut j = j;
+    assert_eq!(matching(&j, "default/333"), ["containerd/default/3333cccc"]);
+    assert_eq!(matching(&j, "docker/1111aaaa"), ["docker/1111aaaa"]);
+    assert!(
+        matching(&j, "docker/22").is_empty(),
+        "2-char prefix under a runtime"
+    );
+    assert!(matching(&j, "runc/1111aaaa").is_empty(), "another runtime");
+    // An ambiguous prefix: both, at the prefix level (postmortem refuses it).
+    j.write(&[upsert("docker/1112cccc", "api", NOW).into()])
+        .unwrap();
+    let b = j
+        .containers_matching(&Selector::parse("111").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.level, Match::Prefix);
+    assert_eq!(b.items.len(), 2);
+    // A name that is also an id prefix of another container: the name wins (Docker's rule).
     j.write(&[upsert("docker/abcdef", "111", NOW).into()])
         .unwrap();
-    let both = j.containers_by_name_or_id("111").unwrap();
-    let keys: Vec<&str> = both.iter().map(|c| c.key.as_str()).collect();
-    assert_eq!(keys, ["docker/abcdef", "docker/1111aaaa"]);
+    assert_eq!(matching(&j, "111"), ["docker/abcdef"]);
 }
 
 #[test]

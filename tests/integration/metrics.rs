@@ -1,0 +1,231 @@
+//! `ctrace agent --metrics-addr`: the exposition passes `promtool check metrics`, and a real
+//! Prometheus scraping the agent sees a container's OOM kill and a throttled container's
+//! ratio through its query API.
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{TcpListener, TcpStream},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use ctrace_tests::{
+    eventually, require, require_docker, Bounded as _, DockerContainer, TempDir, Watch,
+};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// `GET path` on `addr` (HTTP/1.0, so the server closes the connection at the end): the body
+/// of a 200 answer, else `None`.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let (head, body) = resp.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200")
+        .then(|| body.to_owned())
+        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_owned()))
+}
+
+/// A port free on 127.0.0.1 now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A Prometheus server of the test's own, on 127.0.0.1, scraping `target` every second;
+/// killed on drop.
+struct Prometheus {
+    child: Child,
+    addr: String,
+    _dir: TempDir,
+}
+
+impl Prometheus {
+    fn start(target: &str) -> Self {
+        let dir = TempDir::new("prometheus");
+        let config = dir.0.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  \
+                 - job_name: ctrace\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.0.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.0.join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("prometheus (Debian package prometheus; cargo xtask lab-up installs it)");
+        let p = Self {
+            child,
+            addr,
+            _dir: dir,
+        };
+        eventually("Prometheus to be ready", WAIT, || {
+            http_get(&p.addr, "/-/ready").map(|_| ())
+        });
+        p
+    }
+
+    /// The value of an instant query's only (or summed) result, when it has one.
+    fn query(&self, promql: &str) -> Option<f64> {
+        let body = http_get(
+            &self.addr,
+            &format!("/api/v1/query?query={}", percent_encode(promql)),
+        )?;
+        let v: Value = serde_json::from_str(&body).ok()?;
+        let result = v["data"]["result"].as_array()?;
+        let mut sum = None;
+        for r in result {
+            let x: f64 = r["value"][1].as_str()?.parse().ok()?;
+            sum = Some(sum.unwrap_or(0.0) + x);
+        }
+        sum
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address the agent serves metrics on, from its start line.
+fn metrics_addr(w: &Watch) -> String {
+    let stderr = w.stderr();
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("ctrace agent: metrics at http://")?
+                .strip_suffix("/metrics")
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("no metrics address in:\n{stderr}"))
+}
+
+#[test]
+fn prometheus_sees_an_oom_kill_and_a_throttled_ratio() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let dir = TempDir::new("metrics");
+    let output = dir.0.join("out.ndjson");
+    let oom_name = "ctrace-it-metrics-oom";
+    let slow_name = "ctrace-it-metrics-slow";
+    // A child is OOM-killed in this one, on cue, while its init lives on.
+    let oomed = DockerContainer::run(oom_name, &["-m", "32m"], &["sleep", "300"]);
+    let _slow = DockerContainer::run(
+        slow_name,
+        &["--cpus", "0.01"],
+        &["sh", "-c", "while :; do :; done"],
+    );
+    let w = Watch::start_agent(
+        &bin,
+        &[
+            "--no-journal",
+            "--output",
+            output.to_str().unwrap(),
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+    );
+    let addr = metrics_addr(&w);
+
+    // The exposition itself follows Prometheus's conventions.
+    let text = eventually("the container series", WAIT, || {
+        http_get(&addr, "/metrics").filter(|t| t.contains(slow_name) && t.contains(oom_name))
+    });
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = ctrace_tests::output_within(promtool, Duration::from_secs(60), "promtool").unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("# TYPE ctrace_container_runqueue_delay_seconds histogram"));
+
+    let prom = Prometheus::start(&addr);
+    let oom_series = format!("ctrace_container_oom_kills_total{{container=\"{oom_name}\"}}");
+    // Prometheus has the OOM counter at 0 before the kill, so its increase is the kill.
+    eventually(
+        "Prometheus to have scraped the OOM counter at 0",
+        WAIT,
+        || prom.query(&oom_series).filter(|v| *v == 0.0),
+    );
+    let st = Command::new("docker")
+        .args(["exec", &oomed.id, "tail", "/dev/zero"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status_bounded()
+        .unwrap();
+    assert_eq!(st.code(), Some(137), "the child was OOM-killed");
+    let increase = format!("sum(increase({oom_series}[1m]))");
+    let scoped = format!(
+        "ctrace_container_oom_kills_total{{container=\"{oom_name}\",scope=\"container_limit\"}}"
+    );
+    eventually("the OOM kill in Prometheus", WAIT, || {
+        prom.query(&scoped).filter(|v| *v == 1.0)
+    });
+    let inc = eventually("an increase over the last minute", WAIT, || {
+        prom.query(&increase).filter(|v| *v > 0.0)
+    });
+    assert_eq!(
+        inc.round(),
+        1.0,
+        "{increase} = {inc} (extrapolated by Prometheus)"
+    );
+
+    // The throttled ratio of a --cpus 0.01 busy loop, from the cgroup's own counters.
+    let ratio = format!(
+        "rate(ctrace_container_cpu_throttled_periods_total{{container=\"{slow_name}\"}}[20s]) / \
+         rate(ctrace_container_cpu_periods_total{{container=\"{slow_name}\"}}[20s])"
+    );
+    let r = eventually("the throttled ratio", WAIT, || {
+        prom.query(&ratio).filter(|r| r.is_finite())
+    });
+    assert!(r > 0.8, "{ratio} = {r}");
+    drop(prom);
+    w.stop_with(libc::SIGTERM);
+}
