@@ -1,34 +1,61 @@
-//! ctrace: eBPF-based container activity tracer.
+//! ctrace: eBPF-based container activity tracer, as a library. The `ctrace` binary (its
+//! `cli` module tree lives beside `main.rs`, out of this crate's reach) is one user of it; a
+//! program can run a [`session::Session`] itself.
 //!
-//! Flow: [`probe`] loads the kernel programs and owns the ring buffer; [`event`] decodes raw
-//! records; [`pipeline`] adds stateful accounting; [`sink`] formats NDJSON and console lines;
-//! [`cli`] wires them into subcommands.
+//! The flow, and the modules of each stage (a stage imports only earlier ones):
+//!
+//! ```text
+//! kernel ──► decode ──► attribute ──► incident ──► output
+//! probe      event      container     explain      sink (console, NDJSON, filter)
+//!            pipeline   resolve       throttle     metrics
+//!                       proctable     cpuwatch     recorder ──► journal
+//!                       enrich        runq
+//!                       docker
+//!                       select
+//!            session: drives the whole flow live (probe → sink)
+//! host facts, read by every stage: host (/proc through procfs), cgroupfs, clock, units, names
+//! inspect: a container's namespaces, capabilities, process tree and limits, read on demand
+//! ```
 
+// Host facts: /proc, cgroup files, time, units, names.
 pub mod cgroupfs;
-pub mod cli;
 pub mod clock;
+pub mod host;
+pub mod names;
+pub mod units;
+
+// Kernel: load, attach, counters, the ring buffer.
+pub mod probe;
+
+// Decode: raw records into typed events, with their accounting.
+pub mod event;
+pub mod pipeline;
+
+// Attribute: pids and cgroups to containers, across runtimes.
 pub mod container;
-pub mod cpuwatch;
 pub mod docker;
 pub mod enrich;
-pub mod event;
+pub mod proctable;
+pub mod resolve;
+pub mod select;
+
+// Incident: events correlated into what happened, and why.
+pub mod cpuwatch;
 pub mod explain;
-pub mod host;
-pub mod inspect;
+pub mod runq;
+pub mod throttle;
+
+// Output: lines for people, NDJSON, metrics, the journal.
 pub mod journal;
 pub mod metrics;
-pub mod names;
-pub mod pipeline;
-pub mod probe;
-pub mod proctable;
 pub mod recorder;
-pub mod resolve;
-pub mod runq;
-pub mod select;
-pub mod session;
 pub mod sink;
-pub mod throttle;
-pub mod units;
+
+// The live loop over all of the above.
+pub mod session;
+
+// On demand: one container's identity, namespaces, capabilities, processes, limits.
+pub mod inspect;
 
 /// Helpers shared by unit tests.
 #[cfg(test)]

@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use tracer::cli::{Cli, Command};
+mod cli;
+
+use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("CTRACE_LOG", "warn"))
@@ -11,13 +13,13 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Watch(args) => tracer::cli::watch::run(args),
-        Command::Agent(args) => tracer::cli::agent::run(args),
-        Command::Ps(args) => tracer::cli::ps::run(args),
-        Command::Postmortem(args) => return tracer::cli::postmortem::main(args),
-        Command::History(args) => return tracer::cli::history::main(args),
-        Command::Inspect(args) => return tracer::cli::inspect::main(args),
-        Command::Top(args) => tracer::cli::top::run(args),
+        Command::Watch(args) => cli::watch::run(args),
+        Command::Agent(args) => cli::agent::run(args),
+        Command::Ps(args) => cli::ps::run(args),
+        Command::Postmortem(args) => return cli::postmortem::main(args),
+        Command::History(args) => return cli::history::main(args),
+        Command::Inspect(args) => return cli::inspect::main(args),
+        Command::Top(args) => cli::top::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

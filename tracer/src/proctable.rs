@@ -66,10 +66,7 @@ impl ProcSource {
     }
 
     fn read(&self, tid: u32) -> Option<(u32, u64)> {
-        // `/proc/<tid>` resolves threads too (they are hidden from listings only).
-        let status: crate::inspect::ProcStatus =
-            crate::host::proc::read(&self.proc_root, tid, "status").ok()?;
-        let tgid = status.tgid?;
+        let tgid = crate::host::proc::tgid(&self.proc_root, tid)?;
         let (_, id) = crate::resolve::unified_cgroup_of(&self.proc_root, &self.cgroup2_root, tid)?;
         Some((tgid, id))
     }

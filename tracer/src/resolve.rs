@@ -83,9 +83,9 @@ pub struct Container {
 }
 
 impl Container {
-    /// A named container and nothing else known (tests build theirs from it).
-    #[cfg(test)]
-    pub(crate) fn named(id: &str, name: &str, runtime: Runtime) -> Self {
+    /// A named container and nothing else known (tests, the library's and the CLI's, build
+    /// theirs from it).
+    pub fn named(id: &str, name: &str, runtime: Runtime) -> Self {
         Self {
             id: id.to_owned(),
             name: Some(name.to_owned()),

@@ -7,7 +7,7 @@ use std::{net::SocketAddr, time::Duration};
 use clap::Args;
 
 use super::watch::{self, Mode, WatchArgs};
-use crate::metrics::MetricsConfig;
+use tracer::metrics::MetricsConfig;
 
 #[derive(Debug, Args)]
 pub struct AgentCmd {

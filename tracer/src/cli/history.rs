@@ -13,7 +13,7 @@ use std::{
 use clap::Args;
 use serde_json::Value;
 
-use crate::{
+use tracer::{
     clock::{now_unix_ns, parse_time, utc_ms, TimeSpec},
     container::short_id,
     journal::{self, Journal, JournalError, RecordFilter, StoredRecord},
@@ -324,7 +324,7 @@ pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::journal::{ContainerUpsert, Entry, JournalOptions, Record};
+    use tracer::journal::{ContainerUpsert, Entry, JournalOptions, Record};
 
     pub const SEC: i64 = 1_000_000_000;
     /// 2026-11-29T18:40:00Z.
@@ -374,7 +374,7 @@ pub(crate) mod tests {
     pub fn rec(ts_ns: i64, v: Value) -> Entry {
         let mut v = v;
         v["schema"] = "ctrace.v1".into();
-        v["ts"] = crate::clock::rfc3339_ns(ts_ns).into();
+        v["ts"] = tracer::clock::rfc3339_ns(ts_ns).into();
         v["host"] = "vm".into();
         Entry::Record(Record::from_ndjson(ts_ns, &v))
     }
@@ -637,7 +637,7 @@ pub(crate) mod tests {
 
     #[test]
     fn times() {
-        let at = crate::clock::parse_time_arg;
+        let at = tracer::clock::parse_time_arg;
         assert_eq!(at("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(at("2026-11-29T18:40:00Z"), Some(T0));
         assert_eq!(at("2026-11-29 18:40:00"), Some(T0));

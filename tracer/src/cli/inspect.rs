@@ -6,7 +6,7 @@
 //!
 //! Nothing here needs eBPF. The data comes from runc state (via the resolver `ctrace ps`
 //! uses), `/proc`, the cgroup file systems and the journal; the readers and parsers are in
-//! [`crate::inspect`]. What cannot be read is said so in its section, never guessed.
+//! [`tracer::inspect`]. What cannot be read is said so in its section, never guessed.
 //!
 //! Exit codes: 0 done; 1 no container matches, or the inspection of a running container is
 //! incomplete (the init process exited meanwhile, a `/proc` entry or a cgroup file was
@@ -26,7 +26,7 @@ use clap::{ArgGroup, Args};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::{
+use tracer::{
     cgroupfs::Mounts,
     clock::{parse_rfc3339, rfc3339_ns, utc_seconds},
     container::{self, short_id, ContainerMeta, PodInfo, Runtime},
@@ -142,7 +142,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
             let text = if args.json {
                 format!(
                     "{}\n",
-                    crate::sink::json::line(&diff_json(&ra, &rb, &va, &vb))
+                    tracer::sink::json::line(&diff_json(&ra, &rb, &va, &vb))
                 )
             } else {
                 data::render_side_by_side(&va, &vb)
@@ -157,7 +157,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
             let report = gather(&env, &targets[i], &others(&targets, i));
             let text = if args.json {
                 let v = serde_json::to_value(&report).context("serialising the report")?;
-                format!("{}\n", crate::sink::json::line(&v))
+                format!("{}\n", tracer::sink::json::line(&v))
             } else {
                 render(&report)
             };
@@ -276,7 +276,7 @@ pub struct HostCaps {
 impl Env {
     pub fn current(journal: Option<PathBuf>) -> Env {
         Env::at(
-            crate::host::proc::root(),
+            tracer::host::proc::root(),
             Mounts::current(),
             UserNames::load_host(),
             journal,
@@ -1000,7 +1000,7 @@ fn kv(out: &mut String, rows: &[(String, String)]) {
 
 /// A row whose value is a `", "`-separated list, wrapped onto continuation rows.
 fn push_wrapped(rows: &mut Vec<(String, String)>, key: &str, value: &str) {
-    for (i, line) in crate::inspect::diff::wrap(value, WIDTH - 16)
+    for (i, line) in tracer::inspect::diff::wrap(value, WIDTH - 16)
         .into_iter()
         .enumerate()
     {
@@ -1324,7 +1324,7 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     use super::*;
-    use crate::journal::{Entry, JournalOptions, Record};
+    use tracer::journal::{Entry, JournalOptions, Record};
 
     /// A scratch directory laid out like /proc.
     struct Fake(PathBuf);

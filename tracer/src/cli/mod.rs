@@ -11,7 +11,7 @@ pub mod watch;
 use std::io::Write as _;
 
 /// The command line's amounts (`--interval 1s`, `--journal-max-size 512MiB`).
-pub use crate::units::{parse_duration, parse_size};
+pub use tracer::units::{parse_duration, parse_size};
 
 /// Columns padded to their widest cell, two spaces apart, no trailing blanks. Cells must
 /// already be escaped for the terminal.

@@ -15,7 +15,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::history::{finish, open_journal, query_failed, Failure, Output};
-use crate::{
+use tracer::{
     clock::{rfc3339_ns, utc_ms},
     container::short_id,
     journal::{
@@ -808,7 +808,7 @@ pub fn run(args: &PostmortemArgs, tty: bool) -> Result<Output, Failure> {
     let journal = open_journal(&args.journal)?;
     let pm = postmortem(&journal, &args.journal, &args.container, args.all)?;
     let text = if args.json {
-        format!("{}\n", crate::sink::json::line(&to_json(&pm)))
+        format!("{}\n", tracer::sink::json::line(&to_json(&pm)))
     } else {
         render(&pm, tty)
     };
@@ -829,7 +829,7 @@ mod tests {
 
     use super::*;
     use crate::cli::history::tests::{cjson, journal_with, rec, upsert, Scratch, SEC, T0};
-    use crate::journal::{Entry as JEntry, JournalOptions};
+    use tracer::journal::{Entry as JEntry, JournalOptions};
 
     const MIB: u64 = 1 << 20;
     const W1: &str = "1111111111110000000000000000000000000000000000000000000000000001";
@@ -1304,7 +1304,7 @@ web: docker container, gone since 2026-11-29 18:40:09.600, exit code 137 (times 
                 JEntry::Record(r) if r.kind == "oom_kill" => {
                     let mut v: serde_json::Value = serde_json::from_str(&r.json).unwrap();
                     memory(&mut v["memory"]);
-                    JEntry::Record(crate::journal::Record::from_ndjson(r.ts_ns, &v))
+                    JEntry::Record(tracer::journal::Record::from_ndjson(r.ts_ns, &v))
                 }
                 other => other,
             })

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::Args;
 use serde_json::json;
 
-use crate::{
+use tracer::{
     cgroupfs::Mounts,
     container::{short_id, Runtime},
     docker, enrich,
@@ -53,7 +53,7 @@ pub struct Row {
 }
 
 fn state_of(c: &Container) -> &'static str {
-    state_in(c, crate::host::proc::root())
+    state_in(c, tracer::host::proc::root())
 }
 
 /// `running` when the init runs (the process at its pid started when runc's state says: a
@@ -62,7 +62,7 @@ fn state_in(c: &Container, proc_root: &Path) -> &'static str {
     let Some(pid) = c.init_pid else {
         return "created";
     };
-    let start = match crate::inspect::read_stat_at(proc_root, pid) {
+    let start = match tracer::inspect::read_stat_at(proc_root, pid) {
         Ok(stat) => stat.start_time,
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => None,
         Err(_) => return "stopped",
@@ -224,7 +224,7 @@ pub fn run(args: &PsArgs) -> anyhow::Result<()> {
     }
     let text = if args.json {
         rows.iter()
-            .map(|r| format!("{}\n", crate::sink::json::line(&json_row(r))))
+            .map(|r| format!("{}\n", tracer::sink::json::line(&json_row(r))))
             .collect()
     } else {
         table(&rows)

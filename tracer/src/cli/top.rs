@@ -22,7 +22,7 @@ use tokio::{
 };
 use tracer_common::{kind, kind_bit};
 
-use crate::{
+use tracer::{
     cgroupfs::{Limit, MemoryDir, Mounts},
     container::{short_id, Runtime},
     cpuwatch::Report,
@@ -148,9 +148,9 @@ pub fn json_row(r: &TopRow, lost: u64) -> serde_json::Value {
     let c = &r.report.container;
     let s = r.report.stats;
     json!({
-        "schema": crate::sink::json::SCHEMA,
+        "schema": tracer::sink::json::SCHEMA,
         "type": "top",
-        "container": crate::sink::json::container(&resolve::Attribution::Container(std::sync::Arc::clone(c))),
+        "container": tracer::sink::json::container(&resolve::Attribution::Container(std::sync::Arc::clone(c))),
         "interval_ns": s.map(|s| u64::try_from(s.duration.as_nanos()).unwrap_or(u64::MAX)),
         "cpu_usage_cpus": s.and_then(|s| s.usage_cpus),
         "cpu_quota_cpus": s.and_then(|s| s.quota).map(|q| q.cpus()),
@@ -432,7 +432,7 @@ mod tests {
     use std::{collections::BTreeMap, path::Path, sync::Arc};
 
     use super::*;
-    use crate::{
+    use tracer::{
         container::Runtime,
         resolve::Container,
         runq::RunqDelta,

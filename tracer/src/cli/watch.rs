@@ -17,7 +17,7 @@ use tokio::{
 
 use tracer_common::{kind, kind_bit};
 
-use crate::{
+use tracer::{
     container::Runtime,
     cpuwatch, docker,
     event::{kind_name, Body, Event},
@@ -297,7 +297,7 @@ impl Sink for Out {
             self.paint(
                 format!(
                     "{} {:<13} {:<16} {}",
-                    crate::clock::time_of_day_us(ctx.clock.unix_ns(now)),
+                    tracer::clock::time_of_day_us(ctx.clock.unix_ns(now)),
                     "CPU_THROTTLE",
                     escape::terminal(c.display()),
                     escape::terminal(&throttle::explain(&cpuwatch::label(c), ev))
@@ -556,12 +556,12 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
     match mode {
         Mode::Watch { .. } => eprintln!(
             "ctrace: tracing {kinds} (ring buffer {}); Ctrl-C to stop",
-            crate::units::bytes(u64::from(ring_bytes))
+            tracer::units::bytes(u64::from(ring_bytes))
         ),
         Mode::Agent { .. } => eprintln!(
             "ctrace agent: tracing {kinds} (ring buffer {}); journal {}; NDJSON {}; SIGTERM to \
              stop",
-            crate::units::bytes(u64::from(ring_bytes)),
+            tracer::units::bytes(u64::from(ring_bytes)),
             session.journal_path().map_or_else(
                 || "off".to_owned(),
                 |p| escape::terminal(&p.display().to_string())

@@ -75,6 +75,18 @@ pub fn read_lossy(root: &Path, pid: impl Display, file: &str) -> io::Result<Stri
     read::<Bytes>(root, pid, file).map(Bytes::lossy)
 }
 
+/// The process (thread group) task `tid` belongs to: `Tgid` of its `status`. `/proc/<tid>`
+/// resolves threads too (they are hidden from listings only). The line is found by its key
+/// alone: the rest of `status` (a comm that is not UTF-8, say) does not matter.
+pub fn tgid(root: &Path, tid: u32) -> Option<u32> {
+    let text = read_lossy(root, tid, "status").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The pids under `root` (directories named by a number), unordered. Empty if `root`
 /// cannot be listed.
 pub fn pids(root: &Path) -> Vec<u32> {
@@ -167,6 +179,13 @@ mod tests {
         std::fs::create_dir_all(d.join("nope")).unwrap();
         std::fs::write(d.join("7/cgroup"), "1:name=systemd:/x\n0::/a/b (deleted)\n").unwrap();
         std::fs::write(d.join("7/comm"), b"a\xffb\n").unwrap();
+        std::fs::write(d.join("7/status"), b"Name:\ta\xff:b\nTgid:\t5\nPid:\t7\n").unwrap();
+        assert_eq!(
+            tgid(&d, 7),
+            Some(5),
+            "a thread of process 5, whatever its name"
+        );
+        assert_eq!(tgid(&d, 8), None);
         assert_eq!(pids(&d), [7]);
         let mut t = tids(&d, 7);
         t.sort_unstable();
