@@ -10,6 +10,7 @@ mod incidents;
 mod inspect;
 mod journal;
 mod metrics;
+mod output;
 mod oom;
 mod process;
 mod schema;

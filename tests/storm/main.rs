@@ -3,6 +3,7 @@
 //! runs them after the main suite, never beside it (their load would stretch every other
 //! test's timing), and each takes [`ctrace_tests::storm`] so they run one at a time.
 
+mod bounded;
 mod journal;
 mod loss;
 mod throttle;

@@ -9,7 +9,7 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Mount points of the cgroup hierarchies (from `/proc/self/mounts`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -193,7 +193,9 @@ pub enum MemoryDir {
 }
 
 /// Memory figures of a cgroup at one moment. `None`: the file was missing or unreadable.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Read back from a record, a field an older ctrace did not write takes its default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MemoryStats {
     /// Limit in bytes; `None` also for "no limit" (`max`, or v1's huge sentinel).
     pub limit_bytes: Option<u64>,
@@ -220,7 +222,7 @@ pub struct MemoryStats {
 }
 
 /// Where memory figures come from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MemorySource {
     /// The cgroup's files, read by ctrace.

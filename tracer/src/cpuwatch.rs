@@ -4,7 +4,6 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use serde_json::{json, Value};
 use tracer_common::RunqHist;
 
 use crate::{
@@ -105,25 +104,4 @@ impl CpuWatch {
 /// `slow (docker)`: how throttling explanations name a container.
 pub fn label(c: &Container) -> String {
     format!("{} ({})", c.display(), c.runtime)
-}
-
-/// The `cpu_throttle` NDJSON fields (besides the common ones).
-pub fn json_fields(ev: &ThrottleEvent) -> Value {
-    json!({
-        "phase": ev.kind.as_str(),
-        "throttled_ratio": ev.ratio,
-        "throttled_ns": ev.throttled_ns,
-        "interval_ns": u64::try_from(ev.interval.as_nanos()).unwrap_or(u64::MAX),
-        "quota": {
-            "cpus": ev.quota_cpus,
-            "quota_us": ev.quota_us,
-            "period_us": ev.period_us,
-            "removed": ev.quota_removed,
-        },
-        "usage_cpus": ev.usage_cpus,
-        "nr_periods": ev.nr_periods,
-        "nr_throttled": ev.nr_throttled,
-        "pressure_some_us": ev.pressure_some_us,
-        "runqueue": ev.runqueue.map(|r| json!({ "p50_ns": r.p50_ns, "p99_ns": r.p99_ns })),
-    })
 }

@@ -9,7 +9,7 @@
 //! probe      event      container     explain      sink (console, NDJSON, filter)
 //!            pipeline   resolve       throttle     metrics
 //!                       proctable     cpuwatch     recorder ──► journal
-//!                       enrich        runq
+//!                       enrich        runq         record (the NDJSON types)
 //!                       docker
 //!                       select
 //!            session: drives the whole flow live (probe → sink)
@@ -48,6 +48,7 @@ pub mod throttle;
 // Output: lines for people, NDJSON, metrics, the journal.
 pub mod journal;
 pub mod metrics;
+pub mod record;
 pub mod recorder;
 pub mod sink;
 

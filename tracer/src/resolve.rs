@@ -249,6 +249,15 @@ const NAMED_RESCAN_INTERVAL: Duration = Duration::from_millis(20);
 /// How long a new cgroup that names no container is checked against runtime state again.
 const UNMATCHED_GRACE: Duration = Duration::from_secs(30);
 
+/// How long a removed host cgroup still resolves (records read after its `cgroup_rmdir`),
+/// and how many removed ones are kept for that at most: then the slot and its path go.
+const REMOVED_GRACE: Duration = Duration::from_secs(5);
+const REMOVED_MAX: usize = 1024;
+
+/// How long names for a container the resolver does not know (yet) are kept: the Docker feed
+/// may name a container before its cgroup or state shows up.
+const NAMES_GRACE: Duration = Duration::from_secs(60);
+
 /// Settings of the resolver.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -266,6 +275,10 @@ pub struct Config {
     pub rescan_interval: Duration,
     /// Docker's container store (`config.v2.json` per container): names with no daemon.
     pub docker_root: Option<PathBuf>,
+    /// Bound on cgroup ids remembered. Past it, host cgroups' entries are dropped (and
+    /// counted, [`Counts::slots_evicted`]): a dropped one is placed again from
+    /// `/proc/<pid>/cgroup` or the tree when it shows up again.
+    pub slots_max: usize,
 }
 
 impl Default for Config {
@@ -279,8 +292,24 @@ impl Default for Config {
             tombstone_max: 10_000,
             rescan_interval: Duration::from_millis(200),
             docker_root: Some(PathBuf::from(crate::docker::DEFAULT_CONTAINERS_ROOT)),
+            slots_max: 65_536,
         }
     }
+}
+
+/// How much the resolver holds: for the closing `stats` record, and to test its bounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// cgroup ids mapped (containers', host ones, ones not placed yet).
+    pub slots: usize,
+    /// Host cgroup entries dropped because [`Config::slots_max`] was reached.
+    pub slots_evicted: u64,
+    /// Names from runtimes' APIs and stores, per container id.
+    pub names: usize,
+    /// Containers known and live.
+    pub live: usize,
+    /// Gone containers kept for late events.
+    pub tombstones: usize,
 }
 
 /// Mount point of the cgroup v2 hierarchy: `/sys/fs/cgroup/unified` on hybrid hosts,
@@ -303,7 +332,11 @@ pub struct Resolver {
     by_cgroup: HashMap<u64, Slot>,
     tracked: HashMap<String, Tracked>,
     known: KnownContainers,
-    names: HashMap<String, Names>,
+    /// Names per container id, with when they were set (see [`NAMES_GRACE`]).
+    names: HashMap<String, (Names, Instant)>,
+    /// Host cgroups removed, oldest first: their slots go after [`REMOVED_GRACE`].
+    removed: std::collections::VecDeque<(Instant, u64)>,
+    slots_evicted: u64,
     last_scan: Option<Instant>,
     last_walk: Option<Instant>,
     updates: Vec<Update>,
@@ -330,6 +363,8 @@ impl Resolver {
             tracked: HashMap::new(),
             known: KnownContainers::new(),
             names: HashMap::new(),
+            removed: std::collections::VecDeque::new(),
+            slots_evicted: 0,
             last_scan: None,
             last_walk: None,
             updates: Vec::new(),
@@ -421,7 +456,8 @@ impl Resolver {
         match crate::docker::read_container_dir(root, id) {
             Ok(disk) => {
                 let info = crate::docker::DockerInfo::from_disk(&disk);
-                self.names.insert(id.to_owned(), Names::from(&info));
+                self.names
+                    .insert(id.to_owned(), (Names::from(&info), Instant::now()));
             }
             Err(e) if e.is_not_found() => {}
             Err(e) => {
@@ -438,7 +474,7 @@ impl Resolver {
             self.docker_disk_names(&meta.id);
         }
         let mut c = Container::from_meta(meta);
-        if let Some(n) = self.names.get(&meta.id) {
+        if let Some((n, _)) = self.names.get(&meta.id) {
             apply_names(&mut c, n);
         }
         let changed = match self.tracked.get(&key) {
@@ -487,7 +523,8 @@ impl Resolver {
 
     /// Names, images and labels from a runtime's API or store (Docker), by container id.
     pub fn set_names(&mut self, id: &str, names: Names) {
-        self.names.insert(id.to_owned(), names.clone());
+        self.names
+            .insert(id.to_owned(), (names.clone(), Instant::now()));
         let keys: Vec<String> = self
             .tracked
             .iter()
@@ -520,13 +557,19 @@ impl Resolver {
         self.classify(id, path, true);
     }
 
-    /// A cgroup was removed: its container (if any) is gone.
+    /// A cgroup was removed: its container (if any) is gone; a host cgroup's entry goes after
+    /// [`REMOVED_GRACE`] (records read late still resolve).
     pub fn cgroup_removed(&mut self, id: u64) {
+        let now = Instant::now();
         let key = match self.by_cgroup.get(&id) {
             Some(Slot::Container(k)) | Some(Slot::Pending { key: k, .. }) => k.clone(),
-            _ => return,
+            Some(Slot::Host | Slot::Unmatched { .. }) => {
+                self.removed.push_back((now, id));
+                self.forget_removed(now);
+                return;
+            }
+            None => return,
         };
-        let now = Instant::now();
         if let Some(t) = self.tracked.get_mut(&key) {
             if t.cgroup_id == Some(id) && t.gone_at.is_none() {
                 t.gone_at = Some(now);
@@ -659,6 +702,60 @@ impl Resolver {
             .and_then(|(path, id)| (id == cgroup_id).then_some(path))
     }
 
+    /// Drop the slots of host cgroups removed more than [`REMOVED_GRACE`] ago, or past
+    /// [`REMOVED_MAX`] of them. A slot a runtime claimed since (a container's) stays.
+    fn forget_removed(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.removed.front() {
+            if self.removed.len() <= REMOVED_MAX && now.duration_since(at) < REMOVED_GRACE {
+                break;
+            }
+            self.removed.pop_front();
+            if matches!(
+                self.by_cgroup.get(&id),
+                Some(Slot::Host | Slot::Unmatched { .. })
+            ) {
+                self.by_cgroup.remove(&id);
+            }
+        }
+    }
+
+    /// Past [`Config::slots_max`] entries, drop host cgroups' down to nine tenths of it
+    /// (containers' entries live as long as their containers and tombstones).
+    fn shed(&mut self) {
+        let max = self.cfg.slots_max.max(1);
+        if self.by_cgroup.len() <= max {
+            return;
+        }
+        let excess = self.by_cgroup.len() - max * 9 / 10;
+        let victims: Vec<u64> = self
+            .by_cgroup
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::Host | Slot::Unmatched { .. }))
+            .map(|(id, _)| *id)
+            .take(excess)
+            .collect();
+        for id in victims {
+            self.by_cgroup.remove(&id);
+            self.slots_evicted += 1;
+        }
+    }
+
+    /// What the resolver holds now.
+    pub fn counts(&self) -> Counts {
+        let tombstones = self
+            .tracked
+            .values()
+            .filter(|t| t.gone_at.is_some())
+            .count();
+        Counts {
+            slots: self.by_cgroup.len(),
+            slots_evicted: self.slots_evicted,
+            names: self.names.len(),
+            live: self.tracked.len() - tombstones,
+            tombstones,
+        }
+    }
+
     /// Place a cgroup by its path. `live`: it appeared while ctrace runs, so runtime state
     /// naming it may not be written yet.
     fn classify(&mut self, id: u64, path: &str, live: bool) {
@@ -672,6 +769,7 @@ impl Resolver {
                 Slot::Host
             };
             self.by_cgroup.insert(id, slot);
+            self.shed();
             return;
         };
         let runtime = match m.runtime_hint {
@@ -711,7 +809,7 @@ impl Resolver {
             gone: false,
         };
         let mut c = c;
-        if let Some(n) = self.names.get(&m.id) {
+        if let Some((n, _)) = self.names.get(&m.id) {
             apply_names(&mut c, n);
         }
         // New to ctrace like one found in runtime state: its memory figures, enrichment and
@@ -825,6 +923,17 @@ impl Resolver {
             Slot::Container(k) | Slot::Pending { key: k, .. } => live.contains(k),
             Slot::Host | Slot::Unmatched { .. } => true,
         });
+        // Names of containers no longer known (tombstones included: a late event still names
+        // them) go, but not before the grace: the Docker feed may name one before it shows up.
+        let ids: std::collections::HashSet<&str> = self
+            .tracked
+            .values()
+            .map(|t| t.container.id.as_str())
+            .collect();
+        self.names.retain(|id, (_, at)| {
+            ids.contains(id.as_str()) || now.duration_since(*at) < NAMES_GRACE
+        });
+        self.forget_removed(now);
     }
 }
 
@@ -1151,6 +1260,125 @@ mod tests {
             .containers()
             .iter()
             .any(|(c, _, gone)| c.id == ID && *gone));
+    }
+
+    fn cgroup_event(op: CgroupOp, id: u64, path: &str) -> Event {
+        use tracer_common::kind;
+        Event {
+            kind: match op {
+                CgroupOp::Mkdir => kind::CGROUP_MKDIR,
+                _ => kind::CGROUP_RMDIR,
+            },
+            boot_ns: 1,
+            task: crate::event::Task {
+                tid: 1,
+                pid: 1,
+                ppid: None,
+                uid: 0,
+                cgroup_id: 1,
+                comm: "systemd".into(),
+            },
+            body: Body::Cgroup(crate::event::Cgroup {
+                op,
+                root: 0,
+                level: 2,
+                id,
+                pid: None,
+                path: path.to_owned(),
+            }),
+        }
+    }
+
+    #[test]
+    fn removed_host_cgroups_are_forgotten_and_their_count_bounded() {
+        let lab = Lab::new("hostchurn");
+        let mut r = Resolver::start(lab.cfg());
+        let base = r.counts().slots;
+        // Ids that were never directories: what matters is the records, as the kernel sends
+        // them, for cgroups made and removed faster than anyone looks.
+        for i in 0..5_000u64 {
+            let id = 1_000_000 + i;
+            let path = format!("/user.slice/churn-{i}.scope");
+            let a = r.attribute(&cgroup_event(CgroupOp::Mkdir, id, &path));
+            assert_eq!(a.other, Some(Attribution::Unknown), "not placed yet");
+            r.attribute(&cgroup_event(CgroupOp::Rmdir, id, &path));
+        }
+        let c = r.counts();
+        assert!(
+            c.slots <= base + REMOVED_MAX,
+            "5,000 removed host cgroups leave at most {REMOVED_MAX} slots: {c:?}"
+        );
+        assert_eq!(c.slots_evicted, 0, "removal, not the cap, bounded them");
+        // The newest removed one still resolves for late records; an old one is forgotten.
+        assert!(r.by_cgroup.contains_key(&(1_000_000 + 4_999)));
+        assert!(!r.by_cgroup.contains_key(&1_000_000));
+        // After the grace, all go.
+        r.forget_removed(Instant::now() + REMOVED_GRACE);
+        assert_eq!(r.counts().slots, base);
+    }
+
+    #[test]
+    fn host_cgroups_never_removed_are_capped_and_counted() {
+        let lab = Lab::new("hostcap");
+        let mut cfg = lab.cfg();
+        cfg.slots_max = 100;
+        let mut r = Resolver::start(cfg);
+        for i in 0..1_000u64 {
+            r.cgroup_created(2_000_000 + i, &format!("/system.slice/s{i}.service"));
+            assert!(r.counts().slots <= 100);
+        }
+        let c = r.counts();
+        assert!(c.slots_evicted >= 900, "{c:?}");
+        assert_eq!(c.slots as u64 + c.slots_evicted, 1_000);
+        // A container's entry is never shed: it lives as long as the container.
+        let cg = lab.cgroup(&format!("/docker/{ID}"));
+        lab.state(
+            "docker/runtime-runc/moby",
+            ID,
+            &format!("/docker/{ID}"),
+            &[],
+        );
+        r.rescan();
+        for i in 0..500u64 {
+            r.cgroup_created(3_000_000 + i, &format!("/system.slice/t{i}.service"));
+        }
+        assert_eq!(container(r.resolve(cg, None)).id, ID);
+    }
+
+    #[test]
+    fn names_of_containers_no_longer_known_are_pruned() {
+        let lab = Lab::new("names");
+        let mut r = Resolver::start(lab.cfg());
+        for i in 0..50 {
+            let id = format!("c{i}");
+            lab.state("runc", &id, &format!("/n/{id}"), &[]);
+            lab.cgroup(&format!("/n/{id}"));
+        }
+        r.rescan();
+        for i in 0..50 {
+            r.set_names(
+                &format!("c{i}"),
+                Names {
+                    image: Some("busybox".into()),
+                    ..Names::default()
+                },
+            );
+        }
+        // Named before it shows up: kept for the grace.
+        r.set_names("not-yet", Names::default());
+        assert_eq!(r.counts().names, 51);
+        fs::remove_dir_all(lab.dir.join("run/runc")).unwrap();
+        r.rescan();
+        assert_eq!(r.counts().tombstones, 50);
+        assert_eq!(r.counts().names, 51, "tombstones keep their names");
+        // Tombstones expire: their names go with them; the early one stays within its grace.
+        r.expire(Instant::now() + r.cfg.tombstone_ttl + Duration::from_secs(1));
+        let c = r.counts();
+        assert_eq!((c.tombstones, c.live), (0, 0));
+        assert_eq!(c.names, 0, "past the grace too: {c:?}");
+        r.set_names("not-yet", Names::default());
+        r.expire(Instant::now());
+        assert_eq!(r.counts().names, 1);
     }
 
     #[test]

@@ -35,9 +35,9 @@ use crate::{
     pipeline::Pipeline,
     probe::{self, AttachedProgram, KindCounters, Options, Probe, ProbeError},
     recorder::{self, Recorder},
-    resolve::{self, Attribution, Attrs, Container, Names, Resolver, Update},
+    resolve::{self, Attrs, Container, Names, Resolver, Update},
     sink::{json, Context, Loss, LossTracker},
-    throttle::{self, DetectorConfig, ThrottleEvent},
+    throttle::{DetectorConfig, ThrottleEvent},
 };
 
 /// The kernel kinds a session must trace to show the kinds of `shown` (a [`kind_bit`] mask):
@@ -196,8 +196,12 @@ pub struct Status {
     pub records_per_sec: f64,
     /// Records delivered since start.
     pub delivered: u64,
-    /// Records lost since start (kernel and userspace), or why the counters cannot be read.
+    /// Records lost since start (kernel and userspace), plus program runs the kernel skipped
+    /// ([`Status::recursion_misses`]), or why the counters cannot be read.
     pub lost: Result<u64, String>,
+    /// Program runs the kernel's recursion guard skipped since start, all programs together:
+    /// what they would have recorded is lost, and counted in no ring buffer counter.
+    pub recursion_misses: u64,
     /// The kernel's counters per kind, when they could be read.
     pub counters: Option<[KindCounters; kind::COUNT]>,
     /// Records delivered, per kind.
@@ -239,6 +243,40 @@ pub struct Summary {
     pub stats: Option<Value>,
     /// The journal's file and its writer's final status, when journaling.
     pub journal: Option<(PathBuf, WriterStatus)>,
+    /// What the session held at its end (also in `stats`, as `state`).
+    pub state: StateCounts,
+}
+
+/// Entries the session's state holds: each is bounded, and the closing `stats` record shows
+/// them (`state`) so that a long run can be checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// cgroup ids the resolver maps.
+    pub resolver_slots: usize,
+    /// Host cgroup entries dropped at the resolver's bound.
+    pub resolver_slots_evicted: u64,
+    /// Names from runtimes, per container id.
+    pub names: usize,
+    /// Live containers known.
+    pub containers: usize,
+    /// Gone containers kept for late events.
+    pub tombstones: usize,
+    /// Tasks in ctrace's process table (live and recently exited).
+    pub processes: usize,
+}
+
+impl StateCounts {
+    /// The `state` object of the `stats` record.
+    pub fn json(&self) -> Value {
+        serde_json::json!({
+            "resolver_slots": self.resolver_slots,
+            "resolver_slots_evicted": self.resolver_slots_evicted,
+            "names": self.names,
+            "containers": self.containers,
+            "tombstones": self.tombstones,
+            "processes": self.processes,
+        })
+    }
 }
 
 impl Summary {
@@ -283,6 +321,9 @@ const DRAIN_BATCH: u64 = 16_384;
 /// Time one wakeup may spend on records, for the same reason: a slow build or a loaded
 /// machine handles far fewer than [`DRAIN_BATCH`] records in it.
 const DRAIN_TIME: Duration = Duration::from_millis(100);
+
+/// Least time between two warnings about program runs the kernel skipped.
+const MISSES_WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// A live session. Start it inside a tokio runtime.
 pub struct Session {
@@ -395,6 +436,11 @@ impl Session {
         self.flow.recorder.as_ref().map(Recorder::path)
     }
 
+    /// Entries the session's state holds now.
+    pub fn state(&self) -> StateCounts {
+        self.flow.state()
+    }
+
     /// Containers known now that `selector` names (see [`crate::select`]).
     pub fn find(&self, selector: &crate::select::Selector) -> Vec<Arc<Container>> {
         self.flow.resolver.find(selector)
@@ -424,6 +470,8 @@ impl Session {
         let mut rate_start = Instant::now();
         let mut rate_count = 0u64;
         let journaling = self.flow.recorder.is_some();
+        // Recursion misses said in a warning so far, and when (at most one a minute).
+        let mut misses_warned = (0u64, None::<Instant>);
         loop {
             tokio::select! {
                 guard = self.ring.readable_mut() => {
@@ -442,7 +490,14 @@ impl Session {
                 _ = second.tick() => {
                     self.report(sink, window_ns);
                     let secs = rate_start.elapsed().as_secs_f64().max(0.001);
-                    let status = self.status(rate_count as f64 / secs);
+                    let misses = self.probe.refresh_programs();
+                    let due = misses_warned.1.is_none_or(|t| t.elapsed() >= MISSES_WARN_EVERY);
+                    if misses > misses_warned.0 && due {
+                        let new = misses - misses_warned.0;
+                        sink.warning(&recursion_warning(self.probe.programs(), new));
+                        misses_warned = (misses, Some(Instant::now()));
+                    }
+                    let status = self.status(rate_count as f64 / secs, misses);
                     sink.status(&status);
                     rate_start = Instant::now();
                     rate_count = 0;
@@ -470,7 +525,7 @@ impl Session {
         Ok(self.finish(sink))
     }
 
-    fn status(&self, records_per_sec: f64) -> Status {
+    fn status(&self, records_per_sec: f64, recursion_misses: u64) -> Status {
         let containers = self.flow.resolver.containers();
         let live = containers.iter().filter(|(_, _, gone)| !gone).count();
         let counters = self.probe.counters();
@@ -480,8 +535,9 @@ impl Session {
             delivered: pipeline.delivered.iter().sum(),
             lost: counters
                 .as_ref()
-                .map(|c| LossTracker::total(c, pipeline.decode_errors))
+                .map(|c| LossTracker::total(c, pipeline.decode_errors) + recursion_misses)
                 .map_err(ToString::to_string),
+            recursion_misses,
             counters: counters.ok(),
             delivered_by_kind: pipeline.delivered,
             decode_errors_by_kind: pipeline.decode_errors_by_kind,
@@ -579,16 +635,21 @@ impl Session {
             self.flow.incident(&i, sink);
         }
         let _ = sink.flush();
+        // Detached but still loaded: the programs' final recursion misses.
+        self.probe.refresh_programs();
+        let state = self.flow.state();
         let pipeline = &self.flow.pipeline;
         let counters = self.probe.counters().map_err(|e| e.to_string());
         let stats = counters.as_ref().ok().map(|c| {
-            json::stats(
+            let mut v = json::stats(
                 c,
                 &pipeline.delivered,
                 &pipeline.decode_errors_by_kind,
                 self.probe.programs(),
                 &self.flow.ctx,
-            )
+            );
+            v["state"] = state.json();
+            v
         });
         let journal = self.flow.recorder.take().map(|r| {
             if let Some(stats) = &stats {
@@ -605,11 +666,24 @@ impl Session {
             programs: self.probe.programs().to_vec(),
             stats,
             journal,
+            state,
         }
     }
 }
 
 impl Flow {
+    fn state(&self) -> StateCounts {
+        let r = self.resolver.counts();
+        StateCounts {
+            resolver_slots: r.slots,
+            resolver_slots_evicted: r.slots_evicted,
+            names: r.names,
+            containers: r.live,
+            tombstones: r.tombstones,
+            processes: self.pipeline.procs.len(),
+        }
+    }
+
     fn handle(&mut self, ev: &Event, sink: &mut dyn Sink) {
         let attrs = self.resolver.attribute(ev);
         // The journal keeps what happened to every container, whatever the sink shows.
@@ -754,6 +828,22 @@ impl Flow {
     }
 }
 
+/// The warning for program runs the kernel skipped: how many since the last one, and which
+/// programs have skipped runs in total.
+fn recursion_warning(programs: &[AttachedProgram], new: u64) -> String {
+    let which: Vec<String> = programs
+        .iter()
+        .filter_map(|p| Some((p.name, p.recursion_misses.filter(|&n| n > 0)?)))
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    format!(
+        "the kernel skipped {new} more runs of ctrace's eBPF programs (its recursion guard: \
+         another BPF program was running on the CPU); what they would have recorded is lost \
+         (in total: {})",
+        which.join(", ")
+    )
+}
+
 /// The `cpu_throttle` record of `ev` in container `c`, at boot time `boot_ns`.
 pub fn throttle_record(
     c: &Arc<Container>,
@@ -761,13 +851,7 @@ pub fn throttle_record(
     boot_ns: u64,
     ctx: &Context,
 ) -> Value {
-    let mut v = json::base_record(ctx, "cpu_throttle", boot_ns);
-    v["container"] = json::container(&Attribution::Container(Arc::clone(c)));
-    if let (Some(m), Value::Object(f)) = (v.as_object_mut(), cpuwatch::json_fields(ev)) {
-        m.extend(f);
-    }
-    v["explanation"] = throttle::explain(&cpuwatch::label(c), ev).into();
-    v
+    json::throttle(c, ev, boot_ns, ctx)
 }
 
 /// Handle what the ring buffer holds, up to [`DRAIN_BATCH`] records or [`DRAIN_TIME`];
@@ -820,6 +904,52 @@ mod tests {
         kind::CGROUP_RMDIR,
         kind::CGROUP_ATTACH,
     ];
+
+    #[test]
+    fn recursion_warning_names_the_programs_that_missed() {
+        let prog = |name, misses| AttachedProgram {
+            name,
+            id: Some(1),
+            detached: false,
+            recursion_misses: misses,
+        };
+        let w = recursion_warning(
+            &[
+                prog("sched_switch", Some(12)),
+                prog("sched_process_exec", Some(0)),
+                prog("cap_capable", None),
+            ],
+            5,
+        );
+        assert!(w.contains("skipped 5 more runs"), "{w}");
+        assert!(w.ends_with("(in total: sched_switch 12)"), "{w}");
+    }
+
+    #[test]
+    fn state_counts_in_stats() {
+        let v = StateCounts {
+            resolver_slots: 3,
+            processes: 7,
+            ..StateCounts::default()
+        }
+        .json();
+        assert_eq!(
+            (v["resolver_slots"].as_u64(), v["processes"].as_u64()),
+            (Some(3), Some(7))
+        );
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "containers",
+                "names",
+                "processes",
+                "resolver_slots",
+                "resolver_slots_evicted",
+                "tombstones"
+            ]
+        );
+    }
 
     #[test]
     fn every_session_keeps_state() {

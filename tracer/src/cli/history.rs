@@ -11,12 +11,11 @@ use std::{
 };
 
 use clap::Args;
-use serde_json::Value;
 
 use tracer::{
     clock::{now_unix_ns, parse_time, utc_ms, TimeSpec},
-    container::short_id,
     journal::{self, Journal, JournalError, RecordFilter, StoredRecord},
+    record::{self, Head, KindStats, Record},
     select::Selector,
     sink::escape::terminal,
 };
@@ -136,41 +135,25 @@ pub fn query_failed(e: &JournalError) -> Failure {
     Failure::error(terminal(&e.to_string()))
 }
 
-/// `web (docker)`, `host`, `unknown cgroup`, or `-` for records about no process.
-pub fn container_label(record: &Value) -> String {
-    match record.get("container") {
-        None => "-".to_owned(),
-        Some(Value::Null) => "host".to_owned(),
-        Some(c) => {
-            let name = c["name"]
-                .as_str()
-                .or_else(|| c["id"].as_str().map(short_id));
-            match (name, c["runtime"].as_str()) {
-                (Some(n), Some(rt)) => format!("{} ({})", terminal(n), terminal(rt)),
-                (Some(n), None) => terminal(n),
-                (None, _) => "unknown cgroup".to_owned(),
-            }
-        }
-    }
+/// `web (docker)`, `host`, `unknown cgroup`, or `-` for records about no process (and
+/// records that cannot be read).
+pub fn container_label(head: Option<&Head>) -> String {
+    head.and_then(|h| record::container_label(h.container.as_ref().map(Option::as_ref)))
+        .map_or_else(|| "-".to_owned(), |l| terminal(&l))
 }
 
 /// The explanation of a stored record; `stats` records get a summary of the run.
-pub fn explanation(record: &Value) -> String {
-    if let Some(e) = record["explanation"].as_str() {
+pub fn explanation(json: &str, head: Option<&Head>) -> String {
+    if let Some(e) = head.and_then(|h| h.explanation.as_deref()) {
         return terminal(e);
     }
-    if record["type"] == "stats" {
-        let kinds = record["kinds"].as_object();
-        let sum = |field: &str| -> u64 {
-            kinds
-                .map(|k| k.values().filter_map(|v| v[field].as_u64()).sum())
-                .unwrap_or(0)
-        };
+    if let Ok(Record::Stats(st)) = serde_json::from_str(json) {
+        let sum = |f: fn(&KindStats) -> u64| -> u64 { st.kinds.values().map(f).sum() };
         return format!(
             "end of a watch: {} records produced by the kernel, {} delivered, {} lost",
-            sum("produced"),
-            sum("delivered"),
-            sum("lost_ringbuf_full")
+            sum(|k| k.produced),
+            sum(|k| k.delivered),
+            sum(|k| k.lost_ringbuf_full)
         );
     }
     "-".to_owned()
@@ -181,12 +164,12 @@ pub fn render(records: &[StoredRecord]) -> String {
     let rows: Vec<[String; 4]> = records
         .iter()
         .map(|r| {
-            let v: Value = serde_json::from_str(&r.json).unwrap_or(Value::Null);
+            let head: Option<Head> = serde_json::from_str(&r.json).ok();
             [
                 utc_ms(r.ts_ns),
                 terminal(&r.kind),
-                container_label(&v),
-                explanation(&v),
+                container_label(head.as_ref()),
+                explanation(&r.json, head.as_ref()),
             ]
         })
         .collect();
@@ -321,7 +304,7 @@ pub fn main(args: &HistoryArgs) -> ExitCode {
 pub(crate) mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     use super::*;
     use tracer::journal::{ContainerUpsert, Entry, JournalOptions, Record};

@@ -23,7 +23,7 @@ use std::{
 
 use anyhow::Context as _;
 use clap::{ArgGroup, Args};
-use serde::Serialize;
+use serde::{Deserialize as _, Serialize};
 use serde_json::{json, Value};
 
 use tracer::{
@@ -36,6 +36,7 @@ use tracer::{
         ProcCaps, ProcTree, Resources, SeccompMode, UserNames, OCI_DEFAULT_CAPS,
     },
     journal::{self, Journal, RecordFilter},
+    record::Head,
     recorder,
     resolve::Container,
     select::{SelectError, Selector},
@@ -897,10 +898,7 @@ pub fn read_incidents(journal: Option<&Path>, key: &str) -> Incidents {
                     let record: Value = serde_json::from_str(&r.json).unwrap_or(Value::Null);
                     Incident {
                         ts: rfc3339_ns(r.ts_ns),
-                        explanation: record
-                            .get("explanation")
-                            .and_then(Value::as_str)
-                            .map(str::to_owned),
+                        explanation: Head::deserialize(&record).ok().and_then(|h| h.explanation),
                         kind: r.kind,
                         record,
                     }
@@ -2137,7 +2135,7 @@ mod tests {
                 ts,
                 &json!({
                     "type": ty,
-                    "container": {"id": id, "runtime": "docker", "name": "n"},
+                    "container": {"id": id, "runtime": "docker", "name": "n", "resolved": true},
                     "explanation": format!("{ty} of {id}"),
                 }),
             ))

@@ -22,6 +22,7 @@ use tracer::{
         self, ContainerRow, Journal, JournalError, MemorySample, ProcRss, RecordFilter,
         StoredRecord,
     },
+    record::{ContainerStopRecord, Head, OomKillRecord, OomScope, Party, Record},
     select::{Match, Selector},
     sink::escape::terminal,
     units::{bytes, bytes_series_unit, seconds, short_number},
@@ -63,18 +64,18 @@ const SPARK_POINTS: usize = 60;
 /// Record types a story is made of.
 const STORY_TYPES: [&str; 4] = ["container_start", "container_stop", "oom_kill", "kill"];
 
-/// A stored record, parsed.
+/// A stored record, read back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dated {
     pub ts_ns: i64,
-    pub record: Value,
+    pub record: Record,
 }
 
 /// One OOM kill of the container, with the memory samples around it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Oom {
     pub ts_ns: i64,
-    pub record: Value,
+    pub record: OomKillRecord,
     /// Samples of the [`CURVE_WINDOW_NS`] before the kill (the one at the kill included).
     pub curve: Vec<MemorySample>,
     /// The limit: the record's, else the samples'.
@@ -98,6 +99,8 @@ pub struct Story {
     /// The last kills, oldest first.
     pub kills: Vec<Dated>,
     pub kill_total: usize,
+    /// Records of the story that could not be read (in none of the counts above).
+    pub unreadable: usize,
 }
 
 /// Everything `ctrace postmortem` reports.
@@ -118,11 +121,12 @@ fn last<T>(mut v: Vec<T>, n: usize) -> Vec<T> {
     v
 }
 
-fn parse(r: &StoredRecord) -> Dated {
-    Dated {
+/// `None`: not a record of this schema (damaged, or written by an incompatible ctrace).
+fn parse(r: &StoredRecord) -> Option<Dated> {
+    Some(Dated {
         ts_ns: r.ts_ns,
-        record: serde_json::from_str(&r.json).unwrap_or(Value::Null),
-    }
+        record: serde_json::from_str(&r.json).ok()?,
+    })
 }
 
 /// Containers a pattern names in the records when no container row does (metadata that
@@ -146,17 +150,23 @@ fn containers_from_records(
             let Some(key) = r.container_key.clone() else {
                 continue;
             };
-            let e = parse(&r);
-            let c = &e.record["container"];
-            let s = |f: &str| c[f].as_str().map(str::to_owned);
+            // Any record with a container names it, whatever else it holds.
+            let head: Option<Head> = serde_json::from_str(&r.json).ok();
+            let c = head
+                .as_ref()
+                .and_then(|h| h.container.as_ref())
+                .and_then(Option::as_ref);
+            let d = c.and_then(|c| c.details.as_ref());
             let row = rows.entry(key.clone()).or_insert_with(|| ContainerRow {
-                id: s("id").unwrap_or_else(|| key.rsplit('/').next().unwrap_or("").to_owned()),
+                id: c
+                    .and_then(|c| c.id.clone())
+                    .unwrap_or_else(|| key.rsplit('/').next().unwrap_or("").to_owned()),
                 key,
-                name: s("name"),
-                runtime: s("runtime").unwrap_or_else(|| "unknown".to_owned()),
-                image: s("image"),
-                namespace: s("namespace"),
-                labels: serde_json::from_value(c["labels"].clone()).unwrap_or_default(),
+                name: d.and_then(|d| d.name.clone()),
+                runtime: d.map_or_else(|| "unknown".to_owned(), |d| d.runtime.to_string()),
+                image: d.and_then(|d| d.image.clone()),
+                namespace: d.and_then(|d| d.namespace.clone()),
+                labels: d.map(|d| d.labels.clone()).unwrap_or_default(),
                 first_seen_ns: r.ts_ns,
                 last_seen_ns: r.ts_ns,
                 gone_ns: None,
@@ -167,9 +177,13 @@ fn containers_from_records(
             row.last_seen_ns = row.last_seen_ns.max(r.ts_ns);
             if r.kind == "container_stop" {
                 row.gone_ns = Some(r.ts_ns);
-                row.exit_code = e.record["exit"]["exit_code"]
-                    .as_i64()
-                    .and_then(|c| i32::try_from(c).ok());
+                row.exit_code = match parse(&r).map(|e| e.record) {
+                    Some(Record::ContainerStop(stop)) => stop
+                        .exit
+                        .and_then(|x| x.exit_code)
+                        .and_then(|c| i32::try_from(c).ok()),
+                    _ => None,
+                };
             } else if r.kind == "container_start" && row.gone_ns.is_some_and(|g| g < r.ts_ns) {
                 row.gone_ns = None;
                 row.exit_code = None;
@@ -193,29 +207,35 @@ pub fn story(journal: &Journal, c: &ContainerRow) -> Result<Story, JournalError>
     let (mut lifecycle, mut ooms, mut kills) = (Vec::new(), Vec::new(), Vec::new());
     let (mut starts, mut stops) = (0, 0);
     let mut last_stop = None;
+    let mut unreadable = 0;
     for r in &records {
-        let e = parse(r);
-        match r.kind.as_str() {
-            "container_start" => {
-                starts += 1;
-                lifecycle.push(e);
-            }
-            "container_stop" => {
+        let Some(e) = parse(r).filter(|e| e.record.type_name() == r.kind) else {
+            unreadable += 1;
+            continue;
+        };
+        match e.record {
+            Record::ContainerStop(_) => {
                 stops += 1;
                 last_stop = Some(e.clone());
                 lifecycle.push(e);
             }
-            "oom_kill" => ooms.push(e),
-            _ => kills.push(e),
+            Record::OomKill(o) => ooms.push((e.ts_ns, o)),
+            Record::Kill(_) => kills.push(e),
+            // container_start
+            _ => {
+                starts += 1;
+                lifecycle.push(e);
+            }
         }
     }
     let (oom_total, kill_total) = (ooms.len(), kills.len());
     let mut told = Vec::new();
-    for e in last(ooms, OOMS_KEPT) {
-        let curve =
-            journal.memory_curve(&c.key, e.ts_ns.saturating_sub(CURVE_WINDOW_NS), e.ts_ns)?;
-        let limit = e.record["memory"]["limit_bytes"]
-            .as_u64()
+    for (ts_ns, record) in last(ooms, OOMS_KEPT) {
+        let curve = journal.memory_curve(&c.key, ts_ns.saturating_sub(CURVE_WINDOW_NS), ts_ns)?;
+        let limit = record
+            .memory
+            .as_ref()
+            .and_then(|m| m.limit_bytes)
             .or_else(|| curve.iter().rev().find_map(|s| s.limit_bytes));
         let processes = curve.iter().rev().find_map(|s| {
             s.rss_top
@@ -224,8 +244,8 @@ pub fn story(journal: &Journal, c: &ContainerRow) -> Result<Story, JournalError>
                 .map(|t| (s.ts_ns, t.clone()))
         });
         told.push(Oom {
-            ts_ns: e.ts_ns,
-            record: e.record,
+            ts_ns,
+            record,
             curve,
             limit,
             processes,
@@ -248,6 +268,7 @@ pub fn story(journal: &Journal, c: &ContainerRow) -> Result<Story, JournalError>
         oom_total,
         kills: last(kills, KILLS_KEPT),
         kill_total,
+        unreadable,
     })
 }
 
@@ -303,47 +324,9 @@ pub fn postmortem(
 // ---------------------------------------------------------------------------------------
 // Reading the records.
 
-fn field<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(v, |v, k| v.get(k))
-}
-
-fn str_of<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
-    field(v, path)?.as_str()
-}
-
-fn u64_of(v: &Value, path: &str) -> Option<u64> {
-    field(v, path)?.as_u64()
-}
-
 /// `tail (pid 42 in web, docker)`, `kill (pid 7, host)`, from a party of a record.
-fn party(p: &Value) -> String {
-    let comm = terminal(p["comm"].as_str().unwrap_or("?"));
-    let pid = p["pid"]
-        .as_u64()
-        .map_or_else(|| "?".to_owned(), |p| p.to_string());
-    match &p["container"] {
-        Value::Null => format!("{comm} (pid {pid}, host)"),
-        c => {
-            let name = c["name"]
-                .as_str()
-                .or_else(|| c["id"].as_str().map(short_id));
-            match (name, c["runtime"].as_str()) {
-                (Some(n), Some(rt)) => {
-                    format!("{comm} (pid {pid} in {}, {})", terminal(n), terminal(rt))
-                }
-                _ => format!("{comm} (pid {pid}, unknown cgroup)"),
-            }
-        }
-    }
-}
-
-/// `137 (SIGKILL)`, `0`, from an `{exit_code, signal}` object.
-fn exit_text(e: &Value) -> Option<String> {
-    let code = e["exit_code"].as_i64()?;
-    Some(match e["signal"].as_str() {
-        Some(s) => format!("{code} ({})", terminal(s)),
-        None => code.to_string(),
-    })
+fn party(p: &Party) -> String {
+    terminal(&p.describe())
 }
 
 fn display_name(c: &ContainerRow) -> String {
@@ -352,20 +335,11 @@ fn display_name(c: &ContainerRow) -> String {
 
 /// How a container stopped, from its `container_stop` record: `exit 137 (SIGKILL): its init
 /// was OOM-killed`.
-fn stop_reason(stop: &Value) -> String {
-    let exit = exit_text(&stop["exit"]).unwrap_or_else(|| "unknown".to_owned());
-    let why = match stop["reason"].as_str() {
-        Some("oom_killed") => "its init was OOM-killed".to_owned(),
-        Some("killed") => format!(
-            "its init was killed by {} from {}",
-            terminal(stop["exit"]["signal"].as_str().unwrap_or("a signal")),
-            party(&stop["by"])
-        ),
-        Some("signaled") => "its init died of a signal".to_owned(),
-        Some("exited") => "its init exited".to_owned(),
-        _ => "it stopped".to_owned(),
-    };
-    format!("exit {exit}: {why}")
+fn stop_reason(stop: &Record) -> String {
+    match stop {
+        Record::ContainerStop(stop) => terminal(&ContainerStopRecord::describe(stop)),
+        _ => "exit unknown: it stopped".to_owned(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -473,32 +447,33 @@ fn push_field(out: &mut String, indent: usize, name: &str, value: &str) {
 
 fn render_oom(out: &mut String, o: &Oom, tty: bool) {
     let r = &o.record;
-    let depth = u64_of(r, "memory.limit_depth").unwrap_or(0);
-    let scope = match (r["scope"].as_str(), depth) {
-        (Some("container_limit"), 0) => {
+    let memory = r.memory.as_ref();
+    let depth = memory.and_then(|m| m.limit_depth).unwrap_or(0);
+    let scope = match (r.scope, depth) {
+        (OomScope::ContainerLimit, 0) => {
             "the container hit its own memory limit (not a host-wide OOM)".to_owned()
         }
-        (Some("container_limit"), n) => format!(
+        (OomScope::ContainerLimit, n) => format!(
             "the container hit a memory limit set {n} cgroup level{} above its own (not a host-wide OOM)",
             if n == 1 { "" } else { "s" }
         ),
-        (Some("host"), _) => {
+        (OomScope::Host, _) => {
             "the host ran out of memory (a host-wide OOM, not the container's limit)".to_owned()
         }
-        _ => "scope unknown".to_owned(),
+        (OomScope::Unknown, _) => "scope unknown".to_owned(),
     };
     out.push_str(&format!("  OOM kill at {}: {scope}\n", utc_ms(o.ts_ns)));
     let mut limit = o.limit.map_or_else(|| "none known".to_owned(), bytes);
     let at_kill: Vec<String> = [
-        ("usage", "memory.usage_bytes"),
-        ("peak", "memory.peak_bytes"),
+        ("usage", memory.and_then(|m| m.usage_bytes)),
+        ("peak", memory.and_then(|m| m.peak_bytes)),
     ]
     .iter()
-    .filter_map(|(name, path)| u64_of(r, path).map(|v| format!("{name} {}", bytes(v))))
+    .filter_map(|(name, v)| v.map(|v| format!("{name} {}", bytes(v))))
     .collect();
     if !at_kill.is_empty() {
         // The cgroup was gone before it was read: the figures are the last sample.
-        let when = if r["memory"]["stale"] == true {
+        let when = if memory.is_some_and(|m| m.stale) {
             "last sample before the kill"
         } else {
             "at the kill"
@@ -507,31 +482,24 @@ fn render_oom(out: &mut String, o: &Oom, tty: bool) {
     }
     push_field(out, 4, "limit", &limit);
     push_field(out, 4, "usage", &curve_text(o, tty));
-    let v = &r["victim"];
-    let victim_pid = v["pid"].as_u64();
-    let kb = |f: &str| u64_of(v, f).map(|k| bytes(k * 1024));
-    let mut victim = party(v);
-    if let Some(rss) = kb("rss_kb") {
-        victim.push_str(&format!(", RSS {rss}"));
-        let parts: Vec<String> = [
-            ("anon", "anon_rss_kb"),
-            ("file", "file_rss_kb"),
-            ("shmem", "shmem_rss_kb"),
-        ]
-        .iter()
-        .filter_map(|(n, f)| kb(f).map(|b| format!("{n} {b}")))
-        .collect();
-        if !parts.is_empty() {
-            victim.push_str(&format!(" ({})", parts.join(", ")));
-        }
-    }
+    let v = &r.victim;
+    let victim_pid = v.party.pid;
+    let kb = |k: u64| bytes(k * 1024);
+    let victim = format!(
+        "{}, RSS {} (anon {}, file {}, shmem {})",
+        party(&v.party),
+        kb(v.rss_kb),
+        kb(v.anon_rss_kb),
+        kb(v.file_rss_kb),
+        kb(v.shmem_rss_kb)
+    );
     push_field(out, 4, "victim", &victim);
     let others = match &o.processes {
         None => "unknown: no process list was sampled before the kill".to_owned(),
         Some((ts, procs)) => {
             let list: Vec<String> = procs
                 .iter()
-                .filter(|p| Some(u64::from(p.pid)) != victim_pid)
+                .filter(|p| p.pid != victim_pid)
                 .map(|p| {
                     format!(
                         "{} (pid {}) {}",
@@ -549,21 +517,18 @@ fn render_oom(out: &mut String, o: &Oom, tty: bool) {
         }
     };
     push_field(out, 4, "others", &others);
-    let trigger = &r["trigger"];
-    let trigger = if trigger.is_null() {
-        "unknown".to_owned()
-    } else if trigger["pid"].as_u64() == victim_pid {
+    let trigger = if r.trigger.pid == victim_pid {
         "its own allocation".to_owned()
     } else {
-        party(trigger)
+        party(&r.trigger)
     };
     push_field(out, 4, "trigger", &trigger);
-    let comm = terminal(str_of(v, "comm").unwrap_or("the victim"));
-    let mut outcome = match exit_text(&r["victim_exit"]) {
-        Some(e) => format!("{comm} exited with {e}"),
+    let comm = terminal(&v.party.comm);
+    let mut outcome = match r.victim_exit.as_ref().and_then(|e| e.describe()) {
+        Some(e) => format!("{comm} exited with {}", terminal(&e)),
         None => format!("{comm} had not exited when the incident was reported"),
     };
-    if r["container_stopped"] == true {
+    if r.container_stopped {
         outcome.push_str("; the container stopped");
     }
     push_field(out, 4, "outcome", &outcome);
@@ -639,7 +604,7 @@ fn render_story(out: &mut String, s: &Story, tty: bool) {
         out.push_str(&format!(
             "    {}  {}\n",
             utc_ms(e.ts_ns),
-            terminal(str_of(&e.record, "explanation").unwrap_or("-"))
+            terminal(e.record.explanation().unwrap_or("-"))
         ));
     }
     let mut ooms = s.oom_total.to_string();
@@ -652,11 +617,19 @@ fn render_story(out: &mut String, s: &Story, tty: bool) {
         kills.push_str(&format!(" (the last {} follow)", s.kills.len()));
     }
     push_field(out, 2, "kills", &kills);
+    if s.unreadable > 0 {
+        push_field(
+            out,
+            2,
+            "unreadable",
+            &format!("{} records (damaged, or not ctrace.v1)", s.unreadable),
+        );
+    }
     for e in &s.kills {
         out.push_str(&format!(
             "    {}  {}\n",
             utc_ms(e.ts_ns),
-            terminal(str_of(&e.record, "explanation").unwrap_or("-"))
+            terminal(e.record.explanation().unwrap_or("-"))
         ));
     }
     for o in &s.ooms {
@@ -712,11 +685,11 @@ fn container_json(c: &ContainerRow) -> Value {
 }
 
 fn entry_json(e: &Dated) -> Value {
-    let r = &e.record;
+    let r = serde_json::to_value(&e.record).unwrap_or(Value::Null);
     let mut v = json!({
         "ts": rfc3339_ns(e.ts_ns),
-        "type": r["type"],
-        "explanation": r["explanation"],
+        "type": e.record.type_name(),
+        "explanation": e.record.explanation(),
     });
     for f in [
         "init",
@@ -740,40 +713,39 @@ fn entry_json(e: &Dated) -> Value {
 
 fn oom_json(o: &Oom) -> Value {
     let r = &o.record;
-    let v = &r["victim"];
-    let kb = |f: &str| u64_of(v, f).map(|k| k * 1024);
-    let victim_pid = v["pid"].as_u64();
+    let v = &r.victim;
+    let memory = r.memory.as_ref();
     json!({
         "ts": rfc3339_ns(o.ts_ns),
-        "scope": r["scope"],
+        "scope": r.scope,
         "limit_bytes": o.limit,
-        "usage_bytes": r["memory"]["usage_bytes"],
-        "peak_bytes": r["memory"]["peak_bytes"],
-        "limit_depth": r["memory"]["limit_depth"],
-        "figures_stale": r["memory"]["stale"] == true,
+        "usage_bytes": memory.and_then(|m| m.usage_bytes),
+        "peak_bytes": memory.and_then(|m| m.peak_bytes),
+        "limit_depth": memory.and_then(|m| m.limit_depth),
+        "figures_stale": memory.is_some_and(|m| m.stale),
         "curve": o.curve.iter().map(|s| json!({
             "ts": rfc3339_ns(s.ts_ns),
             "usage_bytes": s.usage_bytes,
         })).collect::<Vec<_>>(),
         "victim": {
-            "pid": v["pid"],
-            "comm": v["comm"],
-            "rss_bytes": kb("rss_kb"),
-            "anon_rss_bytes": kb("anon_rss_kb"),
-            "file_rss_bytes": kb("file_rss_kb"),
-            "shmem_rss_bytes": kb("shmem_rss_kb"),
+            "pid": v.party.pid,
+            "comm": v.party.comm,
+            "rss_bytes": v.rss_kb * 1024,
+            "anon_rss_bytes": v.anon_rss_kb * 1024,
+            "file_rss_bytes": v.file_rss_kb * 1024,
+            "shmem_rss_bytes": v.shmem_rss_kb * 1024,
         },
         "others": o.processes.as_ref().map(|(_, procs)| procs.iter()
-            .filter(|p| Some(u64::from(p.pid)) != victim_pid)
+            .filter(|p| p.pid != v.party.pid)
             .map(|p| json!({"pid": p.pid, "comm": p.comm, "rss_bytes": p.rss_bytes}))
             .collect::<Vec<_>>()),
         "others_sampled": o.processes.as_ref().map(|(ts, _)| rfc3339_ns(*ts)),
-        "trigger": r["trigger"],
-        "own_allocation": r["trigger"]["pid"].as_u64().is_some() && r["trigger"]["pid"].as_u64() == victim_pid,
-        "victim_exit": r["victim_exit"],
-        "container_stopped": r["container_stopped"],
-        "explanation": r["explanation"],
-        "record": r,
+        "trigger": r.trigger,
+        "own_allocation": r.trigger.pid == v.party.pid,
+        "victim_exit": r.victim_exit,
+        "container_stopped": r.container_stopped,
+        "explanation": r.explanation,
+        "record": Record::OomKill(r.clone()),
     })
 }
 
@@ -789,6 +761,7 @@ fn story_json(s: &Story) -> Value {
         "oom_kills": s.ooms.iter().map(oom_json).collect::<Vec<_>>(),
         "kills_total": s.kill_total,
         "kills": s.kills.iter().map(entry_json).collect::<Vec<_>>(),
+        "unreadable_records": s.unreadable,
     })
 }
 
@@ -1092,6 +1065,7 @@ web: docker container, gone since 2026-11-29 18:40:09.600, exit code 137 (times 
             rec(
                 T0 + 20 * SEC,
                 json!({"type": "container_start", "container": c3,
+                       "init": proc_json(5000, "tail", &c3), "filename": "/bin/tail",
                        "explanation": "container web (docker) started: /bin/tail (pid 5000)"}),
             ),
             upsert(&key(W3), "web", T0 + 30 * SEC, None),
@@ -1195,6 +1169,34 @@ web: docker container, gone since 2026-11-29 18:40:09.600, exit code 137 (times 
         assert!(run_ok(&args(&p, "2222"), false).starts_with("2222: runc container"));
     }
 
+    /// A record that does not read as its type (damaged, or of an incompatible ctrace) is
+    /// counted and said, not listed; its container still names the story.
+    #[test]
+    fn unreadable_records_are_counted_not_listed() {
+        let t = Scratch::new("pm-unreadable");
+        let p = t.join("j.db");
+        let c = cjson(W1, "odd", "docker");
+        journal_with(
+            &p,
+            vec![rec(
+                T0,
+                json!({"type": "kill", "container": c, "explanation": "no sender, no target"}),
+            )],
+        );
+        let text = run_ok(&args(&p, "odd"), false);
+        assert!(text.starts_with("odd: docker container, "), "{text}");
+        assert!(
+            text.contains("  kills       0\n  unreadable  1 records (damaged, or not ctrace.v1)\n"),
+            "{text}"
+        );
+        assert!(!text.contains("no sender"), "{text}");
+        let mut a = args(&p, "odd");
+        a.json = true;
+        let v: Value = serde_json::from_str(&run_ok(&a, false)).unwrap();
+        assert_eq!(v["stories"][0]["unreadable_records"], 1);
+        assert_eq!(v["stories"][0]["kills_total"], 0);
+    }
+
     #[test]
     fn a_gone_container_known_only_from_its_records() {
         let t = Scratch::new("pm-records");
@@ -1206,6 +1208,7 @@ web: docker container, gone since 2026-11-29 18:40:09.600, exit code 137 (times 
                 rec(
                     T0,
                     json!({"type": "container_start", "container": c,
+                           "init": proc_json(9, "sh", &c), "filename": "/bin/sh",
                            "explanation": "container ghost (docker) started: /bin/sh (pid 9)"}),
                 ),
                 rec(
@@ -1242,6 +1245,7 @@ web: docker container, gone since 2026-11-29 18:40:09.600, exit code 137 (times 
                 rec(
                     T0,
                     json!({"type": "container_start", "container": c,
+                           "init": proc_json(9, "tail", &c), "filename": "/bin/tail",
                            "explanation": "container fast (docker) started: /bin/tail (pid 9)"}),
                 ),
                 upsert(&key(W1), "fast", T0 + SEC, Some((T0 + SEC, 137))),

@@ -21,7 +21,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use self::{
     cgroup_path::{
@@ -35,7 +35,7 @@ pub use self::{
 };
 
 /// The runtime that manages a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
     /// Docker (dockerd through containerd; runc root `/run/docker/runtime-runc/<ns>`).
@@ -81,7 +81,7 @@ impl fmt::Display for Runtime {
 }
 
 /// Kubernetes pod of a container, from its labels or annotations.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodInfo {
     /// Pod name.
     pub name: String,

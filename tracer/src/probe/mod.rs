@@ -1,6 +1,7 @@
 //! Loading, configuring and attaching the eBPF programs; reading their counters.
 
 pub mod btf;
+pub mod proginfo;
 pub mod tracefs;
 
 use std::{
@@ -241,6 +242,10 @@ pub struct AttachedProgram {
     pub id: Option<u32>,
     /// Its attachment was detached without error ([`Probe::detach`]).
     pub detached: bool,
+    /// Runs the kernel skipped because a BPF program was already running on the CPU (its
+    /// recursion guard), as of the last [`Probe::refresh_programs`]; `None` when the kernel
+    /// does not report them or the program info could not be read.
+    pub recursion_misses: Option<u64>,
 }
 
 /// Loaded and attached programs.
@@ -451,6 +456,7 @@ impl Probe {
                     .and_then(|p| p.info().ok())
                     .map(|info| info.id()),
                 detached: false,
+                recursion_misses: None,
             })
             .collect();
         Ok(Self {
@@ -513,6 +519,26 @@ impl Probe {
                 prog.detached = detached;
             }
         }
+    }
+
+    /// Read each program's recursion misses from the kernel (`bpf(BPF_OBJ_GET_INFO_BY_FD)`),
+    /// into [`Probe::programs`]; returns their sum over the programs that report them. The
+    /// programs stay loaded after [`Probe::detach`], so this works at the end too.
+    pub fn refresh_programs(&mut self) -> u64 {
+        let mut total = 0;
+        for prog in &mut self.programs {
+            let Some(fd) = self.ebpf.program(prog.name).and_then(|p| p.fd().ok()) else {
+                continue;
+            };
+            use std::os::fd::AsFd as _;
+            prog.recursion_misses = proginfo::read(fd.as_fd())
+                .ok()
+                // An answer about another program is no answer.
+                .filter(|st| prog.id.is_none_or(|id| id == st.id))
+                .and_then(|st| st.recursion_misses);
+            total += prog.recursion_misses.unwrap_or(0);
+        }
+        total
     }
 
     /// The programs attached at load: names, kernel ids, and whether [`Probe::detach`]

@@ -1,6 +1,15 @@
 //! NDJSON to a file with size-based rotation, for log shippers that tail files.
 //!
 //! - created `0600`, opened with `O_NOFOLLOW`: a symlink planted at the path is refused;
+//! - an existing regular file is set to `0600` on every open (`fchmod`), rotation and reopen
+//!   included; one owned by another user is refused rather than taken over (ctrace would
+//!   make that user's file its own log, and the owner could chmod it open again);
+//! - a regular file with more than one hard link is refused: a link planted in the output
+//!   directory would point ctrace's records (and their mode change) at another file;
+//! - FIFOs and character devices are allowed. A FIFO is opened `O_NONBLOCK`, so one with no
+//!   reader fails at once with "no reader on FIFO" instead of hanging ctrace at start; once
+//!   opened (a reader exists), `O_NONBLOCK` is cleared and writes block like writes to a
+//!   pipe on stdout;
 //! - a line is written whole, with one `write`, and rotation happens only between lines, so no
 //!   line is ever torn across two files;
 //! - `reopen` (on SIGHUP) closes and reopens the path, for external rotation tools.
@@ -8,7 +17,7 @@
 use std::{
     fs::{self, File, OpenOptions},
     io::{self, Write},
-    os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _},
+    os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
 };
 
@@ -73,45 +82,103 @@ pub struct RotatingFile {
 }
 
 fn open(path: &Path) -> io::Result<File> {
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    // O_NONBLOCK: opening a FIFO for writing blocks until a reader opens it; non-blocking, it
+    // fails at once (ENXIO) instead, and ctrace says so rather than hang before tracing.
     let file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "{} is a symbolic link; refusing to follow it",
-                        path.display()
-                    ),
-                )
-            } else {
-                io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-            }
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is a symbolic link; refusing to follow it",
+                    path.display()
+                ),
+            ),
+            Some(libc::ENXIO) => io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!(
+                    "{}: no reader on FIFO (start the reader first)",
+                    path.display()
+                ),
+            ),
+            _ => named(e),
         })?;
-    let ty = file.metadata()?.file_type();
-    if !(ty.is_file() || ty.is_fifo() || ty.is_char_device()) {
+    // Checked on the open file, not the path: what was opened is what is judged.
+    let meta = file.metadata().map_err(named)?;
+    let ty = meta.file_type();
+    if ty.is_file() {
+        if meta.nlink() > 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} has {} hard links; refusing to write to a hard-linked file",
+                    path.display(),
+                    meta.nlink()
+                ),
+            ));
+        }
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        if meta.uid() != euid {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} belongs to uid {}, not to ctrace's uid {euid}; refusing to write \
+                     to another user's file",
+                    path.display(),
+                    meta.uid()
+                ),
+            ));
+        }
+        // An existing file keeps its mode on open: records are private whoever made it.
+        if meta.permissions().mode() & 0o7777 != 0o600 {
+            file.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(named)?;
+        }
+    } else if !(ty.is_fifo() || ty.is_char_device()) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("{} is not a regular file", path.display()),
         ));
     }
+    // A FIFO with a reader (or a device) is then written like stdout: blocking, so a slow
+    // reader slows ctrace down (the ring buffer counts what that loses) rather than a write
+    // failing half-way with EAGAIN.
+    clear_nonblock(&file).map_err(named)?;
     Ok(file)
 }
 
+fn clear_nonblock(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on an fd this File owns, with integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 impl RotatingFile {
-    /// Open (creating it `0600`) or fail with a message naming the path.
+    /// Open (creating it, or setting it, `0600`) or fail with a message naming the path.
     pub fn open(path: &Path, max_size: Option<u64>, keep: u32) -> io::Result<Self> {
         let file = open(path)?;
-        let size = file.metadata()?.len();
+        let meta = file.metadata()?;
         Ok(Self {
             path: path.to_owned(),
             file,
-            size,
-            max_size: max_size.filter(|&m| m > 0),
+            size: meta.len(),
+            // A FIFO or a device has no size to rotate on, and is never renamed away.
+            max_size: max_size.filter(|&m| m > 0 && meta.is_file()),
             keep,
             buf: Vec::new(),
         })
@@ -255,6 +322,124 @@ mod tests {
         f.flush().unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "{\"a\":2}\n");
         assert_eq!(fs::read_to_string(d.join("moved")).unwrap(), "{\"a\":1}\n");
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn an_existing_file_is_set_to_0600_on_open_and_after_rotation() {
+        let d = tmp("existing");
+        let p = d.join("out.ndjson");
+        fs::write(&p, b"{\"old\":1}\n").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        let mut f = RotatingFile::open(&p, Some(40), 1).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&p), 0o600, "an existing 0644 file is made 0600");
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            "{\"old\":1}\n",
+            "and appended to, not truncated"
+        );
+        // Rotation: the new file is 0600 too, whatever the umask.
+        for i in 0..5 {
+            f.write_line(&format!("{{\"n\":{i},\"pad\":\"xxxxxxxxxxxxxxxx\"}}"))
+                .unwrap();
+        }
+        assert!(d.join("out.ndjson.1").exists(), "rotated");
+        assert_eq!(mode(&p), 0o600);
+        // Reopen (SIGHUP) after someone loosened it.
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).unwrap();
+        f.reopen().unwrap();
+        assert_eq!(mode(&p), 0o600);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn hard_links_are_refused() {
+        let d = tmp("hardlink");
+        let target = d.join("precious");
+        fs::write(&target, b"keep\n").unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+        let link = d.join("out.ndjson");
+        fs::hard_link(&target, &link).unwrap();
+        let err = RotatingFile::open(&link, None, 1)
+            .err()
+            .expect("hard link refused");
+        assert!(
+            err.to_string().contains("hard link") && err.to_string().contains("out.ndjson"),
+            "{err}"
+        );
+        // Untouched: neither written nor chmod-ed.
+        assert_eq!(fs::read(&target).unwrap(), b"keep\n");
+        assert_eq!(
+            fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        // Alone again, the file is fine.
+        fs::remove_file(&target).unwrap();
+        RotatingFile::open(&link, None, 1).unwrap();
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn another_users_file_is_refused() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // only root can give a file away
+        }
+        let d = tmp("owner");
+        let p = d.join("out.ndjson");
+        fs::write(&p, b"").unwrap();
+        std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
+        let err = RotatingFile::open(&p, None, 1).err().expect("refused");
+        assert!(err.to_string().contains("uid 65534"), "{err}");
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    fn mkfifo(p: &Path) {
+        use std::os::unix::ffi::OsStrExt as _;
+        let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
+    #[test]
+    fn a_fifo_without_reader_fails_at_once_and_with_one_blocks_like_a_pipe() {
+        use std::io::Read as _;
+        let d = tmp("fifo");
+        let p = d.join("pipe");
+        mkfifo(&p);
+        let start = std::time::Instant::now();
+        let err = RotatingFile::open(&p, None, 1)
+            .err()
+            .expect("no reader: refused");
+        assert!(err.to_string().contains("no reader on FIFO"), "{err}");
+        assert!(err.to_string().contains("pipe"), "names the path: {err}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        // With a reader (opened non-blocking, so this test does not wait either).
+        let mut reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&p)
+            .unwrap();
+        let mut f = RotatingFile::open(&p, Some(10), 1).unwrap();
+        {
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: F_GETFL on an fd the RotatingFile owns.
+            let flags = unsafe { libc::fcntl(f.file.as_raw_fd(), libc::F_GETFL) };
+            assert_eq!(flags & libc::O_NONBLOCK, 0, "writes block, like to a pipe");
+        }
+        // A FIFO is never rotated away (it has no size), whatever --rotate-size says.
+        for _ in 0..3 {
+            f.write_line("{\"a\":1}").unwrap();
+        }
+        f.flush().unwrap();
+        let mut buf = [0u8; 256];
+        let n = reader.read(&mut buf).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&buf[..n]).unwrap(),
+            "{\"a\":1}\n".repeat(3)
+        );
+        assert!(p.exists() && !d.join("pipe.1").exists());
         let _ = fs::remove_dir_all(&d);
     }
 

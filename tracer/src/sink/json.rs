@@ -1,7 +1,10 @@
-//! NDJSON records (`schema: ctrace.v1`), one object per line. serde_json escapes every control
-//! character, so a record can never span lines whatever the kernel or a container put in it.
+//! NDJSON records (`schema: ctrace.v1`), one object per line: built as the types of
+//! [`crate::record`], written by [`line`]. serde_json escapes every control character, so a
+//! record can never span lines whatever the kernel or a container put in it.
 
-use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+use serde_json::Value;
 
 use tracer_common::kind;
 
@@ -14,24 +17,27 @@ use crate::{
     units::short_duration,
 };
 use crate::{
-    explain::{ExitInfo, Incident, Party, StopReason},
-    resolve::{Attribution, Attrs, Update},
+    explain::{ExitInfo, Incident, OomScope, StopReason},
+    record::{self, ContainerInfo, EventBase, Origin, Record},
+    resolve::{Attribution, Attrs, Container, Update},
+    throttle::ThrottleEvent,
 };
 
-pub const SCHEMA: &str = "ctrace.v1";
+pub use crate::record::SCHEMA;
 
-/// The common fields of a record, as an object to add to.
-pub fn base_record(ctx: &Context, ty: &str, boot_ns: u64) -> Value {
-    Value::Object(base(ctx, ty, boot_ns))
+/// `schema`, `ts` and `host` of a record made at boot time `boot_ns`.
+pub fn envelope(ctx: &Context, boot_ns: u64) -> record::Envelope {
+    record::Envelope {
+        schema: SCHEMA.to_owned(),
+        ts: rfc3339_ns(ctx.clock.unix_ns(boot_ns)),
+        host: ctx.host.clone(),
+    }
 }
 
-fn base(ctx: &Context, ty: &str, boot_ns: u64) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("schema".into(), SCHEMA.into());
-    m.insert("ts".into(), rfc3339_ns(ctx.clock.unix_ns(boot_ns)).into());
-    m.insert("type".into(), ty.into());
-    m.insert("host".into(), ctx.host.clone().into());
-    m
+/// A record as a JSON object (keys sorted, as [`line`] writes them).
+pub fn to_value(r: &Record) -> Value {
+    // Serialising a record cannot fail: its keys are strings, maps have string keys.
+    serde_json::to_value(r).unwrap_or(Value::Null)
 }
 
 /// The NDJSON `type` of an event.
@@ -66,17 +72,7 @@ pub fn signal_result(r: i32) -> &'static str {
 /// The `container` object: `null` for a host process, the container's metadata, or
 /// `{"id": null, "resolved": false}` for a cgroup ctrace could not place.
 pub fn container(a: &Attribution) -> Value {
-    match a {
-        Attribution::Host => Value::Null,
-        Attribution::Container(c) => {
-            let mut v = serde_json::to_value(c.as_ref()).unwrap_or(Value::Null);
-            if let Some(m) = v.as_object_mut() {
-                m.insert("resolved".into(), true.into());
-            }
-            v
-        }
-        Attribution::Unknown => json!({ "id": null, "resolved": false }),
-    }
+    serde_json::to_value(ContainerInfo::of(a)).unwrap_or(Value::Null)
 }
 
 /// ` (x12 in 5s)` after a folded capability check: how many, over how long; nothing for one.
@@ -99,20 +95,12 @@ pub fn label(a: &Attribution, cgroup_id: u64) -> String {
 
 /// A `container_update` record: a container became known, was named, or changed.
 pub fn update(u: &Update, ctx: &Context) -> Value {
-    let mut m = base(
-        ctx,
-        "container_update",
-        crate::clock::BootClock::boot_now_ns(),
-    );
-    m.insert("cgroup_id".into(), u.cgroup_id.into());
-    m.insert(
-        "container".into(),
-        container(&Attribution::Container(std::sync::Arc::clone(&u.container))),
-    );
-    m.insert("reason".into(), u.reason.into());
-    m.insert(
-        "explanation".into(),
-        format!(
+    to_value(&Record::ContainerUpdate(record::ContainerUpdateRecord {
+        envelope: envelope(ctx, crate::clock::BootClock::boot_now_ns()),
+        cgroup_id: u.cgroup_id,
+        container: Some(ContainerInfo::from(u.container.as_ref())),
+        reason: u.reason.to_owned(),
+        explanation: format!(
             "container {} is {} ({}){}",
             crate::container::short_id(&u.container.id),
             u.container.display(),
@@ -120,47 +108,48 @@ pub fn update(u: &Update, ctx: &Context) -> Value {
             u.cgroup_id
                 .map(|id| format!(", cgroup {id}"))
                 .unwrap_or_default()
-        )
-        .into(),
-    );
-    Value::Object(m)
+        ),
+    }))
 }
 
 /// One event as a JSON object.
 pub fn event(ev: &Event, attrs: &Attrs, ctx: &Context) -> Value {
-    let mut m = base(ctx, type_name(ev), ev.boot_ns);
+    to_value(&event_record(ev, attrs, ctx))
+}
+
+/// One event as its record.
+pub fn event_record(ev: &Event, attrs: &Attrs, ctx: &Context) -> Record {
     let t = &ev.task;
-    let mut process = json!({
-        "pid": t.pid,
-        "tid": t.tid,
-        "ppid": t.ppid,
-        "uid": t.uid,
-        "comm": t.comm,
-    });
-    if let Body::Exec(e) = &ev.body {
-        process["exe"] = e.filename.clone().into();
-    }
-    m.insert("process".into(), process);
-    m.insert("cgroup_id".into(), t.cgroup_id.into());
-    m.insert("container".into(), container(&attrs.process));
     let who = label(&attrs.process, t.cgroup_id);
-    let other = attrs.other.as_ref().map(container);
-    let explanation = match &ev.body {
-        Body::Exec(e) => {
-            m.insert("filename".into(), e.filename.clone().into());
-            m.insert("old_pid".into(), e.old_pid.into());
-            format!("{} (pid {}, {who}) executed {}", t.comm, t.pid, e.filename)
-        }
+    let other = || attrs.other.as_ref().and_then(ContainerInfo::of);
+    let base = |explanation: String| EventBase {
+        envelope: envelope(ctx, ev.boot_ns),
+        process: record::Process {
+            pid: t.pid,
+            tid: t.tid,
+            ppid: t.ppid,
+            uid: t.uid,
+            comm: t.comm.clone(),
+            exe: match &ev.body {
+                Body::Exec(e) => Some(e.filename.clone()),
+                _ => None,
+            },
+        },
+        cgroup_id: t.cgroup_id,
+        container: ContainerInfo::of(&attrs.process),
+        explanation,
+    };
+    match &ev.body {
+        Body::Exec(e) => Record::Exec(record::ExecRecord {
+            event: base(format!(
+                "{} (pid {}, {who}) executed {}",
+                t.comm, t.pid, e.filename
+            )),
+            filename: e.filename.clone(),
+            old_pid: e.old_pid,
+        }),
         Body::Exit(e) => {
-            m.insert("exit_code".into(), e.code().into());
-            m.insert(
-                "signal".into(),
-                e.signal().map(|s| signal_name(s.into())).into(),
-            );
-            m.insert("core_dumped".into(), e.core_dumped().into());
-            m.insert("status_raw".into(), e.status.into());
-            m.insert("group_dead".into(), e.group_dead.into());
-            match (e.signal(), e.code()) {
+            let explanation = match (e.signal(), e.code()) {
                 (Some(s), _) => format!(
                     "{} (pid {}, {who}) was killed by {}",
                     t.comm,
@@ -171,228 +160,271 @@ pub fn event(ev: &Event, attrs: &Attrs, ctx: &Context) -> Value {
                     format!("{} (pid {}, {who}) exited with code {c}", t.comm, t.pid)
                 }
                 (None, None) => format!("{} (pid {}, {who}) exited", t.comm, t.pid),
-            }
+            };
+            Record::Exit(record::ExitRecord {
+                event: base(explanation),
+                exit_code: e.code(),
+                signal: e.signal().map(|s| signal_name(s.into())),
+                core_dumped: e.core_dumped(),
+                status_raw: e.status,
+                group_dead: e.group_dead,
+            })
         }
-        Body::Fork(f) => {
-            m.insert(
-                "child".into(),
-                json!({ "pid": f.child_pid, "comm": f.child_comm }),
-            );
-            format!("{} (pid {}, {who}) forked {}", t.comm, t.pid, f.child_pid)
-        }
+        Body::Fork(f) => Record::Fork(record::ForkRecord {
+            event: base(format!(
+                "{} (pid {}, {who}) forked {}",
+                t.comm, t.pid, f.child_pid
+            )),
+            child: record::Child {
+                pid: f.child_pid,
+                comm: f.child_comm.clone(),
+            },
+        }),
         Body::Signal(s) => {
             let name = signal_name(s.sig.into());
-            m.insert("signal".into(), name.clone().into());
-            m.insert("signo".into(), s.sig.into());
-            m.insert("code".into(), s.code.into());
-            m.insert(
-                "origin".into(),
-                if s.code > 0 { "kernel" } else { "user" }.into(),
-            );
-            m.insert(
-                "target".into(),
-                json!({
-                    "pid": s.target_pid,
-                    "tgid": s.target_tgid,
-                    "comm": s.target_comm,
-                    "cgroup_id": s.target_cgroup_id,
-                    "container": other.clone().unwrap_or(Value::Null),
-                }),
-            );
-            m.insert("group".into(), s.group.into());
-            m.insert("result".into(), signal_result(s.result).into());
-            m.insert("errno".into(), s.errno.into());
             let whom = attrs.other.as_ref().map_or_else(
                 || "unattributed".to_owned(),
                 |a| label(a, s.target_cgroup_id.unwrap_or(0)),
             );
-            format!(
+            let explanation = format!(
                 "{} (pid {}, {who}) sent {name} to {} (pid {}, {whom}): {}",
                 t.comm,
                 t.pid,
                 s.target_comm,
                 s.target_pid,
                 signal_result(s.result)
-            )
+            );
+            Record::Signal(record::SignalRecord {
+                event: base(explanation),
+                signal: name,
+                signo: s.sig,
+                code: s.code,
+                origin: if s.code > 0 {
+                    Origin::Kernel
+                } else {
+                    Origin::User
+                },
+                target: record::SignalTarget {
+                    pid: s.target_pid,
+                    tgid: s.target_tgid,
+                    comm: s.target_comm.clone(),
+                    cgroup_id: s.target_cgroup_id,
+                    container: other(),
+                },
+                group: s.group,
+                result: signal_result(s.result).to_owned(),
+                errno: s.errno,
+            })
         }
         Body::OomVictim(o) => {
-            m.insert(
-                "victim".into(),
-                json!({
-                    "pid": o.victim_pid,
-                    "tgid": o.victim_tgid,
-                    "comm": o.victim_comm,
-                    "uid": o.victim_uid,
-                    "cgroup_id": o.victim_cgroup_id,
-                    "container": other.clone().unwrap_or(Value::Null),
-                }),
-            );
-            m.insert("total_vm_kb".into(), o.total_vm_kb.into());
-            m.insert("anon_rss_kb".into(), o.anon_rss_kb.into());
-            m.insert("file_rss_kb".into(), o.file_rss_kb.into());
-            m.insert("shmem_rss_kb".into(), o.shmem_rss_kb.into());
-            m.insert("pgtables_kb".into(), o.pgtables_kb.into());
-            m.insert("oom_score_adj".into(), o.oom_score_adj.into());
             let whom = attrs.other.as_ref().map_or_else(
                 || "unattributed".to_owned(),
                 |a| label(a, o.victim_cgroup_id.unwrap_or(0)),
             );
-            format!(
+            let explanation = format!(
                 "OOM killer chose {} (pid {}, {whom}, anon RSS {} KiB); triggered by {} (pid {}, \
                  {who})",
                 o.victim_comm, o.victim_pid, o.anon_rss_kb, t.comm, t.pid
-            )
+            );
+            Record::OomVictim(record::OomVictimRecord {
+                event: base(explanation),
+                victim: record::OomVictimTask {
+                    pid: o.victim_pid,
+                    tgid: o.victim_tgid,
+                    comm: o.victim_comm.clone(),
+                    uid: o.victim_uid,
+                    cgroup_id: o.victim_cgroup_id,
+                    container: other(),
+                },
+                total_vm_kb: o.total_vm_kb,
+                anon_rss_kb: o.anon_rss_kb,
+                file_rss_kb: o.file_rss_kb,
+                shmem_rss_kb: o.shmem_rss_kb,
+                pgtables_kb: o.pgtables_kb,
+                oom_score_adj: o.oom_score_adj,
+            })
         }
         Body::Capability(c) => {
             let name = capability_name(c.cap);
             let verdict = if c.allowed() { "allowed" } else { "denied" };
-            m.insert("capability".into(), name.clone().into());
-            m.insert("cap".into(), c.cap.into());
-            m.insert("verdict".into(), verdict.into());
-            m.insert("ret".into(), c.ret.into());
-            m.insert("count".into(), c.count.into());
-            m.insert("span_ns".into(), c.span_ns.into());
-            format!(
+            let explanation = format!(
                 "{} (pid {}, {who}) was {verdict} {name}{}",
                 t.comm,
                 t.pid,
                 repeat_note(c.count, c.span_ns)
-            )
+            );
+            Record::Capability(record::CapabilityRecord {
+                event: base(explanation),
+                capability: name,
+                cap: c.cap,
+                verdict: verdict.to_owned(),
+                ret: c.ret,
+                count: c.count,
+                span_ns: c.span_ns,
+            })
         }
         Body::Cgroup(c) => {
-            m.insert(
-                "cgroup".into(),
-                json!({
-                    "id": c.id,
-                    "path": c.path,
-                    "level": c.level,
-                    "hierarchy": c.root,
-                    "container": other.clone().unwrap_or(Value::Null),
-                }),
-            );
-            if let Some(pid) = c.pid {
-                m.insert("pid".into(), pid.into());
-            }
-            match c.op {
+            let explanation = match c.op {
                 CgroupOp::Mkdir => format!("cgroup {} created", c.path),
                 CgroupOp::Rmdir => format!("cgroup {} removed", c.path),
                 CgroupOp::Attach => {
                     format!("pid {} moved into cgroup {}", c.pid.unwrap_or(0), c.path)
                 }
+            };
+            let r = record::CgroupRecord {
+                event: base(explanation),
+                cgroup: record::CgroupInfo {
+                    id: c.id,
+                    path: c.path.clone(),
+                    level: c.level,
+                    hierarchy: c.root,
+                    container: other(),
+                },
+                pid: c.pid,
+            };
+            match c.op {
+                CgroupOp::Mkdir => Record::CgroupMkdir(r),
+                CgroupOp::Rmdir => Record::CgroupRmdir(r),
+                CgroupOp::Attach => Record::CgroupAttach(r),
             }
         }
-    };
-    m.insert("explanation".into(), explanation.into());
-    Value::Object(m)
+    }
 }
 
-fn party(p: &Party) -> Value {
-    json!({
-        "pid": p.pid,
-        "comm": p.comm,
-        "cgroup_id": p.cgroup_id,
-        "container": container(&p.attribution),
-    })
-}
-
-fn exit_info(e: Option<&ExitInfo>) -> Value {
-    e.map_or(Value::Null, |e| {
-        json!({
-            "exit_code": e.code,
-            "signal": e.signal.map(|s| signal_name(s.into())),
-        })
-    })
+fn exit_status(e: &ExitInfo) -> record::ExitStatus {
+    record::ExitStatus {
+        exit_code: e.code,
+        signal: e.signal.map(|s| signal_name(s.into())),
+    }
 }
 
 /// An incident record (`kill`, `oom_kill`, `container_start`, `container_stop`).
 pub fn incident(i: &Incident, ctx: &Context) -> Value {
-    let mut m = base(ctx, i.type_name(), i.boot_ns());
+    to_value(&incident_record(i, ctx))
+}
+
+/// An incident as its record.
+pub fn incident_record(i: &Incident, ctx: &Context) -> Record {
+    let envelope = envelope(ctx, i.boot_ns());
+    let explanation = i.explain();
     match i {
-        Incident::Kill(k) => {
-            m.insert("container".into(), container(&k.target.attribution));
-            m.insert("signal".into(), signal_name(k.signo.into()).into());
-            m.insert("signo".into(), k.signo.into());
-            m.insert(
-                "origin".into(),
-                if k.from_kernel { "kernel" } else { "user" }.into(),
-            );
-            m.insert("sender".into(), party(&k.sender));
-            m.insert("target".into(), party(&k.target));
-            m.insert("target_exit".into(), exit_info(k.exit.as_ref()));
-            m.insert("container_stopped".into(), k.container_stopped.into());
-        }
+        Incident::Kill(k) => Record::Kill(record::KillRecord {
+            envelope,
+            container: ContainerInfo::of(&k.target.attribution),
+            signal: signal_name(k.signo.into()),
+            signo: k.signo,
+            origin: if k.from_kernel {
+                Origin::Kernel
+            } else {
+                Origin::User
+            },
+            sender: record::Party::from(&k.sender),
+            target: record::Party::from(&k.target),
+            target_exit: k.exit.as_ref().map(exit_status),
+            container_stopped: k.container_stopped,
+            explanation,
+        }),
         Incident::Oom(o) => {
-            m.insert("container".into(), container(&o.victim.attribution));
-            m.insert("scope".into(), o.scope.as_str().into());
-            let mut victim = party(&o.victim);
             let d = &o.details;
-            victim["rss_kb"] = (d.anon_rss_kb + d.file_rss_kb + d.shmem_rss_kb).into();
-            victim["anon_rss_kb"] = d.anon_rss_kb.into();
-            victim["file_rss_kb"] = d.file_rss_kb.into();
-            victim["shmem_rss_kb"] = d.shmem_rss_kb.into();
-            victim["total_vm_kb"] = d.total_vm_kb.into();
-            victim["oom_score_adj"] = d.oom_score_adj.into();
-            m.insert("victim".into(), victim);
-            m.insert("trigger".into(), party(&o.trigger));
-            m.insert(
-                "memory".into(),
-                o.memory.as_ref().map_or(Value::Null, |mem| {
-                    serde_json::to_value(mem).unwrap_or(Value::Null)
-                }),
-            );
-            m.insert("victim_exit".into(), exit_info(o.exit.as_ref()));
-            m.insert("container_stopped".into(), o.container_stopped.into());
+            Record::OomKill(record::OomKillRecord {
+                envelope,
+                container: ContainerInfo::of(&o.victim.attribution),
+                scope: match o.scope {
+                    OomScope::ContainerLimit => record::OomScope::ContainerLimit,
+                    OomScope::Host => record::OomScope::Host,
+                    OomScope::Unknown => record::OomScope::Unknown,
+                },
+                victim: record::OomKillVictim {
+                    party: record::Party::from(&o.victim),
+                    rss_kb: d.anon_rss_kb + d.file_rss_kb + d.shmem_rss_kb,
+                    anon_rss_kb: d.anon_rss_kb,
+                    file_rss_kb: d.file_rss_kb,
+                    shmem_rss_kb: d.shmem_rss_kb,
+                    total_vm_kb: d.total_vm_kb,
+                    oom_score_adj: d.oom_score_adj,
+                },
+                trigger: record::Party::from(&o.trigger),
+                memory: o.memory.clone(),
+                victim_exit: o.exit.as_ref().map(exit_status),
+                container_stopped: o.container_stopped,
+                explanation,
+            })
         }
         Incident::ContainerStart {
             container: c,
             init,
             filename,
             ..
-        } => {
-            m.insert(
-                "container".into(),
-                container(&Attribution::Container(std::sync::Arc::clone(c))),
-            );
-            m.insert("init".into(), party(init));
-            m.insert("filename".into(), filename.clone().into());
-        }
+        } => Record::ContainerStart(record::ContainerStartRecord {
+            envelope,
+            container: Some(ContainerInfo::from(c.as_ref())),
+            init: record::Party::from(init),
+            filename: filename.clone(),
+            explanation,
+        }),
         Incident::ContainerStop {
             container: c,
             exit,
             reason,
             ..
         } => {
-            m.insert(
-                "container".into(),
-                container(&Attribution::Container(std::sync::Arc::clone(c))),
-            );
-            m.insert("exit".into(), exit_info(Some(exit)));
-            let (r, by) = match reason {
-                StopReason::Exited => ("exited", Value::Null),
-                StopReason::Killed { by, .. } => ("killed", party(by)),
-                StopReason::OomKilled => ("oom_killed", Value::Null),
-                StopReason::Signaled => ("signaled", Value::Null),
+            let (reason, by) = match reason {
+                StopReason::Exited => (record::StopReason::Exited, None),
+                StopReason::Killed { by, .. } => {
+                    (record::StopReason::Killed, Some(record::Party::from(by)))
+                }
+                StopReason::OomKilled => (record::StopReason::OomKilled, None),
+                StopReason::Signaled => (record::StopReason::Signaled, None),
             };
-            m.insert("reason".into(), r.into());
-            m.insert("by".into(), by);
+            Record::ContainerStop(record::ContainerStopRecord {
+                envelope,
+                container: Some(ContainerInfo::from(c.as_ref())),
+                exit: Some(exit_status(exit)),
+                reason,
+                by,
+                explanation,
+            })
         }
     }
-    m.insert("explanation".into(), i.explain().into());
-    Value::Object(m)
+}
+
+/// The `cpu_throttle` record of `ev` in container `c`, at boot time `boot_ns`.
+pub fn throttle(c: &Arc<Container>, ev: &ThrottleEvent, boot_ns: u64, ctx: &Context) -> Value {
+    to_value(&Record::CpuThrottle(record::CpuThrottleRecord {
+        envelope: envelope(ctx, boot_ns),
+        container: Some(ContainerInfo::from(c.as_ref())),
+        phase: ev.kind.as_str().to_owned(),
+        throttled_ratio: ev.ratio,
+        throttled_ns: ev.throttled_ns,
+        interval_ns: u64::try_from(ev.interval.as_nanos()).unwrap_or(u64::MAX),
+        quota: record::CpuQuota {
+            cpus: ev.quota_cpus,
+            quota_us: ev.quota_us,
+            period_us: ev.period_us,
+            removed: ev.quota_removed,
+        },
+        usage_cpus: ev.usage_cpus,
+        nr_periods: ev.nr_periods,
+        nr_throttled: ev.nr_throttled,
+        pressure_some_us: ev.pressure_some_us,
+        runqueue: ev.runqueue.map(|r| record::Runqueue {
+            p50_ns: r.p50_ns,
+            p99_ns: r.p99_ns,
+        }),
+        explanation: crate::throttle::explain(&crate::cpuwatch::label(c), ev),
+    }))
 }
 
 /// A gap record.
 pub fn loss(l: &Loss, ctx: &Context, boot_ns: u64) -> Value {
-    let mut m = base(ctx, "lost", boot_ns);
-    m.insert("kind".into(), l.kind.into());
-    m.insert("count".into(), l.count.into());
-    m.insert("where".into(), l.site.as_str().into());
-    m.insert("total".into(), l.total.into());
-    m.insert(
-        "explanation".into(),
-        format!("{} {} records lost ({})", l.count, l.kind, l.site.as_str()).into(),
-    );
-    Value::Object(m)
+    to_value(&Record::Lost(record::LostRecord {
+        envelope: envelope(ctx, boot_ns),
+        kind: l.kind.to_owned(),
+        count: l.count,
+        site: l.site.as_str().to_owned(),
+        total: l.total,
+        explanation: format!("{} {} records lost ({})", l.count, l.kind, l.site.as_str()),
+    }))
 }
 
 /// The closing record of a run: per kind, what the kernel produced, what was delivered and
@@ -409,37 +441,40 @@ pub fn stats(
     programs: &[AttachedProgram],
     ctx: &Context,
 ) -> Value {
-    let mut m = base(ctx, "stats", crate::clock::BootClock::boot_now_ns());
-    let mut kinds = Map::new();
-    for (k, c) in counters.iter().enumerate().skip(1) {
-        if c.attempts == 0 && c.filtered == 0 && delivered[k] == 0 && decode_errors[k] == 0 {
-            continue;
-        }
-        kinds.insert(
-            kind_name(k as u16).into(),
-            json!({
-                "produced": c.attempts,
-                "delivered": delivered[k],
-                "lost_ringbuf_full": c.lost_ringbuf_full,
-                "decode_errors": decode_errors[k],
-                "read_errors": c.read_errors,
-                "filtered_in_kernel": c.filtered,
-            }),
-        );
-    }
-    m.insert("kinds".into(), Value::Object(kinds));
-    m.insert(
-        "decode_errors".into(),
-        decode_errors.iter().sum::<u64>().into(),
-    );
-    m.insert(
-        "programs".into(),
-        programs
+    let kinds = counters
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|&(k, c)| {
+            c.attempts != 0 || c.filtered != 0 || delivered[k] != 0 || decode_errors[k] != 0
+        })
+        .map(|(k, c)| {
+            let s = record::KindStats {
+                produced: c.attempts,
+                delivered: delivered[k],
+                lost_ringbuf_full: c.lost_ringbuf_full,
+                decode_errors: decode_errors[k],
+                read_errors: c.read_errors,
+                filtered_in_kernel: c.filtered,
+            };
+            (kind_name(k as u16).to_owned(), s)
+        })
+        .collect();
+    to_value(&Record::Stats(record::StatsRecord {
+        envelope: envelope(ctx, crate::clock::BootClock::boot_now_ns()),
+        kinds,
+        decode_errors: decode_errors.iter().sum(),
+        programs: programs
             .iter()
-            .map(|p| json!({ "name": p.name, "id": p.id, "detached": p.detached }))
+            .map(|p| record::ProgramStats {
+                name: p.name.to_owned(),
+                id: p.id,
+                detached: p.detached,
+                recursion_misses: p.recursion_misses,
+            })
             .collect(),
-    );
-    Value::Object(m)
+        state: None,
+    }))
 }
 
 /// Serialise to exactly one line (no trailing newline). Besides what JSON must escape (C0
@@ -597,6 +632,69 @@ mod tests {
         assert!(!l.contains('\u{1b}'));
         let back: Value = serde_json::from_str(&l).unwrap();
         assert_eq!(back["filename"], "/tmp/a\nb\u{1b}c\"d");
+    }
+
+    /// What the writer builds reads back as its type and writes the same JSON.
+    #[test]
+    fn written_records_read_back_as_their_type() {
+        let mut c = crate::resolve::Container::named(
+            "6f97f0f8567499d0b2bd94070f50da52179582e0a750084d1f740e30b576a181",
+            "web",
+            crate::container::Runtime::Docker,
+        );
+        c.init_pid = Some(7);
+        let c = std::sync::Arc::new(c);
+        let attributions = [
+            Attribution::Host,
+            Attribution::Unknown,
+            Attribution::Container(std::sync::Arc::clone(&c)),
+        ];
+        let base = event::decode(&event::tests::exec_record("/bin/x")).unwrap();
+        let bodies = [
+            base.body.clone(),
+            Body::Exit(crate::event::Exit {
+                status: Some(9),
+                group_dead: true,
+            }),
+            Body::Cgroup(crate::event::Cgroup {
+                op: CgroupOp::Attach,
+                root: 0,
+                level: 2,
+                id: 9,
+                pid: Some(5),
+                path: "/docker/x".into(),
+            }),
+            Body::Cgroup(crate::event::Cgroup {
+                op: CgroupOp::Mkdir,
+                root: 0,
+                level: 2,
+                id: 9,
+                pid: None,
+                path: "/docker/x".into(),
+            }),
+        ];
+        for body in bodies {
+            for a in &attributions {
+                let mut ev = base.clone();
+                ev.body = body.clone();
+                let attrs = Attrs {
+                    process: a.clone(),
+                    other: Some(a.clone()),
+                };
+                let v = event(&ev, &attrs, &ctx());
+                let r: Record = serde_json::from_value(v.clone()).unwrap();
+                assert_eq!(r.type_name(), type_name(&ev));
+                assert_eq!(to_value(&r), v);
+            }
+        }
+        let l = Loss {
+            kind: "exec",
+            count: 3,
+            site: super::super::LossSite::UserspaceDecode,
+            total: 10,
+        };
+        let v = loss(&l, &ctx(), 0);
+        assert_eq!(to_value(&serde_json::from_value(v.clone()).unwrap()), v);
     }
 
     #[test]
