@@ -2,16 +2,16 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
 mod cli;
 
-use cli::{Cli, Command};
+use cli::Command;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("CTRACE_LOG", "warn"))
         .format_timestamp(None)
         .init();
-    let cli = Cli::parse();
+    // The command line, with the config file's keys for the options it leaves alone.
+    let cli = cli::config::parse_cli();
     let result = match &cli.command {
         Command::Watch(args) => cli::watch::run(args),
         Command::Agent(args) => cli::agent::run(args),

@@ -42,7 +42,7 @@ const DOCKERD_LOG: &str = "/var/log/dockerd.log";
 const DOCKERD_PIDFILE: &str = "/var/run/docker.pid";
 const CHECK_CONTAINER: &str = "ctrace-lab-check";
 
-const REQUIRED_TOOLS: [&str; 9] = [
+const REQUIRED_TOOLS: [&str; 10] = [
     "dockerd",
     "containerd",
     "runc",
@@ -54,8 +54,10 @@ const REQUIRED_TOOLS: [&str; 9] = [
     // with promtool (both from Debian's `prometheus`).
     "prometheus",
     "promtool",
+    // The deploy tests check deploy/ctrace.service with `systemd-analyze verify`.
+    "systemd-analyze",
 ];
-const APT_PACKAGES: [&str; 7] = [
+const APT_PACKAGES: [&str; 8] = [
     "docker.io",
     "containerd",
     "runc",
@@ -63,7 +65,10 @@ const APT_PACKAGES: [&str; 7] = [
     "skopeo",
     "umoci",
     "prometheus",
+    "systemd",
 ];
+/// The deploy tests validate deploy/kubernetes with it (PyPI; it carries the schemas).
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate";
 const APT_OPTIONAL: &str = "bpftool";
 
 #[derive(Default)]
@@ -89,6 +94,7 @@ impl Summary {
 pub fn lab_up() -> Result<()> {
     let mut summary = Summary::default();
     ensure_packages(&mut summary)?;
+    ensure_kubernetes_validate(&mut summary)?;
     ensure_tracefs(&mut summary)?;
     ensure_containerd(&mut summary)?;
     ensure_dockerd(&mut summary)?;
@@ -169,6 +175,43 @@ fn ensure_packages(summary: &mut Summary) -> Result<()> {
         bail!("{HOST_BUSYBOX} is still not a static binary: install busybox-static");
     }
     summary.done(format!("installed {}", packages.join(" ")));
+    Ok(())
+}
+
+/// `kubernetes-validate` from PyPI, with pip (from apt when missing); on a Python that is
+/// "externally managed" (PEP 668), with `--break-system-packages`.
+fn ensure_kubernetes_validate(summary: &mut Summary) -> Result<()> {
+    if which(KUBERNETES_VALIDATE).is_some() {
+        summary.present(KUBERNETES_VALIDATE);
+        return Ok(());
+    }
+    let has_pip = || {
+        probe(
+            Command::new("python3").args(["-m", "pip", "--version"]),
+            Duration::from_secs(30),
+        )
+    };
+    if !has_pip() {
+        say!("lab-up: no pip: installing python3-pip with apt-get");
+        run(Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "--no-install-recommends", "python3-pip"]))
+        .context("apt-get install python3-pip failed")?;
+    }
+    let pip = || {
+        let mut c = Command::new("python3");
+        c.args(["-m", "pip", "install", "--quiet", KUBERNETES_VALIDATE]);
+        c
+    };
+    if run(&mut pip()).is_err() {
+        say!("lab-up: pip install refused; retrying with --break-system-packages");
+        run(pip().arg("--break-system-packages"))
+            .with_context(|| format!("pip install {KUBERNETES_VALIDATE} failed"))?;
+    }
+    if which(KUBERNETES_VALIDATE).is_none() {
+        bail!("{KUBERNETES_VALIDATE} was installed but is not on PATH (pip's scripts directory)");
+    }
+    summary.done(format!("installed {KUBERNETES_VALIDATE} (pip)"));
     Ok(())
 }
 

@@ -25,6 +25,10 @@ pub struct AgentCmd {
     /// (`ctrace_metrics_containers_refused_total`).
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub metrics_max_containers: usize,
+    /// Check the config file and the flags, print a summary and exit (0: valid, 2: not);
+    /// nothing is attached, root is not needed.
+    #[arg(long)]
+    pub check_config: bool,
     #[command(flatten)]
     pub trace: WatchArgs,
 }
@@ -42,6 +46,11 @@ pub fn run(cmd: &AgentCmd) -> anyhow::Result<()> {
     if cmd.metrics_max_containers == 0 {
         anyhow::bail!("--metrics-max-containers must be at least 1");
     }
+    if cmd.check_config {
+        cmd.trace.check()?;
+        let line = tracer::sink::escape::terminal(&check_summary(cmd));
+        return super::print_stdout(&format!("{line}\n"));
+    }
     watch::run_mode(
         &cmd.trace,
         Mode::Agent {
@@ -56,6 +65,36 @@ pub fn run(cmd: &AgentCmd) -> anyhow::Result<()> {
                 )
             }),
         },
+    )
+}
+
+/// `--check-config`: one line on what the agent would do.
+fn check_summary(cmd: &AgentCmd) -> String {
+    let t = &cmd.trace;
+    let file = match &t.config_file {
+        None => format!(
+            "no config file ({} does not exist)",
+            super::config::DEFAULT_PATH
+        ),
+        Some(f) => {
+            let over = if f.overridden.is_empty() {
+                String::new()
+            } else {
+                format!("; overridden by flags: {}", f.overridden.join(", "))
+            };
+            format!("{} ({} keys{over})", f.path.display(), f.keys)
+        }
+    };
+    let path =
+        |p: Option<&std::path::Path>| p.map_or("off".to_owned(), |p| p.display().to_string());
+    format!(
+        "ctrace agent: configuration OK: {file}; events {}; journal {}; output {}; showing {}; \
+         metrics {}",
+        t.events,
+        path((!t.no_journal).then_some(t.journal.as_path())),
+        path(t.output.as_deref()),
+        super::config::describe(&t.filter()),
+        cmd.metrics_addr.map_or("off".to_owned(), |a| a.to_string()),
     )
 }
 

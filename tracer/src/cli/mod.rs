@@ -1,6 +1,7 @@
 //! Subcommands, one file each.
 
 pub mod agent;
+pub mod config;
 pub mod history;
 pub mod inspect;
 pub mod postmortem;

@@ -86,7 +86,7 @@ pub struct WatchArgs {
     #[arg(long)]
     pub all_threads: bool,
     /// Write NDJSON to this file instead of stdout (created 0600; symlinks refused; reopened
-    /// on SIGHUP).
+    /// on SIGHUP); `-` for stdout (the agent in a container, for the cluster's log collector).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Rotate --output when it would grow past this size, e.g. 100MiB (0: never).
@@ -149,6 +149,13 @@ pub struct WatchArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
+    /// Read options from this TOML file (`agent`: /etc/ctrace/ctrace.toml when it exists);
+    /// keys are the flags' names in snake_case, and flags given here win over them.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The config file the options came from, if any.
+    #[arg(skip)]
+    pub config_file: Option<super::config::FileInfo>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -159,6 +166,20 @@ pub enum ColorChoice {
 }
 
 impl WatchArgs {
+    /// What is shown: `--container`, `--runtime`, `--host`.
+    pub(crate) fn filter(&self) -> Filter {
+        Filter {
+            containers: self.container.clone(),
+            runtimes: self.runtime.clone(),
+            include_host: self.host,
+        }
+    }
+
+    /// Check the options as a start would, attaching nothing.
+    pub(crate) fn check(&self) -> anyhow::Result<()> {
+        self.options().map(drop)
+    }
+
     /// The kernel kinds of `--events`, and whether cpu_throttle is asked for (a userspace
     /// sampler, not a kernel event).
     fn event_spec(&self) -> anyhow::Result<(probe::KindSpec, bool)> {
@@ -230,6 +251,8 @@ struct Out {
     json: bool,
     color: bool,
     filter: Filter,
+    /// Where the filter is read again on SIGHUP.
+    config_file: Option<super::config::FileInfo>,
     /// A status line on a terminal's stderr (events/s, losses).
     status: bool,
     /// The status line now shown, when shown.
@@ -377,6 +400,22 @@ impl Sink for Out {
     }
 
     fn reopen(&mut self) {
+        if let Some(file) = &self.config_file {
+            let path = escape::terminal(&file.path.display().to_string());
+            match file.reload_filter() {
+                Ok(f) => {
+                    eprintln!(
+                        "ctrace: reloaded {path}: showing {}",
+                        escape::terminal(&super::config::describe(&f))
+                    );
+                    self.filter = f;
+                }
+                Err(e) => eprintln!(
+                    "ctrace: warning: not reloaded, the filter stays as it was: {}",
+                    escape::terminal(&e)
+                ),
+            }
+        }
         if let Err(e) = self.w.reopen() {
             self.fail(e);
         }
@@ -410,6 +449,11 @@ impl Out {
             Err(anyhow::Error::new(e).context("writing output"))
         });
     }
+}
+
+/// `--output -`: NDJSON on stdout (`/dev/stdout` is a symbolic link, which `--output` refuses).
+fn is_stdout(output: &std::path::Path) -> bool {
+    output.as_os_str() == "-"
 }
 
 /// How the stream is shown.
@@ -499,6 +543,7 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
     Probe::check_privileges()?;
     // Open the output before attaching anything: a bad path fails fast and clearly.
     let sink: Box<dyn LineSink> = match (&args.output, mode) {
+        (Some(path), _) if is_stdout(path) => Box::new(Stdout::new()),
         (Some(path), _) => Box::new(
             RotatingFile::open(path, Some(args.rotate_size), args.rotate_keep)
                 .context("cannot write --output")?,
@@ -568,7 +613,11 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
             ),
             args.output.as_ref().map_or_else(
                 || "off".to_owned(),
-                |p| escape::terminal(&p.display().to_string())
+                |p| if is_stdout(p) {
+                    "stdout".to_owned()
+                } else {
+                    escape::terminal(&p.display().to_string())
+                }
             ),
         ),
     }
@@ -600,11 +649,8 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
         throttle: args.event_spec().is_ok_and(|(_, t)| t),
         json,
         color,
-        filter: Filter {
-            containers: args.container.clone(),
-            runtimes: args.runtime.clone(),
-            include_host: args.host,
-        },
+        filter: args.filter(),
+        config_file: args.config_file.clone(),
         status,
         status_line: None,
         agent_every: match mode {
@@ -698,4 +744,17 @@ fn agent_status(st: &Status) -> String {
         "ctrace agent: {} records, {lost} lost; {} live containers, {} gone; {journal}",
         st.delivered, st.live_containers, st.gone_containers
     )
+}
+
+#[cfg(test)]
+mod output_tests {
+    use std::path::Path;
+
+    #[test]
+    fn dash_is_stdout() {
+        assert!(super::is_stdout(Path::new("-")));
+        assert!(!super::is_stdout(Path::new("./-")));
+        assert!(!super::is_stdout(Path::new("/dev/stdout")));
+        assert!(!super::is_stdout(Path::new("events.ndjson")));
+    }
 }
