@@ -14,7 +14,6 @@ mod journal;
 mod metrics;
 mod output;
 mod oom;
-mod output;
 mod process;
 mod schema;
 mod session;
