@@ -142,14 +142,18 @@ impl Watch {
         let err_reader = thread::spawn(move || {
             for line in BufReader::new(err).lines() {
                 let Ok(line) = line else { break };
+                // Kept before the start is signalled: a test that reads stderr right after
+                // `start` returns sees the ready line and everything before it.
+                {
+                    let mut e = errs
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    e.push_str(&line);
+                    e.push('\n');
+                }
                 if line.starts_with(ready) {
                     let _ = ready_tx.send(());
                 }
-                let mut e = errs
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                e.push_str(&line);
-                e.push('\n');
             }
         });
         let mut w = Self {

@@ -181,7 +181,14 @@ fn ensure_packages(summary: &mut Summary) -> Result<()> {
 /// `kubernetes-validate` from PyPI, with pip (from apt when missing); on a Python that is
 /// "externally managed" (PEP 668), with `--break-system-packages`.
 fn ensure_kubernetes_validate(summary: &mut Summary) -> Result<()> {
-    if which(KUBERNETES_VALIDATE).is_some() {
+    // The tests run it as `python3 -m kubernetes_validate`: pip may put its script off PATH.
+    let importable = || {
+        probe(
+            Command::new("python3").args(["-c", "import kubernetes_validate"]),
+            Duration::from_secs(30),
+        )
+    };
+    if importable() {
         summary.present(KUBERNETES_VALIDATE);
         return Ok(());
     }
@@ -208,8 +215,8 @@ fn ensure_kubernetes_validate(summary: &mut Summary) -> Result<()> {
         run(pip().arg("--break-system-packages"))
             .with_context(|| format!("pip install {KUBERNETES_VALIDATE} failed"))?;
     }
-    if which(KUBERNETES_VALIDATE).is_none() {
-        bail!("{KUBERNETES_VALIDATE} was installed but is not on PATH (pip's scripts directory)");
+    if !importable() {
+        bail!("{KUBERNETES_VALIDATE} was installed but python3 cannot import kubernetes_validate");
     }
     summary.done(format!("installed {KUBERNETES_VALIDATE} (pip)"));
     Ok(())
