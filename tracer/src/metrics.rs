@@ -345,251 +345,281 @@ impl Collector for Metrics {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let st = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let series: Vec<&Series> = st.containers.values().collect();
-        let counter = MetricType::Counter;
-        let gauge = MetricType::Gauge;
-        family(
-            &mut enc,
-            "ctrace_container_oom_kills",
-            "OOM kills of a container's processes seen by ctrace, by scope: container_limit, \
-             parent_limit (a pod's or a parent cgroup's lower limit), host, unknown.",
-            counter,
-            series.iter().flat_map(|s| {
-                s.oom_kills.iter().map(|(scope, n)| {
-                    (with_label(&s.labels, "scope", scope), ConstCounter::new(*n))
-                })
-            }),
-        )?;
-        family(
-            &mut enc,
-            "ctrace_container_kills",
-            "Signals that killed a container's processes, by signal and sender kind (host, \
-             container, kernel).",
-            counter,
-            series.iter().flat_map(|s| {
-                s.kills.iter().map(|((signal, sender), n)| {
-                    let mut l = with_label(&s.labels, "signal", signal);
-                    l.push(("sender", (*sender).to_owned()));
-                    (l, ConstCounter::new(*n))
-                })
-            }),
-        )?;
-        family(
-            &mut enc,
-            "ctrace_container_capability_denials",
-            "Capability checks denied to a container's processes, by capability.",
-            counter,
-            series.iter().flat_map(|s| {
-                s.cap_denials.iter().map(|(cap, n)| {
-                    (
-                        with_label(&s.labels, "capability", cap),
-                        ConstCounter::new(*n),
-                    )
-                })
-            }),
-        )?;
-        let cpu = |f: fn(&CpuSample) -> Option<u64>| {
-            series
-                .iter()
-                .filter_map(move |s| Some((s.labels.clone(), f(s.cpu.as_ref()?)?)))
-        };
-        family(
-            &mut enc,
-            "ctrace_container_cpu_periods",
-            "CFS enforcement periods of the container's cgroup (cpu.stat nr_periods).",
-            counter,
-            cpu(|c| c.nr_periods).map(|(l, v)| (l, ConstCounter::new(v))),
-        )?;
-        family(
-            &mut enc,
-            "ctrace_container_cpu_throttled_periods",
-            "CFS periods in which the container's cgroup was throttled (cpu.stat nr_throttled); \
-             divided by ctrace_container_cpu_periods_total it gives the throttled ratio.",
-            counter,
-            cpu(|c| c.nr_throttled).map(|(l, v)| (l, ConstCounter::new(v))),
-        )?;
-        family(
-            &mut enc,
-            "ctrace_container_cpu_throttled_seconds",
-            "Time the container's cgroup spent throttled by its CFS quota.",
-            counter,
-            cpu(|c| c.throttled_ns).map(|(l, v)| (l, ConstCounter::new(v as f64 / 1e9))),
-        )?;
-        family(
-            &mut enc,
-            "ctrace_container_cpu_usage_seconds",
-            "CPU time used by the container's cgroup.",
-            counter,
-            cpu(|c| c.usage_ns).map(|(l, v)| (l, ConstCounter::new(v as f64 / 1e9))),
-        )?;
-        family(
-            &mut enc,
-            "ctrace_container_cpu_quota_cpus",
-            "The container's CFS quota, in CPUs (absent without a quota).",
-            gauge,
-            series.iter().filter_map(|s| {
-                let q = s.cpu.as_ref()?.quota?;
-                Some((s.labels.clone(), ConstGauge::new(q.cpus())))
-            }),
-        )?;
-        {
-            let mut m = enc.encode_descriptor(
-                "ctrace_container_runqueue_delay_seconds",
-                "Time the container's tasks waited on a run queue before running, measured in \
-                 the kernel (sched_wakeup to sched_switch).",
-                None,
-                MetricType::Histogram,
-            )?;
-            for s in &series {
-                let Some(h) = &s.runq else { continue };
-                // Per-bucket counts: the encoder makes them cumulative and adds `+Inf`. Bucket
-                // i holds waits below 2^(i+1) µs (see `RunqDelta::quantile_ns`).
-                let buckets: Vec<(f64, u64)> = h
-                    .buckets
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| ((1u64 << (i + 1)) as f64 * 1e-6, *n))
-                    .collect();
-                m.encode_family(&s.labels)?.encode_histogram::<NoLabelSet>(
-                    h.sum_ns as f64 / 1e9,
-                    h.count,
-                    &buckets,
-                    None,
-                )?;
-            }
-        }
-        let mem = |f: fn(&Series) -> Option<u64>| {
-            series
-                .iter()
-                .filter_map(move |s| Some((s.labels.clone(), ConstGauge::new(f(s)? as f64))))
-        };
-        family(
-            &mut enc,
-            "ctrace_container_memory_usage_bytes",
-            "Memory charged to the container's cgroup.",
-            gauge,
-            mem(|s| s.memory_usage),
-        )?;
-        family(
-            &mut enc,
-            "ctrace_container_memory_limit_bytes",
-            "The container cgroup's own memory limit (absent when unlimited).",
-            gauge,
-            mem(|s| s.memory_limit),
-        )?;
-        family(
-            &mut enc,
-            "ctrace_container_memory_peak_bytes",
-            "Highest memory usage of the container's cgroup.",
-            gauge,
-            mem(|s| s.memory_peak),
-        )?;
-        family(
-            &mut enc,
-            "ctrace_container_restarts",
-            "Restarts of the container by its runtime's restart policy (Docker).",
-            counter,
-            series
-                .iter()
-                .filter_map(|s| Some((s.labels.clone(), ConstCounter::new(s.restarts?)))),
-        )?;
-
-        // ctrace's own health.
-        let h = &st.health;
-        let kinds = || (1..kind::COUNT).map(|k| (k, kind_name(k as u16)));
-        if let Some(c) = &h.counters {
-            family(
-                &mut enc,
-                "ctrace_records_produced",
-                "Records the eBPF programs tried to submit, by kind.",
-                counter,
-                kinds().map(|(k, n)| (vec![("kind", n)], ConstCounter::new(c[k].attempts))),
-            )?;
-            family(
-                &mut enc,
-                "ctrace_records_lost",
-                "Records lost, by kind and where: kernel_ringbuf_full, userspace_decode.",
-                counter,
-                kinds().flat_map(|(k, n)| {
-                    [
-                        (
-                            vec![("kind", n), ("site", "kernel_ringbuf_full")],
-                            ConstCounter::new(c[k].lost_ringbuf_full),
-                        ),
-                        (
-                            vec![("kind", n), ("site", "userspace_decode")],
-                            ConstCounter::new(h.decode_errors[k]),
-                        ),
-                    ]
-                }),
-            )?;
-            family(
-                &mut enc,
-                "ctrace_records_filtered_in_kernel",
-                "Records the eBPF programs dropped by design (signals not asked for, folded \
-                 capability checks), by kind.",
-                counter,
-                kinds().map(|(k, n)| (vec![("kind", n)], ConstCounter::new(c[k].filtered))),
-            )?;
-        }
-        family(
-            &mut enc,
-            "ctrace_records_delivered",
-            "Records decoded and handled by ctrace, by kind.",
-            counter,
-            kinds().map(|(k, n)| (vec![("kind", n)], ConstCounter::new(h.delivered[k]))),
-        )?;
-        if let Some(j) = &h.journal {
-            family(
-                &mut enc,
-                "ctrace_journal_writes",
-                "Entries committed to the journal.",
-                counter,
-                [(NO_LABELS, ConstCounter::new(j.written))],
-            )?;
-            family(
-                &mut enc,
-                "ctrace_journal_drops",
-                "Entries not written to the journal (queue full, failed batch, disabled).",
-                counter,
-                [(NO_LABELS, ConstCounter::new(j.dropped))],
-            )?;
-        }
-        family(
-            &mut enc,
-            "ctrace_containers",
-            "Containers ctrace knows, by state: live, gone (kept for post-mortems).",
-            gauge,
-            [
-                ([("state", "live")], ConstGauge::new(h.live as i64)),
-                ([("state", "gone")], ConstGauge::new(h.gone as i64)),
-            ],
-        )?;
-        family(
-            &mut enc,
-            "ctrace_metrics_containers",
-            "Containers that have per-container series now.",
-            gauge,
-            [(NO_LABELS, ConstGauge::new(st.containers.len() as i64))],
-        )?;
-        family(
-            &mut enc,
-            "ctrace_metrics_containers_refused",
-            "Containers given no series because the bound on containers was reached.",
-            counter,
-            [(NO_LABELS, ConstCounter::new(st.refused))],
-        )?;
-        family(
-            &mut enc,
-            "ctrace_build_info",
-            "The running ctrace's version.",
-            gauge,
-            [(
-                [("version", env!("CARGO_PKG_VERSION"))],
-                ConstGauge::new(1i64),
-            )],
-        )?;
-        Ok(())
+        encode_incidents(&mut enc, &series)?;
+        encode_cpu(&mut enc, &series)?;
+        encode_memory(&mut enc, &series)?;
+        encode_health(&mut enc, &st)
     }
+}
+
+/// Per container: OOM kills, kills, capability denials.
+fn encode_incidents(
+    enc: &mut DescriptorEncoder,
+    series: &[&Series],
+) -> Result<(), std::fmt::Error> {
+    let counter = MetricType::Counter;
+    family(
+        enc,
+        "ctrace_container_oom_kills",
+        "OOM kills of a container's processes seen by ctrace, by scope: container_limit, \
+             parent_limit (a pod's or a parent cgroup's lower limit), host, unknown.",
+        counter,
+        series.iter().flat_map(|s| {
+            s.oom_kills
+                .iter()
+                .map(|(scope, n)| (with_label(&s.labels, "scope", scope), ConstCounter::new(*n)))
+        }),
+    )?;
+    family(
+        enc,
+        "ctrace_container_kills",
+        "Signals that killed a container's processes, by signal and sender kind (host, \
+             container, kernel).",
+        counter,
+        series.iter().flat_map(|s| {
+            s.kills.iter().map(|((signal, sender), n)| {
+                let mut l = with_label(&s.labels, "signal", signal);
+                l.push(("sender", (*sender).to_owned()));
+                (l, ConstCounter::new(*n))
+            })
+        }),
+    )?;
+    family(
+        enc,
+        "ctrace_container_capability_denials",
+        "Capability checks denied to a container's processes, by capability.",
+        counter,
+        series.iter().flat_map(|s| {
+            s.cap_denials.iter().map(|(cap, n)| {
+                (
+                    with_label(&s.labels, "capability", cap),
+                    ConstCounter::new(*n),
+                )
+            })
+        }),
+    )?;
+    Ok(())
+}
+
+/// Per container: the cgroup's CFS counters, its quota, run-queue delay.
+fn encode_cpu(enc: &mut DescriptorEncoder, series: &[&Series]) -> Result<(), std::fmt::Error> {
+    let counter = MetricType::Counter;
+    let gauge = MetricType::Gauge;
+    let cpu = |f: fn(&CpuSample) -> Option<u64>| {
+        series
+            .iter()
+            .filter_map(move |s| Some((s.labels.clone(), f(s.cpu.as_ref()?)?)))
+    };
+    family(
+        enc,
+        "ctrace_container_cpu_periods",
+        "CFS enforcement periods of the container's cgroup (cpu.stat nr_periods).",
+        counter,
+        cpu(|c| c.nr_periods).map(|(l, v)| (l, ConstCounter::new(v))),
+    )?;
+    family(
+        enc,
+        "ctrace_container_cpu_throttled_periods",
+        "CFS periods in which the container's cgroup was throttled (cpu.stat nr_throttled); \
+             divided by ctrace_container_cpu_periods_total it gives the throttled ratio.",
+        counter,
+        cpu(|c| c.nr_throttled).map(|(l, v)| (l, ConstCounter::new(v))),
+    )?;
+    family(
+        enc,
+        "ctrace_container_cpu_throttled_seconds",
+        "Time the container's cgroup spent throttled by its CFS quota.",
+        counter,
+        cpu(|c| c.throttled_ns).map(|(l, v)| (l, ConstCounter::new(v as f64 / 1e9))),
+    )?;
+    family(
+        enc,
+        "ctrace_container_cpu_usage_seconds",
+        "CPU time used by the container's cgroup.",
+        counter,
+        cpu(|c| c.usage_ns).map(|(l, v)| (l, ConstCounter::new(v as f64 / 1e9))),
+    )?;
+    family(
+        enc,
+        "ctrace_container_cpu_quota_cpus",
+        "The container's CFS quota, in CPUs (absent without a quota).",
+        gauge,
+        series.iter().filter_map(|s| {
+            let q = s.cpu.as_ref()?.quota?;
+            Some((s.labels.clone(), ConstGauge::new(q.cpus())))
+        }),
+    )?;
+    {
+        let mut m = enc.encode_descriptor(
+            "ctrace_container_runqueue_delay_seconds",
+            "Time the container's tasks waited on a run queue before running, measured in \
+                 the kernel (sched_wakeup to sched_switch).",
+            None,
+            MetricType::Histogram,
+        )?;
+        for s in series {
+            let Some(h) = &s.runq else { continue };
+            // Per-bucket counts: the encoder makes them cumulative and adds `+Inf`. Bucket
+            // i holds waits below 2^(i+1) µs (see `RunqDelta::quantile_ns`).
+            let buckets: Vec<(f64, u64)> = h
+                .buckets
+                .iter()
+                .enumerate()
+                .map(|(i, n)| ((1u64 << (i + 1)) as f64 * 1e-6, *n))
+                .collect();
+            m.encode_family(&s.labels)?.encode_histogram::<NoLabelSet>(
+                h.sum_ns as f64 / 1e9,
+                h.count,
+                &buckets,
+                None,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Per container: memory figures and restarts.
+fn encode_memory(enc: &mut DescriptorEncoder, series: &[&Series]) -> Result<(), std::fmt::Error> {
+    let counter = MetricType::Counter;
+    let gauge = MetricType::Gauge;
+    let mem = |f: fn(&Series) -> Option<u64>| {
+        series
+            .iter()
+            .filter_map(move |s| Some((s.labels.clone(), ConstGauge::new(f(s)? as f64))))
+    };
+    family(
+        enc,
+        "ctrace_container_memory_usage_bytes",
+        "Memory charged to the container's cgroup.",
+        gauge,
+        mem(|s| s.memory_usage),
+    )?;
+    family(
+        enc,
+        "ctrace_container_memory_limit_bytes",
+        "The container cgroup's own memory limit (absent when unlimited).",
+        gauge,
+        mem(|s| s.memory_limit),
+    )?;
+    family(
+        enc,
+        "ctrace_container_memory_peak_bytes",
+        "Highest memory usage of the container's cgroup.",
+        gauge,
+        mem(|s| s.memory_peak),
+    )?;
+    family(
+        enc,
+        "ctrace_container_restarts",
+        "Restarts of the container by its runtime's restart policy (Docker).",
+        counter,
+        series
+            .iter()
+            .filter_map(|s| Some((s.labels.clone(), ConstCounter::new(s.restarts?)))),
+    )?;
+
+    Ok(())
+}
+
+/// ctrace's own health: records, the journal, containers, the series bound, build.
+fn encode_health(enc: &mut DescriptorEncoder, st: &State) -> Result<(), std::fmt::Error> {
+    let counter = MetricType::Counter;
+    let gauge = MetricType::Gauge;
+    let h = &st.health;
+    let kinds = || (1..kind::COUNT).map(|k| (k, kind_name(k as u16)));
+    if let Some(c) = &h.counters {
+        family(
+            enc,
+            "ctrace_records_produced",
+            "Records the eBPF programs tried to submit, by kind.",
+            counter,
+            kinds().map(|(k, n)| (vec![("kind", n)], ConstCounter::new(c[k].attempts))),
+        )?;
+        family(
+            enc,
+            "ctrace_records_lost",
+            "Records lost, by kind and where: kernel_ringbuf_full, userspace_decode.",
+            counter,
+            kinds().flat_map(|(k, n)| {
+                [
+                    (
+                        vec![("kind", n), ("site", "kernel_ringbuf_full")],
+                        ConstCounter::new(c[k].lost_ringbuf_full),
+                    ),
+                    (
+                        vec![("kind", n), ("site", "userspace_decode")],
+                        ConstCounter::new(h.decode_errors[k]),
+                    ),
+                ]
+            }),
+        )?;
+        family(
+            enc,
+            "ctrace_records_filtered_in_kernel",
+            "Records the eBPF programs dropped by design (signals not asked for, folded \
+                 capability checks), by kind.",
+            counter,
+            kinds().map(|(k, n)| (vec![("kind", n)], ConstCounter::new(c[k].filtered))),
+        )?;
+    }
+    family(
+        enc,
+        "ctrace_records_delivered",
+        "Records decoded and handled by ctrace, by kind.",
+        counter,
+        kinds().map(|(k, n)| (vec![("kind", n)], ConstCounter::new(h.delivered[k]))),
+    )?;
+    if let Some(j) = &h.journal {
+        family(
+            enc,
+            "ctrace_journal_writes",
+            "Entries committed to the journal.",
+            counter,
+            [(NO_LABELS, ConstCounter::new(j.written))],
+        )?;
+        family(
+            enc,
+            "ctrace_journal_drops",
+            "Entries not written to the journal (queue full, failed batch, disabled).",
+            counter,
+            [(NO_LABELS, ConstCounter::new(j.dropped))],
+        )?;
+    }
+    family(
+        enc,
+        "ctrace_containers",
+        "Containers ctrace knows, by state: live, gone (kept for post-mortems).",
+        gauge,
+        [
+            ([("state", "live")], ConstGauge::new(h.live as i64)),
+            ([("state", "gone")], ConstGauge::new(h.gone as i64)),
+        ],
+    )?;
+    family(
+        enc,
+        "ctrace_metrics_containers",
+        "Containers that have per-container series now.",
+        gauge,
+        [(NO_LABELS, ConstGauge::new(st.containers.len() as i64))],
+    )?;
+    family(
+        enc,
+        "ctrace_metrics_containers_refused",
+        "Containers given no series because the bound on containers was reached.",
+        counter,
+        [(NO_LABELS, ConstCounter::new(st.refused))],
+    )?;
+    family(
+        enc,
+        "ctrace_build_info",
+        "The running ctrace's version.",
+        gauge,
+        [(
+            [("version", env!("CARGO_PKG_VERSION"))],
+            ConstGauge::new(1i64),
+        )],
+    )?;
+    Ok(())
 }
 
 /// A session sink that keeps the metrics: pair it with the output sink (see

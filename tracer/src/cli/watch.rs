@@ -166,6 +166,30 @@ pub enum ColorChoice {
 }
 
 impl WatchArgs {
+    /// How a session traces for these arguments.
+    fn session_config(&self, probe: Options) -> session::Config {
+        session::Config {
+            probe,
+            resolver: resolve::Config {
+                extra_state_roots: self.runc_root.clone(),
+                ..resolve::Config::default()
+            },
+            docker_socket: (!self.no_docker).then(|| self.docker_socket.clone()),
+            throttle_interval: self.throttle_interval,
+            throttle: DetectorConfig {
+                threshold: self.throttle_threshold,
+                ..DetectorConfig::default()
+            },
+            memory_interval: self.memory_interval,
+            duration: self
+                .duration
+                .filter(|d| d.is_finite() && *d >= 0.0)
+                .map(Duration::from_secs_f64),
+        }
+    }
+}
+
+impl WatchArgs {
     /// What is shown: `--container`, `--runtime`, `--host`.
     pub(crate) fn filter(&self) -> Filter {
         Filter {
@@ -537,90 +561,25 @@ fn kinds_banner(active: u32, shown_mask: u32) -> String {
 }
 
 async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()> {
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    // Signals first: a Ctrl-C that comes once the start line is out stops cleanly.
+    let controls = controls_from_signals()?;
     Probe::check_privileges()?;
     // Open the output before attaching anything: a bad path fails fast and clearly.
-    let sink: Box<dyn LineSink> = match (&args.output, mode) {
-        (Some(path), _) if is_stdout(path) => Box::new(Stdout::new()),
-        (Some(path), _) => Box::new(
-            RotatingFile::open(path, Some(args.rotate_size), args.rotate_keep)
-                .context("cannot write --output")?,
-        ),
-        (None, Mode::Agent { .. }) => Box::new(Discard),
-        (None, Mode::Watch { .. }) => Box::new(Stdout::new()),
-    };
+    let sink = open_output(args, mode)?;
     // The journal too: a file that is not a journal is an error before anything is attached.
     let recorder = open_journal(args)?;
     if matches!(mode, Mode::Agent { .. }) && recorder.is_none() && args.output.is_none() {
         anyhow::bail!("the agent would record nothing: no journal and no --output");
     }
     // The metrics endpoint too: a port in use fails before anything is attached.
-    let metrics = match mode {
-        Mode::Agent {
-            metrics: Some((addr, config)),
-            ..
-        } => {
-            let m = Metrics::new(config);
-            let (bound, _server) = metrics::serve(addr, m.clone())
-                .await
-                .with_context(|| format!("cannot serve metrics on {addr}"))?;
-            eprintln!("ctrace agent: metrics at http://{bound}/metrics");
-            Some(m)
-        }
-        _ => None,
-    };
+    let metrics = serve_metrics(mode).await?;
     let ring_bytes = opts.ring_bytes;
-    let config = session::Config {
-        probe: opts,
-        resolver: resolve::Config {
-            extra_state_roots: args.runc_root.clone(),
-            ..resolve::Config::default()
-        },
-        docker_socket: (!args.no_docker).then(|| args.docker_socket.clone()),
-        throttle_interval: args.throttle_interval,
-        throttle: DetectorConfig {
-            threshold: args.throttle_threshold,
-            ..DetectorConfig::default()
-        },
-        memory_interval: args.memory_interval,
-        duration: args
-            .duration
-            .filter(|d| d.is_finite() && *d >= 0.0)
-            .map(Duration::from_secs_f64),
-    };
-    let mut session = Session::start(config, recorder).await?;
+    let mut session = Session::start(args.session_config(opts), recorder).await?;
     for w in session.take_warnings() {
         eprintln!("ctrace: warning: {}", escape::terminal(&w));
     }
-    // What is shown, and what is traced only to keep state (the process table, attribution,
-    // correlation).
     let shown_mask = args.event_spec().map_or(u32::MAX, |(k, _)| k.mask);
-    let kinds = kinds_banner(session.active_kinds(), shown_mask);
-    match mode {
-        Mode::Watch { .. } => eprintln!(
-            "ctrace: tracing {kinds} (ring buffer {}); Ctrl-C to stop",
-            tracer::units::bytes(u64::from(ring_bytes))
-        ),
-        Mode::Agent { .. } => eprintln!(
-            "ctrace agent: tracing {kinds} (ring buffer {}); journal {}; NDJSON {}; SIGTERM to \
-             stop",
-            tracer::units::bytes(u64::from(ring_bytes)),
-            session.journal_path().map_or_else(
-                || "off".to_owned(),
-                |p| escape::terminal(&p.display().to_string())
-            ),
-            args.output.as_ref().map_or_else(
-                || "off".to_owned(),
-                |p| if is_stdout(p) {
-                    "stdout".to_owned()
-                } else {
-                    escape::terminal(&p.display().to_string())
-                }
-            ),
-        ),
-    }
+    print_banner(args, mode, &session, shown_mask, ring_bytes);
     for pattern in &args.container {
         if session.find(pattern).is_empty() {
             eprintln!(
@@ -660,20 +619,6 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
         dirty: false,
         done: None,
     };
-    // Signals become controls of the session.
-    let (control, controls) = mpsc::channel(4);
-    tokio::spawn(async move {
-        loop {
-            let c = tokio::select! {
-                _ = sighup.recv() => Control::Reopen,
-                _ = sigint.recv() => Control::Stop,
-                _ = sigterm.recv() => Control::Stop,
-            };
-            if control.send(c).await.is_err() {
-                break;
-            }
-        }
-    });
     let summary = match metrics {
         Some(m) => {
             let mut metrics = MetricsSink::new(m);
@@ -693,6 +638,94 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
             let _ = out.flush();
         }
     }
+    report_totals(summary);
+    out.done.unwrap_or(Ok(()))
+}
+
+/// Where records are written: `--output` (a file, or `-` for stdout), else stdout for `watch`
+/// and nowhere for `agent` (its journal and metrics keep what it sees).
+fn open_output(args: &WatchArgs, mode: Mode) -> anyhow::Result<Box<dyn LineSink>> {
+    Ok(match (&args.output, mode) {
+        (Some(path), _) if is_stdout(path) => Box::new(Stdout::new()),
+        (Some(path), _) => Box::new(
+            RotatingFile::open(path, Some(args.rotate_size), args.rotate_keep)
+                .context("cannot write --output")?,
+        ),
+        (None, Mode::Agent { .. }) => Box::new(Discard),
+        (None, Mode::Watch { .. }) => Box::new(Stdout::new()),
+    })
+}
+
+/// The agent's metrics endpoint, when asked for; bound before anything is attached, so a port
+/// in use fails at once.
+async fn serve_metrics(mode: Mode) -> anyhow::Result<Option<Metrics>> {
+    let Mode::Agent {
+        metrics: Some((addr, config)),
+        ..
+    } = mode
+    else {
+        return Ok(None);
+    };
+    let m = Metrics::new(config);
+    let (bound, _server) = metrics::serve(addr, m.clone())
+        .await
+        .with_context(|| format!("cannot serve metrics on {addr}"))?;
+    eprintln!("ctrace agent: metrics at http://{bound}/metrics");
+    Ok(Some(m))
+}
+
+/// The start line: what is traced (shown, and kept only for state: the process table,
+/// attribution, correlation), the ring buffer, and for the agent where its records go.
+fn print_banner(args: &WatchArgs, mode: Mode, session: &Session, shown_mask: u32, ring_bytes: u32) {
+    let kinds = kinds_banner(session.active_kinds(), shown_mask);
+    match mode {
+        Mode::Watch { .. } => eprintln!(
+            "ctrace: tracing {kinds} (ring buffer {}); Ctrl-C to stop",
+            tracer::units::bytes(u64::from(ring_bytes))
+        ),
+        Mode::Agent { .. } => eprintln!(
+            "ctrace agent: tracing {kinds} (ring buffer {}); journal {}; NDJSON {}; SIGTERM to \
+             stop",
+            tracer::units::bytes(u64::from(ring_bytes)),
+            session.journal_path().map_or_else(
+                || "off".to_owned(),
+                |p| escape::terminal(&p.display().to_string())
+            ),
+            args.output.as_ref().map_or_else(
+                || "off".to_owned(),
+                |p| if is_stdout(p) {
+                    "stdout".to_owned()
+                } else {
+                    escape::terminal(&p.display().to_string())
+                }
+            ),
+        ),
+    }
+}
+
+/// SIGINT and SIGTERM stop the session; SIGHUP reloads the filter and reopens the output.
+fn controls_from_signals() -> anyhow::Result<mpsc::Receiver<Control>> {
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let (control, controls) = mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let c = tokio::select! {
+                _ = sighup.recv() => Control::Reopen,
+                _ = sigint.recv() => Control::Stop,
+                _ = sigterm.recv() => Control::Stop,
+            };
+            if control.send(c).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(controls)
+}
+
+/// The closing totals on stderr, and the journal's losses when it had any.
+fn report_totals(summary: session::Summary) {
     if let (Some(attempts), Some(lost)) = (summary.produced(), summary.lost()) {
         eprintln!(
             "ctrace: {} records delivered, {lost} lost, {attempts} produced by the kernel",
@@ -718,7 +751,6 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
             );
         }
     }
-    out.done.unwrap_or(Ok(()))
 }
 
 /// The agent's periodic line for its log: totals since start.
