@@ -184,7 +184,14 @@ fn prometheus_sees_an_oom_kill_and_a_throttled_ratio() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("# TYPE ctrace_container_runqueue_delay_seconds histogram"));
+    for family in [
+        "# TYPE ctrace_container_runqueue_delay_seconds histogram",
+        "# TYPE ctrace_enrichment_failures_total counter",
+        "# TYPE ctrace_records_lost_total counter",
+        "# TYPE ctrace_build_info gauge",
+    ] {
+        assert!(text.contains(family), "{family} missing:\n{text}");
+    }
 
     let prom = Prometheus::start(&addr);
     let oom_series = format!("ctrace_container_oom_kills_total{{container=\"{oom_name}\"}}");

@@ -20,6 +20,9 @@ use crate::{
 pub enum Feed {
     Names { id: String, names: Names },
     Warning(String),
+    /// A request to a runtime that failed (counted every time; warnings are said once in a
+    /// while).
+    Failure,
 }
 
 /// Says a warning unless the same one was said within [`Warnings::QUIET`]: a daemon that keeps
@@ -59,6 +62,9 @@ pub async fn docker(socket: PathBuf, timeout: Duration, tx: mpsc::Sender<Feed>) 
             Ok(c) => c,
             Err(e) => {
                 let w = e.warning();
+                if tx.send(Feed::Failure).await.is_err() {
+                    return;
+                }
                 if warnings.due(&w, std::time::Instant::now())
                     && tx.send(Feed::Warning(w)).await.is_err()
                 {
@@ -82,6 +88,9 @@ pub async fn docker(socket: PathBuf, timeout: Duration, tx: mpsc::Sender<Feed>) 
             }
             Err(e) => {
                 let w = e.warning();
+                if tx.send(Feed::Failure).await.is_err() {
+                    return;
+                }
                 if warnings.due(&w, std::time::Instant::now())
                     && tx.send(Feed::Warning(w)).await.is_err()
                 {
@@ -95,6 +104,9 @@ pub async fn docker(socket: PathBuf, timeout: Duration, tx: mpsc::Sender<Feed>) 
                 Ok(ev) => ev,
                 Err(e) => {
                     let w = e.warning();
+                    if tx.send(Feed::Failure).await.is_err() {
+                        return;
+                    }
                     if warnings.due(&w, std::time::Instant::now())
                         && tx.send(Feed::Warning(w)).await.is_err()
                     {
@@ -221,10 +233,19 @@ mod tests {
             Duration::from_millis(100),
             tx,
         ));
-        let first = tokio::time::timeout(Duration::from_secs(2), rx.recv())
-            .await
-            .unwrap();
-        assert!(matches!(first, Some(Feed::Warning(w)) if w.contains("/nonexistent/docker.sock")));
+        let wait = Duration::from_secs(5);
+        // Every failed attempt is counted; the warning is said with the first only.
+        assert!(matches!(tokio::time::timeout(wait, rx.recv()).await.unwrap(), Some(Feed::Failure)));
+        let warning = tokio::time::timeout(wait, rx.recv()).await.unwrap();
+        assert!(
+            matches!(&warning, Some(Feed::Warning(w)) if w.contains("/nonexistent/docker.sock")),
+            "{warning:?}"
+        );
+        // The next two attempts (after 1 s and 2 s of backoff): counted, not said again.
+        for _ in 0..2 {
+            let f = tokio::time::timeout(wait, rx.recv()).await.unwrap();
+            assert!(matches!(f, Some(Feed::Failure)), "{f:?}");
+        }
         task.abort();
     }
 }

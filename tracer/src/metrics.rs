@@ -106,6 +106,7 @@ struct Health {
     journal: Option<WriterStatus>,
     live: usize,
     gone: usize,
+    enrichment_failures: u64,
 }
 
 /// The labels of a container's series: `container` (its name, else its short id), `runtime`,
@@ -292,6 +293,7 @@ impl Metrics {
                 journal: st.journal.clone(),
                 live: st.live_containers,
                 gone: st.gone_containers,
+                enrichment_failures: st.enrichment_failures,
             };
         });
     }
@@ -585,6 +587,14 @@ fn encode_health(enc: &mut DescriptorEncoder, st: &State) -> Result<(), std::fmt
             [(NO_LABELS, ConstCounter::new(j.dropped))],
         )?;
     }
+    family(
+        enc,
+        "ctrace_enrichment_failures",
+        "Requests to container runtimes (Docker's API, ctr) that failed; names and images then \
+         come from the runtimes' state on disk only.",
+        counter,
+        [(NO_LABELS, ConstCounter::new(h.enrichment_failures))],
+    )?;
     family(
         enc,
         "ctrace_containers",

@@ -212,6 +212,8 @@ pub struct Status {
     pub gone_containers: usize,
     /// The journal writer, when journaling.
     pub journal: Option<WriterStatus>,
+    /// Requests to runtimes (Docker's API, `ctr`) that failed since start.
+    pub enrichment_failures: u64,
 }
 
 /// One sampling of containers' CPU counters.
@@ -347,6 +349,8 @@ struct Flow {
     feed: mpsc::Sender<Feed>,
     recorder: Option<Recorder>,
     ctx: Context,
+    /// Requests to runtimes (Docker's API, `ctr`) that failed.
+    enrichment_failures: u64,
 }
 
 impl Session {
@@ -401,6 +405,7 @@ impl Session {
             feed: feed_tx,
             recorder,
             ctx: Context::new(),
+            enrichment_failures: 0,
         };
         Ok(Self {
             probe,
@@ -544,6 +549,7 @@ impl Session {
             live_containers: live,
             gone_containers: containers.len() - live,
             journal: self.flow.recorder.as_ref().map(Recorder::status),
+            enrichment_failures: self.flow.enrichment_failures,
         }
     }
 
@@ -782,15 +788,18 @@ impl Flow {
             if let (Runtime::Containerd, Some(ns), None) = (c.runtime, &c.namespace, &c.image) {
                 let (ns, id, tx) = (ns.clone(), c.id.clone(), self.feed.clone());
                 tokio::spawn(async move {
-                    if let Some(image) =
-                        enrich::containerd_image(&ns, &id, Duration::from_secs(2)).await
+                    let feed = match enrich::containerd_image(&ns, &id, Duration::from_secs(2)).await
                     {
-                        let names = Names {
-                            image: Some(image),
-                            ..Names::default()
-                        };
-                        let _ = tx.send(Feed::Names { id, names }).await;
-                    }
+                        Some(image) => Feed::Names {
+                            id,
+                            names: Names {
+                                image: Some(image),
+                                ..Names::default()
+                            },
+                        },
+                        None => Feed::Failure,
+                    };
+                    let _ = tx.send(feed).await;
                 });
             }
         }
@@ -800,6 +809,7 @@ impl Flow {
         match f {
             Feed::Names { id, names } => self.resolver.set_names(&id, names),
             Feed::Warning(w) => sink.warning(&w),
+            Feed::Failure => self.enrichment_failures += 1,
         }
         self.after(sink);
     }
