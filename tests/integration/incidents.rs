@@ -507,3 +507,97 @@ fn capability_denied_without_it_and_allowed_with_it() {
     capability(&w, "ctrace-it-inc-capruncc", "denied");
     w.stop();
 }
+
+/// Runs `cmd` in the container with `docker exec`; its exit code (137: OOM-killed).
+fn docker_exec(c: &DockerContainer, cmd: &[&str]) -> Option<i32> {
+    Command::new("docker")
+        .args(["exec", &c.id])
+        .args(cmd)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status_bounded()
+        .unwrap()
+        .code()
+}
+
+#[test]
+fn oom_breakdown_names_shmem_filling_dev_shm() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let w = Watch::start(&bin, &["--events", "oom"]);
+    // tmpfs pages are charged to the cgroup but mapped by nobody: the victim's RSS is tiny,
+    // the other 62 MiB are shmem, which the kill does not free.
+    let name = "ctrace-it-inc-shmoom";
+    let c = DockerContainer::run(
+        name,
+        &["-m", "64m", "--shm-size", "256m"],
+        &["sleep", "300"],
+    );
+    let dd = [
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/shm/fill",
+        "bs=1M",
+        "count=200",
+    ];
+    assert_eq!(docker_exec(&c, &dd), Some(137), "dd was OOM-killed");
+    let oom = oom_of(&w, name);
+    assert_eq!(oom["scope"], "container_limit", "{oom}");
+    let shmem = get(&oom, "memory.breakdown.shmem").as_u64().unwrap();
+    assert!(
+        shmem > 32 << 20,
+        "more than half of the limit is shmem: {oom}"
+    );
+    let file = get(&oom, "memory.breakdown.file").as_u64().unwrap();
+    assert!(file >= shmem, "file includes shmem: {oom}");
+    let rss = get(&oom, "victim.rss_kb").as_u64().unwrap();
+    assert!(rss < 16 * 1024, "not the victim's RSS: {oom}");
+    let expl = oom["explanation"].as_str().unwrap();
+    assert!(expl.contains(" MiB of 64 MiB (tmpfs, /dev/shm)"), "{expl}");
+    assert!(expl.contains("; shmem "), "{expl}");
+    eprintln!("{expl}\n{}", oom["memory"]);
+    w.stop();
+}
+
+#[test]
+fn oom_breakdown_names_anon_of_an_anon_hog() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let w = Watch::start(&bin, &["--events", "oom"]);
+    // The init only sleeps, so the cgroup outlives the kill and is read after it, once the
+    // victim's anonymous memory is freed.
+    let name = "ctrace-it-inc-anonoom";
+    let c = DockerContainer::run(name, &["-m", "32m"], &["sleep", "300"]);
+    assert_eq!(
+        docker_exec(&c, &["tail", "/dev/zero"]),
+        Some(137),
+        "tail was OOM-killed"
+    );
+    let oom = oom_of(&w, name);
+    assert_eq!(get(&oom, "victim.comm"), "tail");
+    let b = get(&oom, "memory.breakdown");
+    assert!(b["anon"].is_u64(), "{oom}");
+    assert!(b["sock"].is_null() || b["sock"].is_u64(), "{oom}");
+    if !mark_victim_passes_the_task() {
+        // Without the kernel's usage at the OOM nothing tells whether the files were read
+        // before or after the victim's memory was freed.
+        w.stop();
+        return;
+    }
+    let anon = b["anon"].as_u64().unwrap();
+    assert!(
+        anon > 16 << 20,
+        "more than half of the limit is anon: {oom}"
+    );
+    let shmem = b["shmem"].as_u64().unwrap_or(0);
+    assert!(shmem < 16 << 20, "{oom}");
+    let expl = oom["explanation"].as_str().unwrap();
+    assert!(expl.contains("; anon "), "{expl}");
+    assert!(expl.contains(" MiB of 32 MiB; victim RSS"), "{expl}");
+    eprintln!("{expl}\n{}", oom["memory"]);
+    w.stop();
+}

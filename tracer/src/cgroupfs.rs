@@ -219,6 +219,102 @@ pub struct MemoryStats {
     /// With [`MemorySource::Kernel`]: how many cgroup levels above the victim's own memory
     /// cgroup the limit (and the usage and peak beside it) belongs to; 0 is its own.
     pub limit_depth: Option<u32>,
+    /// What the memory was made of (`memory.stat`); `None`: it could not be read. Boxed: the
+    /// records carrying these figures stay small.
+    pub breakdown: Option<Box<MemoryBreakdown>>,
+}
+
+/// What a cgroup's memory was made of, from `memory.stat` (and v1 `memory.kmem.*`,
+/// `memory.memsw.*`, v2 `memory.swap.current`). `None`: not known (a missing file or key),
+/// never 0 for want of data.
+///
+/// `file` is the page cache as the kernel counts it, which includes `shmem` (tmpfs,
+/// `/dev/shm`, shared anonymous mappings) on v1 and v2 alike; `file_active` and
+/// `file_inactive` do not (shmem pages are on the anon LRU lists).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemoryBreakdown {
+    /// v2 `anon`, v1 `total_rss` (or `rss`).
+    pub anon: Option<u64>,
+    /// v2 `file`, v1 `total_cache` (or `cache`): includes `shmem`.
+    pub file: Option<u64>,
+    pub file_active: Option<u64>,
+    pub file_inactive: Option<u64>,
+    /// v2 `shmem`, v1 `total_shmem` (or `shmem`).
+    pub shmem: Option<u64>,
+    /// v2 `kernel` (or `kernel_stack` + `slab` + `pagetables` before Linux 5.18), v1
+    /// `memory.kmem.usage_in_bytes`.
+    pub kernel: Option<u64>,
+    /// v2 `sock`; v1 has none (its TCP counter is kept apart from the memory one).
+    pub sock: Option<u64>,
+    /// v2 `memory.swap.current`, v1 `memory.memsw.usage_in_bytes` minus
+    /// `memory.usage_in_bytes` (with swap accounting).
+    pub swap: Option<u64>,
+    /// Read before the moment it is reported for (the last sample before the kill), as
+    /// [`MemoryStats::stale`].
+    pub stale: bool,
+    /// `anon` includes the victim's anon RSS at the kill, from the kernel's record: the
+    /// files were read after the kill had freed it.
+    pub victim_anon_added: bool,
+}
+
+impl MemoryBreakdown {
+    /// From v2 `memory.stat` and `memory.swap.current`.
+    pub fn from_v2(stat: &BTreeMap<String, u64>, swap_current: Option<u64>) -> Self {
+        let get = |k: &str| stat.get(k).copied();
+        let kernel = get("kernel").or_else(|| {
+            let parts = [get("kernel_stack"), get("slab"), get("pagetables")];
+            parts
+                .iter()
+                .any(Option::is_some)
+                .then(|| parts.iter().flatten().sum())
+        });
+        Self {
+            anon: get("anon"),
+            file: get("file"),
+            file_active: get("active_file"),
+            file_inactive: get("inactive_file"),
+            shmem: get("shmem"),
+            kernel,
+            sock: get("sock"),
+            swap: swap_current,
+            stale: false,
+            victim_anon_added: false,
+        }
+    }
+
+    /// From v1 `memory.stat` (its hierarchical `total_*` keys, else the cgroup's own),
+    /// `memory.kmem.usage_in_bytes`, and `memory.memsw.usage_in_bytes` with
+    /// `memory.usage_in_bytes`.
+    pub fn from_v1(
+        stat: &BTreeMap<String, u64>,
+        kmem_usage: Option<u64>,
+        memsw_usage: Option<u64>,
+        usage: Option<u64>,
+    ) -> Self {
+        let get = |k: &str| {
+            stat.get(&format!("total_{k}"))
+                .or_else(|| stat.get(k))
+                .copied()
+        };
+        Self {
+            anon: get("rss"),
+            file: get("cache"),
+            file_active: get("active_file"),
+            file_inactive: get("inactive_file"),
+            shmem: get("shmem"),
+            kernel: kmem_usage,
+            sock: None,
+            swap: memsw_usage.zip(usage).map(|(sw, u)| sw.saturating_sub(u)),
+            stale: false,
+            victim_anon_added: false,
+        }
+    }
+
+    /// The page cache without `shmem`, which `file` includes.
+    pub fn file_without_shmem(&self) -> Option<u64> {
+        self.file.map(|f| f.saturating_sub(self.shmem.unwrap_or(0)))
+    }
 }
 
 /// Where memory figures come from.
@@ -309,13 +405,27 @@ impl MemoryDir {
         match self {
             Self::V1(d) => {
                 let oom = read(d, "memory.oom_control").map(|t| parse_flat_keyed(&t));
+                let usage = read(d, "memory.usage_in_bytes")
+                    .as_deref()
+                    .and_then(parse_u64);
+                let breakdown = read(d, "memory.stat").map(|t| {
+                    MemoryBreakdown::from_v1(
+                        &parse_flat_keyed(&t),
+                        read(d, "memory.kmem.usage_in_bytes")
+                            .as_deref()
+                            .and_then(parse_u64),
+                        read(d, "memory.memsw.usage_in_bytes")
+                            .as_deref()
+                            .and_then(parse_u64),
+                        usage,
+                    )
+                    .into()
+                });
                 MemoryStats {
                     limit_bytes: read(d, "memory.limit_in_bytes")
                         .as_deref()
                         .and_then(parse_limit),
-                    usage_bytes: read(d, "memory.usage_in_bytes")
-                        .as_deref()
-                        .and_then(parse_u64),
+                    usage_bytes: usage,
                     peak_bytes: read(d, "memory.max_usage_in_bytes")
                         .as_deref()
                         .and_then(parse_u64),
@@ -326,10 +436,20 @@ impl MemoryDir {
                     stale: false,
                     source: MemorySource::Cgroupfs,
                     limit_depth: None,
+                    breakdown,
                 }
             }
             Self::V2(d) => {
                 let events = read(d, "memory.events").map(|t| parse_flat_keyed(&t));
+                let breakdown = read(d, "memory.stat").map(|t| {
+                    MemoryBreakdown::from_v2(
+                        &parse_flat_keyed(&t),
+                        read(d, "memory.swap.current")
+                            .as_deref()
+                            .and_then(parse_u64),
+                    )
+                    .into()
+                });
                 MemoryStats {
                     limit_bytes: read(d, "memory.max").as_deref().and_then(parse_limit),
                     usage_bytes: read(d, "memory.current").as_deref().and_then(parse_u64),
@@ -341,6 +461,7 @@ impl MemoryDir {
                     stale: false,
                     source: MemorySource::Cgroupfs,
                     limit_depth: None,
+                    breakdown,
                 }
             }
         }
@@ -562,6 +683,155 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
             (v2.limit_bytes, v2.usage_bytes, v2.oom_kills, v2.max_events),
             (None, Some(4096), Some(1), Some(3))
         );
+        assert_eq!(v2.breakdown, None, "no memory.stat: no breakdown");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A v2 `memory.stat` of a `-m 64m` container whose /dev/shm was filled (Linux 6.x).
+    const V2_STAT: &str = "\
+anon 1261568
+file 65810432
+kernel 1335296
+kernel_stack 49152
+pagetables 110592
+sec_pagetables 0
+percpu 0
+sock 4096
+vmalloc 0
+shmem 65011712
+zswap 0
+file_mapped 0
+file_dirty 0
+file_writeback 0
+swapcached 0
+anon_thp 0
+inactive_anon 65863680
+active_anon 409600
+inactive_file 602112
+active_file 196608
+unevictable 0
+slab_reclaimable 688128
+slab_unreclaimable 442368
+slab 1130496
+pgfault 17271
+";
+
+    #[test]
+    fn breakdown_from_a_v2_memory_stat() {
+        let b = MemoryBreakdown::from_v2(&parse_flat_keyed(V2_STAT), Some(0));
+        assert_eq!(
+            b,
+            MemoryBreakdown {
+                anon: Some(1261568),
+                file: Some(65810432),
+                file_active: Some(196608),
+                file_inactive: Some(602112),
+                shmem: Some(65011712),
+                kernel: Some(1335296),
+                sock: Some(4096),
+                swap: Some(0),
+                stale: false,
+                victim_anon_added: false,
+            }
+        );
+        // `file` includes shmem: the page cache alone is the rest.
+        assert_eq!(b.file_without_shmem(), Some(65810432 - 65011712));
+        // Before Linux 5.18 there is no `kernel`: its parts add up; without swap
+        // accounting there is no memory.swap.current.
+        let old = "anon 4096\nfile 0\nkernel_stack 16384\nslab 8192\npagetables 4096\n";
+        let b = MemoryBreakdown::from_v2(&parse_flat_keyed(old), None);
+        assert_eq!((b.kernel, b.swap, b.sock), (Some(28672), None, None));
+        assert_eq!((b.anon, b.file, b.shmem), (Some(4096), Some(0), None));
+        let none = MemoryBreakdown::from_v2(&parse_flat_keyed(""), None);
+        assert_eq!(none, MemoryBreakdown::default(), "unknown, never 0");
+        assert_eq!(none.file_without_shmem(), None);
+    }
+
+    /// A v1 `memory.stat` of a `-m 32m` container whose `tail /dev/zero` holds its memory.
+    const V1_STAT: &str = "\
+cache 540672
+rss 32854016
+rss_huge 0
+shmem 0
+mapped_file 0
+dirty 0
+writeback 0
+swap 0
+inactive_anon 32841728
+active_anon 12288
+inactive_file 405504
+active_file 135168
+unevictable 0
+hierarchical_memory_limit 33554432
+hierarchical_memsw_limit 67108864
+total_cache 540672
+total_rss 32854016
+total_rss_huge 0
+total_shmem 0
+total_mapped_file 0
+total_swap 0
+total_inactive_anon 32841728
+total_active_anon 12288
+total_inactive_file 405504
+total_active_file 135168
+";
+
+    #[test]
+    fn breakdown_from_a_v1_memory_stat() {
+        let b = MemoryBreakdown::from_v1(
+            &parse_flat_keyed(V1_STAT),
+            Some(155648),
+            Some(33554432 + 1048576),
+            Some(33554432),
+        );
+        assert_eq!(
+            b,
+            MemoryBreakdown {
+                anon: Some(32854016),
+                file: Some(540672),
+                file_active: Some(135168),
+                file_inactive: Some(405504),
+                shmem: Some(0),
+                kernel: Some(155648),
+                sock: None,
+                swap: Some(1048576),
+                stale: false,
+                victim_anon_added: false,
+            }
+        );
+        // The hierarchical totals win over the cgroup's own figures; without them, the own.
+        let own = "rss 100\ncache 300\nshmem 200\ntotal_rss 1000\n";
+        let b = MemoryBreakdown::from_v1(&parse_flat_keyed(own), None, None, Some(4096));
+        assert_eq!(
+            (b.anon, b.file, b.shmem),
+            (Some(1000), Some(300), Some(200))
+        );
+        assert_eq!(b.file_without_shmem(), Some(100));
+        assert_eq!(
+            (b.kernel, b.swap),
+            (None, None),
+            "no kmem, no memsw: unknown"
+        );
+    }
+
+    #[test]
+    fn reads_the_breakdown_with_the_other_figures() {
+        let d = std::env::temp_dir().join(format!("ctrace-stat-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("memory.stat"), V1_STAT).unwrap();
+        std::fs::write(d.join("memory.usage_in_bytes"), "33554432\n").unwrap();
+        std::fs::write(d.join("memory.memsw.usage_in_bytes"), "33554432\n").unwrap();
+        std::fs::write(d.join("memory.kmem.usage_in_bytes"), "155648\n").unwrap();
+        let b = MemoryDir::V1(d.clone()).read().breakdown.unwrap();
+        assert_eq!(
+            (b.anon, b.kernel, b.swap),
+            (Some(32854016), Some(155648), Some(0))
+        );
+        std::fs::write(d.join("memory.stat"), V2_STAT).unwrap();
+        std::fs::write(d.join("memory.swap.current"), "8192\n").unwrap();
+        let b = MemoryDir::V2(d.clone()).read().breakdown.unwrap();
+        assert_eq!((b.shmem, b.swap), (Some(65011712), Some(8192)));
         let _ = std::fs::remove_dir_all(&d);
     }
 }

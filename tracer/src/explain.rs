@@ -5,7 +5,8 @@
 //!   stopped because of it.
 //! - **oom_kill**: `oom:mark_victim`, the SIGKILL the OOM killer sends just before it
 //!   (mm/oom_kill.c `__oom_kill_process`), the victim's exit, and the memory figures of the
-//!   victim's cgroup read when the record arrives: container-limit OOM vs host-wide OOM.
+//!   victim's cgroup read when the record arrives: container-limit OOM vs host-wide OOM, and
+//!   what the memory was made of (anon, page cache, shmem, kernel), naming what dominated.
 //! - **container_start** / **container_stop**: the exec and the exit of a container's init,
 //!   with the reason it stopped (exited, killed by a signal from X, OOM-killed).
 //!
@@ -14,7 +15,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use crate::{
-    cgroupfs::{MemoryStats, Mounts},
+    cgroupfs::{MemoryBreakdown, MemoryStats, Mounts},
     event::{Body, Event, Exit, OomVictim, Signal, Task},
     names::signal_name,
     resolve::{Attribution, Attrs, Container},
@@ -288,6 +289,29 @@ impl Incident {
                         }
                     })
                     .unwrap_or_default();
+                let made_of = o
+                    .memory
+                    .as_ref()
+                    .and_then(|m| Some((m.breakdown.as_ref()?, m.usage_bytes?)))
+                    .and_then(|(b, usage)| {
+                        let (name, v) = dominant(b, usage)?;
+                        let what = match name {
+                            "file" => " (page cache)",
+                            "shmem" => " (tmpfs, /dev/shm)",
+                            _ => "",
+                        };
+                        let when = if b.stale {
+                            " in the last sample before the kill"
+                        } else {
+                            ""
+                        };
+                        Some(format!(
+                            "; {name} {} of {}{what}{when}",
+                            bytes(v),
+                            bytes(usage)
+                        ))
+                    })
+                    .unwrap_or_default();
                 let rss = o.details.anon_rss_kb + o.details.file_rss_kb + o.details.shmem_rss_kb;
                 let trigger = if o.trigger.pid == o.victim_tgid {
                     "its own allocation".to_owned()
@@ -295,7 +319,7 @@ impl Incident {
                     o.trigger.describe()
                 };
                 let mut s = format!(
-                    "{} was OOM-killed: {what}{usage}; victim RSS {}; triggered by {trigger}",
+                    "{} was OOM-killed: {what}{usage}{made_of}; victim RSS {}; triggered by {trigger}",
                     o.victim.describe(),
                     bytes(rss * 1024),
                 );
@@ -416,6 +440,9 @@ impl MemoryReader for CgroupMemory {
         let path = c.cgroup_path_for("memory")?;
         let mut m = self.last.borrow().get(path).cloned()?;
         m.stale = true;
+        if let Some(b) = &mut m.breakdown {
+            b.stale = true;
+        }
         Some(m)
     }
 }
@@ -562,7 +589,16 @@ impl<M: MemoryReader> Correlator<M> {
             cgroup_id: o.victim_cgroup_id,
         };
         let files = victim.container().and_then(|c| self.memory.read(c));
-        let memory = with_kernel_figures(files, o.victim_memcg.as_ref());
+        let read_usage = files
+            .as_ref()
+            .filter(|m| !m.stale)
+            .and_then(|m| m.usage_bytes);
+        let mut memory = with_kernel_figures(files, o.victim_memcg.as_ref());
+        if let (Some(m), Some(read), Some(k)) =
+            (memory.as_mut(), read_usage, o.victim_memcg.as_ref())
+        {
+            add_freed_victim_anon(m, read, k.usage_bytes, o.anon_rss_kb * 1024);
+        }
         let rss = (o.anon_rss_kb + o.file_rss_kb + o.shmem_rss_kb) * 1024;
         let scope = oom_scope(memory.as_ref(), rss);
         self.ooms.insert(
@@ -683,7 +719,12 @@ pub fn with_kernel_figures(
     };
     let mut m = files.unwrap_or_default();
     if m.stale {
-        m = MemoryStats::default();
+        // The breakdown stays, marked as the older sample it is: the kernel gave no other.
+        let breakdown = m.breakdown.take();
+        m = MemoryStats {
+            breakdown,
+            ..MemoryStats::default()
+        };
     }
     m.limit_bytes = k.limit_bytes;
     m.usage_bytes = Some(k.usage_bytes);
@@ -696,6 +737,45 @@ pub fn with_kernel_figures(
     m.source = crate::cgroupfs::MemorySource::Kernel;
     m.limit_depth = Some(k.depth);
     Some(m)
+}
+
+/// The cgroup's files are read after the kill, when the victim's anonymous memory is usually
+/// freed already (its page cache and shmem stay charged to the cgroup). When the usage read
+/// lacks at least half of the victim's anon RSS compared with the kernel's usage at the OOM,
+/// that RSS (from the kernel's record of the victim) is added back to `anon`, and the
+/// breakdown says so (`victim_anon_added`).
+pub fn add_freed_victim_anon(
+    m: &mut MemoryStats,
+    read_usage: u64,
+    usage_at_oom: u64,
+    victim_anon: u64,
+) {
+    let Some(b) = m.breakdown.as_mut() else {
+        return;
+    };
+    if b.stale || victim_anon == 0 || read_usage.saturating_add(victim_anon / 2) > usage_at_oom {
+        return;
+    }
+    if let Some(anon) = b.anon {
+        b.anon = Some(anon.saturating_add(victim_anon).min(usage_at_oom));
+        b.victim_anon_added = true;
+    }
+}
+
+/// What dominated the cgroup's memory: the largest of anon, page cache (without shmem),
+/// shmem and kernel memory, when it is more than half of `usage`.
+pub fn dominant(b: &MemoryBreakdown, usage: u64) -> Option<(&'static str, u64)> {
+    let parts = [
+        ("anon", b.anon),
+        ("file", b.file_without_shmem()),
+        ("shmem", b.shmem),
+        ("kernel", b.kernel),
+    ];
+    parts
+        .into_iter()
+        .filter_map(|(n, v)| Some((n, v?)))
+        .max_by_key(|&(_, v)| v)
+        .filter(|&(_, v)| usage > 0 && v.saturating_mul(2) > usage)
 }
 
 /// A container-limit OOM leaves the cgroup at (or within 5 % of) its limit, its peak reaching
@@ -1020,6 +1100,11 @@ mod tests {
         write(&parent, "memory.limit_in_bytes", "50331648\n");
         write(&parent, "memory.usage_in_bytes", "50331648\n");
         write(&parent, "memory.oom_control", "oom_kill 0\n");
+        write(
+            &parent,
+            "memory.stat",
+            "total_rss 50000000\ntotal_shmem 0\n",
+        );
         write(&own, "memory.limit_in_bytes", "104857600\n");
         write(&own, "memory.usage_in_bytes", "50000000\n");
         write(&own, "memory.oom_control", "oom_kill 1\n");
@@ -1039,9 +1124,16 @@ mod tests {
             ),
             (Some(48 << 20), Some(48 << 20), Some(1), Some(1), false)
         );
+        // The breakdown is the bounding cgroup's, as its usage.
+        let b = m.breakdown.unwrap();
+        assert_eq!((b.anon, b.shmem, b.stale), (Some(50000000), Some(0), false));
         std::fs::remove_dir_all(&root).unwrap();
         let last = mem.read(&c).unwrap();
         assert!(last.stale);
+        assert!(
+            last.breakdown.unwrap().stale,
+            "the last sample's breakdown is stale too"
+        );
         assert_eq!(
             (last.limit_bytes, last.limit_depth),
             (Some(48 << 20), Some(1))
@@ -1049,6 +1141,15 @@ mod tests {
     }
 
     fn oom_with(files: Option<MemoryStats>, kernel: Option<crate::event::MemcgAtOom>) -> String {
+        // small: the figures decide the scope, not the victim
+        oom_incident(files, kernel, 1_000).explain()
+    }
+
+    fn oom_incident(
+        files: Option<MemoryStats>,
+        kernel: Option<crate::event::MemcgAtOom>,
+        anon_rss_kb: u64,
+    ) -> Incident {
         let c = container("lowmem100", 4242);
         let mut cor = Correlator::new(FixedMemory(files));
         let attrs = Attrs {
@@ -1058,12 +1159,131 @@ mod tests {
         let mut body = oom_body(4242);
         if let Body::OomVictim(o) = &mut body {
             o.victim_memcg = kernel;
-            o.anon_rss_kb = 1_000; // small: the figures decide the scope, not the victim
+            o.anon_rss_kb = anon_rss_kb;
         }
         cor.observe(&ev(task(4242, "tail", 500), 2, body), &attrs);
-        let out = cor.flush();
+        let mut out = cor.flush();
         assert_eq!(out.len(), 1, "{out:?}");
-        out[0].explain()
+        out.remove(0)
+    }
+
+    fn breakdown(anon: u64, file: u64, shmem: u64, kernel: u64) -> MemoryBreakdown {
+        MemoryBreakdown {
+            anon: Some(anon),
+            file: Some(file),
+            shmem: Some(shmem),
+            kernel: Some(kernel),
+            ..MemoryBreakdown::default()
+        }
+    }
+
+    fn files_with(usage: u64, b: MemoryBreakdown) -> MemoryStats {
+        MemoryStats {
+            limit_bytes: Some(100 << 20),
+            usage_bytes: Some(usage),
+            peak_bytes: Some(100 << 20),
+            breakdown: Some(b.into()),
+            ..MemoryStats::default()
+        }
+    }
+
+    fn breakdown_of(i: &Incident) -> MemoryBreakdown {
+        let Incident::Oom(o) = i else { panic!("{i:?}") };
+        *o.memory.as_ref().unwrap().breakdown.clone().unwrap()
+    }
+
+    #[test]
+    fn the_explanation_names_what_the_memory_was_made_of() {
+        // tmpfs filled the cgroup: shmem, counted in `file` too, is named once.
+        let shm = files_with(100 << 20, breakdown(1 << 20, 98 << 20, 97 << 20, 1 << 20));
+        assert_eq!(
+            oom_with(Some(shm.clone()), None),
+            "tail (pid 4242 in lowmem100, docker) was OOM-killed: lowmem100 hit its memory limit of 100 MiB (usage 100 MiB, peak 100 MiB); shmem 97 MiB of 100 MiB (tmpfs, /dev/shm); victim RSS 1.4 MiB; triggered by its own allocation"
+        );
+        // Page cache without the shmem it includes.
+        let cache = files_with(100 << 20, breakdown(1 << 20, 90 << 20, 10 << 20, 1 << 20));
+        assert!(
+            oom_with(Some(cache), None).contains("; file 80 MiB of 100 MiB (page cache);"),
+            "file minus shmem"
+        );
+        let kernel = files_with(100 << 20, breakdown(1 << 20, 1 << 20, 0, 60 << 20));
+        assert!(oom_with(Some(kernel), None).contains("; kernel 60 MiB of 100 MiB;"));
+        // Nothing above half of the usage: nothing named.
+        let mixed = files_with(100 << 20, breakdown(40 << 20, 40 << 20, 0, 20 << 20));
+        assert_eq!(
+            oom_with(Some(mixed), None),
+            "tail (pid 4242 in lowmem100, docker) was OOM-killed: lowmem100 hit its memory limit of 100 MiB (usage 100 MiB, peak 100 MiB); victim RSS 1.4 MiB; triggered by its own allocation"
+        );
+        // Unknown components are not zeros, and do not make anything dominate.
+        let unknown = files_with(
+            100 << 20,
+            MemoryBreakdown {
+                file: Some(60 << 20),
+                ..MemoryBreakdown::default()
+            },
+        );
+        assert!(oom_with(Some(unknown), None).contains("; file 60 MiB of 100 MiB (page cache);"));
+        let none = files_with(100 << 20, MemoryBreakdown::default());
+        assert!(!oom_with(Some(none), None).contains("MiB of 100 MiB"));
+        // With the kernel's figures, of its usage at the OOM; the files' breakdown stays.
+        let k = oom_incident(Some(shm), Some(kernel_memcg(0)), 1_000);
+        assert!(
+            k.explain()
+                .contains("; shmem 97 MiB of 100 MiB (tmpfs, /dev/shm);"),
+            "{}",
+            k.explain()
+        );
+        assert!(!breakdown_of(&k).stale);
+    }
+
+    #[test]
+    fn a_breakdown_read_after_the_kill_gets_the_victims_freed_anon_back() {
+        // The files were read once the victim's 90 MiB were freed: the kernel's usage at the
+        // OOM was 100 MiB, the files say 10.
+        let after = files_with(10 << 20, breakdown(2 << 20, 6 << 20, 0, 2 << 20));
+        let i = oom_incident(Some(after.clone()), Some(kernel_memcg(0)), 90 << 10);
+        let b = breakdown_of(&i);
+        assert_eq!((b.anon, b.victim_anon_added), (Some(92 << 20), true));
+        assert_eq!((b.file, b.kernel), (Some(6 << 20), Some(2 << 20)));
+        assert!(
+            i.explain().contains(
+                "(usage 100 MiB, peak 100 MiB); anon 92 MiB of 100 MiB; victim RSS 90.4 MiB;"
+            ),
+            "{}",
+            i.explain()
+        );
+        // Read before it was freed: as read.
+        let before = files_with(100 << 20, breakdown(92 << 20, 6 << 20, 0, 2 << 20));
+        let b = breakdown_of(&oom_incident(Some(before), Some(kernel_memcg(0)), 90 << 10));
+        assert_eq!((b.anon, b.victim_anon_added), (Some(92 << 20), false));
+        // Without the kernel's usage at the OOM nothing tells when the files were read.
+        let b = breakdown_of(&oom_incident(Some(after), None, 90 << 10));
+        assert_eq!((b.anon, b.victim_anon_added), (Some(2 << 20), false));
+    }
+
+    #[test]
+    fn a_breakdown_from_the_last_sample_is_stale() {
+        let mut last = files_with(100 << 20, breakdown(95 << 20, 3 << 20, 0, 2 << 20));
+        last.stale = true;
+        last.breakdown.as_mut().unwrap().stale = true;
+        let i = oom_incident(Some(last.clone()), Some(kernel_memcg(0)), 90 << 10);
+        let b = breakdown_of(&i);
+        // Kept (the kernel gives none), still stale, and never topped up.
+        assert_eq!(
+            (b.anon, b.stale, b.victim_anon_added),
+            (Some(95 << 20), true, false)
+        );
+        assert!(
+            i.explain().contains(
+                "(usage 100 MiB, peak 100 MiB); anon 95 MiB of 100 MiB in the last sample before the kill;"
+            ),
+            "{}",
+            i.explain()
+        );
+        let i = oom_incident(Some(last), None, 90 << 10);
+        assert!(i
+            .explain()
+            .contains("; anon 95 MiB of 100 MiB in the last sample before the kill;"));
     }
 
     /// The cgroup was gone before its files were read (a loaded machine): the last sample is
