@@ -4,7 +4,10 @@
 //! Without bpf-linker on PATH, or with `CTRACE_EBPF_STUB=1`/`AYA_BUILD_SKIP=1`, an empty stub is
 //! written instead so that `cargo check`, clippy and unit tests work on any machine; the
 //! resulting binary says at start that it has no eBPF programs and how to build them.
-use std::{env, fs, path::PathBuf};
+//!
+//! It also sets `CTRACE_GIT_REV` (`git rev-parse --short HEAD`, or "unknown") for
+//! `ctrace --version`.
+use std::{env, fs, path::PathBuf, process::Command};
 
 use anyhow::Context as _;
 
@@ -17,6 +20,7 @@ fn main() -> anyhow::Result<()> {
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?);
     let workspace = manifest_dir.parent().context("tracer/ has no parent")?;
     let object = out_dir.join("tracer");
+    git_revision(workspace);
 
     let forced_stub = ["CTRACE_EBPF_STUB", "AYA_BUILD_SKIP"]
         .iter()
@@ -50,6 +54,40 @@ fn main() -> anyhow::Result<()> {
         }],
         aya_build::Toolchain::default(),
     )
+}
+
+/// `CTRACE_GIT_REV` for `--version`. Reruns only when HEAD moves: `.git/HEAD` (a checkout)
+/// and the file of the branch it names (a commit), each watched only if it exists, since
+/// cargo reruns on every build for a missing path.
+fn git_revision(workspace: &std::path::Path) {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(workspace)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    let rev = git(&["rev-parse", "--short", "HEAD"]);
+    println!(
+        "cargo:rustc-env=CTRACE_GIT_REV={}",
+        rev.as_deref().unwrap_or("unknown")
+    );
+    if rev.is_none() {
+        return;
+    }
+    let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+    watched.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    for name in watched {
+        if let Some(path) = git(&["rev-parse", "--path-format=absolute", "--git-path", &name]) {
+            if std::path::Path::new(&path).is_file() {
+                println!("cargo:rerun-if-changed={path}");
+            }
+        }
+    }
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {

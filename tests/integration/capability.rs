@@ -166,3 +166,34 @@ fn a_burst_of_10000_denials_yields_few_records_whose_counts_add_up() {
         assert_eq!(v["cgroup_id"], own_cgroup);
     }
 }
+
+/// ctrace's own capability checks (every read of its maps asks for CAP_BPF or CAP_PERFMON)
+/// are filtered in the kernel: reported, they would be ctrace watching itself, a record or more
+/// a second forever.
+#[test]
+fn ctraces_own_checks_are_not_reported() {
+    let Some(bin) = require() else { return };
+    let dir = TempDir::new("capself");
+    let file = dir.0.join("owned-by-root");
+    std::fs::write(&file, b"x").unwrap();
+    let w = Watch::start(&bin, &["--events", "capability:all", "--host"]);
+    // Let ctrace read its maps a few times (once a second), then a marker: a denied check of
+    // the test's own, which comes after them.
+    std::thread::sleep(Duration::from_millis(2500));
+    let pid = chown_burst(&file, 1);
+    w.wait_for("the marker's denied check", WAIT, |v| {
+        v["type"] == "capability" && get(v, "process.pid") == pid
+    });
+    let me = w.pid();
+    let (records, _) = w.stop();
+    let own: Vec<_> = records
+        .iter()
+        .filter(|v| v["type"] == "capability" && get(v, "process.pid") == me)
+        .collect();
+    assert!(own.is_empty(), "ctrace reported its own checks: {own:?}");
+    let filtered = get(
+        records.last().unwrap(),
+        "kinds.capability.filtered_in_kernel",
+    );
+    assert!(filtered.as_u64().unwrap_or(0) > 0, "{filtered}");
+}

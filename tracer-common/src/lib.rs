@@ -261,6 +261,11 @@ pub struct Config {
     pub cap_allowed: u32,
     /// Aggregate run-queue delay per cgroup (sched_wakeup/sched_switch programs attached).
     pub runq_enabled: u32,
+    /// ctrace's own process (thread group id, as the kernel's init pid namespace sees it; 0:
+    /// none). Its capability checks (reading its maps asks for CAP_BPF, CAP_PERFMON) are
+    /// filtered: reporting them would make ctrace watch itself being watched.
+    pub self_tgid: u32,
+    pub _pad0: u32,
     /// Capability checks with the same (cgroup, tgid, cap, verdict) within this window are
     /// folded into one record with a count.
     pub cap_window_ns: u64,
@@ -279,6 +284,8 @@ impl Config {
         exit_all_threads: 0,
         cap_allowed: 0,
         runq_enabled: 0,
+        self_tgid: 0,
+        _pad0: 0,
         cap_window_ns: 5_000_000_000,
         wakeup_bytes: 64 * 1024,
         tp: TpOffsets::ABSENT,
@@ -584,7 +591,7 @@ mod tests {
         assert_eq!(core::mem::offset_of!(OomVictimTask, cgroup_id), 8);
         assert_eq!(size_of::<TpOffsets>(), 36 * 2);
         assert_eq!(size_of::<TaskOffsets>(), 20 * 2);
-        assert_eq!(size_of::<Config>(), 40 + 72 + 40);
+        assert_eq!(size_of::<Config>(), 48 + 72 + 40);
     }
 
     #[test]

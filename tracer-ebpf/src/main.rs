@@ -348,6 +348,12 @@ pub fn cap_capable(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    // ctrace's own checks (its map reads ask for CAP_BPF and CAP_PERFMON): not reported.
+    let self_tgid = conf!(self_tgid);
+    if self_tgid != 0 && (pid_tgid >> 32) as u32 == self_tgid {
+        count(k, counter::FILTERED);
+        return 0;
+    }
     // SAFETY: helper without preconditions.
     let cgroup_id = unsafe { aya_ebpf::helpers::bpf_get_current_cgroup_id() };
     let key = CapKey {

@@ -18,7 +18,10 @@ use crate::{
 /// Names for a container id, or a warning to show once.
 #[derive(Debug)]
 pub enum Feed {
-    Names { id: String, names: Names },
+    Names {
+        id: String,
+        names: Names,
+    },
     Warning(String),
     /// A request to a runtime that failed (counted every time; warnings are said once in a
     /// while).
@@ -235,7 +238,10 @@ mod tests {
         ));
         let wait = Duration::from_secs(5);
         // Every failed attempt is counted; the warning is said with the first only.
-        assert!(matches!(tokio::time::timeout(wait, rx.recv()).await.unwrap(), Some(Feed::Failure)));
+        assert!(matches!(
+            tokio::time::timeout(wait, rx.recv()).await.unwrap(),
+            Some(Feed::Failure)
+        ));
         let warning = tokio::time::timeout(wait, rx.recv()).await.unwrap();
         assert!(
             matches!(&warning, Some(Feed::Warning(w)) if w.contains("/nonexistent/docker.sock")),

@@ -20,6 +20,8 @@ fn main() -> ExitCode {
         Command::History(args) => return cli::history::main(args),
         Command::Inspect(args) => return cli::inspect::main(args),
         Command::Top(args) => cli::top::run(args),
+        Command::Completions(args) => cli::shell::completions(args),
+        Command::Man(args) => cli::shell::man(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -788,17 +788,17 @@ impl Flow {
             if let (Runtime::Containerd, Some(ns), None) = (c.runtime, &c.namespace, &c.image) {
                 let (ns, id, tx) = (ns.clone(), c.id.clone(), self.feed.clone());
                 tokio::spawn(async move {
-                    let feed = match enrich::containerd_image(&ns, &id, Duration::from_secs(2)).await
-                    {
-                        Some(image) => Feed::Names {
-                            id,
-                            names: Names {
-                                image: Some(image),
-                                ..Names::default()
+                    let feed =
+                        match enrich::containerd_image(&ns, &id, Duration::from_secs(2)).await {
+                            Some(image) => Feed::Names {
+                                id,
+                                names: Names {
+                                    image: Some(image),
+                                    ..Names::default()
+                                },
                             },
-                        },
-                        None => Feed::Failure,
-                    };
+                            None => Feed::Failure,
+                        };
                     let _ = tx.send(feed).await;
                 });
             }

@@ -1,6 +1,8 @@
 //! Project tasks for ctrace: `cargo xtask <command>` (alias in .cargo/config.toml).
 
 mod bench;
+mod dist;
+mod image;
 mod lab;
 mod setup;
 mod util;
@@ -56,6 +58,12 @@ enum Cmd {
     /// Measure what tracing costs a fork/exec storm, ctrace beside no tracer (and bpftrace
     /// when installed), as ratios from one run. Needs root.
     Bench(bench::BenchArgs),
+    /// Build the container image `ctrace:local` (release binary, its glibc libraries and
+    /// loader, no registry) into Docker and print its size. Needs Docker.
+    Image,
+    /// Build the release binary, its man pages (one per subcommand) and shell completions
+    /// into target/dist/ (ctrace, man/, completions/) and list what was written.
+    Dist,
 }
 
 fn main() {
@@ -78,6 +86,8 @@ fn try_main() -> Result<()> {
         }
         Cmd::Test { args } => test(&args),
         Cmd::Bench(args) => bench::bench(&args),
+        Cmd::Image => image::image(),
+        Cmd::Dist => dist::dist(),
     }
 }
 
@@ -132,6 +142,8 @@ fn test(args: &[OsString]) -> Result<()> {
     // drain its ring buffer at Ctrl-C, which says nothing about ctrace. (Unit tests still
     // build with debug assertions and overflow checks.)
     let bin = build(true)?;
+    // tests/integration/image.rs runs this image as the agent, in a container.
+    image::build_image(&bin)?;
     say!(
         "test: running all tests with the lab: docker image {}, containerd image {} \
          (namespaces {}), runc rootfs {}",
@@ -152,6 +164,7 @@ fn test(args: &[OsString]) -> Result<()> {
         cmd.arg("--no-fail-fast");
     }
     cmd.env("CTRACE_BIN", &bin)
+        .env("CTRACE_IMAGE", image::IMAGE)
         .env("CTRACE_REQUIRE_INTEGRATION", "1")
         .args(args);
     // Every test must run here: one that printed `SKIP:` (a unit test that found no BTF, say)

@@ -50,7 +50,8 @@ pub struct WatchCmd {
     /// Print one NDJSON object per line instead of human lines.
     #[arg(long)]
     pub json: bool,
-    /// Colour the console output: auto (when stdout is a terminal), always, never.
+    /// Colour the console output: auto (when stdout is a terminal and NO_COLOR is unset or
+    /// empty), always, never.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
     #[command(flatten)]
@@ -163,6 +164,16 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+/// Whether console lines are coloured: `always` and `never` as asked; `auto` when stdout is a
+/// terminal and `NO_COLOR` is unset or empty (<https://no-color.org>: a flag wins over it).
+fn use_color(choice: ColorChoice, stdout_tty: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => stdout_tty && no_color.is_none_or(|v| v.is_empty()),
+    }
 }
 
 impl WatchArgs {
@@ -593,11 +604,11 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
         Mode::Watch { json, color } => {
             let json = json || args.output.is_some();
             let color = !json
-                && match color {
-                    ColorChoice::Always => true,
-                    ColorChoice::Never => false,
-                    ColorChoice::Auto => io::stdout().is_terminal(),
-                };
+                && use_color(
+                    color,
+                    io::stdout().is_terminal(),
+                    std::env::var_os("NO_COLOR").as_deref(),
+                );
             (io::stderr().is_terminal(), json, color)
         }
         Mode::Agent { .. } => (false, true, false),
@@ -788,5 +799,25 @@ mod output_tests {
         assert!(!super::is_stdout(Path::new("./-")));
         assert!(!super::is_stdout(Path::new("/dev/stdout")));
         assert!(!super::is_stdout(Path::new("events.ndjson")));
+    }
+}
+
+#[cfg(test)]
+mod color_tests {
+    use std::ffi::OsStr;
+
+    use super::{use_color, ColorChoice};
+
+    #[test]
+    fn no_color_turns_auto_off() {
+        let set = Some(OsStr::new("1"));
+        let empty = Some(OsStr::new(""));
+        assert!(use_color(ColorChoice::Auto, true, None));
+        assert!(use_color(ColorChoice::Auto, true, empty));
+        assert!(!use_color(ColorChoice::Auto, true, set));
+        assert!(!use_color(ColorChoice::Auto, false, None));
+        // An explicit flag wins over NO_COLOR.
+        assert!(use_color(ColorChoice::Always, false, set));
+        assert!(!use_color(ColorChoice::Never, true, None));
     }
 }

@@ -31,6 +31,22 @@ const _: () = assert!(
     "object name drifted"
 );
 
+/// The embedded eBPF object's build id for `ctrace --version`: the FNV-1a 64-bit hash of its
+/// bytes in 12 hex digits, or `None` when built without eBPF programs.
+pub fn object_build_id() -> Option<String> {
+    build_id(OBJECT)
+}
+
+fn build_id(object: &[u8]) -> Option<String> {
+    if object.is_empty() {
+        return None;
+    }
+    let hash = object.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    Some(format!("{hash:016x}")[..12].to_owned())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error(
@@ -342,6 +358,11 @@ impl Probe {
             exit_all_threads: u32::from(opts.exit_all_threads),
             cap_allowed: u32::from(opts.cap_allowed),
             runq_enabled: u32::from(opts.runq && task.pid != OFFSET_ABSENT),
+            // Our pid as the kernel sees it when ctrace shares the host's pid namespace (as
+            // it must to read other containers' /proc); in a pid namespace of its own the
+            // ids differ and nothing is filtered.
+            self_tgid: std::process::id(),
+            _pad0: 0,
             cap_window_ns: opts.cap_window.as_nanos().min(u128::from(u64::MAX)) as u64,
             wakeup_bytes: u64::from(opts.ring_bytes / 4),
             tp,
@@ -874,6 +895,13 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_ids() {
+        assert_eq!(build_id(b""), None);
+        // FNV-1a 64 of "a" is af63dc4c8601ec8c.
+        assert_eq!(build_id(b"a").as_deref(), Some("af63dc4c8601"));
+    }
 
     #[test]
     fn kinds() {
