@@ -6,25 +6,8 @@ use std::{collections::BTreeMap, process::Command, time::Duration};
 use ctrace_tests::{get, require, require_docker, Bounded as _, DockerContainer, Watch};
 use serde_json::Value;
 
-const ALL_TYPES: [&str; 17] = [
-    "exec",
-    "exit",
-    "fork",
-    "signal",
-    "oom_victim",
-    "capability",
-    "cgroup_mkdir",
-    "cgroup_rmdir",
-    "cgroup_attach",
-    "kill",
-    "oom_kill",
-    "container_start",
-    "container_stop",
-    "container_update",
-    "cpu_throttle",
-    "lost",
-    "stats",
-];
+/// Every record type: the library's own list.
+const ALL_TYPES: [&str; 17] = tracer::record::Record::TYPES;
 
 #[test]
 fn every_record_type_validates_against_the_schema() {

@@ -8,12 +8,12 @@ use std::{
     fs,
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
 };
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::{capture, say, show, TempDir};
+use crate::util::{capture, say, TempDir};
 
 /// The image's name, as docs/deploy.md and deploy/kubernetes/daemonset.yaml use it.
 pub const IMAGE: &str = "ctrace:local";
@@ -54,24 +54,7 @@ pub fn build_image(bin: &Path) -> Result<u64> {
         "-",
         IMAGE,
     ]);
-    say!("image: $ {} | {}", show(&tar), show(&import));
-    let mut tar_child = tar
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("could not start tar")?;
-    let tar_out = tar_child.stdout.take().context("tar has no stdout")?;
-    let import_status = import
-        .stdin(tar_out)
-        .stdout(Stdio::null())
-        .status()
-        .context("could not start docker (is dockerd running? `cargo xtask lab-up` starts it)")?;
-    let tar_status = tar_child.wait()?;
-    if !tar_status.success() {
-        bail!("tar of the image's rootfs failed ({tar_status})");
-    }
-    if !import_status.success() {
-        bail!("docker import of {IMAGE} failed ({import_status})");
-    }
+    crate::util::pipe_into_import(&mut tar, &mut import, IMAGE)?;
     let size =
         capture(Command::new("docker").args(["image", "inspect", "-f", "{{.Size}}", IMAGE]))?;
     let size: u64 = size

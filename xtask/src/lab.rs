@@ -482,28 +482,7 @@ fn ensure_docker_image(summary: &mut Summary) -> Result<bool> {
         "-",
         DOCKER_IMAGE,
     ]);
-    say!(
-        "$ {} | {}",
-        crate::util::show(&tar),
-        crate::util::show(&import)
-    );
-    let mut tar_child = tar
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("could not start tar")?;
-    let tar_out = tar_child.stdout.take().context("tar has no stdout")?;
-    let import_status = import
-        .stdin(tar_out)
-        .stdout(Stdio::null())
-        .status()
-        .context("could not start docker")?;
-    let tar_status = tar_child.wait()?;
-    if !tar_status.success() {
-        bail!("tar of the busybox rootfs failed ({tar_status})");
-    }
-    if !import_status.success() {
-        bail!("docker import of {DOCKER_IMAGE} failed ({import_status})");
-    }
+    crate::util::pipe_into_import(&mut tar, &mut import, DOCKER_IMAGE)?;
     summary.done(format!("built docker image {DOCKER_IMAGE}"));
     Ok(true)
 }

@@ -121,6 +121,30 @@ pub fn run_scanning(cmd: &mut Command, needle: &'static str) -> Result<Vec<Strin
     Ok(found)
 }
 
+/// `tar | docker import`: pipes `tar`'s stdout into `import` (a `docker import ... - IMAGE`),
+/// echoing the pipeline first; `what` names the result in errors.
+pub fn pipe_into_import(tar: &mut Command, import: &mut Command, what: &str) -> Result<()> {
+    say!("$ {} | {}", show(tar), show(import));
+    let mut tar_child = tar
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("could not start tar")?;
+    let tar_out = tar_child.stdout.take().context("tar has no stdout")?;
+    let import_status = import
+        .stdin(tar_out)
+        .stdout(Stdio::null())
+        .status()
+        .context("could not start docker (is dockerd running? `cargo xtask lab-up` starts it)")?;
+    let tar_status = tar_child.wait()?;
+    if !tar_status.success() {
+        bail!("tar of the rootfs of {what} failed ({tar_status})");
+    }
+    if !import_status.success() {
+        bail!("docker import of {what} failed ({import_status})");
+    }
+    Ok(())
+}
+
 /// Runs a query and returns its stdout; on failure the error carries its stderr.
 pub fn capture(cmd: &mut Command) -> Result<String> {
     let out = cmd

@@ -2053,22 +2053,10 @@ mod tests {
         assert_eq!(one(&[&d, &e], "db"), Ok(0));
     }
 
+    /// Dates as runtimes write them are parsed by `clock` (tested there); what inspect adds is
+    /// refusing what is not one, and its own way of showing a time.
     #[test]
     fn rfc3339() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339("2026-11-29T18:38:13.262143086Z").map(rfc3339_ns),
-            Some("2026-11-29T18:38:13.262143086Z".to_owned())
-        );
-        assert_eq!(
-            parse_rfc3339("2026-11-29T19:38:13.5+01:00").map(rfc3339_ns),
-            Some("2026-11-29T18:38:13.500000000Z".to_owned())
-        );
-        assert_eq!(
-            parse_rfc3339("2024-02-29T23:30:00-01:30").map(rfc3339_ns),
-            Some("2024-03-01T01:00:00.000000000Z".to_owned())
-        );
-        assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), Some(-1_000_000_000));
         for bad in [
             "",
             "2026-11-29",
