@@ -4,15 +4,13 @@
 //! its NDJSON is `docker logs` and its metrics are scraped on 127.0.0.1.
 
 use std::{
-    io::{Read as _, Write as _},
-    net::{TcpListener, TcpStream},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use ctrace_tests::{
-    eventually, get, is_root, require_docker, run, unavailable, Bounded as _, DockerContainer,
-    TempDir,
+    eventually, free_port, get, http_get, is_root, require_docker, run, unavailable, Bounded as _,
+    DockerContainer, TempDir,
 };
 use serde_json::Value;
 
@@ -47,25 +45,6 @@ fn require_image() -> Option<String> {
         return None;
     }
     Some(image)
-}
-
-/// A port free on 127.0.0.1 now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// `GET path` on `addr` (HTTP/1.0): the body of a 200 answer.
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let (head, body) = resp.split_once("\r\n\r\n")?;
-    (head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200")).then(|| body.to_owned())
 }
 
 /// The agent's container, removed (`docker rm -f`) on drop; its stderr is printed then if the

@@ -3,40 +3,18 @@
 //! ratio through its query API.
 
 use std::{
-    io::{Read as _, Write as _},
-    net::{TcpListener, TcpStream},
+    io::Write as _,
     process::{Child, Command, Stdio},
     time::Duration,
 };
 
 use ctrace_tests::{
-    eventually, require, require_docker, Bounded as _, DockerContainer, TempDir, Watch,
+    eventually, free_port, http_get, require, require_docker, Bounded as _, DockerContainer,
+    TempDir, Watch,
 };
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(90);
-
-/// `GET path` on `addr` (HTTP/1.0, so the server closes the connection at the end): the body
-/// of a 200 answer, else `None`.
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let (head, body) = resp.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200")
-        .then(|| body.to_owned())
-        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_owned()))
-}
-
-/// A port free on 127.0.0.1 now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 fn percent_encode(s: &str) -> String {
     s.bytes()

@@ -784,3 +784,24 @@ pub fn ctrace_status(bin: &Path, args: &[&str]) -> (Option<i32>, String, String)
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// `GET path` on `addr` (HTTP/1.0, so the server closes the connection at the end), with a
+/// 10 s read timeout: the body of a 200 answer, else `None`.
+pub fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::Read as _;
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let (head, body) = resp.split_once("\r\n\r\n")?;
+    (head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200")).then(|| body.to_owned())
+}
+
+/// A port free on 127.0.0.1 now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}

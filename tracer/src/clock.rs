@@ -377,6 +377,7 @@ mod tests {
         assert_eq!(time_of_day_us(t), "18:40:00.123456");
         // Truncated, never rounded up into the next second.
         assert_eq!(utc_ms(T0 - 1), "2026-11-29 18:39:59.999");
+        assert_eq!(utc_ms(T0 + 1_500_000), "2026-11-29 18:40:00.001");
         assert_eq!(utc_seconds(T0 - 1), "2026-11-29 18:39:59 UTC");
         assert_eq!(time_of_day_us(-1), "23:59:59.999999");
         // Every integer type that holds unix ns.

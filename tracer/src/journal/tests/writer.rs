@@ -169,26 +169,35 @@ fn dropping_every_handle_stops_the_writer_after_committing() {
     assert_eq!(count(&path, "records"), 10);
 }
 
-/// Retention runs in the writer, driven by the injected clock, at most every 30 s.
-#[test]
-fn writer_enforces_retention_on_its_clock() {
-    let t = TempDir::new("wmaint");
-    let path = t.join("journal.db");
-    let clock = Arc::new(ManualClock::new(NOW));
-    let retention = Duration::from_secs(3600);
+/// A journal at `path` keeping entries `retention`, and its writer on `clock`, committing
+/// every 20 ms.
+fn writer_with_retention(
+    path: &Path,
+    retention: Duration,
+    clock: &Arc<ManualClock>,
+) -> (JournalHandle, std::thread::JoinHandle<WriterStatus>) {
     let j = Journal::open(
-        &path,
+        path,
         JournalOptions {
             retention,
             ..Default::default()
         },
     )
     .unwrap();
-    let (h, join) = j.spawn_writer_with(WriterOptions {
+    j.spawn_writer_with(WriterOptions {
         batch_interval: Duration::from_millis(20),
         clock: clock.clone(),
         ..writer_opts()
-    });
+    })
+}
+
+/// Retention runs in the writer, driven by the injected clock, at most every 30 s.
+#[test]
+fn writer_enforces_retention_on_its_clock() {
+    let t = TempDir::new("wmaint");
+    let path = t.join("journal.db");
+    let clock = Arc::new(ManualClock::new(NOW));
+    let (h, join) = writer_with_retention(&path, Duration::from_secs(3600), &clock);
     // The first pass runs right away (at NOW); let it happen with nothing to do.
     h.try_send(record(NOW, "exec", None, None));
     assert!(h.flush(Duration::from_secs(5)));
@@ -219,19 +228,7 @@ fn maintenance_a_year_after_the_fixtures_follows_the_writers_clock() {
     let t = TempDir::new("year");
     let path = t.join("journal.db");
     let clock = Arc::new(ManualClock::new(NOW + 365 * DAY));
-    let j = Journal::open(
-        &path,
-        JournalOptions {
-            retention: Duration::from_secs(366 * 24 * 3600),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let (h, join) = j.spawn_writer_with(WriterOptions {
-        batch_interval: Duration::from_millis(20),
-        clock: clock.clone(),
-        ..writer_opts()
-    });
+    let (h, join) = writer_with_retention(&path, Duration::from_secs(366 * 24 * 3600), &clock);
     // 367 days old on the writer's clock: past retention.
     assert!(h.try_send(record(NOW - 2 * DAY, "exec", None, None)));
     // 365 days old: kept.
