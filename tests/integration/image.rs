@@ -168,26 +168,13 @@ impl Drop for Agent {
     }
 }
 
-/// utime + stime of a process, in seconds, and its RSS in KiB.
+/// utime + stime of a process, in seconds, and its RSS in KiB (through procfs).
 fn cpu_and_rss(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("agent's stat");
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    // Fields 14 and 15 (utime, stime), counted from the state (field 3) after the comm.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("agent's status");
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    (ticks as f64 / hz, rss)
+    let p = ctrace_tests::process(pid).expect("the agent's process");
+    let stat = p.stat().expect("agent's stat");
+    let ticks = stat.utime + stat.stime;
+    let rss = p.status().expect("agent's status").vmrss.unwrap_or(0);
+    (ticks as f64 / procfs::ticks_per_second() as f64, rss)
 }
 
 #[test]
