@@ -167,9 +167,16 @@ fn prometheus_sees_an_oom_kill_and_a_throttled_ratio() {
         "# TYPE ctrace_enrichment_failures_total counter",
         "# TYPE ctrace_records_lost_total counter",
         "# TYPE ctrace_build_info gauge",
+        "# TYPE ctrace_ring_fill_ratio gauge",
     ] {
         assert!(text.contains(family), "{family} missing:\n{text}");
     }
+    let fill: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ctrace_ring_fill_ratio "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no ring fill sample:\n{text}"));
+    assert!((0.0..=1.0).contains(&fill), "ring fill {fill}");
 
     let prom = Prometheus::start(&addr);
     let oom_series = format!("ctrace_container_oom_kills_total{{container=\"{oom_name}\"}}");
@@ -196,6 +203,7 @@ fn prometheus_sees_an_oom_kill_and_a_throttled_ratio() {
     let inc = eventually("an increase over the last minute", WAIT, || {
         prom.query(&increase).filter(|v| *v > 0.0)
     });
+    eprintln!("prometheus: {increase} = {inc}");
     assert_eq!(
         inc.round(),
         1.0,
@@ -210,6 +218,7 @@ fn prometheus_sees_an_oom_kill_and_a_throttled_ratio() {
     let r = eventually("the throttled ratio", WAIT, || {
         prom.query(&ratio).filter(|r| r.is_finite())
     });
+    eprintln!("prometheus: {ratio} = {r}");
     assert!(r > 0.8, "{ratio} = {r}");
     drop(prom);
     w.stop_with(libc::SIGTERM);

@@ -107,6 +107,7 @@ struct Health {
     live: usize,
     gone: usize,
     enrichment_failures: u64,
+    ring_fill: Option<f64>,
 }
 
 /// The labels of a container's series: `container` (its name, else its short id), `runtime`,
@@ -294,6 +295,7 @@ impl Metrics {
                 live: st.live_containers,
                 gone: st.gone_containers,
                 enrichment_failures: st.enrichment_failures,
+                ring_fill: st.ring_fill,
             };
         });
     }
@@ -585,6 +587,16 @@ fn encode_health(enc: &mut DescriptorEncoder, st: &State) -> Result<(), std::fmt
             "Entries not written to the journal (queue full, failed batch, disabled).",
             counter,
             [(NO_LABELS, ConstCounter::new(j.dropped))],
+        )?;
+    }
+    if let Some(fill) = h.ring_fill {
+        family(
+            enc,
+            "ctrace_ring_fill_ratio",
+            "The fullest the ring buffer was found at a read during the last second, as a \
+             fraction of its size; near 1, records are about to be lost.",
+            gauge,
+            [(NO_LABELS, ConstGauge::new(fill))],
         )?;
     }
     family(

@@ -214,6 +214,9 @@ pub struct Status {
     pub journal: Option<WriterStatus>,
     /// Requests to runtimes (Docker's API, `ctr`) that failed since start.
     pub enrichment_failures: u64,
+    /// The fullest the ring buffer was found at a read in the last interval, as a fraction
+    /// of its size (0 to 1), when its size is known.
+    pub ring_fill: Option<f64>,
 }
 
 /// One sampling of containers' CPU counters.
@@ -338,6 +341,8 @@ pub struct Session {
     losses: LossTracker,
     config: Config,
     warnings: Vec<String>,
+    /// The ring buffer's size in bytes, when the kernel told it.
+    ring_size: Option<u64>,
 }
 
 /// Everything between the ring buffer and the sink: decoding, attribution, correlation, and
@@ -351,6 +356,8 @@ struct Flow {
     ctx: Context,
     /// Requests to runtimes (Docker's API, `ctr`) that failed.
     enrichment_failures: u64,
+    /// The most bytes found waiting in the ring buffer at one read since the last status.
+    ring_peak: u64,
 }
 
 impl Session {
@@ -360,7 +367,7 @@ impl Session {
     pub async fn start(config: Config, recorder: Option<Recorder>) -> Result<Self, SessionError> {
         let mut probe = Probe::load(&config.probe)?;
         let mut warnings = probe.warnings.clone();
-        let ring = probe.take_ring()?;
+        let (ring, ring_size) = probe.take_ring()?;
         let ebpf_log = match probe.take_logger() {
             // SAFETY: as for the ring buffer below: the logger owns its map fd.
             Some(l) => Some(
@@ -406,6 +413,7 @@ impl Session {
             recorder,
             ctx: Context::new(),
             enrichment_failures: 0,
+            ring_peak: 0,
         };
         Ok(Self {
             probe,
@@ -417,6 +425,7 @@ impl Session {
             losses: LossTracker::default(),
             config,
             warnings,
+            ring_size,
         })
     }
 
@@ -503,6 +512,7 @@ impl Session {
                         misses_warned = (misses, Some(Instant::now()));
                     }
                     let status = self.status(rate_count as f64 / secs, misses);
+                    self.flow.ring_peak = 0;
                     sink.status(&status);
                     rate_start = Instant::now();
                     rate_count = 0;
@@ -550,6 +560,10 @@ impl Session {
             gone_containers: containers.len() - live,
             journal: self.flow.recorder.as_ref().map(Recorder::status),
             enrichment_failures: self.flow.enrichment_failures,
+            ring_fill: self
+                .ring_size
+                .filter(|&size| size > 0)
+                .map(|size| (self.flow.ring_peak as f64 / size as f64).min(1.0)),
         }
     }
 
@@ -869,18 +883,29 @@ pub fn throttle_record(
 fn drain(ring: &mut RingBuf<MapData>, flow: &mut Flow, sink: &mut dyn Sink) -> (u64, bool) {
     let start = Instant::now();
     let mut n = 0;
-    loop {
+    // Bytes this read found waiting: a measure of how full the buffer was when it began.
+    let mut bytes = 0;
+    let left = loop {
         if n == DRAIN_BATCH || (n % 256 == 255 && start.elapsed() >= DRAIN_TIME) {
-            return (n, true);
+            break true;
         }
         let Some(item) = ring.next() else {
-            return (n, false);
+            break false;
         };
         n += 1;
+        bytes += ring_footprint(item.len());
         if let Some(ev) = flow.pipeline.ingest(&item) {
             flow.handle(&ev, sink);
         }
-    }
+    };
+    flow.ring_peak = flow.ring_peak.max(bytes);
+    (n, left)
+}
+
+/// Space a record of `len` bytes takes in a BPF ring buffer: an 8-byte header, and the whole
+/// rounded up to 8 bytes.
+fn ring_footprint(len: usize) -> u64 {
+    (len as u64 + 8).div_ceil(8) * 8
 }
 
 /// Readiness of an optional fd: never, when there is none.
@@ -914,6 +939,14 @@ mod tests {
         kind::CGROUP_RMDIR,
         kind::CGROUP_ATTACH,
     ];
+
+    #[test]
+    fn a_record_takes_its_length_and_a_header_rounded_up_to_8_bytes() {
+        assert_eq!(ring_footprint(0), 8);
+        assert_eq!(ring_footprint(1), 16);
+        assert_eq!(ring_footprint(8), 16);
+        assert_eq!(ring_footprint(60), 72);
+    }
 
     #[test]
     fn recursion_warning_names_the_programs_that_missed() {

@@ -498,8 +498,8 @@ impl Probe {
         self.logger.take()
     }
 
-    /// Take the ring buffer (once).
-    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
+    /// Take the ring buffer (once), with its size in bytes as the kernel reports it.
+    pub fn take_ring(&mut self) -> Result<(RingBuf<MapData>, Option<u64>), ProbeError> {
         let map = self
             .ebpf
             .take_map(names::EVENTS_MAP)
@@ -507,10 +507,15 @@ impl Probe {
                 map: "EVENTS",
                 message: "missing or already taken".into(),
             })?;
-        RingBuf::try_from(map).map_err(|e| ProbeError::Map {
+        let size = match &map {
+            aya::maps::Map::RingBuf(data) => data.info().ok().map(|i| u64::from(i.max_entries())),
+            _ => None,
+        };
+        let ring = RingBuf::try_from(map).map_err(|e| ProbeError::Map {
             map: "EVENTS",
             message: e.to_string(),
-        })
+        })?;
+        Ok((ring, size))
     }
 
     /// The map of OOM victims' process and cgroup, when the kernel fills it.
