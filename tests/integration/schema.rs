@@ -174,28 +174,16 @@ fn the_documented_examples_validate_against_the_schema() {
     let validator = jsonschema::validator_for(&schema).unwrap();
     let doc = std::fs::read_to_string(format!("{root}events.md")).unwrap();
     let mut seen = Vec::new();
-    let mut heading: Option<String> = None;
-    let mut lines = doc.lines();
-    while let Some(line) = lines.next() {
-        if let Some(h) = line.strip_prefix("### `") {
-            heading = h.split('`').next().map(str::to_owned);
-        } else if line.starts_with('#') {
-            heading = None;
-        } else if line == "```json" {
-            let block: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
-            let Some(t) = heading.take().filter(|t| ALL_TYPES.contains(&t.as_str())) else {
-                continue;
-            };
-            let v: Value = serde_json::from_str(&block.join("\n"))
-                .unwrap_or_else(|e| panic!("example of {t} is not JSON: {e}"));
-            let errors: Vec<String> = validator
-                .iter_errors(&v)
-                .map(|e| format!("{e} at {}", e.instance_path()))
-                .collect();
-            assert!(errors.is_empty(), "example of {t}: {errors:?}");
-            assert_eq!(v["type"], t.as_str());
-            seen.push(t);
-        }
+    for (t, text) in tracer::record::examples_in(&doc) {
+        let v: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("example of {t} is not JSON: {e}"));
+        let errors: Vec<String> = validator
+            .iter_errors(&v)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "example of {t}: {errors:?}");
+        assert_eq!(v["type"], t.as_str());
+        seen.push(t);
     }
     for t in ALL_TYPES {
         assert!(

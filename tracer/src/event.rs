@@ -131,7 +131,7 @@ impl MemcgAtOom {
             depth,
             usage_bytes: bytes(c.usage_pages),
             // `PAGE_COUNTER_MAX` pages is the v1 files' "no limit": the same cut-off.
-            limit_bytes: crate::cgroupfs::Limit::from_bytes(bytes(c.max_pages)).bytes(),
+            limit_bytes: crate::cgroup::Limit::from_bytes(bytes(c.max_pages)).bytes(),
             peak_bytes: bytes(c.watermark_pages),
             failcnt: c.failcnt,
         })
@@ -340,7 +340,26 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
             need: expected,
         });
     }
-    let body = match hdr.kind {
+    let body = decode_body(hdr.kind, buf)?;
+    check_fields(hdr.kind, &body)?;
+    Ok(Event {
+        kind: hdr.kind,
+        boot_ns: hdr.boot_ns,
+        task: Task {
+            tid: hdr.pid,
+            pid: hdr.tgid,
+            ppid: (hdr.flags & flags::PPID_VALID != 0).then_some(hdr.ppid),
+            uid: hdr.uid,
+            cgroup_id: hdr.cgroup_id,
+            comm: c_str(&hdr.comm),
+        },
+        body,
+    })
+}
+
+/// The body of a record of kind `kind_id` whose header and size were checked.
+fn decode_body(kind_id: u16, buf: &[u8]) -> Result<Body, DecodeError> {
+    Ok(match kind_id {
         kind::EXEC => {
             let e: ExecEvent = read(buf)?;
             Body::Exec(Exec {
@@ -420,20 +439,6 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
                 path: bounded_str(&e.path, e.path_len),
             })
         }
-    };
-    check_fields(hdr.kind, &body)?;
-    Ok(Event {
-        kind: hdr.kind,
-        boot_ns: hdr.boot_ns,
-        task: Task {
-            tid: hdr.pid,
-            pid: hdr.tgid,
-            ppid: (hdr.flags & flags::PPID_VALID != 0).then_some(hdr.ppid),
-            uid: hdr.uid,
-            cgroup_id: hdr.cgroup_id,
-            comm: c_str(&hdr.comm),
-        },
-        body,
     })
 }
 

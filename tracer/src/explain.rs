@@ -15,7 +15,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use crate::{
-    cgroupfs::{MemoryBreakdown, MemoryStats, Mounts},
+    cgroup::{MemoryBreakdown, MemoryStats, Mounts},
     event::{Body, Event, Exit, OomVictim, Signal, Task},
     names::signal_name,
     resolve::{Attribution, Attrs, Container},
@@ -25,6 +25,9 @@ use crate::{
 /// How long a signal or OOM victim waits for its target's exit before the incident is
 /// reported without it.
 pub const EXIT_WAIT_NS: u64 = 5_000_000_000;
+
+/// Containers remembered as reported started (their init's exit forgets them).
+const STARTED_MAX: usize = 16_384;
 
 /// Signals whose default action ends the process: the ones worth a kill incident.
 const TERMINATING: [i32; 8] = [1, 2, 3, 6, 9, 11, 14, 15];
@@ -221,113 +224,8 @@ impl Incident {
     /// The one-sentence explanation.
     pub fn explain(&self) -> String {
         match self {
-            Self::Kill(k) => {
-                let sig = signal_name(k.signo.into());
-                let by = if k.from_kernel {
-                    format!("the kernel (while {} ran)", k.sender.describe())
-                } else {
-                    k.sender.describe()
-                };
-                let mut s = format!("{} killed by {sig} from {by}", k.target.describe());
-                match (&k.exit, k.target.container()) {
-                    (Some(e), Some(c)) if k.container_stopped => {
-                        s.push_str(&format!("; {} exited with {}", c.display(), exit_text(e)));
-                    }
-                    (Some(e), _) => s.push_str(&format!("; it exited with {}", exit_text(e))),
-                    (None, _) => s.push_str("; it had not exited yet"),
-                }
-                s
-            }
-            Self::Oom(o) => {
-                let limit = o
-                    .memory
-                    .as_ref()
-                    .and_then(|m| m.limit_bytes)
-                    .map(|l| format!(" of {}", bytes(l)))
-                    .unwrap_or_default();
-                // A limit found above the victim's own cgroup (a pod's) says where it is.
-                let above = match o.memory.as_ref().and_then(|m| m.limit_depth) {
-                    Some(1) => "one cgroup level".to_owned(),
-                    Some(n) if n > 1 => format!("{n} cgroup levels"),
-                    _ => String::new(),
-                };
-                let what = match (o.scope, o.victim.container()) {
-                    (OomScope::ContainerLimit, c) => {
-                        let who = c.map_or("its cgroup", |c| c.display());
-                        if above.is_empty() {
-                            format!("{who} hit its memory limit{limit}")
-                        } else {
-                            let own = if c.is_some() { "its own" } else { "it" };
-                            format!("{who} hit a memory limit{limit} set {above} above {own}")
-                        }
-                    }
-                    (OomScope::Host, _) => "the host ran out of memory".into(),
-                    (OomScope::Unknown, _) if o.memory.as_ref().is_some_and(|m| m.stale) => {
-                        "its cgroup was gone before its figures at the kill could be read".into()
-                    }
-                    (OomScope::Unknown, _) => {
-                        "its cgroup's memory figures could not be read".into()
-                    }
-                };
-                let usage = o
-                    .memory
-                    .as_ref()
-                    .map(|m| {
-                        let mut parts = Vec::new();
-                        if let Some(u) = m.usage_bytes {
-                            parts.push(format!("usage {}", bytes(u)));
-                        }
-                        if let Some(p) = m.peak_bytes {
-                            parts.push(format!("peak {}", bytes(p)));
-                        }
-                        if parts.is_empty() {
-                            String::new()
-                        } else if m.stale {
-                            format!(" (last sample before the kill: {})", parts.join(", "))
-                        } else {
-                            format!(" ({})", parts.join(", "))
-                        }
-                    })
-                    .unwrap_or_default();
-                let made_of = o
-                    .memory
-                    .as_ref()
-                    .and_then(|m| Some((m.breakdown.as_ref()?, m.usage_bytes?)))
-                    .and_then(|(b, usage)| {
-                        let (name, v) = dominant(b, usage)?;
-                        let what = match name {
-                            "file" => " (page cache)",
-                            "shmem" => " (tmpfs, /dev/shm)",
-                            _ => "",
-                        };
-                        let when = if b.stale {
-                            " in the last sample before the kill"
-                        } else {
-                            ""
-                        };
-                        Some(format!(
-                            "; {name} {} of {}{what}{when}",
-                            bytes(v),
-                            bytes(usage)
-                        ))
-                    })
-                    .unwrap_or_default();
-                let rss = o.details.anon_rss_kb + o.details.file_rss_kb + o.details.shmem_rss_kb;
-                let trigger = if o.trigger.pid == o.victim_tgid {
-                    "its own allocation".to_owned()
-                } else {
-                    o.trigger.describe()
-                };
-                let mut s = format!(
-                    "{} was OOM-killed: {what}{usage}{made_of}; victim RSS {}; triggered by {trigger}",
-                    o.victim.describe(),
-                    bytes(rss * 1024),
-                );
-                if let (true, Some(c)) = (o.container_stopped, o.victim.container()) {
-                    s.push_str(&format!("; {} stopped", c.display()));
-                }
-                s
-            }
+            Self::Kill(k) => k.explain(),
+            Self::Oom(o) => o.explain(),
             Self::ContainerStart {
                 container,
                 init,
@@ -362,6 +260,121 @@ impl Incident {
                 )
             }
         }
+    }
+}
+
+impl KillIncident {
+    /// `nginx (pid 1000 in web, docker) killed by SIGKILL from ...; web exited with 137`.
+    fn explain(&self) -> String {
+        let k = self;
+        let sig = signal_name(k.signo.into());
+        let by = if k.from_kernel {
+            format!("the kernel (while {} ran)", k.sender.describe())
+        } else {
+            k.sender.describe()
+        };
+        let mut s = format!("{} killed by {sig} from {by}", k.target.describe());
+        match (&k.exit, k.target.container()) {
+            (Some(e), Some(c)) if k.container_stopped => {
+                s.push_str(&format!("; {} exited with {}", c.display(), exit_text(e)));
+            }
+            (Some(e), _) => s.push_str(&format!("; it exited with {}", exit_text(e))),
+            (None, _) => s.push_str("; it had not exited yet"),
+        }
+        s
+    }
+}
+
+impl OomIncident {
+    /// `... was OOM-killed: web hit its memory limit of 64 MiB (usage ..., peak ...); ...`.
+    fn explain(&self) -> String {
+        let o = self;
+        let limit = o
+            .memory
+            .as_ref()
+            .and_then(|m| m.limit_bytes)
+            .map(|l| format!(" of {}", bytes(l)))
+            .unwrap_or_default();
+        // A limit found above the victim's own cgroup (a pod's) says where it is.
+        let above = match o.memory.as_ref().and_then(|m| m.limit_depth) {
+            Some(1) => "one cgroup level".to_owned(),
+            Some(n) if n > 1 => format!("{n} cgroup levels"),
+            _ => String::new(),
+        };
+        let what = match (o.scope, o.victim.container()) {
+            (OomScope::ContainerLimit, c) => {
+                let who = c.map_or("its cgroup", |c| c.display());
+                if above.is_empty() {
+                    format!("{who} hit its memory limit{limit}")
+                } else {
+                    let own = if c.is_some() { "its own" } else { "it" };
+                    format!("{who} hit a memory limit{limit} set {above} above {own}")
+                }
+            }
+            (OomScope::Host, _) => "the host ran out of memory".into(),
+            (OomScope::Unknown, _) if o.memory.as_ref().is_some_and(|m| m.stale) => {
+                "its cgroup was gone before its figures at the kill could be read".into()
+            }
+            (OomScope::Unknown, _) => "its cgroup's memory figures could not be read".into(),
+        };
+        let usage = o
+            .memory
+            .as_ref()
+            .map(|m| {
+                let mut parts = Vec::new();
+                if let Some(u) = m.usage_bytes {
+                    parts.push(format!("usage {}", bytes(u)));
+                }
+                if let Some(p) = m.peak_bytes {
+                    parts.push(format!("peak {}", bytes(p)));
+                }
+                if parts.is_empty() {
+                    String::new()
+                } else if m.stale {
+                    format!(" (last sample before the kill: {})", parts.join(", "))
+                } else {
+                    format!(" ({})", parts.join(", "))
+                }
+            })
+            .unwrap_or_default();
+        let made_of = o
+            .memory
+            .as_ref()
+            .and_then(|m| Some((m.breakdown.as_ref()?, m.usage_bytes?)))
+            .and_then(|(b, usage)| {
+                let (name, v) = dominant(b, usage)?;
+                let what = match name {
+                    "file" => " (page cache)",
+                    "shmem" => " (tmpfs, /dev/shm)",
+                    _ => "",
+                };
+                let when = if b.stale {
+                    " in the last sample before the kill"
+                } else {
+                    ""
+                };
+                Some(format!(
+                    "; {name} {} of {}{what}{when}",
+                    bytes(v),
+                    bytes(usage)
+                ))
+            })
+            .unwrap_or_default();
+        let rss = o.details.anon_rss_kb + o.details.file_rss_kb + o.details.shmem_rss_kb;
+        let trigger = if o.trigger.pid == o.victim_tgid {
+            "its own allocation".to_owned()
+        } else {
+            o.trigger.describe()
+        };
+        let mut s = format!(
+            "{} was OOM-killed: {what}{usage}{made_of}; victim RSS {}; triggered by {trigger}",
+            o.victim.describe(),
+            bytes(rss * 1024),
+        );
+        if let (true, Some(c)) = (o.container_stopped, o.victim.container()) {
+            s.push_str(&format!("; {} stopped", c.display()));
+        }
+        s
     }
 }
 
@@ -468,7 +481,8 @@ pub struct Correlator<M> {
     first_exec: HashMap<String, u32>,
     /// (container id, init pid) already reported as started: busybox and shells exec more
     /// than once in the same pid.
-    started: std::collections::HashSet<(String, u32)>,
+    /// Bounded: an init whose exit was lost would otherwise stay forever.
+    started: crate::once::OnceSet<(String, u32)>,
 }
 
 impl<M: MemoryReader> Correlator<M> {
@@ -479,7 +493,7 @@ impl<M: MemoryReader> Correlator<M> {
             ooms: HashMap::new(),
             recent_oom_victims: HashMap::new(),
             first_exec: HashMap::new(),
-            started: std::collections::HashSet::new(),
+            started: crate::once::OnceSet::new(STARTED_MAX),
         }
     }
 
@@ -670,23 +684,29 @@ impl<M: MemoryReader> Correlator<M> {
     /// Incidents whose target did not exit in time.
     pub fn tick(&mut self, now_boot_ns: u64) -> Vec<Incident> {
         let mut out = Vec::new();
-        let due: Vec<u32> = self
+        // Oldest deadline first, whatever the maps' order: the same records give the same
+        // lines in the same order (a replay's as the live run's).
+        let mut due: Vec<(u64, u32)> = self
             .ooms
             .iter()
             .filter(|(_, p)| p.deadline <= now_boot_ns)
-            .map(|(k, _)| *k)
+            .map(|(k, p)| (p.deadline, *k))
             .collect();
+        due.sort_unstable();
+        let due = due.into_iter().map(|(_, k)| k);
         for k in due {
             if let Some(p) = self.ooms.remove(&k) {
                 out.push(Incident::Oom(Box::new(p.incident)));
             }
         }
-        let due: Vec<u32> = self
+        let mut due: Vec<(u64, u32)> = self
             .kills
             .iter()
             .filter(|(_, p)| p.deadline <= now_boot_ns)
-            .map(|(k, _)| *k)
+            .map(|(k, p)| (p.deadline, *k))
             .collect();
+        due.sort_unstable();
+        let due = due.into_iter().map(|(_, k)| k);
         for k in due {
             if let Some(p) = self.kills.remove(&k) {
                 out.push(Incident::Kill(p.incident));
@@ -734,7 +754,7 @@ pub fn with_kernel_figures(
     if m.failcnt.is_some() {
         m.failcnt = Some(k.failcnt);
     }
-    m.source = crate::cgroupfs::MemorySource::Kernel;
+    m.source = crate::cgroup::MemorySource::Kernel;
     m.limit_depth = Some(k.depth);
     Some(m)
 }
@@ -1034,7 +1054,7 @@ mod tests {
 
     #[test]
     fn kernel_figures_replace_the_files_usage_limit_and_peak() {
-        use crate::cgroupfs::MemorySource;
+        use crate::cgroup::MemorySource;
         let k = kernel_memcg(0);
         // No kernel figures: the files as read.
         let files = MemoryStats {

@@ -27,7 +27,7 @@ use prometheus_client::{
 use tracer_common::{kind, RUNQ_BUCKETS};
 
 use crate::{
-    cgroupfs::Mounts,
+    cgroup::Mounts,
     event::{kind_name, Body, Event},
     explain::{Incident, OomScope},
     journal::WriterStatus,

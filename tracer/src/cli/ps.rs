@@ -13,7 +13,7 @@ use clap::Args;
 use serde_json::json;
 
 use tracer::{
-    cgroupfs::Mounts,
+    cgroup::Mounts,
     container::{short_id, Runtime},
     docker, enrich,
     resolve::{self, Container, Names, Resolver},

@@ -33,6 +33,12 @@ pub fn process(root: &Path, pid: impl Display) -> io::Result<Process> {
     Process::new_with_root(root.join(pid.to_string())).map_err(into_io)
 }
 
+/// True for the errors that mean "this process is gone" (it exited between listing and
+/// reading): `ENOENT` and `ESRCH`.
+pub fn is_vanished(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::NotFound || err.raw_os_error() == Some(libc::ESRCH)
+}
+
 /// A procfs error as the `io::Error` that reading the file directly would have given
 /// (`ENOENT` for a vanished process, `EACCES`), so callers keep their messages.
 pub fn into_io(e: ProcError) -> io::Error {
@@ -75,16 +81,20 @@ pub fn read_lossy(root: &Path, pid: impl Display, file: &str) -> io::Result<Stri
     read::<Bytes>(root, pid, file).map(Bytes::lossy)
 }
 
+/// The `Key:<TAB>value` lines of a `status` file as (key, value after the colon), the one
+/// splitter of that format: [`tgid`] reads one key through it, `inspect::parse_status` the
+/// rest. Lines without a colon are skipped.
+pub fn status_fields(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.lines().filter_map(|l| l.split_once(':'))
+}
+
 /// The process (thread group) task `tid` belongs to: `Tgid` of its `status`. `/proc/<tid>`
 /// resolves threads too (they are hidden from listings only). The line is found by its key
 /// alone: the rest of `status` (a comm that is not UTF-8, say) does not matter.
 pub fn tgid(root: &Path, tid: u32) -> Option<u32> {
     let text = read_lossy(root, tid, "status").ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))?
-        .trim()
-        .parse()
-        .ok()
+    let (_, value) = status_fields(&text).find(|(key, _)| *key == "Tgid")?;
+    value.trim().parse().ok()
 }
 
 /// The pids under `root` (directories named by a number), unordered. Empty if `root`

@@ -312,10 +312,7 @@ pub fn parse_status(text: &str) -> ProcStatus {
     let mut seccomp = None;
     let mut filters = None;
     let mut seen_nspid = false;
-    for line in text.lines() {
-        let Some((key, raw)) = line.split_once(':') else {
-            continue;
-        };
+    for (key, raw) in host::proc::status_fields(text) {
         let value = raw.trim();
         let num = || value.parse::<u32>().ok();
         match key {

@@ -11,9 +11,9 @@ use serde::Serialize;
 use super::{
     caps::{describe_diff, CapSet, ProcCaps},
     namespaces::{NsShare, NsType},
-    resources::Reading,
 };
 use crate::{
+    cgroup::Reading,
     sink::escape::terminal,
     units::{bytes, cpus_with_noun},
 };

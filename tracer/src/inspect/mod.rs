@@ -9,15 +9,28 @@
 //! - [`resources`]: limits and usage from the cgroup files (v1 and v2), each value known,
 //!   "no limit", or unknown with the reason.
 //! - [`diff`]: differences between two containers, as rows and as a side-by-side table.
+//! - [`report`]: the report of one container, which [`gather`](gather()) fills in from all of
+//!   the above and the journal, and [`render`](render()) shows to people.
 //!
 //! The parsers are pure and never panic on any input; the functions that read `/proc`
 //! tolerate processes that exit while they are being read.
 
 pub mod caps;
 pub mod diff;
+pub mod gather;
 pub mod namespaces;
 pub mod proctree;
+pub mod render;
+pub mod report;
 pub mod resources;
+
+#[cfg(test)]
+mod tests;
+
+pub use crate::{
+    cgroup::{CgroupDir, Reading},
+    host::proc::is_vanished,
+};
 
 pub use self::{
     caps::{
@@ -25,6 +38,7 @@ pub use self::{
         CapSet, ProcCaps, ProcStatus, SeccompMode, OCI_DEFAULT_CAPS,
     },
     diff::{cap_summary, diff, render_side_by_side, ContainerView, DiffRow},
+    gather::{diff_labels, gather, read_incidents, Env, HostCaps, Target},
     namespaces::{
         compare, parse_ns_link, read_host_ns, read_host_ns_at, read_ns, read_ns_at, HostNs,
         HostNsSource, NsSet, NsShare, NsType,
@@ -34,13 +48,10 @@ pub use self::{
         process_tree_at, process_tree_from_root, process_tree_from_root_at, read_cgroup_pids,
         read_stat_at, render_tree, tree_rows, ProcNode, ProcTree, StatLine, TreeRow, UserNames,
     },
-    resources::{read_resources, CgroupDir, Reading, Resources},
+    render::render,
+    report::{
+        diff_json, runtime_default, Capabilities, Change, Comparison, Identity, Incident,
+        Incidents, Namespaces, Report, SetView, INCIDENT_LIMIT, RUNC_SPEC_DEFAULT_CAPS,
+    },
+    resources::{read_resources, Resources},
 };
-
-use std::io;
-
-/// True for the errors that mean "this process is gone" (it exited between listing and
-/// reading): `ENOENT` and `ESRCH`.
-pub fn is_vanished(err: &io::Error) -> bool {
-    err.kind() == io::ErrorKind::NotFound || err.raw_os_error() == Some(libc::ESRCH)
-}

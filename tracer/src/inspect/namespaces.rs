@@ -186,7 +186,7 @@ pub fn read_ns_at(proc_root: &Path, pid: &str) -> io::Result<NsSet> {
                     return Err(e);
                 }
             }
-            Err(e) if super::is_vanished(&e) => {
+            Err(e) if host::proc::is_vanished(&e) => {
                 return Err(io::Error::new(io::ErrorKind::NotFound, e));
             }
             Err(e) => return Err(e),

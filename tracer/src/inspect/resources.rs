@@ -1,99 +1,14 @@
-//! A container's resource limits and usage from its cgroup files, v1 and v2.
-//!
-//! | value        | cgroup v1                                                | cgroup v2                 |
-//! |--------------|----------------------------------------------------------|---------------------------|
-//! | memory limit | `memory.limit_in_bytes` (2^62 or more: none)             | `memory.max` (`max`: none) |
-//! | memory usage | `memory.usage_in_bytes`                                  | `memory.current`          |
-//! | cpu quota    | `cpu.cfs_quota_us` (`-1`: none) and `cpu.cfs_period_us`  | `cpu.max` (`max ...`: none) |
-//! | pids limit   | `pids.max` (`max`: none)                                 | `pids.max`                |
-//! | pids count   | `pids.current`                                           | `pids.current`            |
-//!
-//! Each value is a [`Reading`]: what the file says, "no limit" because the file says so (or,
-//! on v2, because the controller is not enabled for the cgroup, so no limit can be set), or
-//! unknown with the reason. A missing, unreadable or garbled file is never shown as
-//! "unlimited". The parsers are pure; the readers never panic.
+//! A container's resource limits and usage from its cgroup files, v1 and v2, read through
+//! [`crate::cgroup`]: each value a [`Reading`], the report's rows and its list of problems.
 
-use std::{
-    collections::BTreeMap,
-    fmt::Display,
-    fs, io,
-    path::{Path, PathBuf},
-};
+use std::collections::BTreeMap;
 
 use serde::{ser::SerializeStruct as _, Serialize, Serializer};
 
 use crate::{
-    cgroupfs::{self, Mounts},
-    throttle::{
-        cgroup_cpu::{parse_v1_cfs_period_us, parse_v1_cfs_quota_us, parse_v2_cpu_max},
-        ParseError, Quota,
-    },
+    cgroup::{read_cpu, read_memory, read_pids, CgroupDir, Mounts, Quota, Reading},
     units,
 };
-
-/// Longest piece of offending file content kept in a reason.
-const MAX_QUOTED: usize = 40;
-
-/// One value from a cgroup file.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reading<T> {
-    /// The file holds this value.
-    Value(T),
-    /// The file says there is no limit (`max`, `-1`, v1's page-rounded `i64::MAX`).
-    Unlimited,
-    /// cgroup v2: the controller is not enabled for the cgroup (not in its
-    /// `cgroup.controllers`), so the file does not exist and the cgroup has no such limit.
-    ControllerOff,
-    /// Could not be read or understood: why.
-    Unknown(String),
-}
-
-impl<T> Reading<T> {
-    /// The value, if the file gave one.
-    pub fn value(&self) -> Option<&T> {
-        match self {
-            Reading::Value(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    /// Why the value is unknown; `None` when it is known (a value or no limit).
-    pub fn unknown(&self) -> Option<&str> {
-        match self {
-            Reading::Unknown(why) => Some(why),
-            _ => None,
-        }
-    }
-
-    /// The same reading with the value, if any, converted by `f`.
-    pub fn map<U>(&self, f: impl FnOnce(&T) -> U) -> Reading<U> {
-        match self {
-            Reading::Value(v) => Reading::Value(f(v)),
-            Reading::Unlimited => Reading::Unlimited,
-            Reading::ControllerOff => Reading::ControllerOff,
-            Reading::Unknown(why) => Reading::Unknown(why.clone()),
-        }
-    }
-
-    /// A limit for a comparison table: the value, `unlimited`, or `unknown (why)`.
-    pub fn show_limit(&self, show: impl FnOnce(&T) -> String) -> String {
-        match self {
-            Reading::Value(v) => show(v),
-            Reading::Unlimited | Reading::ControllerOff => "unlimited".to_owned(),
-            Reading::Unknown(why) => format!("unknown ({why})"),
-        }
-    }
-}
-
-/// JSON: the value, or `null` (no limit or unknown; [`Resources`] says which).
-impl<T: Serialize> Serialize for Reading<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Reading::Value(v) => s.serialize_some(v),
-            _ => s.serialize_none(),
-        }
-    }
-}
 
 /// Limits and usage of a container from its cgroup files.
 ///
@@ -266,226 +181,6 @@ fn join_and(items: &[&str]) -> String {
     }
 }
 
-/// The directory of one controller of a cgroup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CgroupDir {
-    V1(PathBuf),
-    V2(PathBuf),
-}
-
-impl CgroupDir {
-    /// Where `controller` of a cgroup is: its v1 hierarchy when one is mounted (hybrid hosts
-    /// bind it there), else the unified one. `v1_path` and `v2_path` are the cgroup's paths
-    /// inside the hierarchies (`/docker/<id>`). `Err`: why there is none.
-    pub fn locate(
-        mounts: &Mounts,
-        controller: &str,
-        v1_path: Option<&str>,
-        v2_path: Option<&str>,
-    ) -> Result<CgroupDir, String> {
-        let join = |root: &Path, path: Option<&str>| {
-            let p = path.ok_or_else(|| "the container's cgroup path is unknown".to_owned())?;
-            cgroupfs::join(root, p).ok_or_else(|| format!("cgroup path {p:?} leaves the hierarchy"))
-        };
-        if let Some(root) = mounts.v1.get(controller) {
-            return join(root, v1_path).map(CgroupDir::V1);
-        }
-        match &mounts.v2 {
-            Some(root) => join(root, v2_path).map(CgroupDir::V2),
-            None => Err(format!(
-                "no cgroup hierarchy with the {controller} controller is mounted"
-            )),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        match self {
-            CgroupDir::V1(d) | CgroupDir::V2(d) => d,
-        }
-    }
-}
-
-/// Why a file gave no text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Absent {
-    /// v2: the controller is not enabled for the cgroup.
-    ControllerOff(String),
-    Unreadable(String),
-}
-
-impl Absent {
-    /// For a limit: no controller means no limit.
-    fn limit<T>(self) -> Reading<T> {
-        match self {
-            Absent::ControllerOff(_) => Reading::ControllerOff,
-            Absent::Unreadable(why) => Reading::Unknown(why),
-        }
-    }
-
-    /// For usage: no controller means not counted there.
-    fn usage<T>(self) -> Reading<T> {
-        match self {
-            Absent::ControllerOff(why) | Absent::Unreadable(why) => Reading::Unknown(why),
-        }
-    }
-}
-
-/// Why `path` could not be read, in words.
-pub fn read_error(path: &Path, e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::NotFound => format!("{} does not exist", path.display()),
-        io::ErrorKind::PermissionDenied => {
-            format!("cannot read {}: permission denied", path.display())
-        }
-        io::ErrorKind::InvalidData => format!("{} is not text", path.display()),
-        _ => format!("cannot read {}: {e}", path.display()),
-    }
-}
-
-/// The text of `file` of `controller` in `dir`.
-fn read(dir: &CgroupDir, controller: &str, file: &str) -> Result<String, Absent> {
-    let d = dir.path();
-    let path = d.join(file);
-    match fs::read_to_string(&path) {
-        Ok(text) => Ok(text),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if !d.is_dir() {
-                return Err(Absent::Unreadable(format!(
-                    "cgroup directory {} does not exist",
-                    d.display()
-                )));
-            }
-            if let CgroupDir::V2(_) = dir {
-                if let Ok(list) = fs::read_to_string(d.join("cgroup.controllers")) {
-                    if !list.split_whitespace().any(|c| c == controller) {
-                        return Err(Absent::ControllerOff(format!(
-                            "{} does not exist: the {controller} controller is not enabled \
-                             for the cgroup",
-                            path.display()
-                        )));
-                    }
-                }
-            }
-            Err(Absent::Unreadable(read_error(&path, &e)))
-        }
-        Err(e) => Err(Absent::Unreadable(read_error(&path, &e))),
-    }
-}
-
-fn quoted(s: &str) -> String {
-    let mut out: String = s.chars().take(MAX_QUOTED).collect();
-    if s.chars().count() > MAX_QUOTED {
-        out.push('…');
-    }
-    out
-}
-
-fn number(t: &str) -> Result<u64, ParseError> {
-    if t.is_empty() {
-        return Err(ParseError::Empty);
-    }
-    t.parse().map_err(|_| ParseError::NotANumber(quoted(t)))
-}
-
-/// `memory.max` (v2) or `memory.limit_in_bytes` (v1): `None` for no limit (`max`, or v1's
-/// huge sentinel).
-pub fn parse_memory_limit(text: &str) -> Result<Option<u64>, ParseError> {
-    match text.trim() {
-        "max" => Ok(None),
-        t => number(t).map(|v| crate::cgroupfs::Limit::from_bytes(v).bytes()),
-    }
-}
-
-/// `pids.max`: `None` for `max`.
-pub fn parse_pids_max(text: &str) -> Result<Option<u64>, ParseError> {
-    match text.trim() {
-        "max" => Ok(None),
-        t => number(t).map(Some),
-    }
-}
-
-/// A file holding one count (`memory.current`, `pids.current`, ...).
-pub fn parse_count(text: &str) -> Result<u64, ParseError> {
-    number(text.trim())
-}
-
-fn garbled(dir: &CgroupDir, file: &str, e: impl Display) -> String {
-    format!("{}: {e}", dir.path().join(file).display())
-}
-
-/// A limit file: parsed by `parse`, `None` = no limit.
-fn limit<T>(
-    dir: &CgroupDir,
-    controller: &str,
-    file: &str,
-    parse: impl FnOnce(&str) -> Result<Option<T>, ParseError>,
-) -> Reading<T> {
-    match read(dir, controller, file) {
-        Ok(text) => match parse(&text) {
-            Ok(Some(v)) => Reading::Value(v),
-            Ok(None) => Reading::Unlimited,
-            Err(e) => Reading::Unknown(garbled(dir, file, e)),
-        },
-        Err(a) => a.limit(),
-    }
-}
-
-fn count(dir: &CgroupDir, controller: &str, file: &str) -> Reading<u64> {
-    match read(dir, controller, file) {
-        Ok(text) => match parse_count(&text) {
-            Ok(v) => Reading::Value(v),
-            Err(e) => Reading::Unknown(garbled(dir, file, e)),
-        },
-        Err(a) => a.usage(),
-    }
-}
-
-/// Memory limit and usage.
-pub fn read_memory(dir: &CgroupDir) -> (Reading<u64>, Reading<u64>) {
-    let (max, current) = match dir {
-        CgroupDir::V1(_) => ("memory.limit_in_bytes", "memory.usage_in_bytes"),
-        CgroupDir::V2(_) => ("memory.max", "memory.current"),
-    };
-    (
-        limit(dir, "memory", max, parse_memory_limit),
-        count(dir, "memory", current),
-    )
-}
-
-/// The CPU quota (CFS bandwidth).
-pub fn read_cpu(dir: &CgroupDir) -> Reading<Quota> {
-    match dir {
-        CgroupDir::V2(_) => limit(dir, "cpu", "cpu.max", parse_v2_cpu_max),
-        CgroupDir::V1(_) => {
-            let quota_us = match limit(dir, "cpu", "cpu.cfs_quota_us", parse_v1_cfs_quota_us) {
-                Reading::Value(q) => q,
-                Reading::Unlimited => return Reading::Unlimited,
-                Reading::ControllerOff => return Reading::ControllerOff,
-                Reading::Unknown(why) => return Reading::Unknown(why),
-            };
-            let file = "cpu.cfs_period_us";
-            match read(dir, "cpu", file) {
-                Ok(text) => match parse_v1_cfs_period_us(&text) {
-                    Ok(period_us) => Reading::Value(Quota {
-                        quota_us,
-                        period_us,
-                    }),
-                    Err(e) => Reading::Unknown(garbled(dir, file, e)),
-                },
-                Err(a) => a.usage(),
-            }
-        }
-    }
-}
-
-/// Pids limit and count.
-pub fn read_pids(dir: &CgroupDir) -> (Reading<u64>, Reading<u64>) {
-    (
-        limit(dir, "pids", "pids.max", parse_pids_max),
-        count(dir, "pids", "pids.current"),
-    )
-}
-
 /// Everything [`Resources`] holds for a cgroup. `path_for(controller)` is the cgroup's path
 /// in the v1 hierarchy of `controller`, `path_for("")` its path in the unified one.
 pub fn read_resources(mounts: &Mounts, path_for: impl Fn(&str) -> Option<String>) -> Resources {
@@ -514,6 +209,8 @@ pub fn read_resources(mounts: &Mounts, path_for: impl Fn(&str) -> Option<String>
 
 #[cfg(test)]
 mod tests {
+    use std::{fs, path::PathBuf};
+
     use super::*;
 
     /// A scratch directory standing for the cgroup mounts.
@@ -580,32 +277,6 @@ mod tests {
             quota_us,
             period_us,
         })
-    }
-
-    #[test]
-    fn parsers() {
-        assert_eq!(parse_memory_limit("67108864\n"), Ok(Some(64 << 20)));
-        assert_eq!(parse_memory_limit("max\n"), Ok(None));
-        assert_eq!(parse_memory_limit("9223372036854771712\n"), Ok(None));
-        // 64 KiB pages round differently.
-        assert_eq!(parse_memory_limit("9223372036854710272"), Ok(None));
-        assert_eq!(parse_memory_limit(""), Err(ParseError::Empty));
-        assert_eq!(
-            parse_memory_limit("lots\n"),
-            Err(ParseError::NotANumber("lots".to_owned()))
-        );
-        assert!(parse_memory_limit("-1").is_err());
-        assert!(parse_memory_limit("1 2").is_err());
-        assert_eq!(parse_pids_max("max\n"), Ok(None));
-        assert_eq!(parse_pids_max("50\n"), Ok(Some(50)));
-        assert!(parse_pids_max("maximum").is_err());
-        assert_eq!(parse_count("3\n"), Ok(3));
-        assert!(parse_count("\n").is_err());
-        let long = "x".repeat(100);
-        let ParseError::NotANumber(q) = parse_count(&long).unwrap_err() else {
-            panic!()
-        };
-        assert_eq!(q.chars().count(), MAX_QUOTED + 1);
     }
 
     #[test]
@@ -951,23 +622,6 @@ mod tests {
             r.cpu_quota.unknown().unwrap().ends_with("period is 0"),
             "{:?}",
             r.cpu_quota
-        );
-    }
-
-    #[test]
-    fn read_errors_in_words() {
-        let p = Path::new("/sys/fs/cgroup/x/memory.max");
-        let e = |n| io::Error::from_raw_os_error(n);
-        assert_eq!(
-            read_error(p, &e(libc::EACCES)),
-            "cannot read /sys/fs/cgroup/x/memory.max: permission denied"
-        );
-        assert_eq!(
-            read_error(p, &e(libc::ENOENT)),
-            "/sys/fs/cgroup/x/memory.max does not exist"
-        );
-        assert!(
-            read_error(p, &e(libc::EIO)).starts_with("cannot read /sys/fs/cgroup/x/memory.max: ")
         );
     }
 

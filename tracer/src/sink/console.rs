@@ -86,7 +86,7 @@ fn where_(a: &Attribution, cgroup_id: u64) -> String {
 pub fn update(u: &Update, ctx: &Context) -> String {
     format!(
         "{} {:<13} {:<16} container {} is {} ({}){}",
-        time_of_day_us(ctx.clock.unix_ns(crate::clock::BootClock::boot_now_ns())),
+        time_of_day_us(ctx.clock.unix_ns(u.boot_ns)),
         "container",
         terminal(u.container.display()),
         terminal(crate::container::short_id(&u.container.id)),
@@ -241,12 +241,12 @@ mod tests {
                 attribution: Attribution::Container(c.clone()),
                 cgroup_id: Some(500),
             },
-            memory: Some(crate::cgroupfs::MemoryStats {
+            memory: Some(crate::cgroup::MemoryStats {
                 limit_bytes: Some(100 << 20),
                 usage_bytes: Some(100 << 20),
                 peak_bytes: Some(100 << 20),
                 failcnt: Some(12),
-                ..crate::cgroupfs::MemoryStats::default()
+                ..crate::cgroup::MemoryStats::default()
             }),
             scope: crate::explain::OomScope::ContainerLimit,
             exit: Some(exit),

@@ -11,7 +11,7 @@ use tracer_common::kind;
 use super::{Context, Loss};
 use crate::{
     clock::rfc3339_ns,
-    event::{kind_name, Body, CgroupOp, Event},
+    event::{self, kind_name, Body, CgroupOp, Event},
     names::{capability_name, signal_name},
     probe::{AttachedProgram, KindCounters},
     units::short_duration,
@@ -96,7 +96,7 @@ pub fn label(a: &Attribution, cgroup_id: u64) -> String {
 /// A `container_update` record: a container became known, was named, or changed.
 pub fn update(u: &Update, ctx: &Context) -> Value {
     to_value(&Record::ContainerUpdate(record::ContainerUpdateRecord {
-        envelope: envelope(ctx, crate::clock::BootClock::boot_now_ns()),
+        envelope: envelope(ctx, u.boot_ns),
         cgroup_id: u.cgroup_id,
         container: Some(ContainerInfo::from(u.container.as_ref())),
         reason: u.reason.to_owned(),
@@ -119,59 +119,26 @@ pub fn event(ev: &Event, attrs: &Attrs, ctx: &Context) -> Value {
 
 /// One event as its record.
 pub fn event_record(ev: &Event, attrs: &Attrs, ctx: &Context) -> Record {
-    let t = &ev.task;
-    let who = label(&attrs.process, t.cgroup_id);
-    let other = || attrs.other.as_ref().and_then(ContainerInfo::of);
-    let base = |explanation: String| EventBase {
-        envelope: envelope(ctx, ev.boot_ns),
-        process: record::Process {
-            pid: t.pid,
-            tid: t.tid,
-            ppid: t.ppid,
-            uid: t.uid,
-            comm: t.comm.clone(),
-            exe: match &ev.body {
-                Body::Exec(e) => Some(e.filename.clone()),
-                _ => None,
-            },
-        },
-        cgroup_id: t.cgroup_id,
-        container: ContainerInfo::of(&attrs.process),
-        explanation,
+    let p = Parts {
+        ev,
+        attrs,
+        ctx,
+        who: label(&attrs.process, ev.task.cgroup_id),
     };
+    let t = &ev.task;
+    let who = &p.who;
     match &ev.body {
         Body::Exec(e) => Record::Exec(record::ExecRecord {
-            event: base(format!(
+            event: p.base(format!(
                 "{} (pid {}, {who}) executed {}",
                 t.comm, t.pid, e.filename
             )),
             filename: e.filename.clone(),
             old_pid: e.old_pid,
         }),
-        Body::Exit(e) => {
-            let explanation = match (e.signal(), e.code()) {
-                (Some(s), _) => format!(
-                    "{} (pid {}, {who}) was killed by {}",
-                    t.comm,
-                    t.pid,
-                    signal_name(s.into())
-                ),
-                (None, Some(c)) => {
-                    format!("{} (pid {}, {who}) exited with code {c}", t.comm, t.pid)
-                }
-                (None, None) => format!("{} (pid {}, {who}) exited", t.comm, t.pid),
-            };
-            Record::Exit(record::ExitRecord {
-                event: base(explanation),
-                exit_code: e.code(),
-                signal: e.signal().map(|s| signal_name(s.into())),
-                core_dumped: e.core_dumped(),
-                status_raw: e.status,
-                group_dead: e.group_dead,
-            })
-        }
+        Body::Exit(e) => exit_record(&p, e),
         Body::Fork(f) => Record::Fork(record::ForkRecord {
-            event: base(format!(
+            event: p.base(format!(
                 "{} (pid {}, {who}) forked {}",
                 t.comm, t.pid, f.child_pid
             )),
@@ -180,114 +147,189 @@ pub fn event_record(ev: &Event, attrs: &Attrs, ctx: &Context) -> Record {
                 comm: f.child_comm.clone(),
             },
         }),
-        Body::Signal(s) => {
-            let name = signal_name(s.sig.into());
-            let whom = attrs.other.as_ref().map_or_else(
-                || "unattributed".to_owned(),
-                |a| label(a, s.target_cgroup_id.unwrap_or(0)),
-            );
-            let explanation = format!(
-                "{} (pid {}, {who}) sent {name} to {} (pid {}, {whom}): {}",
-                t.comm,
-                t.pid,
-                s.target_comm,
-                s.target_pid,
-                signal_result(s.result)
-            );
-            Record::Signal(record::SignalRecord {
-                event: base(explanation),
-                signal: name,
-                signo: s.sig,
-                code: s.code,
-                origin: if s.code > 0 {
-                    Origin::Kernel
-                } else {
-                    Origin::User
+        Body::Signal(s) => signal_record(&p, s),
+        Body::OomVictim(o) => oom_victim_record(&p, o),
+        Body::Capability(c) => capability_record(&p, c),
+        Body::Cgroup(c) => cgroup_record(&p, c),
+    }
+}
+
+/// What the records of one event share.
+struct Parts<'a> {
+    ev: &'a Event,
+    attrs: &'a Attrs,
+    ctx: &'a Context,
+    /// The acting process's container, as explanations name it.
+    who: String,
+}
+
+impl Parts<'_> {
+    /// The fields every event record has, with `explanation`.
+    fn base(&self, explanation: String) -> EventBase {
+        let t = &self.ev.task;
+        EventBase {
+            envelope: envelope(self.ctx, self.ev.boot_ns),
+            process: record::Process {
+                pid: t.pid,
+                tid: t.tid,
+                ppid: t.ppid,
+                uid: t.uid,
+                comm: t.comm.clone(),
+                exe: match &self.ev.body {
+                    Body::Exec(e) => Some(e.filename.clone()),
+                    _ => None,
                 },
-                target: record::SignalTarget {
-                    pid: s.target_pid,
-                    tgid: s.target_tgid,
-                    comm: s.target_comm.clone(),
-                    cgroup_id: s.target_cgroup_id,
-                    container: other(),
-                },
-                group: s.group,
-                result: signal_result(s.result).to_owned(),
-                errno: s.errno,
-            })
+            },
+            cgroup_id: t.cgroup_id,
+            container: ContainerInfo::of(&self.attrs.process),
+            explanation,
         }
-        Body::OomVictim(o) => {
-            let whom = attrs.other.as_ref().map_or_else(
-                || "unattributed".to_owned(),
-                |a| label(a, o.victim_cgroup_id.unwrap_or(0)),
-            );
-            let explanation = format!(
-                "OOM killer chose {} (pid {}, {whom}, anon RSS {} KiB); triggered by {} (pid {}, \
-                 {who})",
-                o.victim_comm, o.victim_pid, o.anon_rss_kb, t.comm, t.pid
-            );
-            Record::OomVictim(record::OomVictimRecord {
-                event: base(explanation),
-                victim: record::OomVictimTask {
-                    pid: o.victim_pid,
-                    tgid: o.victim_tgid,
-                    comm: o.victim_comm.clone(),
-                    uid: o.victim_uid,
-                    cgroup_id: o.victim_cgroup_id,
-                    container: other(),
-                },
-                total_vm_kb: o.total_vm_kb,
-                anon_rss_kb: o.anon_rss_kb,
-                file_rss_kb: o.file_rss_kb,
-                shmem_rss_kb: o.shmem_rss_kb,
-                pgtables_kb: o.pgtables_kb,
-                oom_score_adj: o.oom_score_adj,
-            })
+    }
+
+    /// The container of the other party (a signal's target, an OOM victim, a cgroup).
+    fn other(&self) -> Option<ContainerInfo> {
+        self.attrs.other.as_ref().and_then(ContainerInfo::of)
+    }
+
+    /// The other party's container as explanations name it.
+    fn whom(&self, cgroup_id: Option<u64>) -> String {
+        self.attrs.other.as_ref().map_or_else(
+            || "unattributed".to_owned(),
+            |a| label(a, cgroup_id.unwrap_or(0)),
+        )
+    }
+}
+
+fn exit_record(p: &Parts, e: &event::Exit) -> Record {
+    let (t, who) = (&p.ev.task, &p.who);
+    let explanation = match (e.signal(), e.code()) {
+        (Some(s), _) => format!(
+            "{} (pid {}, {who}) was killed by {}",
+            t.comm,
+            t.pid,
+            signal_name(s.into())
+        ),
+        (None, Some(c)) => {
+            format!("{} (pid {}, {who}) exited with code {c}", t.comm, t.pid)
         }
-        Body::Capability(c) => {
-            let name = capability_name(c.cap);
-            let verdict = if c.allowed() { "allowed" } else { "denied" };
-            let explanation = format!(
-                "{} (pid {}, {who}) was {verdict} {name}{}",
-                t.comm,
-                t.pid,
-                repeat_note(c.count, c.span_ns)
-            );
-            Record::Capability(record::CapabilityRecord {
-                event: base(explanation),
-                capability: name,
-                cap: c.cap,
-                verdict: verdict.to_owned(),
-                ret: c.ret,
-                count: c.count,
-                span_ns: c.span_ns,
-            })
+        (None, None) => format!("{} (pid {}, {who}) exited", t.comm, t.pid),
+    };
+    Record::Exit(record::ExitRecord {
+        event: p.base(explanation),
+        exit_code: e.code(),
+        signal: e.signal().map(|s| signal_name(s.into())),
+        core_dumped: e.core_dumped(),
+        status_raw: e.status,
+        group_dead: e.group_dead,
+    })
+}
+
+fn signal_record(p: &Parts, s: &event::Signal) -> Record {
+    let (t, who) = (&p.ev.task, &p.who);
+    let name = signal_name(s.sig.into());
+    let whom = p.whom(s.target_cgroup_id);
+    let explanation = format!(
+        "{} (pid {}, {who}) sent {name} to {} (pid {}, {whom}): {}",
+        t.comm,
+        t.pid,
+        s.target_comm,
+        s.target_pid,
+        signal_result(s.result)
+    );
+    Record::Signal(record::SignalRecord {
+        event: p.base(explanation),
+        signal: name,
+        signo: s.sig,
+        code: s.code,
+        origin: if s.code > 0 {
+            Origin::Kernel
+        } else {
+            Origin::User
+        },
+        target: record::SignalTarget {
+            pid: s.target_pid,
+            tgid: s.target_tgid,
+            comm: s.target_comm.clone(),
+            cgroup_id: s.target_cgroup_id,
+            container: p.other(),
+        },
+        group: s.group,
+        result: signal_result(s.result).to_owned(),
+        errno: s.errno,
+    })
+}
+
+fn oom_victim_record(p: &Parts, o: &event::OomVictim) -> Record {
+    let (t, who) = (&p.ev.task, &p.who);
+    let whom = p.whom(o.victim_cgroup_id);
+    let explanation = format!(
+        "OOM killer chose {} (pid {}, {whom}, anon RSS {} KiB); triggered by {} (pid {}, \
+         {who})",
+        o.victim_comm, o.victim_pid, o.anon_rss_kb, t.comm, t.pid
+    );
+    Record::OomVictim(record::OomVictimRecord {
+        event: p.base(explanation),
+        victim: record::OomVictimTask {
+            pid: o.victim_pid,
+            tgid: o.victim_tgid,
+            comm: o.victim_comm.clone(),
+            uid: o.victim_uid,
+            cgroup_id: o.victim_cgroup_id,
+            container: p.other(),
+        },
+        total_vm_kb: o.total_vm_kb,
+        anon_rss_kb: o.anon_rss_kb,
+        file_rss_kb: o.file_rss_kb,
+        shmem_rss_kb: o.shmem_rss_kb,
+        pgtables_kb: o.pgtables_kb,
+        oom_score_adj: o.oom_score_adj,
+    })
+}
+
+fn capability_record(p: &Parts, c: &event::Capability) -> Record {
+    let (t, who) = (&p.ev.task, &p.who);
+    let name = capability_name(c.cap);
+    let verdict = if c.allowed() { "allowed" } else { "denied" };
+    let explanation = format!(
+        "{} (pid {}, {who}) was {verdict} {name}{}",
+        t.comm,
+        t.pid,
+        repeat_note(c.count, c.span_ns)
+    );
+    Record::Capability(record::CapabilityRecord {
+        event: p.base(explanation),
+        capability: name,
+        cap: c.cap,
+        verdict: verdict.to_owned(),
+        ret: c.ret,
+        count: c.count,
+        span_ns: c.span_ns,
+    })
+}
+
+fn cgroup_record(p: &Parts, c: &event::Cgroup) -> Record {
+    let explanation = match c.op {
+        CgroupOp::Mkdir => format!("cgroup {} created", c.path),
+        CgroupOp::Rmdir => format!("cgroup {} removed", c.path),
+        CgroupOp::Attach => {
+            format!("pid {} moved into cgroup {}", c.pid.unwrap_or(0), c.path)
         }
-        Body::Cgroup(c) => {
-            let explanation = match c.op {
-                CgroupOp::Mkdir => format!("cgroup {} created", c.path),
-                CgroupOp::Rmdir => format!("cgroup {} removed", c.path),
-                CgroupOp::Attach => {
-                    format!("pid {} moved into cgroup {}", c.pid.unwrap_or(0), c.path)
-                }
-            };
-            let r = record::CgroupRecord {
-                event: base(explanation),
-                cgroup: record::CgroupInfo {
-                    id: c.id,
-                    path: c.path.clone(),
-                    level: c.level,
-                    hierarchy: c.root,
-                    container: other(),
-                },
-                pid: c.pid,
-            };
-            match c.op {
-                CgroupOp::Mkdir => Record::CgroupMkdir(r),
-                CgroupOp::Rmdir => Record::CgroupRmdir(r),
-                CgroupOp::Attach => Record::CgroupAttach(r),
-            }
-        }
+    };
+    let r = record::CgroupRecord {
+        event: p.base(explanation),
+        cgroup: record::CgroupInfo {
+            id: c.id,
+            path: c.path.clone(),
+            level: c.level,
+            hierarchy: c.root,
+            container: p.other(),
+        },
+        pid: c.pid,
+    };
+    match c.op {
+        CgroupOp::Mkdir => Record::CgroupMkdir(r),
+        CgroupOp::Rmdir => Record::CgroupRmdir(r),
+        CgroupOp::Attach => Record::CgroupAttach(r),
     }
 }
 
@@ -468,10 +510,15 @@ pub fn stats(
             .iter()
             .map(|p| record::ProgramStats {
                 name: p.name.to_owned(),
+                hook: Some(p.hook.to_owned()),
                 id: p.id,
                 detached: p.detached,
                 recursion_misses: p.recursion_misses,
             })
+            .collect(),
+        mechanisms: crate::probe::mechanisms(programs)
+            .into_iter()
+            .map(|(f, h)| (f.to_owned(), h.to_owned()))
             .collect(),
         state: None,
     }))

@@ -1,7 +1,7 @@
 //! CPU throttling explained per container.
 //!
-//! - [`cgroup_cpu`]: parsers of the cgroup v1/v2 CPU files (pure), a normalized
-//!   [`CpuSample`], and the only I/O: [`CpuPaths::for_cgroup`] and [`read_sample`].
+//! - the samples come from [`crate::cgroup::cpu`]: a normalized [`CpuSample`] read by
+//!   [`CpuPaths::for_cgroup`] and [`read_sample`].
 //! - [`detector`]: the per-container state machine that turns consecutive samples into
 //!   [`ThrottleEvent`]s (start, ongoing, stop).
 //! - [`explain`](mod@explain): the one-line explanation of an event ([`explain()`]).
@@ -9,17 +9,16 @@
 //! Typical loop, once a second per container with a quota:
 //! `read_sample` → `ThrottleDetector::observe` → `explain`.
 
-pub mod cgroup_cpu;
 pub mod detector;
 pub mod explain;
 
 use std::time::Duration;
 
+pub use crate::cgroup::{
+    monotonic_now, read_sample, CpuPaths, CpuSample, ParseError, Quota, SampleError,
+};
+
 pub use self::{
-    cgroup_cpu::{
-        monotonic_now, parse_cgroup_mounts, read_sample, CgroupMounts, CpuPaths, CpuSample,
-        ParseError, Quota, SampleError,
-    },
     detector::{
         DetectorConfig, IntervalStats, RunqueueDelay, ThrottleDetector, ThrottleEvent, ThrottleKind,
     },
