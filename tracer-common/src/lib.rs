@@ -42,7 +42,8 @@ pub mod kind {
 pub mod counter {
     /// The tracepoint fired and the program decided to emit a record.
     pub const EMIT_ATTEMPT: u32 = 0;
-    /// The ring buffer had no room: the record was lost.
+    /// The ring buffer had no room: the record was lost. Records that are not urgent find
+    /// the ring full when only the part kept for urgent ones is left (tracer-ebpf `emit.rs`).
     pub const LOST_RINGBUF_FULL: u32 = 1;
     /// A field could not be read from the kernel; the record went out with the field zeroed.
     pub const READ_ERROR: u32 = 2;
@@ -194,7 +195,11 @@ pub struct TaskOffsets {
     pub pc_max: u16,
     /// `page_counter.parent` (`struct page_counter *`)
     pub pc_parent: u16,
-    pub _pad: [u16; 2],
+    /// `oom_control.memcg` (`struct mem_cgroup *`: the memory cgroup whose limit was hit, NULL
+    /// for a host-wide OOM)
+    pub oc_memcg: u16,
+    /// `oom_control.chosen` (`struct task_struct *`: the victim)
+    pub oc_chosen: u16,
 }
 
 impl TaskOffsets {
@@ -217,7 +222,8 @@ impl TaskOffsets {
         pc_watermark: OFFSET_ABSENT,
         pc_max: OFFSET_ABSENT,
         pc_parent: OFFSET_ABSENT,
-        _pad: [0; 2],
+        oc_memcg: OFFSET_ABSENT,
+        oc_chosen: OFFSET_ABSENT,
     };
 
     /// Everything the BTF-typed `signal_generate` program reads from the target task.
@@ -470,7 +476,8 @@ pub struct CapState {
 pub struct OomVictimTask {
     pub tgid: u32,
     /// How many levels above the victim's memory cgroup `memcg` was read (0: its own), or
-    /// [`MEMCG_UNREAD`] when the memory counters could not be read.
+    /// [`MEMCG_UNREAD`] when the memory counters could not be read, [`MEMCG_HOST`] when the
+    /// OOM was host-wide (read from the OOM killer's own context).
     pub memcg_depth: u32,
     pub cgroup_id: u64,
     pub boot_ns: u64,
@@ -481,6 +488,10 @@ pub struct OomVictimTask {
 
 /// [`OomVictimTask::memcg_depth`] when the counters are not there.
 pub const MEMCG_UNREAD: u32 = u32::MAX;
+
+/// `OomVictimTask::memcg_depth` of a host-wide OOM (`oom_control.memcg` NULL): no memory
+/// cgroup's limit was hit, `memcg` is not read.
+pub const MEMCG_HOST: u32 = u32::MAX - 1;
 
 /// How many memory cgroup levels `mark_victim_btf` walks up from the victim.
 pub const MEMCG_MAX_DEPTH: u32 = 8;

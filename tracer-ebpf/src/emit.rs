@@ -1,7 +1,7 @@
 //! Helpers shared by all programs: config access, headers, counters, ring-buffer reservation.
 
 use aya_ebpf::{
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
         bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
@@ -12,8 +12,8 @@ use aya_ebpf::{
     EbpfContext,
 };
 use tracer_common::{
-    counter, flags, kind_bit, EventHeader, MemcgCounter, LAYOUT_VERSION, MEMCG_MAX_DEPTH,
-    OFFSET_ABSENT,
+    counter, flags, kind, kind_bit, EventHeader, MemcgCounter, LAYOUT_VERSION, MEMCG_MAX_DEPTH,
+    MEMCG_UNREAD, OFFSET_ABSENT,
 };
 
 use crate::{CONFIG, COUNTERS, EVENTS};
@@ -48,18 +48,63 @@ pub fn count(k: u16, which: u32) {
     }
 }
 
-/// Reserve a record, counting the attempt and, when the buffer is full, the loss.
+/// The last `1 / 2^URGENT_RESERVE_SHIFT` of the ring (512 KiB of the default 4 MiB, thousands
+/// of records) is kept for urgent records: signals and OOM victims (what incidents are made
+/// of), and the exits of processes a signal killed. A container that forks and execs as fast as
+/// it can fills the ring with exec, exit and fork records when the reader falls behind; those
+/// are then refused at the reserve's edge, so a kill or an OOM elsewhere still finds room.
+/// Every refusal is counted as `LOST_RINGBUF_FULL` of its kind, like a full ring: for that
+/// record the ring *is* full. (Urgent records can still be lost when urgent ones alone fill
+/// the reserve, e.g. a kill storm; those are counted the same way.)
+pub const URGENT_RESERVE_SHIFT: u32 = 3;
+
+/// Kinds that may use the reserve whatever the record says.
+#[inline(always)]
+fn urgent_kind(k: u16) -> bool {
+    k == kind::SIGNAL || k == kind::OOM_VICTIM
+}
+
+/// Reserve a record, counting the attempt and, when the buffer is full, the loss. Records of
+/// urgent kinds may use the whole ring, others all but the reserve.
 #[inline(always)]
 pub fn reserve<T: 'static, C: EbpfContext>(ctx: &C, k: u16) -> Option<RingBufEntry<T>> {
+    reserve_as(ctx, k, urgent_kind(k))
+}
+
+/// [`reserve`] with the urgency decided by the caller (an exit by a signal is urgent, other
+/// exits are not).
+#[inline(always)]
+pub fn reserve_as<T: 'static, C: EbpfContext>(
+    ctx: &C,
+    k: u16,
+    urgent: bool,
+) -> Option<RingBufEntry<T>> {
     count(k, counter::EMIT_ATTEMPT);
+    if !urgent {
+        // Both figures are read without a lock: the kernel's own reservation is the exact
+        // check, this one only keeps the reserve free. Each record also takes an 8-byte
+        // header (BPF_RINGBUF_HDR_SZ).
+        let size = EVENTS.query(u64::from(BPF_RB_RING_SIZE));
+        let used = EVENTS.query(u64::from(BPF_RB_AVAIL_DATA));
+        let need = (size_of::<T>() as u64 + 8 + 7) & !7;
+        if used + need > size - (size >> URGENT_RESERVE_SHIFT) {
+            lost(ctx, k);
+            return None;
+        }
+    }
     let entry = EVENTS.reserve::<T>(0);
     if entry.is_none() {
-        count(k, counter::LOST_RINGBUF_FULL);
-        // Diagnostics for ctrace's developers (`--ebpf-log`); off unless userspace raises
-        // AYA_LOG_LEVEL, and only on this already-failing path.
-        aya_log_ebpf::warn!(ctx, "ring buffer full: a record of kind {} was lost", k);
+        lost(ctx, k);
     }
     entry
+}
+
+#[inline(always)]
+fn lost<C: EbpfContext>(ctx: &C, k: u16) {
+    count(k, counter::LOST_RINGBUF_FULL);
+    // Diagnostics for ctrace's developers (`--ebpf-log`); off unless userspace raises
+    // AYA_LOG_LEVEL, and only on this already-failing path.
+    aya_log_ebpf::warn!(ctx, "ring buffer full: a record of kind {} was lost", k);
 }
 
 /// Records go out without waking the reader (it polls on a short timer) unless the buffer is
@@ -199,6 +244,44 @@ pub fn task_memcg(task: u64, k: u16) -> Option<(u32, MemcgCounter)> {
             max_pages: best_max,
             watermark_pages: read_kernel(best, conf!(task.pc_watermark), k)?,
             failcnt: read_kernel(best, conf!(task.pc_failcnt), k)?,
+        },
+    ))
+}
+
+/// The counter of memory cgroup `memcg` (a `struct mem_cgroup *`, whose `css` is its first
+/// member), and how many levels above the task's own memory cgroup it is (`MEMCG_UNREAD` when
+/// it is not among the task's first `MEMCG_MAX_DEPTH` ancestors).
+#[inline(always)]
+pub fn memcg_at(task: u64, memcg: u64, k: u16) -> Option<(u32, MemcgCounter)> {
+    if !conf!(task).memcg_complete() {
+        return None;
+    }
+    let target = memcg + u64::from(conf!(task.memcg_memory));
+    let css_set: u64 = read_kernel(task, conf!(task.cgroups), k)?;
+    let css: u64 = read_kernel(css_set, conf!(task.css_set_memcg), k)?;
+    let mut depth = MEMCG_UNREAD;
+    if css != 0 {
+        let mut counter = css + u64::from(conf!(task.memcg_memory));
+        let mut d = 0;
+        while d < MEMCG_MAX_DEPTH {
+            if counter == target {
+                depth = d;
+                break;
+            }
+            counter = read_kernel(counter, conf!(task.pc_parent), k)?;
+            if counter == 0 {
+                break;
+            }
+            d += 1;
+        }
+    }
+    Some((
+        depth,
+        MemcgCounter {
+            usage_pages: read_kernel(target, conf!(task.pc_usage), k)?,
+            max_pages: read_kernel(target, conf!(task.pc_max), k)?,
+            watermark_pages: read_kernel(target, conf!(task.pc_watermark), k)?,
+            failcnt: read_kernel(target, conf!(task.pc_failcnt), k)?,
         },
     ))
 }

@@ -13,9 +13,13 @@ mod runq;
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_boot_ns},
-    macros::{btf_tracepoint, map, tracepoint},
+    macros::{btf_tracepoint, fentry, fexit, kprobe, kretprobe, map, tracepoint},
     maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
-    programs::{BtfTracePointContext, TracePointContext},
+    programs::{
+        BtfTracePointContext, FEntryContext, FExitContext, ProbeContext, RetProbeContext,
+        TracePointContext,
+    },
+    EbpfContext,
 };
 use emit::{
     count, current_task, enabled, fill_header, read_comm_at, read_data_loc_str, submit_flags,
@@ -23,7 +27,7 @@ use emit::{
 use tracer_common::{
     counter, exit_flags, kind, signal_flags, CapKey, CapState, CapabilityEvent, CgroupEvent,
     Config, ExecEvent, ExitEvent, ForkEvent, MemcgCounter, OomVictimEvent, OomVictimTask,
-    SignalEvent, MEMCG_UNREAD, OFFSET_ABSENT,
+    SignalEvent, MEMCG_HOST, MEMCG_UNREAD, OFFSET_ABSENT,
 };
 
 /// Settings and offsets; written by userspace before load (`EbpfLoader::override_global`).
@@ -102,7 +106,9 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
             Err(_) => count(kind::EXIT, counter::READ_ERROR),
         }
     }
-    let Some(mut entry) = emit::reserve::<ExitEvent, _>(&ctx, kind::EXIT) else {
+    // A death by a signal (low 7 bits of the wait status) ends kill and OOM incidents: urgent.
+    let urgent = flags & exit_flags::CODE_VALID != 0 && exit_code & 0x7f != 0;
+    let Some(mut entry) = emit::reserve_as::<ExitEvent, _>(&ctx, kind::EXIT, urgent) else {
         return 0;
     };
     let ev = entry.as_mut_ptr();
@@ -335,6 +341,66 @@ pub fn mark_victim(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// The OOM killer's own context, read as it picks up its victim: `oom_kill_process(struct
+/// oom_control *oc, const char *message)` (mm/oom_kill.c) runs before `mark_victim`, with
+/// `oc->memcg` the memory cgroup whose limit was hit (NULL: the host ran out) and `oc->chosen`
+/// the victim. Fills `OOM_VICTIMS` as `mark_victim_btf` would, with the limit that was hit
+/// rather than the lowest one above the victim.
+fn oom_context(oc: u64) {
+    let k = kind::OOM_VICTIM;
+    if !enabled(k) {
+        return;
+    }
+    let Some(task) = emit::read_kernel::<u64>(oc, conf!(task.oc_chosen), k) else {
+        return;
+    };
+    let Some(memcg_ptr) = emit::read_kernel::<u64>(oc, conf!(task.oc_memcg), k) else {
+        return;
+    };
+    let (Some(pid), Some(tgid)) = (
+        emit::read_kernel::<u32>(task, conf!(task.pid), k),
+        emit::read_kernel::<u32>(task, conf!(task.tgid), k),
+    ) else {
+        return;
+    };
+    let Some(cgroup_id) = emit::task_cgroup_id(task) else {
+        count(k, counter::READ_ERROR);
+        return;
+    };
+    let (memcg_depth, memcg) = if memcg_ptr == 0 {
+        (MEMCG_HOST, MemcgCounter::default())
+    } else {
+        emit::memcg_at(task, memcg_ptr, k).unwrap_or((MEMCG_UNREAD, MemcgCounter::default()))
+    };
+    let v = OomVictimTask {
+        tgid,
+        memcg_depth,
+        cgroup_id,
+        // SAFETY: a helper without arguments or preconditions.
+        boot_ns: unsafe { bpf_ktime_get_boot_ns() },
+        memcg,
+    };
+    if OOM_VICTIMS.insert(&pid, &v, 0).is_err() {
+        count(k, counter::READ_ERROR);
+    }
+}
+
+#[fentry(function = "oom_kill_process")]
+pub fn oom_kill_process_fentry(ctx: FEntryContext) -> u32 {
+    oom_context(ctx.arg(0));
+    0
+}
+
+/// The same where fentry is refused.
+#[kprobe]
+pub fn oom_kill_process_kprobe(ctx: ProbeContext) -> u32 {
+    if let Some(oc) = ctx.arg::<u64>(0) {
+        oom_context(oc);
+    }
+    0
+}
+
+/// Classic `capability:cap_capable` (6.13+): the check and its verdict in one record.
 #[tracepoint]
 pub fn cap_capable(ctx: TracePointContext) -> u32 {
     let k = kind::CAPABILITY;
@@ -343,16 +409,90 @@ pub fn cap_capable(ctx: TracePointContext) -> u32 {
     }
     let cap = emit::read_ctx_u32(&ctx, conf!(tp.cap_cap), k);
     let ret = emit::read_ctx_u32(&ctx, conf!(tp.cap_ret), k) as i32;
+    cap_fold(&ctx, cap, ret);
+    0
+}
+
+/// Index of the `cap` argument of `cap_capable()`. Userspace checks it against the running
+/// kernel's BTF prototype before attaching (`probe::cap_arg_index`): the verifier admits
+/// context reads at constant offsets only, so it cannot be a setting.
+const CAP_ARG: usize = 2;
+
+/// `fexit` on `int cap_capable(const struct cred *cred, struct user_namespace *targ_ns, int cap,
+/// unsigned int opts)` (security/commoncap.c), for kernels without the tracepoint: the
+/// arguments and the verdict (0 or -EPERM) are both at hand when it returns.
+#[fexit(function = "cap_capable")]
+pub fn cap_capable_fexit(ctx: FExitContext) -> u32 {
+    let k = kind::CAPABILITY;
+    if !enabled(k) {
+        return 0;
+    }
+    let cap: i32 = ctx.arg(CAP_ARG);
+    let Ok(ret) = ctx.ret::<i32>() else {
+        count(k, counter::READ_ERROR);
+        return 0;
+    };
+    cap_fold(&ctx, cap as u32, ret);
+    0
+}
+
+/// `cap` of the `cap_capable()` call in flight, per thread, from the kprobe to the kretprobe
+/// (which sees only the return value). `cap_capable()` does not nest within a thread.
+#[map]
+static CAP_IN_FLIGHT: LruHashMap<u64, u32> = LruHashMap::with_max_entries(4096, 0);
+
+/// kprobe on `cap_capable()` where fexit is refused: remembers the capability asked for.
+#[kprobe]
+pub fn cap_capable_kprobe(ctx: ProbeContext) -> u32 {
+    let k = kind::CAPABILITY;
+    if !enabled(k) {
+        return 0;
+    }
+    let Some(cap) = ctx.arg::<i32>(CAP_ARG) else {
+        count(k, counter::READ_ERROR);
+        return 0;
+    };
+    let id = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    if CAP_IN_FLIGHT.insert(&id, &(cap as u32), 0).is_err() {
+        count(k, counter::READ_ERROR);
+    }
+    0
+}
+
+/// kretprobe on `cap_capable()`: the verdict, folded with the capability the kprobe saw.
+#[kretprobe]
+pub fn cap_capable_kretprobe(ctx: RetProbeContext) -> u32 {
+    let k = kind::CAPABILITY;
+    let id = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    // SAFETY: the value is copied out before the entry is removed.
+    let Some(cap) = (unsafe { CAP_IN_FLIGHT.get(&id) }).copied() else {
+        return 0;
+    };
+    let _ = CAP_IN_FLIGHT.remove(&id);
+    if !enabled(k) {
+        return 0;
+    }
+    let ret: i32 = ctx.ret();
+    cap_fold(&ctx, cap, ret);
+    0
+}
+
+/// One capability check, whichever hook saw it: filtered (allowed checks unless asked for,
+/// ctrace's own), folded per (cgroup, process, capability, verdict) in `CAP_DEDUP`, and
+/// emitted at most once per window with the running count.
+#[inline(always)]
+fn cap_fold<C: EbpfContext>(ctx: &C, cap: u32, ret: i32) {
+    let k = kind::CAPABILITY;
     if ret == 0 && conf!(cap_allowed) == 0 {
         count(k, counter::FILTERED);
-        return 0;
+        return;
     }
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
     // ctrace's own checks (its map reads ask for CAP_BPF and CAP_PERFMON): not reported.
     let self_tgid = conf!(self_tgid);
     if self_tgid != 0 && (pid_tgid >> 32) as u32 == self_tgid {
         count(k, counter::FILTERED);
-        return 0;
+        return;
     }
     // SAFETY: helper without preconditions.
     let cgroup_id = unsafe { aya_ebpf::helpers::bpf_get_current_cgroup_id() };
@@ -374,7 +514,7 @@ pub fn cap_capable(ctx: TracePointContext) -> u32 {
                 (*state).total += 1;
                 if now.wrapping_sub((*state).last_emit_ns) < conf!(cap_window_ns) {
                     count(k, counter::FILTERED);
-                    return 0;
+                    return;
                 }
                 (*state).last_emit_ns = now;
                 total = (*state).total;
@@ -398,8 +538,8 @@ pub fn cap_capable(ctx: TracePointContext) -> u32 {
             total = 1;
         }
     }
-    let Some(mut entry) = emit::reserve::<CapabilityEvent, _>(&ctx, k) else {
-        return 0;
+    let Some(mut entry) = emit::reserve::<CapabilityEvent, _>(ctx, k) else {
+        return;
     };
     let ev = entry.as_mut_ptr();
     // SAFETY: reserved ring-buffer memory of the right size, fully written.
@@ -412,7 +552,6 @@ pub fn cap_capable(ctx: TracePointContext) -> u32 {
         (*ev).total = total;
     }
     entry.submit(submit_flags(false));
-    0
 }
 
 /// mkdir and rmdir share one layout (the `cgroup` event class).

@@ -29,6 +29,7 @@ const KIND_TYPEDEF: u32 = 8;
 const KIND_VOLATILE: u32 = 9;
 const KIND_CONST: u32 = 10;
 const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC: u32 = 12;
 const KIND_FUNC_PROTO: u32 = 13;
 const KIND_VAR: u32 = 14;
 const KIND_DATASEC: u32 = 15;
@@ -57,6 +58,8 @@ pub struct Btf {
     types: Vec<Type>, // index = type id; id 0 is `void`
     strings: Vec<u8>,
     structs_by_name: HashMap<String, Vec<u32>>,
+    /// Function name → its `FUNC` type id (the first of that name).
+    funcs_by_name: HashMap<String, u32>,
     /// Enumerator name → value (C enumerators share one namespace).
     enumerators: HashMap<String, i64>,
 }
@@ -159,10 +162,21 @@ impl Btf {
                     }
                     vlen * 12
                 }
-                KIND_FUNC_PROTO => vlen * 8,
+                KIND_FUNC_PROTO => {
+                    // Parameters: name and type, kept as members without offsets.
+                    for i in 0..vlen {
+                        let p = at + i * 8;
+                        members.push(Member {
+                            name: u32_at(buf, p)?,
+                            type_id: u32_at(buf, p + 4)?,
+                            bit_offset: 0,
+                        });
+                    }
+                    vlen * 8
+                }
                 KIND_DATASEC => vlen * 12,
-                2 | 7 | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | 12 | 16
-                | KIND_TYPE_TAG => 0,
+                2 | 7 | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_FUNC
+                | 16 | KIND_TYPE_TAG => 0,
                 _ => return Err(BtfError::UnknownKind { kind, id }),
             };
             at += extra;
@@ -180,6 +194,7 @@ impl Btf {
             types,
             strings,
             structs_by_name: HashMap::new(),
+            funcs_by_name: HashMap::new(),
             enumerators: HashMap::new(),
         };
         for (name, val) in enumerators {
@@ -193,6 +208,11 @@ impl Btf {
                 let name = btf.name(t.name).to_owned();
                 if !name.is_empty() {
                     btf.structs_by_name.entry(name).or_default().push(id as u32);
+                }
+            } else if t.kind == KIND_FUNC {
+                let name = btf.name(t.name).to_owned();
+                if !name.is_empty() {
+                    btf.funcs_by_name.entry(name).or_insert(id as u32);
                 }
             }
         }
@@ -231,6 +251,31 @@ impl Btf {
             .find_map(|t| self.find_member(t, member, 0))
     }
 
+    /// The parameters of kernel function `name` as its BTF prototype declares them: each
+    /// parameter's name and its type's name after typedefs and qualifiers (`int`, `unsigned
+    /// int`; empty for pointers and anonymous types). `None` when the function is not in BTF
+    /// (not built, inlined everywhere, or static and not traceable).
+    pub fn func_params(&self, name: &str) -> Option<Vec<(String, String)>> {
+        let func = self.types.get(*self.funcs_by_name.get(name)? as usize)?;
+        let proto = self.types.get(func.type_ref as usize)?;
+        if proto.kind != KIND_FUNC_PROTO {
+            return None;
+        }
+        Some(
+            proto
+                .members
+                .iter()
+                .map(|p| {
+                    let ty = self
+                        .resolve(p.type_id)
+                        .filter(|t| t.kind == KIND_INT || t.kind == KIND_ENUM)
+                        .map_or("", |t| self.name(t.name));
+                    (self.name(p.name).to_owned(), ty.to_owned())
+                })
+                .collect(),
+        )
+    }
+
     /// Value of the enumerator `name` (`memory_cgrp_id`, ...).
     pub fn enum_value(&self, name: &str) -> Option<i64> {
         self.enumerators.get(name).copied()
@@ -266,6 +311,8 @@ pub(crate) mod tests {
     pub struct Builder {
         types: Vec<u8>,
         strings: Vec<u8>,
+        /// Types pushed so far: the id of the last one.
+        last_id: u32,
     }
 
     impl Builder {
@@ -273,6 +320,7 @@ pub(crate) mod tests {
             Self {
                 types: Vec::new(),
                 strings: vec![0],
+                last_id: 0,
             }
         }
         pub fn str(&mut self, s: &str) -> u32 {
@@ -282,6 +330,7 @@ pub(crate) mod tests {
             off
         }
         fn push(&mut self, name: u32, kind: u32, vlen: u32, size_or_type: u32) {
+            self.last_id += 1;
             for v in [name, kind << 24 | vlen, size_or_type] {
                 self.types.extend_from_slice(&v.to_le_bytes());
             }
@@ -313,6 +362,17 @@ pub(crate) mod tests {
                 self.types.extend_from_slice(&vn.to_le_bytes());
                 self.types.extend_from_slice(&v.to_le_bytes());
             }
+        }
+        pub fn func(&mut self, name: &str, ret: u32, params: &[(&str, u32)]) {
+            self.push(0, KIND_FUNC_PROTO, params.len() as u32, ret);
+            for &(pname, ty) in params {
+                let pn = self.str(pname);
+                self.types.extend_from_slice(&pn.to_le_bytes());
+                self.types.extend_from_slice(&ty.to_le_bytes());
+            }
+            let proto_id = self.last_id;
+            let n = self.str(name);
+            self.push(n, KIND_FUNC, 1, proto_id);
         }
         pub fn build(&self) -> Vec<u8> {
             let mut out = Vec::new();
@@ -379,6 +439,40 @@ pub(crate) mod tests {
         assert_eq!(btf.member_offset("task_struct", "exit_code"), Some(24));
         assert_eq!(btf.member_offset("task_struct", "nope"), None);
         assert_eq!(btf.member_offset("nope", "pid"), None);
+    }
+
+    #[test]
+    fn finds_function_parameters() {
+        let mut b = Builder::new();
+        b.int("int", 4); // 1
+        b.int("unsigned int", 4); // 2
+        b.strukt("cred", 8, &[]); // 3
+        b.ptr(3); // 4
+                  // 6.1 to 6.18: int cap_capable(const struct cred *cred, struct user_namespace
+                  // *targ_ns, int cap, unsigned int opts)
+        b.func(
+            "cap_capable",
+            1,
+            &[("cred", 4), ("targ_ns", 4), ("cap", 1), ("opts", 2)],
+        ); // 5, 6
+        let btf = Btf::parse(&b.build()).unwrap();
+        let params = btf.func_params("cap_capable").unwrap();
+        let names: Vec<_> = params
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("cred", ""),
+                ("targ_ns", ""),
+                ("cap", "int"),
+                ("opts", "unsigned int")
+            ]
+        );
+        assert_eq!(btf.func_params("oom_kill_process"), None);
+        // A struct of the same name is not a function.
+        assert_eq!(btf.func_params("cred"), None);
     }
 
     #[test]
