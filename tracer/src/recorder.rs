@@ -6,15 +6,15 @@
 use std::{
     collections::{BTreeSet, HashMap},
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::{
-    cgroupfs::{MemoryDir, Mounts},
+    cgroup::{MemoryDir, Mounts},
     journal::{
         container_key, ContainerUpsert, Journal, JournalError, JournalHandle, JournalOptions,
         MemorySample, ProcRss, Record, WriterStatus,
@@ -36,6 +36,28 @@ pub const DEFAULT_TYPES: &[&str] = &[
     "lost",
     "stats",
 ];
+
+/// Allowed capability checks are folded in memory per container, capability and program
+/// (`comm`) and written as one `capability` record each this often (and when the journal is
+/// closed): `ctrace caps` needs what a container used, not every check, and allowed checks are
+/// many. Denied checks are stored as they come (the kernel already folds them per process).
+pub const CAP_FOLD_INTERVAL: Duration = Duration::from_secs(10);
+/// Folds kept at most between two writes; past it they are written at once.
+const CAP_FOLD_MAX: usize = 4096;
+
+/// Allowed capability checks not yet written: the last record of each (container key,
+/// capability, program), with the checks folded into it and the times of the first and last.
+struct CapFold {
+    pending: HashMap<(String, String, String), Folded>,
+    last_write: Instant,
+}
+
+struct Folded {
+    last: Value,
+    count: u64,
+    first_ns: i64,
+    last_ns: i64,
+}
 
 /// Containers younger than this are sampled more often than every second: a container that
 /// dies of OOM often does so within its first second (the lab's `tail /dev/zero` under a
@@ -77,6 +99,9 @@ pub struct Recorder {
     /// Until when some container is young enough for dense sampling (see
     /// [`Recorder::saw_new_container`]); nothing to do after it.
     young_until: Option<Instant>,
+    caps: Mutex<CapFold>,
+    /// The capability sets of each container's init, once read (kept in its metadata).
+    held_caps: HashMap<String, Value>,
 }
 
 impl Recorder {
@@ -95,6 +120,11 @@ impl Recorder {
             first_seen: HashMap::new(),
             announced_disabled: false,
             young_until: None,
+            caps: Mutex::new(CapFold {
+                pending: HashMap::new(),
+                last_write: Instant::now(),
+            }),
+            held_caps: HashMap::new(),
         })
     }
 
@@ -111,7 +141,66 @@ impl Recorder {
         let ty = v.get("type").and_then(Value::as_str).unwrap_or("");
         if self.wants(ty) {
             let ts = i64::try_from(unix_ns).unwrap_or(i64::MAX);
+            if ty == "capability" && v.get("verdict").and_then(Value::as_str) == Some("allowed") {
+                self.fold_cap(ts, v);
+                return;
+            }
             self.handle.try_send(Record::from_ndjson(ts, v));
+        }
+    }
+
+    /// Fold an allowed capability check into its container's, capability's and program's.
+    fn fold_cap(&self, ts: i64, v: &Value) {
+        let rec = Record::from_ndjson(ts, v);
+        let Some(container) = rec.container_key else {
+            return;
+        };
+        let text = |path: &[&str]| {
+            path.iter()
+                .try_fold(v, |v, k| v.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let key = (container, text(&["capability"]), text(&["process", "comm"]));
+        let count = v.get("count").and_then(Value::as_u64).unwrap_or(1).max(1);
+        let span = v
+            .get("span_ns")
+            .and_then(Value::as_u64)
+            .map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
+        let mut fold = self.caps.lock().unwrap_or_else(PoisonError::into_inner);
+        let f = fold.pending.entry(key).or_insert_with(|| Folded {
+            last: Value::Null,
+            count: 0,
+            first_ns: ts.saturating_sub(span),
+            last_ns: ts,
+        });
+        f.last = v.clone();
+        f.count = f.count.saturating_add(count);
+        f.first_ns = f.first_ns.min(ts.saturating_sub(span));
+        f.last_ns = f.last_ns.max(ts);
+        let due =
+            fold.pending.len() >= CAP_FOLD_MAX || fold.last_write.elapsed() >= CAP_FOLD_INTERVAL;
+        if due {
+            self.write_caps(&mut fold);
+        }
+    }
+
+    /// Write the folded allowed checks: one `capability` record per container, capability
+    /// and program, with the checks folded since the last write.
+    fn write_caps(&self, fold: &mut CapFold) {
+        fold.last_write = Instant::now();
+        for (_, f) in fold.pending.drain() {
+            self.handle
+                .try_send(Record::from_ndjson(f.last_ns, &folded_record(&f)));
+        }
+    }
+
+    /// Write what is folded when [`CAP_FOLD_INTERVAL`] has passed (call every second).
+    fn tick_caps(&self) {
+        let mut fold = self.caps.lock().unwrap_or_else(PoisonError::into_inner);
+        if !fold.pending.is_empty() && fold.last_write.elapsed() >= CAP_FOLD_INTERVAL {
+            self.write_caps(&mut fold);
         }
     }
 
@@ -124,10 +213,26 @@ impl Recorder {
     pub fn container(&mut self, c: &Arc<Container>, unix_ns: i128, exit_code: Option<i32>) {
         let k = key(c);
         let now = (c.name.clone(), c.image.clone(), c.gone);
-        if exit_code.is_none() && self.written.get(&k) == Some(&now) {
+        // The init's capability sets, read once the runtime's setup is over; they change the
+        // metadata, so they are written when first read.
+        let new_caps = !c.gone
+            && !self.held_caps.contains_key(&k)
+            && c.init_pid.and_then(held_caps).is_some_and(|caps| {
+                self.held_caps.insert(k.clone(), caps);
+                true
+            });
+        if exit_code.is_none() && !new_caps && self.written.get(&k) == Some(&now) {
             return;
         }
+        if self.held_caps.len() > self.written.len() + 1024 {
+            let written = &self.written;
+            self.held_caps.retain(|k, _| written.contains_key(k));
+        }
         self.written.insert(k.clone(), now);
+        let mut meta = serde_json::to_value(c.as_ref()).ok();
+        if let (Some(Value::Object(m)), Some(caps)) = (&mut meta, self.held_caps.get(&k)) {
+            m.insert("capabilities".to_owned(), caps.clone());
+        }
         let ts = i64::try_from(unix_ns).unwrap_or(i64::MAX);
         self.handle.try_send(ContainerUpsert {
             key: k,
@@ -140,7 +245,7 @@ impl Recorder {
             seen_ns: ts,
             gone_ns: (c.gone || exit_code.is_some()).then_some(ts),
             exit_code,
-            meta: serde_json::to_value(c.as_ref()).ok(),
+            meta,
         });
     }
 
@@ -215,7 +320,10 @@ impl Recorder {
     }
 
     /// A one-line warning when the writer has given up (full or read-only disk), once.
+    /// Called every second, it also writes the allowed capability checks folded for
+    /// [`CAP_FOLD_INTERVAL`].
     pub fn health(&mut self) -> Option<String> {
+        self.tick_caps();
         let st = self.handle.status();
         if st.disabled && !self.announced_disabled {
             self.announced_disabled = true;
@@ -234,12 +342,69 @@ impl Recorder {
 
     /// Write what is queued and stop the writer.
     pub fn close(mut self) -> WriterStatus {
+        {
+            let mut fold = self.caps.lock().unwrap_or_else(PoisonError::into_inner);
+            self.write_caps(&mut fold);
+        }
         let st = self.handle.flush_and_close();
         if let Some(j) = self.join.take() {
             let _ = j.join();
         }
         st
     }
+}
+
+/// The `capability` record written for folded allowed checks: the last one, with the
+/// count and span of all of them.
+fn folded_record(f: &Folded) -> Value {
+    let mut v = f.last.clone();
+    let span = u64::try_from(f.last_ns.saturating_sub(f.first_ns)).unwrap_or(0);
+    let text = |path: &[&str]| {
+        path.iter()
+            .try_fold(&f.last, |v, k| v.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let explanation = format!(
+        "{} (last pid {}, {}) was allowed {}{}; checks folded per container, capability and \
+         program",
+        text(&["process", "comm"]),
+        f.last
+            .pointer("/process/pid")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        text(&["container", "name"]),
+        text(&["capability"]),
+        crate::sink::json::repeat_note(f.count, span),
+    );
+    if let Value::Object(m) = &mut v {
+        m.insert("count".to_owned(), json!(f.count));
+        m.insert("span_ns".to_owned(), json!(span));
+        m.insert("explanation".to_owned(), json!(explanation));
+    }
+    v
+}
+
+/// The capability sets of a container's init (`/proc/<pid>/status`) as kept in its journal
+/// metadata; `None` while it cannot be read or is still the runtime's setup process (which
+/// holds more than the container will).
+fn held_caps(pid: u32) -> Option<Value> {
+    let st = crate::inspect::read_status(pid).ok()?;
+    if st
+        .name
+        .as_deref()
+        .is_none_or(crate::advise::is_runtime_setup)
+    {
+        return None;
+    }
+    let caps = st.caps?;
+    Some(json!({
+        "pid": pid,
+        "effective": caps.effective.to_hex(),
+        "permitted": caps.permitted.to_hex(),
+        "bounding": caps.bounding.to_hex(),
+    }))
 }
 
 /// The largest processes of a memory cgroup by resident set size.
@@ -272,6 +437,90 @@ fn top_rss(dir: &MemoryDir, n: usize) -> Vec<ProcRss> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check(comm: &str, verdict: &str, count: u64) -> Value {
+        json!({
+            "type": "capability",
+            "container": {"id": "abc123", "name": "web", "runtime": "docker"},
+            "process": {"pid": 5, "tid": 5, "ppid": 1, "uid": 0, "comm": comm},
+            "capability": "CAP_CHOWN",
+            "cap": 0,
+            "verdict": verdict,
+            "count": count,
+            "span_ns": 0,
+            "explanation": "x",
+        })
+    }
+
+    /// Allowed checks are written folded per container, capability and program, with their
+    /// counts summed; denied ones as they come. A container's init's capability sets go into
+    /// its metadata.
+    #[test]
+    fn allowed_checks_are_folded_and_held_caps_kept() {
+        let dir = std::env::temp_dir().join(format!("ctrace-rec-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("j.db");
+        let types: Vec<String> = DEFAULT_TYPES.iter().map(|t| (*t).to_owned()).collect();
+        let mut r = Recorder::open(&path, JournalOptions::default(), &types).unwrap();
+        let s: i64 = 1_000_000_000;
+        r.record(i128::from(10 * s), &check("chown", "allowed", 2));
+        r.record(i128::from(11 * s), &check("chown", "allowed", 3));
+        r.record(i128::from(12 * s), &check("cp", "allowed", 1));
+        r.record(i128::from(13 * s), &check("chown", "denied", 4));
+        // This test process stands for the container's init.
+        let mut c = Container::named("abc123", "web", crate::container::Runtime::Docker);
+        c.init_pid = Some(std::process::id());
+        r.container(&Arc::new(c), i128::from(14 * s), None);
+        r.close();
+        let j = Journal::open_read_only(&path).unwrap();
+        let recs = j
+            .records(&crate::journal::RecordFilter {
+                types: vec!["capability".to_owned()],
+                ..Default::default()
+            })
+            .unwrap();
+        let mut got: Vec<(String, String, u64, u64, i64)> = recs
+            .iter()
+            .map(|r| {
+                let v: Value = serde_json::from_str(&r.json).unwrap();
+                (
+                    v["process"]["comm"].as_str().unwrap().to_owned(),
+                    v["verdict"].as_str().unwrap().to_owned(),
+                    v["count"].as_u64().unwrap(),
+                    v["span_ns"].as_u64().unwrap(),
+                    r.ts_ns,
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (
+                    "chown".into(),
+                    "allowed".into(),
+                    5,
+                    s.unsigned_abs(),
+                    11 * s
+                ),
+                ("chown".into(), "denied".into(), 4, 0, 13 * s),
+                ("cp".into(), "allowed".into(), 1, 0, 12 * s),
+            ]
+        );
+        let row = j
+            .container("docker/abc123")
+            .unwrap()
+            .expect("container row");
+        let caps = &row.meta.unwrap()["capabilities"];
+        assert_eq!(caps["pid"], std::process::id());
+        let own = crate::inspect::read_status(std::process::id())
+            .unwrap()
+            .caps
+            .unwrap();
+        assert_eq!(caps["effective"], own.effective.to_hex());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn denser_the_younger() {

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use super::history::{finish, open_journal, query_failed, Failure, Output};
 use tracer::{
+    chart,
     clock::{rfc3339_ns, utc_ms},
     container::short_id,
     journal::{
@@ -45,6 +46,11 @@ pub struct PostmortemArgs {
     /// The journal to read (never created or modified).
     #[arg(long, value_name = "PATH", default_value = journal::DEFAULT_PATH)]
     pub journal: PathBuf,
+    /// Also write an SVG chart of the newest story: the memory curve with its limit and the
+    /// CPU throttling of the container's last minutes, with starts, stops, kills and OOM
+    /// kills marked.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
 }
 
 const SEC: i64 = 1_000_000_000;
@@ -283,6 +289,36 @@ pub fn postmortem(
 ) -> Result<Postmortem, Failure> {
     let q = |e: JournalError| query_failed(&e);
     let pattern = selector.as_str();
+    let mut matches = matching(journal, path, selector)?;
+    let told = if all { matches.len() } else { 1 };
+    let stories = matches[..told]
+        .iter()
+        .map(|c| story(journal, c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(q)?;
+    for (m, s) in matches.iter_mut().zip(&stories) {
+        m.clone_from(&s.container);
+    }
+    Ok(Postmortem {
+        query: pattern.to_owned(),
+        journal: path.to_owned(),
+        matches,
+        stories,
+        all,
+    })
+}
+
+/// The containers of the journal `selector` names, newest first (never empty): by their
+/// metadata, else by the records that name them. Several containers by one name (reused
+/// over time) are fine; an id prefix of several is ambiguous: exit code 2, listing them.
+/// Shared with `ctrace caps`.
+pub fn matching(
+    journal: &Journal,
+    path: &Path,
+    selector: &Selector,
+) -> Result<Vec<ContainerRow>, Failure> {
+    let q = |e: JournalError| query_failed(&e);
+    let pattern = selector.as_str();
     let mut matches = match journal.containers_matching(selector).map_err(q)? {
         Some(b) if b.level == Match::Prefix && b.items.len() > 1 => {
             return Err(Failure::error(format!(
@@ -303,22 +339,7 @@ pub fn postmortem(
             terminal(&path.display().to_string())
         )));
     }
-    let told = if all { matches.len() } else { 1 };
-    let stories = matches[..told]
-        .iter()
-        .map(|c| story(journal, c))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(q)?;
-    for (m, s) in matches.iter_mut().zip(&stories) {
-        m.clone_from(&s.container);
-    }
-    Ok(Postmortem {
-        query: pattern.to_owned(),
-        journal: path.to_owned(),
-        matches,
-        stories,
-        all,
-    })
+    Ok(matches)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -345,41 +366,9 @@ fn stop_reason(stop: &Record) -> String {
 // ---------------------------------------------------------------------------------------
 // Memory curves.
 
-/// At most `n` points: the highest usage of each of `n` equal runs of samples; the last
-/// point is always the last sample.
-fn downsample(values: &[u64], n: usize) -> Vec<u64> {
-    let Some((&last, rest)) = values.split_last() else {
-        return Vec::new();
-    };
-    if values.len() <= n || n < 2 {
-        return values.to_vec();
-    }
-    let buckets = n - 1;
-    let mut out: Vec<u64> = (0..buckets)
-        .map(|i| {
-            let (a, b) = (i * rest.len() / buckets, (i + 1) * rest.len() / buckets);
-            rest[a..b.max(a + 1)].iter().copied().max().unwrap_or(0)
-        })
-        .collect();
-    out.push(last);
-    out
-}
-
+use tracer::chart::downsample;
 /// `▁▂▄▆█`: one character per point, scaled from 0 to `top`.
-pub fn sparkline(values: &[u64], top: u64) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    values
-        .iter()
-        .map(|&v| {
-            let level = if top == 0 {
-                0
-            } else {
-                ((v.min(top) as f64 / top as f64) * 7.0).round() as usize
-            };
-            BARS[level.min(7)]
-        })
-        .collect()
-}
+pub use tracer::chart::sparkline;
 
 /// The usage line of an OOM kill: a sparkline on a terminal, the figures otherwise.
 fn curve_text(o: &Oom, tty: bool) -> String {
@@ -482,6 +471,15 @@ fn render_oom(out: &mut String, o: &Oom, tty: bool) {
     }
     push_field(out, 4, "limit", &limit);
     push_field(out, 4, "usage", &curve_text(o, tty));
+    if tty {
+        if let Some(first) = o.curve.first() {
+            let samples: Vec<(i64, u64)> =
+                o.curve.iter().map(|s| (s.ts_ns, s.usage_bytes)).collect();
+            for l in chart::memory_chart(&samples, first.ts_ns, o.ts_ns, o.limit, "kill") {
+                out.push_str(&format!("    {l}\n"));
+            }
+        }
+    }
     let v = &r.victim;
     let victim_pid = v.party.pid;
     let kb = |k: u64| bytes(k * 1024);
@@ -776,19 +774,113 @@ pub fn to_json(pm: &Postmortem) -> Value {
     })
 }
 
+/// The SVG chart of the container's last [`SVG_WINDOW_NS`] (or less): memory and its limit,
+/// CPU throttling, and the incidents of its story.
+pub fn svg_chart(journal: &Journal, s: &Story) -> Result<String, JournalError> {
+    let c = &s.container;
+    let end_ns = c.gone_ns.unwrap_or(c.last_seen_ns).max(c.first_seen_ns);
+    let from_ns = end_ns.saturating_sub(SVG_WINDOW_NS).max(c.first_seen_ns);
+    // A little room after the end, so that the reading at a kill shows beside its mark.
+    let to_ns = end_ns + (end_ns - from_ns) / 40;
+    let curve = journal.memory_curve(&c.key, from_ns, end_ns)?;
+    let memory: Vec<(i64, u64)> = curve.iter().map(|m| (m.ts_ns, m.usage_bytes)).collect();
+    let limit = s
+        .ooms
+        .last()
+        .and_then(|o| o.limit)
+        .or_else(|| curve.iter().rev().find_map(|m| m.limit_bytes));
+    let records = journal.records(&RecordFilter {
+        container_key: Some(c.key.clone()),
+        types: vec!["cpu_throttle".to_owned()],
+        since_ns: Some(from_ns),
+        until_ns: Some(to_ns),
+        ..RecordFilter::default()
+    })?;
+    let mut throttle: Vec<(i64, f64)> = records
+        .iter()
+        .filter_map(|r| match parse(r)?.record {
+            Record::CpuThrottle(t) if t.phase == "stop" => Some((r.ts_ns, 0.0)),
+            Record::CpuThrottle(t) => Some((r.ts_ns, t.throttled_ratio)),
+            _ => None,
+        })
+        .collect();
+    // A gone container is throttled no more.
+    if c.gone_ns.is_some() && !throttle.is_empty() {
+        throttle.push((end_ns, 0.0));
+    }
+    let mut marks = Vec::new();
+    for e in s.lifecycle.iter().chain(&s.kills) {
+        let (label, color) = match &e.record {
+            Record::ContainerStart(_) => ("start".to_owned(), "#417505"),
+            Record::ContainerStop(stop) => (
+                ContainerStopRecord::describe(stop)
+                    .split(':')
+                    .next()
+                    .unwrap_or("stop")
+                    .to_owned(),
+                "#555555",
+            ),
+            Record::Kill(k) => (format!("{} from {}", k.signal, k.sender.comm), "#f5a623"),
+            _ => continue,
+        };
+        marks.push(chart::Mark {
+            ts_ns: e.ts_ns,
+            label,
+            color,
+        });
+    }
+    for o in &s.ooms {
+        marks.push(chart::Mark {
+            ts_ns: o.ts_ns,
+            label: format!("OOM kill of {}", o.record.victim.party.comm),
+            color: "#d0021b",
+        });
+    }
+    marks.retain(|m| (from_ns..=to_ns).contains(&m.ts_ns));
+    marks.sort_by_key(|m| m.ts_ns);
+    Ok(chart::svg(&chart::SvgChart {
+        title: format!(
+            "{} ({}): memory and CPU throttling, {} UTC",
+            c.name.as_deref().unwrap_or_else(|| short_id(&c.id)),
+            c.runtime,
+            utc_ms(from_ns)
+        ),
+        from_ns,
+        to_ns,
+        memory: &memory,
+        limit,
+        throttle: &throttle,
+        marks: &marks,
+    }))
+}
+
+/// The SVG chart covers at most this long before the container's end (or last sighting).
+pub const SVG_WINDOW_NS: i64 = 5 * 60 * SEC;
+
 /// `ctrace postmortem`; `tty`: sparklines in the human output.
 pub fn run(args: &PostmortemArgs, tty: bool) -> Result<Output, Failure> {
     let journal = open_journal(&args.journal)?;
     let pm = postmortem(&journal, &args.journal, &args.container, args.all)?;
+    let mut notes = Vec::new();
+    if let (Some(path), Some(story)) = (&args.svg, pm.stories.first()) {
+        let svg = svg_chart(&journal, story).map_err(|e| query_failed(&e))?;
+        std::fs::write(path, svg).map_err(|e| {
+            Failure::error(format!(
+                "cannot write {}: {e}",
+                terminal(&path.display().to_string())
+            ))
+        })?;
+        notes.push(format!(
+            "chart written to {}",
+            terminal(&path.display().to_string())
+        ));
+    }
     let text = if args.json {
         format!("{}\n", tracer::sink::json::line(&to_json(&pm)))
     } else {
         render(&pm, tty)
     };
-    Ok(Output {
-        text,
-        notes: Vec::new(),
-    })
+    Ok(Output { text, notes })
 }
 
 /// Entry point of `ctrace postmortem`: prints and returns the exit code.
@@ -809,6 +901,22 @@ mod tests {
     const W2: &str = "2222222222220000000000000000000000000000000000000000000000000002";
     const W3: &str = "5f9cc76e3db05ee8276f704e67b9fd97f4e022d93d4e4fcfa7ea652d371ddf93";
 
+    /// `tracer/tests/snapshots/<name>` against `actual`; `UPDATE_SNAPSHOTS=1` rewrites it.
+    fn snapshot(name: &str, actual: &str) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/snapshots")
+            .join(name);
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
+            std::fs::write(&path, actual).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            expected == actual,
+            "{} differs (rerun with UPDATE_SNAPSHOTS=1 if intended):\n{actual}",
+            path.display()
+        );
+    }
+
     fn key(id: &str) -> String {
         format!("docker/{id}")
     }
@@ -819,6 +927,7 @@ mod tests {
             json: false,
             all: false,
             journal: path.to_owned(),
+            svg: None,
         }
     }
 
@@ -957,6 +1066,33 @@ web: docker container, gone since 2026-11-29 18:40:09.600, exit code 137 (times 
             ),
             "{tty}"
         );
+        // The braille chart to the kill, with the limit line, fits 80 columns.
+        let chart: Vec<&str> = tty
+            .lines()
+            .filter(|l| l.contains('┤') || l.contains('│'))
+            .collect();
+        assert_eq!(chart.len(), tracer::chart::CHART_ROWS, "{tty}");
+        assert!(chart[0].ends_with(" limit"), "{tty}");
+        for l in tty
+            .lines()
+            .filter(|l| l.contains('┤') || l.contains('│') || l.contains('└'))
+        {
+            assert!(l.chars().count() <= 80, "{l:?}");
+        }
+        snapshot("postmortem-oom-tty.txt", &tty);
+        // --svg: the chart of the story, incidents marked.
+        let svg_path = t.join("web.svg");
+        let mut with_svg = args(&p, "web");
+        with_svg.svg = Some(svg_path.clone());
+        let out = run(&with_svg, false).unwrap_or_else(|f| panic!("{}", f.message));
+        assert_eq!(
+            out.notes,
+            [format!("chart written to {}", svg_path.display())]
+        );
+        let svg = std::fs::read_to_string(&svg_path).unwrap();
+        assert!(svg.contains("OOM kill of tail"), "{svg}");
+        assert!(svg.contains("limit 100 MiB"), "{svg}");
+        snapshot("postmortem-oom.svg", &svg);
         // By id prefix and by key: the same story.
         assert_eq!(
             run_ok(&args(&p, "5f9cc7"), false),

@@ -6,7 +6,7 @@
 //! "no limit" (`none` in the table).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     io::{self, IsTerminal as _},
     path::PathBuf,
     sync::Arc,
@@ -23,7 +23,7 @@ use tokio::{
 use tracer_common::{kind, kind_bit};
 
 use tracer::{
-    cgroupfs::{Limit, MemoryDir, Mounts},
+    cgroup::{Limit, MemoryDir, Mounts},
     container::{short_id, Runtime},
     cpuwatch::Report,
     event::{Body, Event},
@@ -79,6 +79,30 @@ pub struct TopRow {
     pub memory_limit_depth: u32,
     /// `None`: neither the cgroup's counter nor OOM events are available.
     pub oom_kills: Option<OomKills>,
+    /// Memory usage at each refresh of the last minute, oldest first.
+    pub memory_trend: Vec<u64>,
+}
+
+/// Characters of the last minute's memory sparkline.
+const TREND_CHARS: usize = 20;
+/// The memory trend covers this long.
+const TREND_SPAN: Duration = Duration::from_secs(60);
+
+/// `▁▂▄▆█` of the last minute's memory usage, scaled to the limit when it is known and not
+/// exceeded, else to the highest usage; `-` with no sample yet.
+pub fn trend(r: &TopRow) -> String {
+    let max = r.memory_trend.iter().copied().max().unwrap_or(0);
+    if r.memory_trend.is_empty() {
+        return "-".to_owned();
+    }
+    let top = match r.memory_limit {
+        Some(Limit::Bytes(l)) if l >= max => l,
+        _ => max,
+    };
+    tracer::chart::sparkline(
+        &tracer::chart::downsample(&r.memory_trend, TREND_CHARS),
+        top,
+    )
 }
 
 /// Where an OOM kill count comes from.
@@ -170,7 +194,7 @@ pub fn json_row(r: &TopRow, lost: u64) -> serde_json::Value {
 }
 
 /// The table's columns.
-const HEAD: [&str; 10] = [
+const HEAD: [&str; 11] = [
     "NAME",
     "RUNTIME",
     "ID",
@@ -180,12 +204,13 @@ const HEAD: [&str; 10] = [
     "RUNQ p99",
     "MEMORY",
     "LIMIT",
+    "LAST MINUTE",
     "OOM KILLS",
 ];
 
 /// The table, widest columns first-fitted.
 pub fn table(rows: &[TopRow], lost: u64) -> String {
-    let mut lines: Vec<[String; 10]> = vec![HEAD.map(str::to_owned)];
+    let mut lines: Vec<[String; 11]> = vec![HEAD.map(str::to_owned)];
     for r in rows {
         let c = &r.report.container;
         let s = r.report.stats;
@@ -220,6 +245,7 @@ pub fn table(rows: &[TopRow], lost: u64) -> String {
                 (Some(Limit::Bytes(b)), 1) => format!("{} (parent)", bytes(b)),
                 (Some(Limit::Bytes(b)), n) => format!("{} ({n} up)", bytes(b)),
             },
+            trend(r),
             r.oom_kills.map_or_else(dash, |o| o.count.to_string()),
         ]);
     }
@@ -284,6 +310,8 @@ async fn top(args: &TopArgs) -> anyhow::Result<()> {
         baseline: true,
         left: args.iterations.unwrap_or(if tty { u32::MAX } else { 1 }),
         done: None,
+        trends: HashMap::new(),
+        trend_len: trend_len(args.interval),
     };
     let (control, controls) = mpsc::channel(1);
     tokio::spawn(async move {
@@ -316,6 +344,10 @@ struct Table {
     left: u32,
     /// Set when printing failed, or `Ok` once every snapshot was printed.
     done: Option<anyhow::Result<()>>,
+    /// Memory usage of each container at the last refreshes (the last minute's).
+    trends: HashMap<String, VecDeque<u64>>,
+    /// Refreshes in a minute.
+    trend_len: usize,
 }
 
 impl Sink for Table {
@@ -368,9 +400,15 @@ impl Sink for Table {
     }
 }
 
+/// Refreshes every `interval` in [`TREND_SPAN`] (at least 2).
+fn trend_len(interval: Duration) -> usize {
+    let n = TREND_SPAN.as_nanos() / interval.as_nanos().max(1);
+    usize::try_from(n).unwrap_or(usize::MAX).clamp(2, 600)
+}
+
 impl Table {
     /// The rows of one sampling, highest CPU use first.
-    fn rows(&self, tick: &CpuTick<'_>) -> Vec<TopRow> {
+    fn rows(&mut self, tick: &CpuTick<'_>) -> Vec<TopRow> {
         let mut reports = tick.reports.to_vec();
         // A container whose CPU counters cannot be read still has a row, of "no data".
         for (c, cgroup_id) in tick.live {
@@ -405,7 +443,16 @@ impl Table {
                         .copied()
                         .unwrap_or(0)
                 });
+                let key = recorder::key(&report.container);
+                let history = self.trends.entry(key).or_default();
+                if let Some(u) = mem.usage {
+                    if history.len() == self.trend_len {
+                        history.pop_front();
+                    }
+                    history.push_back(u);
+                }
                 TopRow {
+                    memory_trend: history.iter().copied().collect(),
                     oom_kills: oom_kills(mem.oom_kills, seen),
                     memory_usage: mem.usage,
                     memory_limit,
@@ -414,6 +461,12 @@ impl Table {
                 }
             })
             .collect();
+        // Containers gone from the table are forgotten.
+        let shown: std::collections::HashSet<String> = rows
+            .iter()
+            .map(|r| recorder::key(&r.report.container))
+            .collect();
+        self.trends.retain(|k, _| shown.contains(k));
         rows.sort_by(|a, b| {
             let cpu = |r: &TopRow| r.report.stats.and_then(|s| s.usage_cpus).unwrap_or(0.0);
             cpu(b).total_cmp(&cpu(a)).then_with(|| {
@@ -473,6 +526,7 @@ mod tests {
             memory_limit,
             memory_limit_depth: 0,
             oom_kills,
+            memory_trend: Vec::new(),
         };
         let free = IntervalStats {
             throttled_ratio: None,
@@ -489,6 +543,8 @@ mod tests {
             Some(Limit::Bytes(64 << 20)),
             oom_kills(Some(2), Some(0)),
         );
+        // A minute of refreshes, rising to 60 MiB of a 64 MiB limit.
+        slow.memory_trend = (1..=60).map(|i| i << 20).collect();
         slow.report.runq = Some(RunqDelta {
             count: 10,
             sum_ns: 900_000_000,
@@ -534,6 +590,22 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    /// The last minute of memory as a sparkline scaled to the limit, `-` with no sample.
+    #[test]
+    fn a_sparkline_of_the_last_minute() {
+        let t = table(&rows(), 0);
+        let c = cells(&t);
+        let col = |h: &str| c.iter().map(|r| r[h].as_str()).collect::<Vec<_>>();
+        assert_eq!(
+            col("LAST MINUTE"),
+            ["▁▂▂▂▃▃▃▄▄▄▅▅▅▆▆▆▇▇▇█", "-", "-"],
+            "{t}"
+        );
+        assert_eq!(trend_len(Duration::from_secs(1)), 60);
+        assert_eq!(trend_len(Duration::from_millis(100)), 600);
+        assert_eq!(trend_len(Duration::from_secs(120)), 2);
     }
 
     #[test]
