@@ -4,6 +4,8 @@
 //! test's timing), and each takes [`ctrace_tests::storm`] so they run one at a time.
 
 mod bounded;
+mod faults;
+mod flood;
 mod journal;
 mod loss;
 mod throttle;

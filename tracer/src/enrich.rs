@@ -29,14 +29,34 @@ pub enum Feed {
 }
 
 /// Says a warning unless the same one was said within [`Warnings::QUIET`]: a daemon that keeps
-/// failing the same way is reported once, not at every reconnection.
+/// failing the same way is reported once, not at every reconnection. An outage (from the first
+/// failure to the next session that lists containers) is reported once, however its reason
+/// changes on the way (a dead daemon first breaks the event stream, then refuses connections),
+/// and its end is said when its start was.
 #[derive(Debug, Default)]
 struct Warnings {
     last: Option<(String, std::time::Instant)>,
+    /// In an outage: whether its warning was said.
+    outage: Option<bool>,
 }
 
 impl Warnings {
     const QUIET: Duration = Duration::from_secs(300);
+
+    /// A failure: whether to say `msg`.
+    fn failure(&mut self, msg: &str, now: std::time::Instant) -> bool {
+        if self.outage.is_some() {
+            return false;
+        }
+        let say = self.due(msg, now);
+        self.outage = Some(say);
+        say
+    }
+
+    /// A session that works: whether to say the outage is over (its start was said).
+    fn recovered(&mut self) -> bool {
+        self.outage.take() == Some(true)
+    }
 
     fn due(&mut self, msg: &str, now: std::time::Instant) -> bool {
         match &self.last {
@@ -68,7 +88,7 @@ pub async fn docker(socket: PathBuf, timeout: Duration, tx: mpsc::Sender<Feed>) 
                 if tx.send(Feed::Failure).await.is_err() {
                     return;
                 }
-                if warnings.due(&w, std::time::Instant::now())
+                if warnings.failure(&w, std::time::Instant::now())
                     && tx.send(Feed::Warning(w)).await.is_err()
                 {
                     return;
@@ -82,6 +102,15 @@ pub async fn docker(socket: PathBuf, timeout: Duration, tx: mpsc::Sender<Feed>) 
         let since = SystemTime::now();
         match client.list(true).await {
             Ok(list) => {
+                if warnings.recovered() {
+                    let w = format!(
+                        "Docker API at {} answers again: names and images from it again",
+                        socket.display()
+                    );
+                    if tx.send(Feed::Warning(w)).await.is_err() {
+                        return;
+                    }
+                }
                 for info in list {
                     let names = Names::from(&info);
                     if tx.send(Feed::Names { id: info.id, names }).await.is_err() {
@@ -94,7 +123,7 @@ pub async fn docker(socket: PathBuf, timeout: Duration, tx: mpsc::Sender<Feed>) 
                 if tx.send(Feed::Failure).await.is_err() {
                     return;
                 }
-                if warnings.due(&w, std::time::Instant::now())
+                if warnings.failure(&w, std::time::Instant::now())
                     && tx.send(Feed::Warning(w)).await.is_err()
                 {
                     return;
@@ -110,7 +139,7 @@ pub async fn docker(socket: PathBuf, timeout: Duration, tx: mpsc::Sender<Feed>) 
                     if tx.send(Feed::Failure).await.is_err() {
                         return;
                     }
-                    if warnings.due(&w, std::time::Instant::now())
+                    if warnings.failure(&w, std::time::Instant::now())
                         && tx.send(Feed::Warning(w)).await.is_err()
                     {
                         return;
@@ -203,6 +232,28 @@ mod tests {
             "events failed",
             t0 + Duration::from_secs(4) + Warnings::QUIET
         ));
+    }
+
+    #[test]
+    fn an_outage_is_said_once_and_its_end_once() {
+        let mut w = Warnings::default();
+        let t0 = std::time::Instant::now();
+        assert!(w.failure("event stream broken", t0));
+        assert!(
+            !w.failure("connection refused", t0 + Duration::from_secs(1)),
+            "the same outage, another reason"
+        );
+        assert!(w.recovered());
+        assert!(!w.recovered(), "once");
+        assert!(
+            w.failure("connection refused", t0 + Duration::from_secs(2)),
+            "a new outage"
+        );
+        assert!(w.recovered());
+        // A daemon that fails the same way again and again within the quiet period: neither
+        // the failure nor its end is said again.
+        assert!(!w.failure("connection refused", t0 + Duration::from_secs(3)));
+        assert!(!w.recovered());
     }
 
     #[test]
