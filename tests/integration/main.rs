@@ -3,6 +3,7 @@
 
 mod attribution;
 mod capability;
+mod caps;
 mod cgroup;
 mod cli;
 mod config;
@@ -13,10 +14,13 @@ mod image;
 mod incidents;
 mod inspect;
 mod journal;
+mod kernels;
 mod metrics;
 mod oom;
 mod output;
+mod privilege;
 mod process;
+mod replay;
 mod schema;
 mod session;
 mod signal;

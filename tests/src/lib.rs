@@ -16,6 +16,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod expect;
+
 /// Why a test cannot run here: fails under `CTRACE_REQUIRE_INTEGRATION=1`, else skips loudly.
 pub fn unavailable(why: &str) {
     if std::env::var("CTRACE_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1") {
@@ -98,6 +100,15 @@ impl Watch {
         argv.extend_from_slice(no_journal);
         argv.extend_from_slice(args);
         Self::spawn_env(bin, &argv, env, "ctrace: tracing")
+    }
+
+    /// Start `ctrace record CAPTURE --json --no-journal ARGS` and wait until it says it is
+    /// tracing.
+    pub fn start_record(bin: &Path, capture: &Path, args: &[&str]) -> Self {
+        let capture = capture.to_str().expect("a UTF-8 capture path");
+        let mut argv = vec!["record", capture, "--json", "--no-journal"];
+        argv.extend_from_slice(args);
+        Self::spawn(bin, &argv, "ctrace: tracing")
     }
 
     /// Start `ctrace agent ARGS` and wait until it says it is tracing. Its stdout must stay

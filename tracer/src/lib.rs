@@ -13,15 +13,20 @@
 //!                       docker
 //!                       select
 //!            session: drives the whole flow live (probe → sink)
-//! host facts, read by every stage: host (/proc through procfs), cgroupfs, clock, units, names
+//! host facts, read by every stage: host (/proc through procfs), cgroup (v1 and v2 files), clock,
+//!     units, names
 //! inspect: a container's namespaces, capabilities, process tree and limits, read on demand
+//! advise: a least-privilege capability proposal from the checks the journal recorded
+//! chart: sparklines, braille and SVG charts of memory and throttling (postmortem, top)
 //! ```
 
 // Host facts: /proc, cgroup files, time, units, names.
-pub mod cgroupfs;
+pub mod cgroup;
 pub mod clock;
 pub mod host;
 pub mod names;
+pub mod once;
+pub mod privilege;
 pub mod units;
 
 // Kernel: load, attach, counters, the ring buffer.
@@ -46,17 +51,22 @@ pub mod runq;
 pub mod throttle;
 
 // Output: lines for people, NDJSON, metrics, the journal.
+pub mod chart;
 pub mod journal;
 pub mod metrics;
 pub mod record;
 pub mod recorder;
 pub mod sink;
 
-// The live loop over all of the above.
+// The live loop over all of the above, and its captures for replay.
+pub mod capture;
 pub mod session;
 
 // On demand: one container's identity, namespaces, capabilities, processes, limits.
 pub mod inspect;
+
+// On demand, from the journal: a least-privilege capability proposal.
+pub mod advise;
 
 /// Helpers shared by unit tests.
 #[cfg(test)]

@@ -18,8 +18,11 @@ fn main() -> ExitCode {
         Command::Ps(args) => cli::ps::run(args),
         Command::Postmortem(args) => return cli::postmortem::main(args),
         Command::History(args) => return cli::history::main(args),
+        Command::Caps(args) => return cli::caps::main(args),
         Command::Inspect(args) => return cli::inspect::main(args),
         Command::Top(args) => cli::top::run(args),
+        Command::Record(args) => cli::replay::record(args),
+        Command::Replay(args) => cli::replay::replay(args),
         Command::Completions(args) => cli::shell::completions(args),
         Command::Man(args) => cli::shell::man(args),
     };

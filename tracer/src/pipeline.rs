@@ -84,7 +84,7 @@ impl Pipeline {
     /// ctrace.
     pub fn live() -> Self {
         Self {
-            procs: ProcTable::new(Some(ProcSource::host())),
+            procs: ProcTable::new(Some(Box::new(ProcSource::host()))),
             ..Self::default()
         }
     }

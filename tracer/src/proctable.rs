@@ -65,10 +65,23 @@ impl ProcSource {
         }
     }
 
-    fn read(&self, tid: u32) -> Option<(u32, u64)> {
+    fn read_task(&self, tid: u32) -> Option<(u32, u64)> {
         let tgid = crate::host::proc::tgid(&self.proc_root, tid)?;
         let (_, id) = crate::resolve::unified_cgroup_of(&self.proc_root, &self.cgroup2_root, tid)?;
         Some((tgid, id))
+    }
+}
+
+/// Where the process and cgroup of a task the records have not shown are asked for: `/proc`
+/// ([`ProcSource`]), or a capture's answers when replaying.
+pub trait TaskLookup: std::fmt::Debug + Send {
+    /// The thread group and cgroup v2 id of thread `tid`, if it exists.
+    fn read(&mut self, tid: u32) -> Option<(u32, u64)>;
+}
+
+impl TaskLookup for ProcSource {
+    fn read(&mut self, tid: u32) -> Option<(u32, u64)> {
+        self.read_task(tid)
     }
 }
 
@@ -84,39 +97,52 @@ pub struct Stats {
 #[derive(Debug, Default)]
 pub struct ProcTable {
     tasks: HashMap<u32, Entry>,
-    proc: Option<ProcSource>,
+    proc: Option<Box<dyn TaskLookup>>,
     pub stats: Stats,
 }
 
 impl ProcTable {
-    /// A table that reads `/proc` (through `proc`) for tasks its records have not shown.
-    pub fn new(proc: Option<ProcSource>) -> Self {
+    /// A table that asks `proc` (`/proc`, usually) for tasks its records have not shown.
+    pub fn new(proc: Option<Box<dyn TaskLookup>>) -> Self {
         Self {
             proc,
             ..Self::default()
         }
     }
 
-    /// Learn every task alive now from `/proc`, as of boot time `now_ns`: for when the
-    /// kernel side cannot read signal targets, whose tasks (a SIGKILL's especially) are often
-    /// gone from `/proc` by the time their record is read. Returns how many were learnt.
-    pub fn seed(&mut self, now_ns: u64) -> usize {
-        let Some(src) = self.proc.clone() else {
-            return 0;
-        };
-        let mut n = 0;
+    /// Where tasks the records have not shown are looked up from now on.
+    pub fn set_lookup(&mut self, proc: Option<Box<dyn TaskLookup>>) {
+        self.proc = proc;
+    }
+
+    /// Learn every task alive now from `/proc` (through `src`), as of boot time `now_ns`: for
+    /// when the kernel side cannot read signal targets, whose tasks (a SIGKILL's especially)
+    /// are often gone from `/proc` by the time their record is read. Returns what was learnt:
+    /// (thread, thread group, cgroup v2 id).
+    pub fn seed(&mut self, src: &ProcSource, now_ns: u64) -> Vec<(u32, u32, u64)> {
+        let mut learnt = Vec::new();
         for pid in crate::host::proc::pids(&src.proc_root) {
             for tid in crate::host::proc::tids(&src.proc_root, pid) {
                 if self.tasks.len() >= MAX_TASKS {
-                    return n;
+                    return learnt;
                 }
-                if let Some((tgid, cgroup_id)) = src.read(tid) {
+                if let Some((tgid, cgroup_id)) = src.read_task(tid) {
                     self.set(tid, Some(tgid), cgroup_id, now_ns);
-                    n += 1;
+                    learnt.push((tid, tgid, cgroup_id));
                 }
             }
         }
-        n
+        learnt
+    }
+
+    /// Learn tasks from an earlier [`ProcTable::seed`]'s result (a capture's).
+    pub fn seed_from(&mut self, tasks: &[(u32, u32, u64)], now_ns: u64) {
+        for &(tid, tgid, cgroup_id) in tasks {
+            if self.tasks.len() >= MAX_TASKS {
+                return;
+            }
+            self.set(tid, Some(tgid), cgroup_id, now_ns);
+        }
     }
 
     /// Tasks remembered (live and recently exited).
@@ -234,7 +260,7 @@ impl ProcTable {
                 });
             }
         }
-        match self.proc.as_ref().and_then(|p| p.read(tid)) {
+        match self.proc.as_mut().and_then(|p| p.read(tid)) {
             Some((tgid, cgroup_id)) => {
                 self.stats.from_proc += 1;
                 self.set(tid, Some(tgid), cgroup_id, now_ns);
@@ -407,10 +433,10 @@ mod tests {
         )
         .unwrap();
         let ino = std::fs::metadata(cg.join("docker/abc")).unwrap().ino();
-        let mut t = ProcTable::new(Some(ProcSource {
+        let mut t = ProcTable::new(Some(Box::new(ProcSource {
             proc_root: proc_root.clone(),
             cgroup2_root: cg,
-        }));
+        })));
         let f = t.lookup(42, S).unwrap();
         assert_eq!(
             (f.tgid, f.cgroup_id, f.source),
@@ -448,9 +474,18 @@ mod tests {
 
     #[test]
     fn seeding_learns_this_hosts_live_tasks() {
-        let mut t = ProcTable::new(Some(ProcSource::host()));
-        let n = t.seed(S);
+        let mut t = ProcTable::new(None);
+        let learnt = t.seed(&ProcSource::host(), S);
+        let n = learnt.len();
         assert!(n > 0 && n == t.len(), "{n} {}", t.len());
+        // What a capture keeps of it teaches another table the same.
+        let mut again = ProcTable::new(None);
+        again.seed_from(&learnt, S);
+        assert_eq!(again.len(), n);
+        assert_eq!(
+            again.lookup(std::process::id(), S),
+            t.lookup(std::process::id(), S)
+        );
         let me = std::process::id();
         let f = t.lookup(me, S).unwrap();
         assert_eq!((f.tgid, f.source), (Some(me), Source::Records));
@@ -463,7 +498,7 @@ mod tests {
             let _ = done_rx.recv();
         });
         let tid = tid_rx.recv().unwrap();
-        t.seed(S);
+        t.seed(&ProcSource::host(), S);
         done_tx.send(()).unwrap();
         th.join().unwrap();
         assert_ne!(tid, me);

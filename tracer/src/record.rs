@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    cgroupfs::MemoryStats,
+    cgroup::MemoryStats,
     container::{short_id, PodInfo, Runtime},
     explain,
     resolve::{self, Attribution},
@@ -714,6 +714,10 @@ pub struct StatsRecord {
     /// Absent in records of a ctrace that did not list them yet.
     #[serde(default)]
     pub programs: Vec<ProgramStats>,
+    /// Feature → the hook that served it on this kernel: `capability` → `tracepoint` (6.13+),
+    /// `fexit` or `kprobe` (on `cap_capable()`). Absent in records of older versions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mechanisms: BTreeMap<String, String>,
     /// What ctrace's own state held at the end (absent in records of older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<StateStats>,
@@ -728,6 +732,9 @@ pub struct StateStats {
     pub containers: u64,
     pub tombstones: u64,
     pub processes: u64,
+    /// Absent in records of older versions.
+    #[serde(default)]
+    pub warnings_forgotten: u64,
 }
 
 /// Per kind: `produced = delivered + lost_ringbuf_full + decode_errors` after a clean stop.
@@ -747,6 +754,10 @@ pub struct KindStats {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgramStats {
     pub name: String,
+    /// How it was attached: `tracepoint`, `tp_btf`, `fexit` or `kprobe` (absent in records of
+    /// older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<String>,
     /// The kernel's program id.
     pub id: Option<u32>,
     pub detached: bool,
@@ -755,37 +766,47 @@ pub struct ProgramStats {
     pub recursion_misses: Option<u64>,
 }
 
+/// The examples of a document laid out as `docs/events.md`: each ```json block under a
+/// "### `type`" heading that names a record type, as (type, JSON text), in order. The tests
+/// that hold the documentation to the types and to the JSON Schema read it through here.
+pub fn examples_in(doc: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut heading: Option<String> = None;
+    let mut lines = doc.lines();
+    while let Some(line) = lines.next() {
+        if let Some(h) = line.strip_prefix("### `") {
+            heading = h.split('`').next().map(str::to_owned);
+        } else if line.starts_with('#') {
+            heading = None;
+        } else if line == "```json" {
+            let block: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+            if let Some(t) = heading
+                .take()
+                .filter(|t| Record::TYPES.contains(&t.as_str()))
+            {
+                out.push((t, block.join("\n")));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::Value;
 
     use super::*;
 
-    /// The ```json blocks under a "### `type`" heading of docs/events.md, with that type.
+    /// The examples of docs/events.md, parsed.
     fn documented_examples() -> Vec<(String, Value)> {
-        let doc = include_str!("../../docs/events.md");
-        let mut out = Vec::new();
-        let mut heading: Option<String> = None;
-        let mut lines = doc.lines();
-        while let Some(line) = lines.next() {
-            if let Some(h) = line.strip_prefix("### `") {
-                heading = h.split('`').next().map(str::to_owned);
-            } else if line.starts_with('#') {
-                heading = None;
-            } else if line == "```json" {
-                let block: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
-                let Some(t) = heading
-                    .take()
-                    .filter(|t| Record::TYPES.contains(&t.as_str()))
-                else {
-                    continue;
-                };
-                let v: Value = serde_json::from_str(&block.join("\n"))
+        examples_in(include_str!("../../docs/events.md"))
+            .into_iter()
+            .map(|(t, text)| {
+                let v: Value = serde_json::from_str(&text)
                     .unwrap_or_else(|e| panic!("example of {t} is not JSON: {e}"));
-                out.push((t, v));
-            }
-        }
-        out
+                (t, v)
+            })
+            .collect()
     }
 
     #[test]

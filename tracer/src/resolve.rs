@@ -184,7 +184,7 @@ impl Attrs {
 }
 
 /// A Docker Compose service's place.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Compose {
     pub project: String,
     pub service: Option<String>,
@@ -222,6 +222,13 @@ pub struct Update {
     pub cgroup_id: Option<u64>,
     pub container: Arc<Container>,
     pub reason: &'static str,
+    /// When it was learnt (boot clock).
+    pub boot_ns: u64,
+}
+
+impl Update {
+    /// The reasons an update can have, for reading them back (a capture's).
+    pub const REASONS: [&'static str; 3] = ["resolved", "changed", "named"];
 }
 
 /// How a cgroup id maps.
@@ -310,12 +317,15 @@ pub struct Counts {
     pub live: usize,
     /// Gone containers kept for late events.
     pub tombstones: usize,
+    /// Warnings forgotten at the bound of those remembered as given
+    /// ([`crate::once::WARNINGS_MAX`]); one may be given again if its cause comes back.
+    pub warnings_forgotten: u64,
 }
 
 /// Mount point of the cgroup v2 hierarchy: `/sys/fs/cgroup/unified` on hybrid hosts,
 /// `/sys/fs/cgroup` on pure v2 ones.
 pub fn cgroup2_mount() -> PathBuf {
-    crate::cgroupfs::Mounts::current()
+    crate::cgroup::Mounts::current()
         .v2
         .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"))
 }
@@ -344,7 +354,8 @@ pub struct Resolver {
     new: Vec<Arc<Container>>,
     /// Problems worth one warning each (unreadable state roots, ...), drained by the caller.
     pub warnings: Vec<String>,
-    reported: std::collections::HashSet<String>,
+    /// Warnings already given: bounded, the oldest forgotten (and counted) past the bound.
+    reported: crate::once::OnceSet<String>,
 }
 
 /// Key of a container across runtimes: containerd ids are unique per namespace only.
@@ -370,7 +381,7 @@ impl Resolver {
             updates: Vec::new(),
             new: Vec::new(),
             warnings: Vec::new(),
-            reported: std::collections::HashSet::new(),
+            reported: crate::once::OnceSet::new(crate::once::WARNINGS_MAX),
         }
     }
 
@@ -495,6 +506,7 @@ impl Resolver {
                     cgroup_id: Some(id),
                     container: Arc::new(c.clone()),
                     reason: "resolved",
+                    boot_ns: crate::clock::BootClock::boot_now_ns(),
                 });
             }
         }
@@ -508,6 +520,7 @@ impl Resolver {
                     cgroup_id,
                     container: Arc::clone(&c),
                     reason: "changed",
+                    boot_ns: crate::clock::BootClock::boot_now_ns(),
                 });
             }
             self.tracked.insert(
@@ -543,6 +556,7 @@ impl Resolver {
                     cgroup_id: t.cgroup_id,
                     container: Arc::clone(&t.container),
                     reason: "named",
+                    boot_ns: crate::clock::BootClock::boot_now_ns(),
                 });
             }
         }
@@ -753,6 +767,7 @@ impl Resolver {
             names: self.names.len(),
             live: self.tracked.len() - tombstones,
             tombstones,
+            warnings_forgotten: self.reported.forgotten(),
         }
     }
 

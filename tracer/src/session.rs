@@ -23,7 +23,8 @@ use tokio::{io::unix::AsyncFd, sync::mpsc};
 use tracer_common::{kind, kind_bit};
 
 use crate::{
-    cgroupfs::Mounts,
+    capture::{self, CapFrame, Frame, Tape},
+    cgroup::Mounts,
     clock::BootClock,
     container::Runtime,
     cpuwatch::{self, CpuWatch},
@@ -78,6 +79,8 @@ pub struct Config {
     pub memory_interval: Duration,
     /// The session stops by itself after this long.
     pub duration: Option<Duration>,
+    /// Write a capture of the session here, for `ctrace replay`.
+    pub capture: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -90,6 +93,7 @@ impl Default for Config {
             throttle: DetectorConfig::default(),
             memory_interval: Duration::from_secs(1),
             duration: None,
+            capture: None,
         }
     }
 }
@@ -250,6 +254,9 @@ pub struct Summary {
     pub journal: Option<(PathBuf, WriterStatus)>,
     /// What the session held at its end (also in `stats`, as `state`).
     pub state: StateCounts,
+    /// The capture, when one was written: its file, frames written, and the error that
+    /// stopped it, if one did.
+    pub capture: Option<(PathBuf, u64, Option<String>)>,
 }
 
 /// Entries the session's state holds: each is bounded, and the closing `stats` record shows
@@ -268,6 +275,8 @@ pub struct StateCounts {
     pub tombstones: usize,
     /// Tasks in ctrace's process table (live and recently exited).
     pub processes: usize,
+    /// Warnings forgotten at the bound of the set that says each once.
+    pub warnings_forgotten: u64,
 }
 
 impl StateCounts {
@@ -280,6 +289,7 @@ impl StateCounts {
             "containers": self.containers,
             "tombstones": self.tombstones,
             "processes": self.processes,
+            "warnings_forgotten": self.warnings_forgotten,
         })
     }
 }
@@ -317,6 +327,8 @@ pub enum SessionError {
         what: &'static str,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Capture(#[from] capture::CaptureError),
 }
 
 /// Records handled per wakeup at most, so that controls (Ctrl-C) and timers are served even
@@ -338,7 +350,6 @@ pub struct Session {
     flow: Flow,
     feed_rx: mpsc::Receiver<Feed>,
     cpu: CpuWatch,
-    losses: LossTracker,
     config: Config,
     warnings: Vec<String>,
     /// The ring buffer's size in bytes, when the kernel told it.
@@ -350,7 +361,7 @@ pub struct Session {
 struct Flow {
     pipeline: Pipeline,
     resolver: Resolver,
-    correlator: Correlator<CgroupMemory>,
+    correlator: Correlator<capture::Memory>,
     feed: mpsc::Sender<Feed>,
     recorder: Option<Recorder>,
     ctx: Context,
@@ -358,6 +369,12 @@ struct Flow {
     enrichment_failures: u64,
     /// The most bytes found waiting in the ring buffer at one read since the last status.
     ring_peak: u64,
+    /// Losses reported so far.
+    losses: LossTracker,
+    /// The capture being written, or read by a replay ([`Flow::replay`]).
+    tape: Option<Tape>,
+    /// Replaying: attributions and host answers come from the tape.
+    replay: bool,
 }
 
 impl Session {
@@ -396,24 +413,64 @@ impl Session {
                 feed_tx.clone(),
             ));
         }
+        let ctx = Context::new();
         let mut pipeline = Pipeline::live();
-        pipeline.victims = probe
-            .take_oom_victims()
-            .map(|v| crate::pipeline::Victims(Box::new(v)));
+        let victims = probe.take_oom_victims();
+        let tape = match &config.capture {
+            Some(path) => {
+                let header = capture::Header::new(
+                    &ctx.host,
+                    ctx.clock.unix_ns(0),
+                    victims.is_some(),
+                    probe.active_kinds,
+                );
+                let tape = Tape::create(path, &header)?;
+                pipeline.procs.set_lookup(Some(Box::new(capture::Lookup {
+                    live: Some(crate::proctable::ProcSource::host()),
+                    tape: tape.clone(),
+                })));
+                Some(tape)
+            }
+            None => None,
+        };
+        pipeline.victims = victims.map(|v| {
+            crate::pipeline::Victims(match &tape {
+                Some(t) => Box::new(capture::KernelVictims {
+                    live: Some(Box::new(v)),
+                    tape: t.clone(),
+                }),
+                None => Box::new(v),
+            })
+        });
         if probe.active_kinds & kind_bit(kind::SIGNAL) != 0 && !probe.signal_targets_in_kernel {
             // Targets older than ctrace must be known before a SIGKILL removes them from /proc.
-            let n = pipeline.procs.seed(BootClock::boot_now_ns());
-            log::info!("process table: {n} tasks read from /proc");
+            let now = BootClock::boot_now_ns();
+            let tasks = pipeline
+                .procs
+                .seed(&crate::proctable::ProcSource::host(), now);
+            log::info!("process table: {} tasks read from /proc", tasks.len());
+            if let Some(t) = &tape {
+                t.write(&Frame::Seed {
+                    boot_ns: now,
+                    tasks,
+                });
+            }
         }
         let flow = Flow {
             pipeline,
             resolver,
-            correlator: Correlator::new(CgroupMemory::new(Mounts::current())),
+            correlator: Correlator::new(capture::Memory {
+                live: Some(CgroupMemory::new(Mounts::current())),
+                tape: tape.clone(),
+            }),
             feed: feed_tx,
             recorder,
-            ctx: Context::new(),
+            ctx,
             enrichment_failures: 0,
             ring_peak: 0,
+            losses: LossTracker::default(),
+            tape,
+            replay: false,
         };
         Ok(Self {
             probe,
@@ -422,7 +479,6 @@ impl Session {
             flow,
             feed_rx,
             cpu: CpuWatch::new(config.throttle),
-            losses: LossTracker::default(),
             config,
             warnings,
             ring_size,
@@ -433,6 +489,12 @@ impl Session {
     /// found, ... (taken once).
     pub fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
+    }
+
+    /// Feature → the hook serving it on this kernel (`capability` → `tracepoint`, `fexit` or
+    /// `kprobe`).
+    pub fn mechanisms(&self) -> std::collections::BTreeMap<&'static str, &'static str> {
+        probe::mechanisms(self.probe.programs())
     }
 
     /// The kernel kinds actually traced (a [`kind_bit`] mask).
@@ -508,7 +570,8 @@ impl Session {
                     let due = misses_warned.1.is_none_or(|t| t.elapsed() >= MISSES_WARN_EVERY);
                     if misses > misses_warned.0 && due {
                         let new = misses - misses_warned.0;
-                        sink.warning(&recursion_warning(self.probe.programs(), new));
+                        let w = recursion_warning(self.probe.programs(), new);
+                        self.flow.warn(&w, sink);
                         misses_warned = (misses, Some(Instant::now()));
                     }
                     let status = self.status(rate_count as f64 / secs, misses);
@@ -586,9 +649,10 @@ impl Session {
             None
         };
         let reports = self.cpu.tick(&live, runq);
+        let now = BootClock::boot_now_ns();
         for r in &reports {
             if let Some(ev) = &r.event {
-                self.flow.throttle(&r.container, ev, sink);
+                self.flow.throttle(&r.container, ev, now, sink);
             }
         }
         let lost = self
@@ -606,43 +670,35 @@ impl Session {
     /// Capability tails, incident deadlines, journal metadata and losses: what is due each
     /// second (and once more at the end, with `window_ns` 0).
     fn report(&mut self, sink: &mut dyn Sink, window_ns: u64) {
-        let flow = &mut self.flow;
-        match self.probe.cap_states() {
-            Ok(states) => {
-                for ev in flow
-                    .pipeline
-                    .flush_caps(states, BootClock::boot_now_ns(), window_ns)
-                {
-                    flow.handle(&ev, sink);
-                }
-            }
-            Err(e) => log::warn!("reading capability state: {e}"),
+        let now = BootClock::boot_now_ns();
+        let caps = self
+            .probe
+            .cap_states()
+            .map_err(|e| log::warn!("reading capability state: {e}"))
+            .ok();
+        let counters = self
+            .probe
+            .counters()
+            .map_err(|e| log::warn!("reading loss counters: {e}"))
+            .ok();
+        if let Some(t) = &self.flow.tape {
+            t.write(&Frame::Report {
+                boot_ns: now,
+                window_ns,
+                caps: caps.as_ref().map(|states| {
+                    states
+                        .iter()
+                        .map(|(k, cpu, st)| CapFrame::new(k, *cpu, st))
+                        .collect()
+                }),
+                counters: counters.map(|c| {
+                    c.iter()
+                        .map(|k| [k.attempts, k.lost_ringbuf_full, k.read_errors, k.filtered])
+                        .collect()
+                }),
+            });
         }
-        for i in flow.correlator.tick(BootClock::boot_now_ns()) {
-            flow.incident(&i, sink);
-        }
-        if let Some(r) = &mut flow.recorder {
-            let now = flow.ctx.clock.unix_ns(BootClock::boot_now_ns());
-            for (c, _, gone) in flow.resolver.containers() {
-                if !gone {
-                    r.container(&c, now, None);
-                }
-            }
-            if let Some(w) = r.health() {
-                sink.warning(&w);
-            }
-        }
-        self.losses.decode_errors = flow.pipeline.decode_errors_by_kind;
-        match self.probe.counters() {
-            Ok(c) => {
-                let now = BootClock::boot_now_ns();
-                for l in self.losses.delta(&c) {
-                    flow.journal("lost", now, || json::loss(&l, &flow.ctx, now));
-                    sink.loss(&l, now, &flow.ctx);
-                }
-            }
-            Err(e) => log::warn!("reading loss counters: {e}"),
-        }
+        self.flow.report(now, window_ns, caps, counters, sink);
     }
 
     /// Stop production first, then drain what is left, then report the final losses, so the
@@ -671,6 +727,14 @@ impl Session {
             v["state"] = state.json();
             v
         });
+        let capture = self.flow.tape.take().map(|t| {
+            t.write(&Frame::End {
+                stats: stats.clone(),
+            });
+            let st = t.finish();
+            let path = self.config.capture.clone().unwrap_or_default();
+            (path, st.frames, st.error.map(|e| e.to_string()))
+        });
         let journal = self.flow.recorder.take().map(|r| {
             if let Some(stats) = &stats {
                 r.record(self.flow.ctx.clock.unix_ns(BootClock::boot_now_ns()), stats);
@@ -687,6 +751,7 @@ impl Session {
             stats,
             journal,
             state,
+            capture,
         }
     }
 }
@@ -701,11 +766,29 @@ impl Flow {
             containers: r.live,
             tombstones: r.tombstones,
             processes: self.pipeline.procs.len(),
+            warnings_forgotten: r.warnings_forgotten,
         }
     }
 
     fn handle(&mut self, ev: &Event, sink: &mut dyn Sink) {
-        let attrs = self.resolver.attribute(ev);
+        let attrs = match &self.tape {
+            Some(t) if self.replay => t
+                .take("the attribution of a record", |f| match f {
+                    Frame::Attrs { p, o } => Some((*p, *o)),
+                    _ => None,
+                })
+                .map_or(Attrs::HOST, |(p, o)| Attrs {
+                    process: t.attribution(p),
+                    other: o.map(|o| t.attribution(o)),
+                }),
+            tape => {
+                let a = self.resolver.attribute(ev);
+                if let Some(t) = tape {
+                    t.attrs(&a);
+                }
+                a
+            }
+        };
         // The journal keeps what happened to every container, whatever the sink shows.
         if attrs.touches_container() || matches!(ev.body, Body::OomVictim(_)) {
             self.journal(json::type_name(ev), ev.boot_ns, || {
@@ -767,8 +850,14 @@ impl Flow {
         sink.incident(i, &self.ctx);
     }
 
-    fn throttle(&mut self, c: &Arc<Container>, ev: &ThrottleEvent, sink: &mut dyn Sink) {
-        let now = BootClock::boot_now_ns();
+    fn throttle(&mut self, c: &Arc<Container>, ev: &ThrottleEvent, now: u64, sink: &mut dyn Sink) {
+        if let Some(t) = self.tape.as_ref().filter(|_| !self.replay) {
+            t.write(&Frame::Throttle {
+                boot_ns: now,
+                c: t.container(c),
+                ev: *ev,
+            });
+        }
         self.journal("cpu_throttle", now, || {
             throttle_record(c, ev, now, &self.ctx)
         });
@@ -776,7 +865,15 @@ impl Flow {
     }
 
     fn update(&mut self, u: &Update, sink: &mut dyn Sink) {
-        let now = BootClock::boot_now_ns();
+        let now = u.boot_ns;
+        if let Some(t) = self.tape.as_ref().filter(|_| !self.replay) {
+            t.write(&Frame::Update {
+                boot_ns: now,
+                cgroup_id: u.cgroup_id,
+                c: t.container(&u.container),
+                reason: u.reason.to_owned(),
+            });
+        }
         self.journal("container_update", now, || json::update(u, &self.ctx));
         if let Some(r) = &mut self.recorder {
             r.container(&u.container, self.ctx.clock.unix_ns(now), None);
@@ -789,8 +886,8 @@ impl Flow {
         for u in self.resolver.take_updates() {
             self.update(&u, sink);
         }
-        for w in self.resolver.warnings.drain(..) {
-            sink.warning(&w);
+        for w in std::mem::take(&mut self.resolver.warnings) {
+            self.warn(&w, sink);
         }
         for c in self.resolver.take_new() {
             // Its memory limit, read while the cgroup is there: an OOM kill may remove it
@@ -822,10 +919,58 @@ impl Flow {
     fn feed(&mut self, f: Feed, sink: &mut dyn Sink) {
         match f {
             Feed::Names { id, names } => self.resolver.set_names(&id, names),
-            Feed::Warning(w) => sink.warning(&w),
+            Feed::Warning(w) => self.warn(&w, sink),
             Feed::Failure => self.enrichment_failures += 1,
         }
         self.after(sink);
+    }
+
+    /// A warning for the user (and the capture).
+    fn warn(&mut self, w: &str, sink: &mut dyn Sink) {
+        if let Some(t) = self.tape.as_ref().filter(|_| !self.replay) {
+            t.write(&Frame::Warning { text: w.to_owned() });
+        }
+        sink.warning(w);
+    }
+
+    /// What is due each second, on what was read from the kernel at boot time `now`: the
+    /// capability tails, incident deadlines, journal metadata and losses.
+    fn report(
+        &mut self,
+        now: u64,
+        window_ns: u64,
+        caps: Option<Vec<(tracer_common::CapKey, u32, tracer_common::CapState)>>,
+        counters: Option<[KindCounters; kind::COUNT]>,
+        sink: &mut dyn Sink,
+    ) {
+        if let Some(states) = caps {
+            for ev in self.pipeline.flush_caps(states, now, window_ns) {
+                self.handle(&ev, sink);
+            }
+        }
+        for i in self.correlator.tick(now) {
+            self.incident(&i, sink);
+        }
+        let mut health = None;
+        if let Some(r) = &mut self.recorder {
+            let at = self.ctx.clock.unix_ns(now);
+            for (c, _, gone) in self.resolver.containers() {
+                if !gone {
+                    r.container(&c, at, None);
+                }
+            }
+            health = r.health();
+        }
+        if let Some(w) = health {
+            self.warn(&w, sink);
+        }
+        self.losses.decode_errors = self.pipeline.decode_errors_by_kind;
+        if let Some(c) = counters {
+            for l in self.losses.delta(&c) {
+                self.journal("lost", now, || json::loss(&l, &self.ctx, now));
+                sink.loss(&l, now, &self.ctx);
+            }
+        }
     }
 
     fn sample_memory(&mut self) {
@@ -850,6 +995,157 @@ impl Flow {
             );
         }
     }
+}
+
+/// What a replay came to.
+#[derive(Debug, Clone, Default)]
+pub struct ReplaySummary {
+    /// Ring records read from the capture.
+    pub records: u64,
+    /// Records decoded and handled, per kind.
+    pub delivered: [u64; kind::COUNT],
+    /// Records that did not decode (counted, skipped, as live).
+    pub decode_errors: u64,
+    /// Answers the flow asked for that the capture did not have next: each is a difference
+    /// from the live run (0 for a capture replayed by the ctrace that wrote it).
+    pub out_of_step: u64,
+    /// Whether the capture ended as its session did (not cut short).
+    pub complete: bool,
+    /// The live session's closing `stats` record.
+    pub stats: Option<Value>,
+}
+
+/// Run a capture's records through the same flow as the live session that wrote it, with the
+/// answers it got from the host, into `sink`: the same events, incidents, updates, losses and
+/// warnings, at the same times. Needs no kernel, no root and no runtime.
+pub fn replay(header: &capture::Header, tape: Tape, sink: &mut dyn Sink) -> ReplaySummary {
+    let mut pipeline = Pipeline::new();
+    pipeline.procs.set_lookup(Some(Box::new(capture::Lookup {
+        live: None,
+        tape: tape.clone(),
+    })));
+    if header.victims_in_kernel {
+        pipeline.victims = Some(crate::pipeline::Victims(Box::new(capture::KernelVictims {
+            live: None,
+            tape: tape.clone(),
+        })));
+    }
+    let (feed, _) = mpsc::channel(1);
+    let mut flow = Flow {
+        pipeline,
+        resolver: Resolver::new(resolve::Config {
+            docker_root: None,
+            ..resolve::Config::default()
+        }),
+        correlator: Correlator::new(capture::Memory {
+            live: None,
+            tape: Some(tape.clone()),
+        }),
+        feed,
+        recorder: None,
+        ctx: Context {
+            host: header.host.clone(),
+            clock: BootClock::fixed(header.realtime_at_boot_ns),
+        },
+        enrichment_failures: 0,
+        ring_peak: 0,
+        losses: LossTracker::default(),
+        tape: Some(tape.clone()),
+        replay: true,
+    };
+    let mut summary = ReplaySummary::default();
+    let mut stray = 0;
+    while let Some(frame) = tape.next() {
+        match frame {
+            Frame::Record { b } => {
+                summary.records += 1;
+                use base64::Engine as _;
+                match base64::engine::general_purpose::STANDARD.decode(b.as_bytes()) {
+                    Ok(bytes) => {
+                        if let Some(ev) = flow.pipeline.ingest(&bytes) {
+                            flow.handle(&ev, sink);
+                        }
+                    }
+                    Err(_) => flow.pipeline.decode_errors += 1,
+                }
+            }
+            Frame::Seed { boot_ns, tasks } => flow.pipeline.procs.seed_from(&tasks, boot_ns),
+            Frame::Update {
+                boot_ns,
+                cgroup_id,
+                c,
+                reason,
+            } => match tape.container_at(c) {
+                Some(container) => {
+                    let reason = Update::REASONS
+                        .into_iter()
+                        .find(|r| *r == reason)
+                        .unwrap_or("changed");
+                    let u = Update {
+                        cgroup_id,
+                        container,
+                        reason,
+                        boot_ns,
+                    };
+                    flow.update(&u, sink);
+                }
+                None => stray += 1,
+            },
+            Frame::Warning { text } => flow.warn(&text, sink),
+            Frame::Throttle { boot_ns, c, ev } => match tape.container_at(c) {
+                Some(container) => flow.throttle(&container, &ev, boot_ns, sink),
+                None => stray += 1,
+            },
+            Frame::Report {
+                boot_ns,
+                window_ns,
+                caps,
+                counters,
+            } => {
+                let caps = caps.map(|v| v.iter().map(CapFrame::slot).collect());
+                let counters = counters.map(|v| {
+                    let mut out = [KindCounters::default(); kind::COUNT];
+                    for (c, [attempts, lost, read_errors, filtered]) in out.iter_mut().zip(v) {
+                        *c = KindCounters {
+                            attempts,
+                            lost_ringbuf_full: lost,
+                            read_errors,
+                            filtered,
+                        };
+                    }
+                    out
+                });
+                flow.report(boot_ns, window_ns, caps, counters, sink);
+            }
+            Frame::End { stats } => {
+                for i in flow.correlator.flush() {
+                    flow.incident(&i, sink);
+                }
+                summary.complete = true;
+                summary.stats = stats;
+            }
+            // An answer no one asked for: the flow took another path than the live one.
+            Frame::Attrs { .. }
+            | Frame::Proc { .. }
+            | Frame::Victim { .. }
+            | Frame::Memory { .. }
+            | Frame::Container { .. } => stray += 1,
+        }
+        if sink.flush() == Next::Stop {
+            break;
+        }
+    }
+    if !summary.complete {
+        // Cut short (the live ctrace was killed): what was pending is told anyway.
+        for i in flow.correlator.flush() {
+            flow.incident(&i, sink);
+        }
+        let _ = sink.flush();
+    }
+    summary.delivered = flow.pipeline.delivered;
+    summary.decode_errors = flow.pipeline.decode_errors;
+    summary.out_of_step = tape.out_of_step() + stray;
+    summary
 }
 
 /// The warning for program runs the kernel skipped: how many since the last one, and which
@@ -893,6 +1189,9 @@ fn drain(ring: &mut RingBuf<MapData>, flow: &mut Flow, sink: &mut dyn Sink) -> (
             break false;
         };
         n += 1;
+        if let Some(t) = &flow.tape {
+            t.record(&item);
+        }
         bytes += ring_footprint(item.len());
         if let Some(ev) = flow.pipeline.ingest(&item) {
             flow.handle(&ev, sink);
@@ -952,6 +1251,7 @@ mod tests {
     fn recursion_warning_names_the_programs_that_missed() {
         let prog = |name, misses| AttachedProgram {
             name,
+            hook: "tracepoint",
             id: Some(1),
             detached: false,
             recursion_misses: misses,
@@ -989,7 +1289,8 @@ mod tests {
                 "processes",
                 "resolver_slots",
                 "resolver_slots_evicted",
-                "tombstones"
+                "tombstones",
+                "warnings_forgotten"
             ]
         );
     }

@@ -2,10 +2,12 @@
 
 mod bench;
 mod dist;
+mod fuzz;
 mod image;
 mod lab;
 mod setup;
 mod util;
+mod vm;
 
 use std::{ffi::OsString, os::unix::process::CommandExt, path::PathBuf, process::Command};
 
@@ -64,6 +66,17 @@ enum Cmd {
     /// Build the release binary, its man pages (one per subcommand) and shell completions
     /// into target/dist/ (ctrace, man/, completions/) and list what was written.
     Dist,
+    /// Boot Debian's 6.1 and 6.12 kernels under virtme-ng (qemu, TCG) and check, with the
+    /// release ctrace and plain runc containers inside, the records the host's tests check
+    /// (capability checks through fexit and kprobes, OOM, kill). Installs qemu, virtme-ng and
+    /// the kernels when missing. Needs root.
+    VmTest(vm::VmArgs),
+    /// Run every libFuzzer target in fuzz/ (cargo-fuzz, nightly; installed when missing) for
+    /// SECONDS each. Not part of `test`: the sanitizer builds take longer than CI allows.
+    Fuzz {
+        #[arg(default_value_t = 5)]
+        seconds: u32,
+    },
 }
 
 fn main() {
@@ -88,6 +101,15 @@ fn try_main() -> Result<()> {
         Cmd::Bench(args) => bench::bench(&args),
         Cmd::Image => image::image(),
         Cmd::Dist => dist::dist(),
+        Cmd::Fuzz { seconds } => fuzz::smoke(seconds),
+        Cmd::VmTest(args) => {
+            util::become_root("vm-test")?;
+            let bin = match &args.ctrace {
+                Some(bin) => bin.clone(),
+                None => build(true)?,
+            };
+            vm::vm_test(&args, &bin)
+        }
     }
 }
 
@@ -177,7 +199,8 @@ fn test(args: &[OsString]) -> Result<()> {
             skipped.join("\n  ")
         );
     }
-    Ok(())
+    // The same binary on the kernels users run (6.1, 6.12), one boot each.
+    vm::vm_test(&vm::VmArgs::default(), &bin).context("the VM kernel matrix failed")
 }
 
 /// Whether `cargo test` arguments pick packages themselves (`-p`/`--package` before `--`):

@@ -1,11 +1,13 @@
 //! Subcommands, one file each.
 
 pub mod agent;
+pub mod caps;
 pub mod config;
 pub mod history;
 pub mod inspect;
 pub mod postmortem;
 pub mod ps;
+pub mod replay;
 pub mod shell;
 pub mod top;
 pub mod watch;
@@ -95,6 +97,11 @@ Examples:
   ctrace history --container web --since 1h --type oom_kill,kill
   ctrace history --since 2026-11-29T18:40:00Z --json --limit 0";
 
+const CAPS_EXAMPLES: &str = "\
+Examples:
+  ctrace caps web
+  ctrace caps web --json | jq .proposal.docker";
+
 const TOP_EXAMPLES: &str = "\
 Examples:
   sudo ctrace top
@@ -104,6 +111,16 @@ const INSPECT_EXAMPLES: &str = "\
 Examples:
   ctrace inspect web
   ctrace inspect --diff web web-canary";
+
+const RECORD_EXAMPLES: &str = "\
+Examples:
+  sudo ctrace record /tmp/incident.capture --duration 60
+  ctrace replay /tmp/incident.capture --json";
+
+const REPLAY_EXAMPLES: &str = "\
+Examples:
+  ctrace replay incident.capture
+  ctrace replay incident.capture --container web --json";
 
 const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
@@ -142,12 +159,22 @@ pub enum Command {
     /// Past records from the journal, by container, time and type.
     #[command(after_help = HISTORY_EXAMPLES)]
     History(history::HistoryArgs),
+    /// Least-privilege capabilities for a container, from the checks the journal recorded:
+    /// used, denied, held and never used, with docker, OCI and Kubernetes settings.
+    #[command(after_help = CAPS_EXAMPLES)]
+    Caps(caps::CapsArgs),
     /// Live table per container: CPU against quota, throttling, run-queue delay, memory.
     #[command(after_help = TOP_EXAMPLES)]
     Top(top::TopArgs),
     /// One container's identity, process tree, namespaces, capabilities and limits.
     #[command(after_help = INSPECT_EXAMPLES)]
     Inspect(inspect::InspectArgs),
+    /// Trace like `watch` and also write a capture of the session, for `ctrace replay`.
+    #[command(after_help = RECORD_EXAMPLES)]
+    Record(Box<replay::RecordCmd>),
+    /// Show a capture as `watch` showed it live, on any machine, without root or a kernel.
+    #[command(after_help = REPLAY_EXAMPLES)]
+    Replay(replay::ReplayCmd),
     /// Print a shell completion script to stdout.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(shell::CompletionsArgs),

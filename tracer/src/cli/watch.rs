@@ -196,6 +196,7 @@ impl WatchArgs {
                 .duration
                 .filter(|d| d.is_finite() && *d >= 0.0)
                 .map(Duration::from_secs_f64),
+            capture: None,
         }
     }
 }
@@ -218,20 +219,7 @@ impl WatchArgs {
     /// The kernel kinds of `--events`, and whether cpu_throttle is asked for (a userspace
     /// sampler, not a kernel event).
     fn event_spec(&self) -> anyhow::Result<(probe::KindSpec, bool)> {
-        let words: Vec<&str> = self.events.split(',').map(str::trim).collect();
-        let throttle = words.iter().any(|w| *w == "cpu_throttle" || *w == "all");
-        let kernel: Vec<&str> = words
-            .into_iter()
-            .filter(|w| *w != "cpu_throttle" && !w.is_empty())
-            .collect();
-        let spec = if kernel.is_empty() && throttle {
-            probe::KindSpec {
-                mask: 0,
-                cap_allowed: false,
-            }
-        } else {
-            probe::parse_kinds(&kernel.join(",")).map_err(anyhow::Error::msg)?
-        };
+        let (spec, throttle) = parse_events(&self.events)?;
         if !(self.throttle_threshold > 0.0 && self.throttle_threshold <= 1.0) {
             anyhow::bail!("--throttle-threshold must be in (0, 1]");
         }
@@ -244,13 +232,26 @@ impl WatchArgs {
         Ok((spec, throttle))
     }
 
+    /// Whether allowed capability checks are shown: `--events capability:all` (or `all`), or
+    /// `--verbose` with capability checks.
+    fn shows_allowed_caps(&self, kinds: probe::KindSpec) -> bool {
+        kinds.cap_allowed || (self.verbose && kinds.mask & kind_bit(kind::CAPABILITY) != 0)
+    }
+
     fn options(&self) -> anyhow::Result<Options> {
         let (kinds, throttle) = self.event_spec()?;
         let kernel_kinds = session::kernel_kinds(kinds.mask);
+        // Allowed checks are traced when shown, and whenever the journal records capability
+        // checks: `ctrace caps` proposes what a container used (the recorder folds them).
+        let journal_caps = !self.no_journal
+            && kinds.mask & kind_bit(kind::CAPABILITY) != 0
+            && self
+                .journal_events
+                .iter()
+                .any(|t| t == "capability" || t == "all");
         let mut o = Options {
             kinds: kernel_kinds,
-            cap_allowed: kinds.cap_allowed
-                || (self.verbose && kinds.mask & kind_bit(kind::CAPABILITY) != 0),
+            cap_allowed: self.shows_allowed_caps(kinds) || journal_caps,
             ring_bytes: probe::ring_bytes(self.ring_size),
             runq: throttle,
             ebpf_log: self.ebpf_log,
@@ -276,12 +277,34 @@ impl WatchArgs {
     }
 }
 
+/// The kernel kinds of an `--events` list, and whether cpu_throttle is in it (a userspace
+/// sampler, not a kernel event).
+pub(crate) fn parse_events(events: &str) -> anyhow::Result<(probe::KindSpec, bool)> {
+    let words: Vec<&str> = events.split(',').map(str::trim).collect();
+    let throttle = words.iter().any(|w| *w == "cpu_throttle" || *w == "all");
+    let kernel: Vec<&str> = words
+        .into_iter()
+        .filter(|w| *w != "cpu_throttle" && !w.is_empty())
+        .collect();
+    let spec = if kernel.is_empty() && throttle {
+        probe::KindSpec {
+            mask: 0,
+            cap_allowed: false,
+        }
+    } else {
+        probe::parse_kinds(&kernel.join(",")).map_err(anyhow::Error::msg)?
+    };
+    Ok((spec, throttle))
+}
+
 /// Output with broken-pipe detection: a closed stdout ends the watch quietly; a failing
 /// `--output` file ends it with an error.
-struct Out {
+pub(crate) struct Out {
     w: Box<dyn LineSink>,
     /// Kinds the user asked to see (the kernel may trace more, for correlation).
     kinds: u32,
+    /// Allowed capability checks are shown (they may be traced for the journal only).
+    cap_allowed: bool,
     throttle: bool,
     json: bool,
     color: bool,
@@ -303,6 +326,9 @@ struct Out {
 impl Sink for Out {
     fn event(&mut self, ev: &Event, attrs: &Attrs, ctx: &Context) {
         if self.kinds & kind_bit(ev.kind) == 0 || !self.filter.event(attrs) {
+            return;
+        }
+        if matches!(&ev.body, Body::Capability(c) if c.allowed()) && !self.cap_allowed {
             return;
         }
         let s = if self.json {
@@ -515,12 +541,63 @@ pub fn run(cmd: &WatchCmd) -> anyhow::Result<()> {
 }
 
 pub(crate) fn run_mode(args: &WatchArgs, mode: Mode) -> anyhow::Result<()> {
+    run_capturing(args, mode, None)
+}
+
+/// Run a session as `mode` says, writing a capture of it to `capture` (`ctrace record`).
+pub(crate) fn run_capturing(
+    args: &WatchArgs,
+    mode: Mode,
+    capture: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let opts = args.options()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(watch(args, opts, mode))
+    rt.block_on(watch(args, opts, mode, capture))
+}
+
+/// A replay's output, as `watch` shows a live session: lines for people or NDJSON on stdout,
+/// with the same kinds and filter.
+pub(crate) fn replay_output(
+    json: bool,
+    color: ColorChoice,
+    shown: (probe::KindSpec, bool),
+    filter: Filter,
+) -> Out {
+    let color = !json
+        && use_color(
+            color,
+            io::stdout().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        );
+    Out {
+        w: Box::new(Stdout::new()),
+        kinds: shown.0.mask,
+        cap_allowed: shown.0.cap_allowed,
+        throttle: shown.1,
+        json,
+        color,
+        filter,
+        config_file: None,
+        status: false,
+        status_line: None,
+        agent_every: None,
+        dirty: false,
+        done: None,
+    }
+}
+
+impl Out {
+    /// The closing `stats` record (NDJSON only), flushed; how writing went.
+    pub(crate) fn finish(mut self, stats: Option<&serde_json::Value>) -> anyhow::Result<()> {
+        if let (Some(stats), true) = (stats, self.json) {
+            self.line(&json::line(stats));
+        }
+        let _ = self.flush();
+        self.done.unwrap_or(Ok(()))
+    }
 }
 
 /// The journal the arguments ask for: `None` with `--no-journal`, or when its storage is
@@ -571,7 +648,12 @@ fn kinds_banner(active: u32, shown_mask: u32) -> String {
     }
 }
 
-async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()> {
+async fn watch(
+    args: &WatchArgs,
+    opts: Options,
+    mode: Mode,
+    capture: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     // Signals first: a Ctrl-C that comes once the start line is out stops cleanly.
     let controls = controls_from_signals()?;
     Probe::check_privileges()?;
@@ -585,12 +667,17 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
     // The metrics endpoint too: a port in use fails before anything is attached.
     let metrics = serve_metrics(mode).await?;
     let ring_bytes = opts.ring_bytes;
-    let mut session = Session::start(args.session_config(opts), recorder).await?;
+    let mut config = args.session_config(opts);
+    config.capture = capture.map(std::path::Path::to_owned);
+    let mut session = Session::start(config, recorder).await?;
     for w in session.take_warnings() {
         eprintln!("ctrace: warning: {}", escape::terminal(&w));
     }
     let shown_mask = args.event_spec().map_or(u32::MAX, |(k, _)| k.mask);
     print_banner(args, mode, &session, shown_mask, ring_bytes);
+    if let Some(hook) = session.mechanisms().get("capability") {
+        eprintln!("ctrace: capability checks via {}", cap_mechanism(hook));
+    }
     for pattern in &args.container {
         if session.find(pattern).is_empty() {
             eprintln!(
@@ -616,6 +703,9 @@ async fn watch(args: &WatchArgs, opts: Options, mode: Mode) -> anyhow::Result<()
     let mut out = Out {
         w: sink,
         kinds: shown_mask,
+        cap_allowed: args
+            .event_spec()
+            .is_ok_and(|(k, _)| args.shows_allowed_caps(k)),
         throttle: args.event_spec().is_ok_and(|(_, t)| t),
         json,
         color,
@@ -685,6 +775,16 @@ async fn serve_metrics(mode: Mode) -> anyhow::Result<Option<Metrics>> {
     Ok(Some(m))
 }
 
+/// How capability checks are hooked, for the start line.
+fn cap_mechanism(hook: &str) -> String {
+    match hook {
+        "tracepoint" => "the capability:cap_capable tracepoint".to_owned(),
+        "fexit" => format!("fexit on {}()", tracer::probe::CAP_FUNCTION),
+        "kprobe" => format!("kprobe/kretprobe on {}()", tracer::probe::CAP_FUNCTION),
+        other => other.to_owned(),
+    }
+}
+
 /// The start line: what is traced (shown, and kept only for state: the process table,
 /// attribution, correlation), the ring buffer, and for the agent where its records go.
 fn print_banner(args: &WatchArgs, mode: Mode, session: &Session, shown_mask: u32, ring_bytes: u32) {
@@ -737,6 +837,16 @@ fn controls_from_signals() -> anyhow::Result<mpsc::Receiver<Control>> {
 
 /// The closing totals on stderr, and the journal's losses when it had any.
 fn report_totals(summary: session::Summary) {
+    if let Some((path, frames, error)) = &summary.capture {
+        let path = escape::terminal(&path.display().to_string());
+        match error {
+            None => eprintln!("ctrace: capture {path}: {frames} frames"),
+            Some(e) => eprintln!(
+                "ctrace: capture {path}: cut short after {frames} frames: {}",
+                escape::terminal(e)
+            ),
+        }
+    }
     if let (Some(attempts), Some(lost)) = (summary.produced(), summary.lost()) {
         eprintln!(
             "ctrace: {} records delivered, {lost} lost, {attempts} produced by the kernel",

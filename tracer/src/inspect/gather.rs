@@ -552,13 +552,11 @@ pub fn read_incidents(journal: Option<&Path>, key: &str) -> Incidents {
             out.records = incidents
                 .into_iter()
                 .skip(skip)
-                .map(|(r, record)| {
-                    Incident {
-                        ts: rfc3339_ns(r.ts_ns),
-                        explanation: Head::deserialize(&record).ok().and_then(|h| h.explanation),
-                        kind: r.kind,
-                        record,
-                    }
+                .map(|(r, record)| Incident {
+                    ts: rfc3339_ns(r.ts_ns),
+                    explanation: Head::deserialize(&record).ok().and_then(|h| h.explanation),
+                    kind: r.kind,
+                    record,
                 })
                 .collect();
         }

@@ -13,7 +13,9 @@ use std::{
 use aya::{
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
-        tp_btf::BtfTracePointLinkId, trace_point::TracePointLinkId, BtfTracePoint, TracePoint,
+        fentry::FEntryLinkId, fexit::FExitLinkId, kprobe::KProbeLinkId,
+        tp_btf::BtfTracePointLinkId, trace_point::TracePointLinkId, BtfTracePoint, FEntry, FExit,
+        KProbe, TracePoint,
     },
     Ebpf, EbpfLoader,
 };
@@ -56,6 +58,9 @@ pub enum ProbeError {
     NoObject,
     #[error("ctrace must run as root to load eBPF programs (try: sudo ctrace ...)")]
     NotRoot,
+    /// Root, but without a capability the programs need (`crate::privilege::WATCH`).
+    #[error("{0}")]
+    MissingCapabilities(String),
     #[error("{0}")]
     Tracefs(String),
     #[error("loading the eBPF object failed: {0}")]
@@ -231,6 +236,123 @@ pub struct KindCounters {
 enum Link {
     Classic(TracePointLinkId),
     Btf(BtfTracePointLinkId),
+    FEntry(FEntryLinkId),
+    FExit(FExitLinkId),
+    KProbe(KProbeLinkId),
+}
+
+impl Link {
+    /// The kind of hook, as `watch` and the `stats` record name it.
+    fn hook(&self) -> &'static str {
+        match self {
+            Self::Classic(_) => "tracepoint",
+            Self::Btf(_) => "tp_btf",
+            Self::FEntry(_) => "fentry",
+            Self::FExit(_) => "fexit",
+            Self::KProbe(_) => "kprobe",
+        }
+    }
+}
+
+/// The kernel function whose checks are capability checks, where the tracepoint is missing.
+pub const CAP_FUNCTION: &str = "cap_capable";
+/// fexit on [`CAP_FUNCTION`]: arguments and verdict in one run.
+const CAP_FEXIT_PROGRAM: &str = "cap_capable_fexit";
+/// kprobe and kretprobe on [`CAP_FUNCTION`], where fexit is refused.
+const CAP_KPROBE_PROGRAM: &str = "cap_capable_kprobe";
+const CAP_KRETPROBE_PROGRAM: &str = "cap_capable_kretprobe";
+
+/// The OOM killer's function whose `struct oom_control` says which limit was hit.
+pub const OOM_FUNCTION: &str = "oom_kill_process";
+const OOM_FENTRY_PROGRAM: &str = "oom_kill_process_fentry";
+const OOM_KPROBE_PROGRAM: &str = "oom_kill_process_kprobe";
+
+/// Environment variable restricting the hooks tried for capability checks, in order (comma
+/// separated among `tracepoint`, `fexit`, `kprobe`): for tests, to exercise each hook on a
+/// kernel that offers several. Unset: all three, in that order.
+pub const CAP_HOOKS_ENV: &str = "CTRACE_CAP_HOOKS";
+
+/// The hooks to try for capability checks, in order, from [`CAP_HOOKS_ENV`].
+fn cap_hooks(env: Option<&str>) -> Vec<&'static str> {
+    const ALL: [&str; 3] = ["tracepoint", "fexit", "kprobe"];
+    match env {
+        None => ALL.to_vec(),
+        Some(v) => v
+            .split(',')
+            .filter_map(|w| ALL.iter().copied().find(|h| *h == w.trim()))
+            .collect(),
+    }
+}
+
+/// The feature each program serves, for the mechanisms `watch` reports.
+fn feature_of(program: &str) -> Option<&'static str> {
+    if program == "cap_capable" || program.starts_with("cap_capable_") {
+        Some("capability")
+    } else if program.starts_with("oom_kill_process_") {
+        Some("oom_context")
+    } else {
+        None
+    }
+}
+
+/// Feature → the hook serving it (`capability` → `tracepoint`, `fexit` or `kprobe`;
+/// `oom_context` → `fentry` or `kprobe`), from the programs attached.
+pub fn mechanisms(programs: &[AttachedProgram]) -> BTreeMap<&'static str, &'static str> {
+    programs
+        .iter()
+        .filter_map(|p| Some((feature_of(p.name)?, p.hook)))
+        .collect()
+}
+
+/// Index of the `cap` parameter of `cap_capable()` in this kernel's BTF. Since 5.1 the
+/// prototype is `(const struct cred *cred, struct user_namespace *targ_ns, int cap, unsigned
+/// int opts)` (`opts`: `CAP_OPT_*` flags; an `int audit` before), still so in 6.18; the index
+/// is looked up by name so that a kernel that moved it is refused, not misread.
+pub fn cap_arg_index(btf: &btf::Btf) -> Result<u16, String> {
+    let params = btf
+        .func_params(CAP_FUNCTION)
+        .ok_or_else(|| format!("{CAP_FUNCTION} is not in the kernel's BTF"))?;
+    let i = params
+        .iter()
+        .position(|(name, ty)| name == "cap" && ty == "int")
+        .ok_or_else(|| {
+            format!(
+                "{CAP_FUNCTION}({}) has no `int cap` parameter",
+                params
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+    // The programs read it at a constant place (the verifier's rule for context reads).
+    if i == CAP_ARG {
+        Ok(CAP_ARG as u16)
+    } else {
+        Err(format!(
+            "{CAP_FUNCTION}: `cap` is argument {i} on this kernel, not {CAP_ARG} as ctrace reads it"
+        ))
+    }
+}
+
+/// Where the programs on [`CAP_FUNCTION`] read `cap` (tracer-ebpf's `CAP_ARG`).
+const CAP_ARG: usize = 2;
+
+/// A load or attach error with its causes, without the verifier log aya appends.
+fn brief(e: &ProbeError) -> String {
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s = format!("{s}: {c}");
+        }
+        source = cause.source();
+    }
+    match s.find(". Verifier output") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
 }
 
 /// Programs of the run-queue delay histograms and their BTF tracepoints.
@@ -254,6 +376,8 @@ const OOM_VICTIM_BTF_PROGRAM: &str = "mark_victim_btf";
 pub struct AttachedProgram {
     /// The program's name in the object.
     pub name: &'static str,
+    /// How it is attached: `tracepoint`, `tp_btf`, `fexit` or `kprobe` (kretprobes too).
+    pub hook: &'static str,
     /// The kernel's id of the loaded program (`bpftool prog show id N`), when it could be read.
     pub id: Option<u32>,
     /// Its attachment was detached without error ([`Probe::detach`]).
@@ -294,6 +418,14 @@ impl Probe {
         if unsafe { libc::geteuid() } != 0 {
             return Err(ProbeError::NotRoot);
         }
+        if let Some(eff) = crate::privilege::effective() {
+            let missing = crate::privilege::missing(&crate::privilege::WATCH, eff);
+            if !missing.is_empty() {
+                return Err(ProbeError::MissingCapabilities(crate::privilege::message(
+                    &missing,
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -315,11 +447,21 @@ impl Probe {
             std::env::var_os(FORMATS_DIR_ENV).map_or(events_dir, std::path::PathBuf::from);
         let mut kinds = opts.kinds;
         let mut formats = BTreeMap::new();
+        let cap_hooks = cap_hooks(std::env::var(CAP_HOOKS_ENV).ok().as_deref());
+        // Capability checks without the tracepoint (before 6.13): fexit or kprobes on
+        // cap_capable(), tried once the object is loaded.
+        let mut cap_fallback = false;
         for spec in PROBES.iter().filter(|s| opts.kinds & kind_bit(s.kind) != 0) {
-            match tracefs::read_format(&formats_dir, spec.category, spec.tracepoint) {
+            let format = if spec.kind == kind::CAPABILITY && !cap_hooks.contains(&"tracepoint") {
+                None
+            } else {
+                tracefs::read_format(&formats_dir, spec.category, spec.tracepoint)
+            };
+            match format {
                 Some(f) => {
                     formats.insert(spec.tracepoint, f);
                 }
+                None if spec.kind == kind::CAPABILITY => cap_fallback = true,
                 None => {
                     kinds &= !kind_bit(spec.kind);
                     warnings.push(format!(
@@ -338,7 +480,21 @@ impl Probe {
                 fields.join(", ")
             ));
         }
-        let task = match task_offsets(Path::new("/sys/kernel/btf/vmlinux")) {
+        let vmlinux = Path::new("/sys/kernel/btf/vmlinux");
+        let kernel_btf = std::fs::read(vmlinux)
+            .map_err(|e| format!("{}: {e}", vmlinux.display()))
+            .and_then(|raw| {
+                btf::Btf::parse(&raw).map_err(|e| format!("{}: {e}", vmlinux.display()))
+            });
+        let cap_arg = if cap_fallback {
+            kernel_btf
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(cap_arg_index)
+        } else {
+            Ok(2)
+        };
+        let task = match kernel_btf.as_ref().map(offsets_from_btf) {
             Ok(t) => t,
             Err(e) => {
                 warnings.push(format!(
@@ -380,6 +536,9 @@ impl Probe {
         let mut links = Vec::new();
         let mut signal_targets_in_kernel = false;
         for spec in PROBES.iter().filter(|s| kinds & kind_bit(s.kind) != 0) {
+            if spec.kind == kind::CAPABILITY && cap_fallback {
+                continue;
+            }
             if spec.kind == kind::SIGNAL && opts.btf_tracepoints && task.signal_target_complete() {
                 match attach_btf(&mut ebpf, SIGNAL_BTF_PROGRAM, spec.tracepoint) {
                     Ok(link) => {
@@ -410,10 +569,55 @@ impl Probe {
                 .map_err(|source| ProbeError::Program { program, source })?;
             links.push((program, Link::Classic(link)));
         }
-        // The OOM victim's process and cgroup, read from the task, where the tracepoint passes
-        // it: the change that did so also gave the classic record its `uid` field (6.8+).
+        if cap_fallback && kinds & kind_bit(kind::CAPABILITY) != 0 {
+            match attach_cap_fallback(&mut ebpf, &cap_hooks, cap_arg) {
+                Ok(mut l) => links.append(&mut l),
+                Err(why) => {
+                    kinds &= !kind_bit(kind::CAPABILITY);
+                    warnings.push(format!("capability events disabled: {why}"));
+                }
+            }
+        }
+        // The OOM killer's context: the memory cgroup whose limit was hit (or none: host-wide)
+        // and its figures, as it chooses the victim. Where it loads it is the source of truth
+        // and mark_victim_btf, which infers the limit from the victim's ancestors, is not used.
         let mut oom_victims_in_kernel = false;
         if kinds & kind_bit(kind::OOM_VICTIM) != 0
+            && task.signal_target_complete()
+            && task.memcg_complete()
+            && task.oc_memcg != OFFSET_ABSENT
+            && task.oc_chosen != OFFSET_ABSENT
+        {
+            let traceable = kernel_btf
+                .as_ref()
+                .is_ok_and(|b| b.func_params(OOM_FUNCTION).is_some());
+            let fentry = if traceable {
+                attach_fentry(&mut ebpf, OOM_FENTRY_PROGRAM, OOM_FUNCTION)
+                    .map(|l| (OOM_FENTRY_PROGRAM, Link::FEntry(l)))
+                    .map_err(|e| brief(&e))
+            } else {
+                Err(format!("{OOM_FUNCTION} is not in the kernel's BTF"))
+            };
+            let hooked = fentry.or_else(|e1| {
+                attach_kprobe(&mut ebpf, OOM_KPROBE_PROGRAM, OOM_FUNCTION)
+                    .map(|l| (OOM_KPROBE_PROGRAM, Link::KProbe(l)))
+                    .map_err(|e2| format!("fentry: {e1}; kprobe: {}", brief(&e2)))
+            });
+            match hooked {
+                Ok(link) => {
+                    links.push(link);
+                    oom_victims_in_kernel = true;
+                }
+                Err(e) => log::info!(
+                    "OOM context from {OOM_FUNCTION} unavailable ({e}): the limit that was hit \
+                     is inferred"
+                ),
+            }
+        }
+        // The OOM victim's process and cgroup, read from the task, where the tracepoint passes
+        // it: the change that did so also gave the classic record its `uid` field (6.8+).
+        if !oom_victims_in_kernel
+            && kinds & kind_bit(kind::OOM_VICTIM) != 0
             && opts.btf_tracepoints
             && task.signal_target_complete()
             && formats
@@ -470,8 +674,9 @@ impl Probe {
         };
         let programs = links
             .iter()
-            .map(|(name, _)| AttachedProgram {
+            .map(|(name, link)| AttachedProgram {
                 name,
+                hook: link.hook(),
                 id: ebpf
                     .program(name)
                     .and_then(|p| p.info().ok())
@@ -539,6 +744,15 @@ impl Probe {
                 }
                 Link::Btf(link) => {
                     <&mut BtfTracePoint>::try_from(p).is_ok_and(|tp| tp.detach(link).is_ok())
+                }
+                Link::FEntry(link) => {
+                    <&mut FEntry>::try_from(p).is_ok_and(|f| f.detach(link).is_ok())
+                }
+                Link::FExit(link) => {
+                    <&mut FExit>::try_from(p).is_ok_and(|f| f.detach(link).is_ok())
+                }
+                Link::KProbe(link) => {
+                    <&mut KProbe>::try_from(p).is_ok_and(|k| k.detach(link).is_ok())
                 }
             };
             if let Some(prog) = self.programs.iter_mut().find(|p| p.name == name) {
@@ -653,6 +867,128 @@ impl Probe {
     }
 }
 
+/// Capability checks where the tracepoint is missing: fexit on `cap_capable()`, else a
+/// kprobe/kretprobe pair, as `hooks` allows. The error says why each was not used.
+fn attach_cap_fallback(
+    ebpf: &mut Ebpf,
+    hooks: &[&'static str],
+    cap_arg: Result<u16, String>,
+) -> Result<Vec<(&'static str, Link)>, String> {
+    let mut why = vec![if hooks.contains(&"tracepoint") {
+        "tracepoint capability:cap_capable does not exist on this kernel".to_owned()
+    } else {
+        format!("tracepoint not tried ({CAP_HOOKS_ENV})")
+    }];
+    for hook in hooks.iter().filter(|h| **h != "tracepoint") {
+        let attempt = match (*hook, &cap_arg) {
+            (_, Err(e)) => Err(format!("{hook}: {e}")),
+            ("fexit", Ok(_)) => attach_fexit(ebpf, CAP_FEXIT_PROGRAM, CAP_FUNCTION)
+                .map(|l| vec![(CAP_FEXIT_PROGRAM, Link::FExit(l))])
+                .map_err(|e| format!("fexit on {CAP_FUNCTION} refused: {}", brief(&e))),
+            (_, Ok(_)) => {
+                let mut links = Vec::new();
+                let res = attach_kprobe(ebpf, CAP_KPROBE_PROGRAM, CAP_FUNCTION)
+                    .map(|l| links.push((CAP_KPROBE_PROGRAM, Link::KProbe(l))))
+                    .and_then(|()| attach_kprobe(ebpf, CAP_KRETPROBE_PROGRAM, CAP_FUNCTION))
+                    .map(|l| links.push((CAP_KRETPROBE_PROGRAM, Link::KProbe(l))));
+                match res {
+                    Ok(()) => Ok(links),
+                    Err(e) => {
+                        // Leave no half pair behind.
+                        for (name, link) in links {
+                            if let (Some(p), Link::KProbe(l)) = (ebpf.program_mut(name), link) {
+                                let _ = <&mut KProbe>::try_from(p).map(|k| {
+                                    let _ = k.detach(l);
+                                    k.unload()
+                                });
+                            }
+                        }
+                        Err(format!("kprobe on {CAP_FUNCTION} refused: {}", brief(&e)))
+                    }
+                }
+            }
+        };
+        match attempt {
+            Ok(links) => return Ok(links),
+            Err(e) => why.push(e),
+        }
+    }
+    Err(why.join("; "))
+}
+
+fn attach_fentry(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    function: &str,
+) -> Result<FEntryLinkId, ProbeError> {
+    let btf = aya::Btf::from_sys_fs().map_err(|e| ProbeError::Map {
+        map: "kernel BTF",
+        message: e.to_string(),
+    })?;
+    let prog: &mut FEntry = ebpf
+        .program_mut(program)
+        .ok_or_else(|| ProbeError::Map {
+            map: "programs",
+            message: format!("program {program} missing from the object"),
+        })?
+        .try_into()
+        .map_err(|source| ProbeError::Program { program, source })?;
+    prog.load(function, &btf)
+        .map_err(|source| ProbeError::Program { program, source })?;
+    // A program loaded but not attached is unloaded: nothing is left in the kernel unused.
+    prog.attach().map_err(|source| {
+        let _ = prog.unload();
+        ProbeError::Program { program, source }
+    })
+}
+
+fn attach_fexit(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    function: &str,
+) -> Result<FExitLinkId, ProbeError> {
+    let btf = aya::Btf::from_sys_fs().map_err(|e| ProbeError::Map {
+        map: "kernel BTF",
+        message: e.to_string(),
+    })?;
+    let prog: &mut FExit = ebpf
+        .program_mut(program)
+        .ok_or_else(|| ProbeError::Map {
+            map: "programs",
+            message: format!("program {program} missing from the object"),
+        })?
+        .try_into()
+        .map_err(|source| ProbeError::Program { program, source })?;
+    prog.load(function, &btf)
+        .map_err(|source| ProbeError::Program { program, source })?;
+    // A program loaded but not attached is unloaded: nothing is left in the kernel unused.
+    prog.attach().map_err(|source| {
+        let _ = prog.unload();
+        ProbeError::Program { program, source }
+    })
+}
+
+fn attach_kprobe(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    function: &str,
+) -> Result<KProbeLinkId, ProbeError> {
+    let prog: &mut KProbe = ebpf
+        .program_mut(program)
+        .ok_or_else(|| ProbeError::Map {
+            map: "programs",
+            message: format!("program {program} missing from the object"),
+        })?
+        .try_into()
+        .map_err(|source| ProbeError::Program { program, source })?;
+    prog.load()
+        .map_err(|source| ProbeError::Program { program, source })?;
+    prog.attach(function, 0).map_err(|source| {
+        let _ = prog.unload();
+        ProbeError::Program { program, source }
+    })
+}
+
 fn attach_btf(
     ebpf: &mut Ebpf,
     program: &'static str,
@@ -700,6 +1036,11 @@ impl log::Log for EbpfLog {
 pub fn task_offsets(vmlinux: &Path) -> Result<TaskOffsets, String> {
     let raw = std::fs::read(vmlinux).map_err(|e| format!("{}: {e}", vmlinux.display()))?;
     let btf = btf::Btf::parse(&raw).map_err(|e| format!("{}: {e}", vmlinux.display()))?;
+    Ok(offsets_from_btf(&btf))
+}
+
+/// [`task_offsets`] from parsed BTF.
+pub fn offsets_from_btf(btf: &btf::Btf) -> TaskOffsets {
     let member = |s: &str, m: &str| {
         btf.member_offset(s, m)
             .and_then(|o| u16::try_from(o).ok())
@@ -721,7 +1062,7 @@ pub fn task_offsets(vmlinux: &Path) -> Result<TaskOffsets, String> {
         .and_then(|o| u16::try_from(o).ok())
         .unwrap_or(OFFSET_ABSENT);
     let pc = |m: &str| member("page_counter", m);
-    Ok(TaskOffsets {
+    TaskOffsets {
         real_parent: off("real_parent"),
         tgid: off("tgid"),
         exit_code: off("exit_code"),
@@ -740,8 +1081,9 @@ pub fn task_offsets(vmlinux: &Path) -> Result<TaskOffsets, String> {
         pc_watermark: pc("watermark"),
         pc_max: pc("max"),
         pc_parent: pc("parent"),
-        _pad: [0; 2],
-    })
+        oc_memcg: member("oom_control", "memcg"),
+        oc_chosen: member("oom_control", "chosen"),
+    }
 }
 
 /// Tracepoint field offsets from the parsed `format` files (absent where missing).
@@ -938,6 +1280,58 @@ mod tests {
         });
         assert_eq!(all, u64::MAX);
         assert_eq!((signal_bit(0), signal_bit(65)), (0, 0));
+    }
+
+    #[test]
+    fn capability_hooks_in_order() {
+        assert_eq!(cap_hooks(None), ["tracepoint", "fexit", "kprobe"]);
+        assert_eq!(cap_hooks(Some("kprobe")), ["kprobe"]);
+        assert_eq!(cap_hooks(Some(" fexit ,bogus,kprobe")), ["fexit", "kprobe"]);
+        assert!(cap_hooks(Some("")).is_empty());
+    }
+
+    #[test]
+    fn mechanisms_from_programs() {
+        let p = |name, hook| AttachedProgram {
+            name,
+            hook,
+            id: None,
+            detached: false,
+            recursion_misses: None,
+        };
+        let m = mechanisms(&[
+            p("sched_process_exec", "tracepoint"),
+            p(CAP_KPROBE_PROGRAM, "kprobe"),
+            p(CAP_KRETPROBE_PROGRAM, "kprobe"),
+        ]);
+        assert_eq!(
+            m.into_iter().collect::<Vec<_>>(),
+            [("capability", "kprobe")]
+        );
+        let m = mechanisms(&[p("cap_capable", "tracepoint")]);
+        assert_eq!(m.get("capability"), Some(&"tracepoint"));
+        assert!(mechanisms(&[p("signal_generate_btf", "tp_btf")]).is_empty());
+        let m = mechanisms(&[
+            p(OOM_FENTRY_PROGRAM, "fentry"),
+            p("mark_victim", "tracepoint"),
+        ]);
+        assert_eq!(
+            m.into_iter().collect::<Vec<_>>(),
+            [("oom_context", "fentry")]
+        );
+    }
+
+    #[test]
+    fn cap_argument_from_this_kernels_btf() {
+        let Ok(raw) = std::fs::read("/sys/kernel/btf/vmlinux") else {
+            crate::test_support::skip("no /sys/kernel/btf/vmlinux on this machine");
+            return;
+        };
+        let btf = btf::Btf::parse(&raw).expect("kernel BTF parses");
+        // Whatever the kernel, `cap` is found by name, and it is where the programs look.
+        let i = cap_arg_index(&btf).expect("cap_capable(.., int cap, ..) in BTF");
+        let params = btf.func_params(CAP_FUNCTION).unwrap();
+        assert_eq!(params[usize::from(i)], ("cap".to_owned(), "int".to_owned()));
     }
 
     #[test]

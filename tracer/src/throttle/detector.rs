@@ -17,11 +17,11 @@
 
 use std::time::Duration;
 
-use super::cgroup_cpu::{CpuSample, Quota};
+use crate::cgroup::{CpuSample, Quota};
 
 /// Run-queue delay percentiles of the cgroup's tasks over the interval (from the kernel
 /// side).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunqueueDelay {
     /// Median wait of runnable tasks before running, in ns.
     pub p50_ns: u64,
@@ -51,7 +51,7 @@ impl Default for DetectorConfig {
 }
 
 /// Which transition an event reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ThrottleKind {
     /// Throttling began.
     Start,
@@ -75,7 +75,7 @@ impl ThrottleKind {
 /// A throttling transition, with the numbers over the window it covers (`interval`): the
 /// last interval for `Start`, the intervals since the previous event for `Ongoing`, the
 /// below-threshold intervals for `Stop`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ThrottleEvent {
     /// Transition.
     pub kind: ThrottleKind,
@@ -390,7 +390,7 @@ impl Default for ThrottleDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::throttle::cgroup_cpu::{parse_v1_cpu_stat, parse_v1_cpuacct_usage, parse_v1_quota};
+    use crate::cgroup::cpu::{parse_v1_cpu_stat, parse_v1_cpuacct_usage, parse_v1_quota};
 
     const Q: Quota = Quota {
         quota_us: 1000,
@@ -497,7 +497,7 @@ mod tests {
 
     #[test]
     fn real_v2_fixture_interval_starts() {
-        use crate::throttle::cgroup_cpu::{parse_v2_cpu_max, parse_v2_cpu_stat};
+        use crate::cgroup::cpu::{parse_v2_cpu_max, parse_v2_cpu_stat};
         let quota = parse_v2_cpu_max(include_str!(
             "../../tests/fixtures/throttle/v2-6.1-cpumax1000-cpu.max"
         ))
