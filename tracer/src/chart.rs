@@ -238,13 +238,45 @@ const SVG_H: f64 = 470.0;
 /// An SVG chart: the memory curve with its limit (top panel), CPU throttling (bottom panel),
 /// and the incidents as vertical lines across both, the time in UTC below.
 pub fn svg(c: &SvgChart<'_>) -> String {
-    let span = (c.to_ns - c.from_ns).max(1) as f64;
-    let x_of = |t: i64| LEFT + ((t - c.from_ns) as f64 / span).clamp(0.0, 1.0) * (RIGHT - LEFT);
     let max = c.memory.iter().map(|&(_, v)| v).max().unwrap_or(0);
-    let top = c.limit.unwrap_or(0).max(max).max(1) as f64 * 1.05;
-    let mem_y = |v: u64| MEM_BOTTOM - (v as f64 / top).min(1.0) * (MEM_BOTTOM - MEM_TOP);
-    let cpu_y = |r: f64| CPU_BOTTOM - r.clamp(0.0, 1.0) * (CPU_BOTTOM - CPU_TOP);
+    let k = Scale {
+        from_ns: c.from_ns,
+        span: (c.to_ns - c.from_ns).max(1) as f64,
+        top: c.limit.unwrap_or(0).max(max).max(1) as f64 * 1.05,
+    };
     let mut s = String::new();
+    svg_frame(&mut s, c, &k);
+    svg_memory(&mut s, c, &k);
+    svg_throttle(&mut s, c, &k);
+    svg_marks(&mut s, c, &k);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Where times, bytes and ratios go on the picture.
+struct Scale {
+    from_ns: i64,
+    span: f64,
+    /// The memory panel's top, in bytes.
+    top: f64,
+}
+
+impl Scale {
+    fn x(&self, t: i64) -> f64 {
+        LEFT + ((t - self.from_ns) as f64 / self.span).clamp(0.0, 1.0) * (RIGHT - LEFT)
+    }
+
+    fn mem_y(&self, v: u64) -> f64 {
+        MEM_BOTTOM - (v as f64 / self.top).min(1.0) * (MEM_BOTTOM - MEM_TOP)
+    }
+
+    fn cpu_y(r: f64) -> f64 {
+        CPU_BOTTOM - r.clamp(0.0, 1.0) * (CPU_BOTTOM - CPU_TOP)
+    }
+}
+
+/// The title, the two panels with their grids and scales, the time axis.
+fn svg_frame(s: &mut String, c: &SvgChart<'_>, k: &Scale) {
     let _ = writeln!(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{SVG_W}" height="{SVG_H}" viewBox="0 0 {SVG_W} {SVG_H}" font-family="sans-serif" font-size="12">"#
@@ -276,8 +308,8 @@ pub fn svg(c: &SvgChart<'_>) -> String {
         );
     }
     for f in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let v = (top / 1.05 * f) as u64;
-        let y = mem_y(v);
+        let v = (k.top / 1.05 * f) as u64;
+        let y = k.mem_y(v);
         let _ = writeln!(
             s,
             r##"<line x1="{LEFT}" y1="{y:.1}" x2="{RIGHT}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
@@ -287,7 +319,7 @@ pub fn svg(c: &SvgChart<'_>) -> String {
         );
     }
     for f in [0.0, 0.5, 1.0] {
-        let y = cpu_y(f);
+        let y = Scale::cpu_y(f);
         let _ = writeln!(
             s,
             r##"<line x1="{LEFT}" y1="{y:.1}" x2="{RIGHT}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{:.0}%</text>"##,
@@ -299,7 +331,7 @@ pub fn svg(c: &SvgChart<'_>) -> String {
     // Time axis: five ticks, UTC time of day.
     for i in 0..=4 {
         let t = c.from_ns + ((c.to_ns - c.from_ns) as f64 * f64::from(i) / 4.0) as i64;
-        let x = x_of(t);
+        let x = k.x(t);
         let label = crate::clock::utc_ms(t);
         let label = label.split_once(' ').map_or(label.as_str(), |(_, t)| t);
         // The outer labels stay inside the picture.
@@ -316,11 +348,14 @@ pub fn svg(c: &SvgChart<'_>) -> String {
             xml_escape(label)
         );
     }
-    // Memory: a step curve, filled below.
+}
+
+/// The memory curve (a step curve, filled below) and the limit.
+fn svg_memory(s: &mut String, c: &SvgChart<'_>, k: &Scale) {
     let pts = step_points(
-        c.memory.iter().map(|&(t, v)| (x_of(t), mem_y(v))),
+        c.memory.iter().map(|&(t, v)| (k.x(t), k.mem_y(v))),
         // Not held past the last sample: the container may be gone after it.
-        c.memory.last().map_or(LEFT, |&(t, _)| x_of(t)),
+        c.memory.last().map_or(LEFT, |&(t, _)| k.x(t)),
     );
     if let (Some(first), Some(last)) = (pts.first(), pts.last()) {
         let line = points_attr(&pts);
@@ -342,7 +377,7 @@ pub fn svg(c: &SvgChart<'_>) -> String {
         );
     }
     if let Some(limit) = c.limit {
-        let y = mem_y(limit);
+        let y = k.mem_y(limit);
         let _ = writeln!(
             s,
             r##"<line x1="{LEFT}" y1="{y:.1}" x2="{RIGHT}" y2="{y:.1}" stroke="#d0021b" stroke-width="1.5" stroke-dasharray="6,4"/><text x="{}" y="{:.1}" text-anchor="end" fill="#d0021b">limit {}</text>"##,
@@ -351,10 +386,13 @@ pub fn svg(c: &SvgChart<'_>) -> String {
             xml_escape(&bytes(limit))
         );
     }
-    // Throttling: a step area.
+}
+
+/// The throttled ratio, a step area.
+fn svg_throttle(s: &mut String, c: &SvgChart<'_>, k: &Scale) {
     let pts = step_points(
-        c.throttle.iter().map(|&(t, r)| (x_of(t), cpu_y(r))),
-        x_of(c.to_ns),
+        c.throttle.iter().map(|&(t, r)| (k.x(t), Scale::cpu_y(r))),
+        k.x(c.to_ns),
     );
     if let (Some(first), Some(last)) = (pts.first(), pts.last()) {
         let _ = writeln!(
@@ -372,9 +410,12 @@ pub fn svg(c: &SvgChart<'_>) -> String {
             (CPU_TOP + CPU_BOTTOM) / 2.0 + 4.0
         );
     }
-    // Incidents, their labels staggered so that neighbours stay readable.
+}
+
+/// Incidents as vertical lines, their labels staggered so that neighbours stay readable.
+fn svg_marks(s: &mut String, c: &SvgChart<'_>, k: &Scale) {
     for (i, m) in c.marks.iter().enumerate() {
-        let x = x_of(m.ts_ns);
+        let x = k.x(m.ts_ns);
         // Below the limit's label, which sits at the top of the panel.
         let y = MEM_TOP + 30.0 + 14.0 * (i % 4) as f64;
         let anchor = if x > (LEFT + RIGHT) / 2.0 {
@@ -392,8 +433,6 @@ pub fn svg(c: &SvgChart<'_>) -> String {
             xml_escape(&m.label)
         );
     }
-    s.push_str("</svg>\n");
-    s
 }
 
 /// The points of a step curve through `points` (each value held until the next), held to

@@ -17,6 +17,7 @@
 //!     units, names
 //! inspect: a container's namespaces, capabilities, process tree and limits, read on demand
 //! advise: a least-privilege capability proposal from the checks the journal recorded
+//! postmortem: the story of a container's end (OOM kills, kills, stops), from the journal alone
 //! chart: sparklines, braille and SVG charts of memory and throttling (postmortem, top)
 //! ```
 
@@ -65,8 +66,9 @@ pub mod session;
 // On demand: one container's identity, namespaces, capabilities, processes, limits.
 pub mod inspect;
 
-// On demand, from the journal: a least-privilege capability proposal.
+// On demand, from the journal: a least-privilege capability proposal, a container's end.
 pub mod advise;
+pub mod postmortem;
 
 /// Helpers shared by unit tests.
 #[cfg(test)]

@@ -45,7 +45,9 @@ pub fn effective_from_status(status: &str) -> Option<u64> {
 
 /// This process's effective capabilities (`None` when /proc cannot say).
 pub fn effective() -> Option<u64> {
-    effective_from_status(&std::fs::read_to_string("/proc/self/status").ok()?)
+    effective_from_status(
+        &crate::host::proc::read_lossy(crate::host::proc::root(), "self", "status").ok()?,
+    )
 }
 
 /// Those of `required` that `effective` lacks. CAP_SYS_ADMIN holds the powers of CAP_BPF and

@@ -1019,117 +1019,12 @@ pub struct ReplaySummary {
 /// answers it got from the host, into `sink`: the same events, incidents, updates, losses and
 /// warnings, at the same times. Needs no kernel, no root and no runtime.
 pub fn replay(header: &capture::Header, tape: Tape, sink: &mut dyn Sink) -> ReplaySummary {
-    let mut pipeline = Pipeline::new();
-    pipeline.procs.set_lookup(Some(Box::new(capture::Lookup {
-        live: None,
-        tape: tape.clone(),
-    })));
-    if header.victims_in_kernel {
-        pipeline.victims = Some(crate::pipeline::Victims(Box::new(capture::KernelVictims {
-            live: None,
-            tape: tape.clone(),
-        })));
-    }
-    let (feed, _) = mpsc::channel(1);
-    let mut flow = Flow {
-        pipeline,
-        resolver: Resolver::new(resolve::Config {
-            docker_root: None,
-            ..resolve::Config::default()
-        }),
-        correlator: Correlator::new(capture::Memory {
-            live: None,
-            tape: Some(tape.clone()),
-        }),
-        feed,
-        recorder: None,
-        ctx: Context {
-            host: header.host.clone(),
-            clock: BootClock::fixed(header.realtime_at_boot_ns),
-        },
-        enrichment_failures: 0,
-        ring_peak: 0,
-        losses: LossTracker::default(),
-        tape: Some(tape.clone()),
-        replay: true,
-    };
+    let mut flow = Flow::replaying(header, &tape);
     let mut summary = ReplaySummary::default();
     let mut stray = 0;
     while let Some(frame) = tape.next() {
-        match frame {
-            Frame::Record { b } => {
-                summary.records += 1;
-                use base64::Engine as _;
-                match base64::engine::general_purpose::STANDARD.decode(b.as_bytes()) {
-                    Ok(bytes) => {
-                        if let Some(ev) = flow.pipeline.ingest(&bytes) {
-                            flow.handle(&ev, sink);
-                        }
-                    }
-                    Err(_) => flow.pipeline.decode_errors += 1,
-                }
-            }
-            Frame::Seed { boot_ns, tasks } => flow.pipeline.procs.seed_from(&tasks, boot_ns),
-            Frame::Update {
-                boot_ns,
-                cgroup_id,
-                c,
-                reason,
-            } => match tape.container_at(c) {
-                Some(container) => {
-                    let reason = Update::REASONS
-                        .into_iter()
-                        .find(|r| *r == reason)
-                        .unwrap_or("changed");
-                    let u = Update {
-                        cgroup_id,
-                        container,
-                        reason,
-                        boot_ns,
-                    };
-                    flow.update(&u, sink);
-                }
-                None => stray += 1,
-            },
-            Frame::Warning { text } => flow.warn(&text, sink),
-            Frame::Throttle { boot_ns, c, ev } => match tape.container_at(c) {
-                Some(container) => flow.throttle(&container, &ev, boot_ns, sink),
-                None => stray += 1,
-            },
-            Frame::Report {
-                boot_ns,
-                window_ns,
-                caps,
-                counters,
-            } => {
-                let caps = caps.map(|v| v.iter().map(CapFrame::slot).collect());
-                let counters = counters.map(|v| {
-                    let mut out = [KindCounters::default(); kind::COUNT];
-                    for (c, [attempts, lost, read_errors, filtered]) in out.iter_mut().zip(v) {
-                        *c = KindCounters {
-                            attempts,
-                            lost_ringbuf_full: lost,
-                            read_errors,
-                            filtered,
-                        };
-                    }
-                    out
-                });
-                flow.report(boot_ns, window_ns, caps, counters, sink);
-            }
-            Frame::End { stats } => {
-                for i in flow.correlator.flush() {
-                    flow.incident(&i, sink);
-                }
-                summary.complete = true;
-                summary.stats = stats;
-            }
-            // An answer no one asked for: the flow took another path than the live one.
-            Frame::Attrs { .. }
-            | Frame::Proc { .. }
-            | Frame::Victim { .. }
-            | Frame::Memory { .. }
-            | Frame::Container { .. } => stray += 1,
+        if !flow.replay_frame(frame, &tape, sink, &mut summary) {
+            stray += 1;
         }
         if sink.flush() == Next::Stop {
             break;
@@ -1146,6 +1041,138 @@ pub fn replay(header: &capture::Header, tape: Tape, sink: &mut dyn Sink) -> Repl
     summary.decode_errors = flow.pipeline.decode_errors;
     summary.out_of_step = tape.out_of_step() + stray;
     summary
+}
+
+impl Flow {
+    /// A flow whose every question to the host is answered by the tape.
+    fn replaying(header: &capture::Header, tape: &Tape) -> Flow {
+        let mut pipeline = Pipeline::new();
+        pipeline.procs.set_lookup(Some(Box::new(capture::Lookup {
+            live: None,
+            tape: tape.clone(),
+        })));
+        if header.victims_in_kernel {
+            pipeline.victims = Some(crate::pipeline::Victims(Box::new(capture::KernelVictims {
+                live: None,
+                tape: tape.clone(),
+            })));
+        }
+        let (feed, _) = mpsc::channel(1);
+        Flow {
+            pipeline,
+            resolver: Resolver::new(resolve::Config {
+                docker_root: None,
+                ..resolve::Config::default()
+            }),
+            correlator: Correlator::new(capture::Memory {
+                live: None,
+                tape: Some(tape.clone()),
+            }),
+            feed,
+            recorder: None,
+            ctx: Context {
+                host: header.host.clone(),
+                clock: BootClock::fixed(header.realtime_at_boot_ns),
+            },
+            enrichment_failures: 0,
+            ring_peak: 0,
+            losses: LossTracker::default(),
+            tape: Some(tape.clone()),
+            replay: true,
+        }
+    }
+
+    /// Replays one frame as the live session did; false for a frame out of step (an answer
+    /// no one asked for, or a container the tape never named).
+    fn replay_frame(
+        &mut self,
+        frame: Frame,
+        tape: &Tape,
+        sink: &mut dyn Sink,
+        summary: &mut ReplaySummary,
+    ) -> bool {
+        match frame {
+            Frame::Record { b } => {
+                summary.records += 1;
+                use base64::Engine as _;
+                match base64::engine::general_purpose::STANDARD.decode(b.as_bytes()) {
+                    Ok(bytes) => {
+                        if let Some(ev) = self.pipeline.ingest(&bytes) {
+                            self.handle(&ev, sink);
+                        }
+                    }
+                    Err(_) => self.pipeline.decode_errors += 1,
+                }
+            }
+            Frame::Seed { boot_ns, tasks } => self.pipeline.procs.seed_from(&tasks, boot_ns),
+            Frame::Update {
+                boot_ns,
+                cgroup_id,
+                c,
+                reason,
+            } => {
+                let Some(container) = tape.container_at(c) else {
+                    return false;
+                };
+                let reason = Update::REASONS
+                    .into_iter()
+                    .find(|r| *r == reason)
+                    .unwrap_or("changed");
+                let u = Update {
+                    cgroup_id,
+                    container,
+                    reason,
+                    boot_ns,
+                };
+                self.update(&u, sink);
+            }
+            Frame::Warning { text } => self.warn(&text, sink),
+            Frame::Throttle { boot_ns, c, ev } => {
+                let Some(container) = tape.container_at(c) else {
+                    return false;
+                };
+                self.throttle(&container, &ev, boot_ns, sink);
+            }
+            Frame::Report {
+                boot_ns,
+                window_ns,
+                caps,
+                counters,
+            } => {
+                let caps = caps.map(|v| v.iter().map(CapFrame::slot).collect());
+                let counters = counters.map(|v| kind_counters(&v));
+                self.report(boot_ns, window_ns, caps, counters, sink);
+            }
+            Frame::End { stats } => {
+                for i in self.correlator.flush() {
+                    self.incident(&i, sink);
+                }
+                summary.complete = true;
+                summary.stats = stats;
+            }
+            // An answer no one asked for: the flow took another path than the live one.
+            Frame::Attrs { .. }
+            | Frame::Proc { .. }
+            | Frame::Victim { .. }
+            | Frame::Memory { .. }
+            | Frame::Container { .. } => return false,
+        }
+        true
+    }
+}
+
+/// Per-kind counters from a capture's `[attempts, lost, read_errors, filtered]` rows.
+fn kind_counters(rows: &[[u64; 4]]) -> [KindCounters; kind::COUNT] {
+    let mut out = [KindCounters::default(); kind::COUNT];
+    for (c, &[attempts, lost, read_errors, filtered]) in out.iter_mut().zip(rows) {
+        *c = KindCounters {
+            attempts,
+            lost_ringbuf_full: lost,
+            read_errors,
+            filtered,
+        };
+    }
+    out
 }
 
 /// The warning for program runs the kernel skipped: how many since the last one, and which

@@ -20,6 +20,7 @@ use tracer::{
     advise::{self, Advice, Check, Held, Tally},
     clock::utc_seconds,
     container::short_id,
+    host,
     inspect::{read_status, CapSet},
     journal::{self, ContainerRow, Journal, RecordFilter},
     record::Record,
@@ -111,7 +112,7 @@ fn live_held(c: &ContainerRow) -> Option<Held> {
         .find(|f| f.id == c.id)?
         .init_pid?;
     // The pid is the container's still (not reused by a process elsewhere).
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let cgroup = host::proc::read_lossy(host::proc::root(), pid, "cgroup").ok()?;
     if !cgroup.contains(&c.id) {
         return None;
     }
