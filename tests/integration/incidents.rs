@@ -601,3 +601,168 @@ fn oom_breakdown_names_anon_of_an_anon_hog() {
     eprintln!("{expl}\n{}", oom["memory"]);
     w.stop();
 }
+
+/// `--restart on-failure:5 -m 32m … tail /dev/zero`: Docker brings the container back after
+/// each OOM kill, with a growing backoff; from the third death on, each death is a
+/// `restart_loop` naming every death's cause and the time to each restart.
+#[test]
+fn docker_restart_policy_oom_loop_is_one_restart_loop() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let name = "ctrace-it-inc-restart-loop";
+    let w = Watch::start(&bin, &[]);
+    let c = DockerContainer::run(
+        name,
+        &["--restart", "on-failure:5", "-m", "32m"],
+        &["tail", "/dev/zero"],
+    );
+    // Five restarts: six deaths, the last one for good.
+    let last = w.wait_for(
+        "the restart_loop of the sixth death",
+        Duration::from_secs(120),
+        |v| v["type"] == "restart_loop" && get(v, "container.name") == name && v["count"] == 6,
+    );
+    assert_eq!(c.wait(WAIT), 137);
+    let (records, _) = w.stop();
+    let loops: Vec<&Value> = records
+        .iter()
+        .filter(|v| v["type"] == "restart_loop" && get(v, "container.name") == name)
+        .collect();
+    // The third, fourth, fifth and sixth deaths; one loop (one `since`).
+    let counts: Vec<u64> = loops.iter().map(|v| v["count"].as_u64().unwrap()).collect();
+    assert_eq!(counts, [3, 4, 5, 6], "{loops:?}");
+    assert!(
+        loops.iter().all(|v| v["since"] == last["since"]),
+        "{loops:?}"
+    );
+    let deaths = last["deaths"].as_array().unwrap();
+    assert_eq!(deaths.len(), 6, "{last}");
+    for (i, d) in deaths.iter().enumerate() {
+        assert_eq!(d["cause"], "oom_killed", "{last}");
+        assert_eq!(get(d, "exit.exit_code"), 137, "{last}");
+        assert_eq!(d["limit_bytes"], 32u64 << 20, "{last}");
+        if i < 5 {
+            // Docker's backoff before each restart: 100 ms, doubling.
+            let after = d["restarted_after_s"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{last}"));
+            assert!(after > 0.0, "{last}");
+        } else {
+            assert!(d["restarted_after_s"].is_null(), "never restarted: {last}");
+        }
+    }
+    let expl = last["explanation"].as_str().unwrap();
+    assert!(
+        expl.starts_with(&format!(
+            "{name} (docker) is in a restart loop: 6 deaths in "
+        )) && expl.contains("each OOM-killed at its 32 MiB limit; restarted after "),
+        "{expl}"
+    );
+    // Every death was also told on its own, as before.
+    let stops = records
+        .iter()
+        .filter(|v| v["type"] == "container_stop" && get(v, "container.name") == name)
+        .count();
+    assert_eq!(stops, 6, "six container_stop records");
+}
+
+/// Who held the memory: an init holding 40 MiB (an awk string) and a child that allocates
+/// until the 128 MiB limit. The child is the victim; the kernel's own report (`/dev/kmsg`)
+/// lists both with their RSS, and the container goes on: not a restart.
+#[test]
+fn oom_kill_lists_the_tasks_that_held_the_memory() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let name = "ctrace-it-inc-oom-tasks";
+    let w = Watch::start(&bin, &[]);
+    let c = DockerContainer::run(
+        name,
+        &["-m", "128m"],
+        &[
+            "busybox",
+            "awk",
+            r#"BEGIN { s = sprintf("%40000000s", "x"); system("tail /dev/zero"); system("sleep 300") }"#,
+        ],
+    );
+    let init = c.init_pid();
+    let oom = oom_of(&w, name);
+    let tasks = &oom["tasks"];
+    assert_eq!(tasks["source"], "kmsg", "{oom}");
+    assert_eq!(tasks["listed"], 2, "{oom}");
+    let top = tasks["top"].as_array().unwrap();
+    let victim = get(&oom, "victim.pid").as_u64().unwrap();
+    assert_eq!(top[0]["pid"], victim, "the victim holds the most: {oom}");
+    assert_eq!(top[0]["comm"], "tail", "{oom}");
+    let holder = top
+        .iter()
+        .find(|t| t["pid"] == u64::from(init))
+        .unwrap_or_else(|| panic!("the init is listed: {oom}"));
+    let held = holder["rss_bytes"].as_u64().unwrap();
+    assert!(held >= 38 << 20, "the init holds its 40 MB string: {oom}");
+    assert_eq!(oom["container_stopped"], false, "{oom}");
+    let expl = oom["explanation"].as_str().unwrap();
+    assert!(
+        expl.contains("; largest of its 2 tasks: tail (pid "),
+        "{expl}"
+    );
+    assert!(
+        expl.ends_with(&format!("{name} goes on (its init lives): not a restart")),
+        "{expl}"
+    );
+    drop(c);
+    w.stop();
+}
+
+/// A SIGKILL from a userspace OOM killer (a program named `earlyoom`) is an `oom_kill` with
+/// `scope: userspace`, the killer named and the cgroup's memory pressure, not a kill.
+#[test]
+fn a_userspace_oom_killers_sigkill_is_an_oom_kill() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let name = "ctrace-it-inc-earlyoom";
+    let dir = ctrace_tests::TempDir::new("earlyoom");
+    // comm of a script is its file's name.
+    let killer = dir.0.join("earlyoom");
+    std::fs::write(&killer, "#!/bin/sh\nkill -9 \"$1\"\n").unwrap();
+    let mut perms = std::fs::metadata(&killer).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&killer, perms).unwrap();
+    let w = Watch::start(&bin, &[]);
+    let c = DockerContainer::run(name, &["-m", "64m"], &["sleep", "300"]);
+    let init = c.init_pid();
+    let st = Command::new(&killer)
+        .arg(init.to_string())
+        .status_bounded()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(c.wait(WAIT), 137);
+    let oom = oom_of(&w, name);
+    assert_eq!(oom["scope"], "userspace", "{oom}");
+    assert_eq!(get(&oom, "trigger.comm"), "earlyoom", "{oom}");
+    assert_eq!(get(&oom, "victim.pid"), u64::from(init), "{oom}");
+    assert_eq!(oom["container_stopped"], true, "{oom}");
+    assert_eq!(get(&oom, "memory.limit_bytes"), 64u64 << 20, "{oom}");
+    let expl = oom["explanation"].as_str().unwrap();
+    assert!(
+        expl.contains("was OOM-killed: the userspace OOM killer earlyoom (pid "),
+        "{expl}"
+    );
+    let (records, _) = w.stop();
+    assert!(
+        !records
+            .iter()
+            .any(|v| v["type"] == "kill" && get(v, "container.name") == name),
+        "not a kill as well"
+    );
+    let stop = records
+        .iter()
+        .find(|v| v["type"] == "container_stop" && get(v, "container.name") == name)
+        .expect("container_stop");
+    assert_eq!(stop["reason"], "oom_killed", "{stop}");
+}

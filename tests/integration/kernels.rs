@@ -1,10 +1,11 @@
 //! The kernel matrix's facts on this host: capability records have the shape `cargo xtask
 //! vm-test` requires of 6.1 and 6.12 guests (fexit or kprobes there, whatever hook serves them
-//! here), checked by the same code (`ctrace_tests::expect`), and `watch` names its hook.
+//! here), checked by the same code (`ctrace_tests::expect`), and `watch` names its hook;
+//! `ctrace doctor` reports the mechanisms the VMs assert for their kernels, here for this one.
 
 use std::time::Duration;
 
-use ctrace_tests::{expect, require, require_docker, DockerContainer, Watch};
+use ctrace_tests::{expect, require, require_docker, Bounded as _, DockerContainer, Watch};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -92,4 +93,122 @@ fn capability_checks_without_a_usable_hook_are_disabled_loudly() {
         .find(|v| v["type"] == "stats")
         .expect("a closing stats record");
     assert!(expect::capability_mechanism(stats).is_err(), "{stats}");
+}
+
+/// `ctrace doctor --json` on this host: a report that holds together, every core feature on
+/// (exit 0), and the mechanisms this kernel (6.18, the CI machines' kind) gives: capability
+/// checks through the tracepoint, the same hook `watch` reports in its stats record.
+#[test]
+fn doctor_reports_this_kernels_mechanisms() {
+    let Some(bin) = require() else { return };
+    let doctor = |args: &[&str], env: &[(&str, &str)]| {
+        std::process::Command::new(&bin)
+            .arg("doctor")
+            .args(args)
+            .envs(env.iter().copied())
+            .output_bounded()
+            .expect("ctrace doctor runs")
+    };
+    let out = doctor(&["--json"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("doctor --json is JSON");
+    expect::doctor_report(&v).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "every core feature on: {stdout}"
+    );
+    assert_eq!(expect::doctor_hook(&v, "capability"), Ok("tracepoint"));
+    assert_eq!(expect::doctor_hook(&v, "exec_exit"), Ok("tracepoint"));
+    assert_eq!(expect::doctor_hook(&v, "oom"), Ok("tracepoint"));
+    // fentry is refused here (EPERM): the OOM killer's context is not read, and doctor says
+    // why with the errno; the figures come from the BTF-typed mark_victim instead.
+    let fentry = expect::doctor_hook_status(&v, "fentry", "oom_kill_process").expect("tried");
+    if fentry["status"] == "refused" {
+        assert!(fentry["errno"].as_i64().is_some(), "{fentry}");
+        assert_ne!(
+            expect::doctor_hook(&v, "oom_kernel_figures"),
+            Ok("fentry"),
+            "{v}"
+        );
+    }
+    // The fallbacks are reported as not needed, not as failures.
+    let fexit = expect::doctor_hook_status(&v, "fexit", "cap_capable").expect("listed");
+    assert_eq!(fexit["status"], "not_tried", "{fexit}");
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(v["kernel"]["release"], release.trim());
+
+    // For people: the same facts, and the verdict.
+    let out = doctor(&[], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.lines().any(
+            |l| l.split_whitespace().collect::<Vec<_>>()[..].starts_with(&[
+                "capability",
+                "on",
+                "tracepoint",
+                "capability:cap_capable"
+            ])
+        ),
+        "{text}"
+    );
+    assert!(text.ends_with("every core feature is on\n"), "{text}");
+}
+
+/// A core feature off (capability checks, with every hook forbidden) makes doctor exit 1 and
+/// say which, with why.
+#[test]
+fn doctor_exits_non_zero_when_a_core_feature_is_off() {
+    let Some(bin) = require() else { return };
+    let doctor = |args: &[&str]| {
+        std::process::Command::new(&bin)
+            .arg("doctor")
+            .args(args)
+            .env("CTRACE_CAP_HOOKS", "")
+            .output_bounded()
+            .expect("ctrace doctor runs")
+    };
+    let out = doctor(&["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    expect::doctor_report(&v).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["ok"], false);
+    let err = expect::doctor_hook(&v, "capability").unwrap_err();
+    assert!(err.contains("not allowed by CTRACE_CAP_HOOKS"), "{err}");
+    let out = doctor(&[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.ends_with("core feature(s) off: capability\n"),
+        "{text}"
+    );
+}
+
+/// Not root: doctor cannot load the programs to check the kernel side. It still prints what it
+/// can (the kernel, cgroups, runtimes), every eBPF feature off with the reason, one error line,
+/// and exits 2, not 1: nothing was found off, it could not look.
+#[test]
+fn doctor_without_root_reports_what_it_can_and_exits_2() {
+    let Some(bin) = require() else { return };
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&bin)
+        .args(["doctor", "--json"])
+        .output_bounded()
+        .expect("setpriv");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    expect::doctor_report(&v).unwrap();
+    assert!(
+        v["load_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("must run as root")),
+        "{v}"
+    );
+    let why = expect::doctor_hook(&v, "capability").unwrap_err();
+    assert!(why.contains("no eBPF programs"), "{why}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("ctrace: error: "), "{err}");
 }

@@ -7,7 +7,7 @@ use ctrace_tests::{get, require, require_docker, Bounded as _, DockerContainer, 
 use serde_json::Value;
 
 /// Every record type: the library's own list.
-const ALL_TYPES: [&str; 17] = tracer::record::Record::TYPES;
+const ALL_TYPES: [&str; 18] = tracer::record::Record::TYPES;
 
 #[test]
 fn every_record_type_validates_against_the_schema() {
@@ -52,6 +52,12 @@ fn every_record_type_validates_against_the_schema() {
         &["--cap-drop", "ALL"],
         &["chown", "1", "/tmp"],
     );
+    // Three deaths in a row: a restart loop.
+    let looping = DockerContainer::run(
+        "ctrace-it-schema-loop",
+        &["--restart", "on-failure:2", "-m", "32m"],
+        &["tail", "/dev/zero"],
+    );
     let victim = DockerContainer::run("ctrace-it-schema-kill", &[], &["sleep", "300"]);
     let slow = DockerContainer::run(
         "ctrace-it-schema-slow",
@@ -76,11 +82,15 @@ fn every_record_type_validates_against_the_schema() {
     w.wait_for("cpu_throttle", Duration::from_secs(30), |v| {
         v["type"] == "cpu_throttle"
     });
-    let ids: Vec<String> = [&oom, &cap, &victim, &slow]
+    w.wait_for("restart_loop", Duration::from_secs(60), |v| {
+        v["type"] == "restart_loop"
+    });
+    looping.wait(Duration::from_secs(30));
+    let ids: Vec<String> = [&oom, &cap, &victim, &slow, &looping]
         .iter()
         .map(|c| c.id.clone())
         .collect();
-    drop((oom, cap, victim, slow));
+    drop((oom, cap, victim, slow, looping));
     // Markers instead of a pause: a cgroup can be removed only once every process in it has
     // exited, so once the watch printed each container's cgroup_rmdir it has handled their
     // exits, with the kills and stops they complete, and all of it is validated below.

@@ -124,6 +124,107 @@ pub fn capability_start_line(mechanism: &str) -> &'static str {
     }
 }
 
+/// The features of `ctrace doctor --json`, in its order.
+pub const DOCTOR_FEATURES: &[&str] = &[
+    "exec_exit",
+    "kills",
+    "oom",
+    "oom_kernel_figures",
+    "capability",
+    "runq_delay",
+    "throttling",
+    "docker",
+    "containerd",
+    "runc",
+    "journal",
+];
+
+/// The features whose absence makes `ctrace doctor` exit non-zero.
+pub const DOCTOR_CORE: &[&str] = &["exec_exit", "kills", "oom", "capability", "throttling"];
+
+/// A `ctrace doctor --json` report that holds together: the kernel described, every feature
+/// in order with the documented fields, a hook named by a feature attached among the hooks
+/// tried, every refusal with its error, and `ok` true exactly when every core feature is on.
+pub fn doctor_report(v: &Value) -> Result<(), String> {
+    let fail = |why: String| Err(format!("doctor: {why} in {v}"));
+    let k = &v["kernel"];
+    if k["release"].as_str().is_none_or(str::is_empty) {
+        return fail("no kernel release".into());
+    }
+    if !["v1", "hybrid", "v2", "none"].contains(&k["cgroup_mode"].as_str().unwrap_or("")) {
+        return fail(format!("cgroup mode {}", k["cgroup_mode"]));
+    }
+    let features = v["features"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let names: Vec<&str> = features
+        .iter()
+        .filter_map(|f| f["feature"].as_str())
+        .collect();
+    if names != DOCTOR_FEATURES {
+        return fail(format!("features {names:?}"));
+    }
+    let hooks = v["hooks"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    for h in hooks {
+        let status = h["status"].as_str().unwrap_or("");
+        let complete = match status {
+            "attached" => true,
+            "refused" => h["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "absent" | "not_tried" => h["why"].as_str().is_some_and(|e| !e.is_empty()),
+            _ => false,
+        };
+        if !complete || h["hook"].as_str().is_none() || h["target"].as_str().is_none() {
+            return fail(format!("hook {h}"));
+        }
+    }
+    let mut all_core = true;
+    for f in features {
+        let name = f["feature"].as_str().unwrap_or("");
+        let (Some(on), Some(core)) = (f["on"].as_bool(), f["core"].as_bool()) else {
+            return fail(format!("feature {f}"));
+        };
+        if core != DOCTOR_CORE.contains(&name) {
+            return fail(format!("{name} core {core}"));
+        }
+        if f["mechanism"].as_str().is_none_or(str::is_empty) {
+            return fail(format!("{name} without a mechanism or reason"));
+        }
+        if let Some(hook) = f["hook"].as_str() {
+            let served = hooks
+                .iter()
+                .any(|h| h["hook"] == hook && h["status"] == "attached");
+            if !on || !served {
+                return fail(format!("{name} names hook {hook}, which is not attached"));
+            }
+        }
+        all_core &= on || !core;
+    }
+    if v["ok"] != all_core {
+        return fail(format!("ok is not {all_core}"));
+    }
+    Ok(())
+}
+
+/// The hook serving `feature` in a doctor report; an error when the feature is off.
+pub fn doctor_hook<'a>(v: &'a Value, feature: &str) -> Result<&'a str, String> {
+    let f = v["features"]
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["feature"] == feature))
+        .ok_or_else(|| format!("doctor: no feature {feature}"))?;
+    if f["on"] != true {
+        return Err(format!("doctor: {feature} is off: {}", f["mechanism"]));
+    }
+    f["hook"]
+        .as_str()
+        .ok_or_else(|| format!("doctor: {feature} names no hook: {f}"))
+}
+
+/// The status of `hook` on `target` among the hooks doctor tried (`attached`, `refused`, ...).
+pub fn doctor_hook_status<'a>(v: &'a Value, hook: &str, target: &str) -> Option<&'a Value> {
+    v["hooks"]
+        .as_array()?
+        .iter()
+        .find(|h| h["hook"] == hook && h["target"] == target)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -156,6 +257,44 @@ mod tests {
         assert!(capability_record(&allowed, "CAP_CHOWN", 0, "allowed", "chown").is_err());
         allowed["ret"] = json!(0);
         capability_record(&allowed, "CAP_CHOWN", 0, "allowed", "chown").unwrap();
+    }
+
+    #[test]
+    fn doctor_reports_hold_together() {
+        let mut v = json!({
+            "kernel": {"release": "6.1.0-57-amd64", "cgroup_mode": "v2"},
+            "hooks": [
+                {"hook": "tracepoint", "target": "capability:cap_capable", "program": "cap_capable",
+                 "status": "absent", "why": "the tracepoint does not exist on this kernel"},
+                {"hook": "fexit", "target": "cap_capable", "program": "cap_capable_fexit",
+                 "status": "attached"},
+                {"hook": "fentry", "target": "oom_kill_process", "program": "x",
+                 "status": "refused", "errno": 1, "error": "EPERM"}
+            ],
+            "features": DOCTOR_FEATURES.iter().map(|f| json!({
+                "feature": f, "core": DOCTOR_CORE.contains(f), "on": true, "mechanism": "m"
+            })).collect::<Vec<_>>(),
+            "warnings": [],
+            "ok": true
+        });
+        v["features"][4]["hook"] = json!("fexit");
+        doctor_report(&v).unwrap();
+        assert_eq!(doctor_hook(&v, "capability"), Ok("fexit"));
+        assert_eq!(
+            doctor_hook_status(&v, "fentry", "oom_kill_process").unwrap()["errno"],
+            1
+        );
+        // A hook named but not attached, a core feature off with ok true: both caught.
+        let mut bad = v.clone();
+        bad["features"][4]["hook"] = json!("kprobe");
+        assert!(doctor_report(&bad).unwrap_err().contains("not attached"));
+        let mut bad = v.clone();
+        bad["features"][0]["on"] = json!(false);
+        bad["features"][0]["hook"] = Value::Null;
+        assert!(doctor_report(&bad).unwrap_err().contains("ok is not false"));
+        bad["ok"] = json!(false);
+        doctor_report(&bad).unwrap();
+        assert!(doctor_hook(&bad, "exec_exit").is_err());
     }
 
     #[test]

@@ -109,7 +109,9 @@ pub struct TpOffsets {
     pub cga_id: u16,
     pub cga_pid: u16,
     pub cga_path: u16,
-    pub _pad: u16,
+    /// `sched_process_fork`'s `child_comm` where it is a fixed `char[16]` (before 6.10 or so)
+    /// rather than the `__data_loc` string at `fork_child_comm`; `OFFSET_ABSENT` otherwise.
+    pub fork_child_comm_array: u16,
 }
 
 impl TpOffsets {
@@ -149,7 +151,7 @@ impl TpOffsets {
         cga_id: OFFSET_ABSENT,
         cga_pid: OFFSET_ABSENT,
         cga_path: OFFSET_ABSENT,
-        _pad: 0,
+        fork_child_comm_array: OFFSET_ABSENT,
     };
 }
 
@@ -200,6 +202,19 @@ pub struct TaskOffsets {
     pub oc_memcg: u16,
     /// `oom_control.chosen` (`struct task_struct *`: the victim)
     pub oc_chosen: u16,
+    /// `oom_control.chosen_points` (long: the victim's badness, `oom_badness()`)
+    pub oc_chosen_points: u16,
+    /// `oom_control.order` (int: the allocation's order; -1 for a sysrq-forced OOM)
+    pub oc_order: u16,
+    /// `oom_control.constraint` (`enum oom_constraint`: none, cpuset, memory policy, memcg)
+    pub oc_constraint: u16,
+    /// `cgroup_subsys_state.cgroup` (`struct cgroup *`), to name a memory cgroup by its id
+    pub css_cgroup: u16,
+    /// `task_struct.signal` (`struct signal_struct *`)
+    pub task_signal: u16,
+    /// `signal_struct.oom_score_adj` (short)
+    pub signal_oom_score_adj: u16,
+    pub _pad: [u16; 2],
 }
 
 impl TaskOffsets {
@@ -224,6 +239,13 @@ impl TaskOffsets {
         pc_parent: OFFSET_ABSENT,
         oc_memcg: OFFSET_ABSENT,
         oc_chosen: OFFSET_ABSENT,
+        oc_chosen_points: OFFSET_ABSENT,
+        oc_order: OFFSET_ABSENT,
+        oc_constraint: OFFSET_ABSENT,
+        css_cgroup: OFFSET_ABSENT,
+        task_signal: OFFSET_ABSENT,
+        signal_oom_score_adj: OFFSET_ABSENT,
+        _pad: [0; 2],
     };
 
     /// Everything the BTF-typed `signal_generate` program reads from the target task.
@@ -358,6 +380,10 @@ pub mod exit_flags {
     pub const GROUP_DEAD: u32 = 1 << 0;
     /// `exit_code` was read from the task.
     pub const CODE_VALID: u32 = 1 << 1;
+    /// The tracepoint has no `group_dead` field on this kernel (6.12 and older): whether the
+    /// group is gone is not known, and [`GROUP_DEAD`] says nothing. Set rather than a "known"
+    /// bit so that records captured before it existed still read as known.
+    pub const GROUP_DEAD_UNKNOWN: u32 = 1 << 2;
 }
 
 /// `sched:sched_process_exit`. Header: the exiting task.
@@ -482,8 +508,42 @@ pub struct OomVictimTask {
     pub cgroup_id: u64,
     pub boot_ns: u64,
     /// The memory counter with the lowest limit on the way from the victim's memory cgroup to
-    /// the root (the nearest one on ties), read at the OOM.
+    /// the root (the nearest one on ties), read at the OOM; with [`oom_context::READ`], the
+    /// counter of the memory cgroup whose limit was hit.
     pub memcg: MemcgCounter,
+    /// [`oom_context`] flags: what of the OOM killer's own context was read.
+    pub context_flags: u32,
+    /// `oom_control.order`: the order of the allocation that failed (-1: sysrq).
+    pub order: i32,
+    /// `oom_control.constraint` ([`oom_context::CONSTRAINT_MEMCG`], ...).
+    pub constraint: u32,
+    /// The victim's `signal->oom_score_adj` (-1000..=1000).
+    pub oom_score_adj: i32,
+    /// `oom_control.chosen_points`: the victim's badness as the OOM killer scored it.
+    pub chosen_points: i64,
+    /// cgroup v2 id (kernfs id) of `oom_control.memcg`: the cgroup whose limit was hit; 0 for
+    /// a host-wide OOM or when it could not be read.
+    pub memcg_cgroup_id: u64,
+}
+
+/// [`OomVictimTask::context_flags`]: what `oom_kill_process()`'s `struct oom_control` gave.
+pub mod oom_context {
+    /// Read from the OOM killer's context (else from the victim task at `mark_victim`).
+    pub const READ: u32 = 1 << 0;
+    /// `chosen_points` was read.
+    pub const POINTS: u32 = 1 << 1;
+    /// `oom_score_adj` was read.
+    pub const SCORE_ADJ: u32 = 1 << 2;
+    /// `order` and `constraint` were read.
+    pub const TRIGGER: u32 = 1 << 3;
+    /// `memcg_cgroup_id` was read.
+    pub const MEMCG_ID: u32 = 1 << 4;
+
+    /// `enum oom_constraint` (include/linux/oom.h), stable since 4.19.
+    pub const CONSTRAINT_NONE: u32 = 0;
+    pub const CONSTRAINT_CPUSET: u32 = 1;
+    pub const CONSTRAINT_MEMORY_POLICY: u32 = 2;
+    pub const CONSTRAINT_MEMCG: u32 = 3;
 }
 
 /// [`OomVictimTask::memcg_depth`] when the counters are not there.
@@ -597,12 +657,13 @@ mod tests {
         assert_eq!(size_of::<CgroupEvent>(), 56 + 24 + PATH_LEN);
         assert_eq!(size_of::<CapKey>(), 24);
         assert_eq!(size_of::<CapState>(), 40);
-        assert_eq!(size_of::<OomVictimTask>(), 24 + 32);
+        assert_eq!(size_of::<OomVictimTask>(), 24 + 32 + 16 + 8 + 8);
+        assert_eq!(core::mem::offset_of!(OomVictimTask, chosen_points), 72);
         assert_eq!(core::mem::offset_of!(OomVictimTask, memcg), 24);
         assert_eq!(core::mem::offset_of!(OomVictimTask, cgroup_id), 8);
         assert_eq!(size_of::<TpOffsets>(), 36 * 2);
-        assert_eq!(size_of::<TaskOffsets>(), 20 * 2);
-        assert_eq!(size_of::<Config>(), 48 + 72 + 40);
+        assert_eq!(size_of::<TaskOffsets>(), 28 * 2);
+        assert_eq!(size_of::<Config>(), 48 + 72 + 56);
     }
 
     #[test]

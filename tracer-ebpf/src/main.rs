@@ -25,9 +25,9 @@ use emit::{
     count, current_task, enabled, fill_header, read_comm_at, read_data_loc_str, submit_flags,
 };
 use tracer_common::{
-    counter, exit_flags, kind, signal_flags, CapKey, CapState, CapabilityEvent, CgroupEvent,
-    Config, ExecEvent, ExitEvent, ForkEvent, MemcgCounter, OomVictimEvent, OomVictimTask,
-    SignalEvent, MEMCG_HOST, MEMCG_UNREAD, OFFSET_ABSENT,
+    counter, exit_flags, kind, oom_context, signal_flags, CapKey, CapState, CapabilityEvent,
+    CgroupEvent, Config, ExecEvent, ExitEvent, ForkEvent, MemcgCounter, OomVictimEvent,
+    OomVictimTask, SignalEvent, MEMCG_HOST, MEMCG_UNREAD, OFFSET_ABSENT,
 };
 
 /// Settings and offsets; written by userspace before load (`EbpfLoader::override_global`).
@@ -86,6 +86,10 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         if group_dead != 0 {
             flags |= exit_flags::GROUP_DEAD;
         }
+    } else {
+        // Older kernels' tracepoint has no such field (6.1 and 6.12 do not): userspace is
+        // told it is unknown rather than false.
+        flags |= exit_flags::GROUP_DEAD_UNKNOWN;
     }
     if !is_leader && flags & exit_flags::GROUP_DEAD == 0 && conf!(exit_all_threads) == 0 {
         return 0;
@@ -137,12 +141,19 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
         (*ev).child_pid = emit::read_ctx_u32(&ctx, conf!(tp.fork_child_pid), kind::FORK);
         (*ev)._pad = 0;
         (*ev).child_comm = [0; 16];
-        read_data_loc_str(
-            &ctx,
-            conf!(tp.fork_child_comm),
-            &mut (*ev).child_comm,
-            kind::FORK,
-        );
+        // A `__string` (data_loc) since the comm fields became variable-length; a fixed
+        // `char[16]` on older kernels. Userspace sets the offset of the one this kernel has.
+        let array = conf!(tp.fork_child_comm_array);
+        if array != OFFSET_ABSENT {
+            read_comm_at(&ctx, array, &mut (*ev).child_comm, kind::FORK);
+        } else {
+            read_data_loc_str(
+                &ctx,
+                conf!(tp.fork_child_comm),
+                &mut (*ev).child_comm,
+                kind::FORK,
+            );
+        }
     }
     entry.submit(submit_flags(false));
     0
@@ -305,6 +316,12 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
         // SAFETY: a helper without arguments or preconditions.
         boot_ns: unsafe { bpf_ktime_get_boot_ns() },
         memcg,
+        context_flags: 0,
+        order: 0,
+        constraint: 0,
+        oom_score_adj: 0,
+        chosen_points: 0,
+        memcg_cgroup_id: 0,
     };
     if OOM_VICTIMS.insert(&pid, &v, 0).is_err() {
         count(k, counter::READ_ERROR);
@@ -346,7 +363,7 @@ pub fn mark_victim(ctx: TracePointContext) -> u32 {
 /// `oc->memcg` the memory cgroup whose limit was hit (NULL: the host ran out) and `oc->chosen`
 /// the victim. Fills `OOM_VICTIMS` as `mark_victim_btf` would, with the limit that was hit
 /// rather than the lowest one above the victim.
-fn oom_context(oc: u64) {
+fn read_oom_context(oc: u64) {
     let k = kind::OOM_VICTIM;
     if !enabled(k) {
         return;
@@ -372,6 +389,35 @@ fn oom_context(oc: u64) {
     } else {
         emit::memcg_at(task, memcg_ptr, k).unwrap_or((MEMCG_UNREAD, MemcgCounter::default()))
     };
+    let mut flags = oom_context::READ;
+    // The cgroup whose limit was hit, by the id userspace knows cgroups by: the memcg's
+    // `css.cgroup->kn->id` (`css` is `struct mem_cgroup`'s first member).
+    let memcg_cgroup_id = if memcg_ptr == 0 {
+        0
+    } else {
+        emit::read_kernel::<u64>(memcg_ptr, conf!(task.css_cgroup), k)
+            .and_then(|cgrp| emit::read_kernel::<u64>(cgrp, conf!(task.cgroup_kn), k))
+            .and_then(|kn| emit::read_kernel::<u64>(kn, conf!(task.kernfs_node_id), k))
+            .inspect(|_| flags |= oom_context::MEMCG_ID)
+            .unwrap_or(0)
+    };
+    let chosen_points = emit::read_kernel::<i64>(oc, conf!(task.oc_chosen_points), k)
+        .inspect(|_| flags |= oom_context::POINTS)
+        .unwrap_or(0);
+    let oom_score_adj = emit::read_kernel::<u64>(task, conf!(task.task_signal), k)
+        .and_then(|sig| emit::read_kernel::<i16>(sig, conf!(task.signal_oom_score_adj), k))
+        .inspect(|_| flags |= oom_context::SCORE_ADJ)
+        .map_or(0, i32::from);
+    let (order, constraint) = match (
+        emit::read_kernel::<i32>(oc, conf!(task.oc_order), k),
+        emit::read_kernel::<u32>(oc, conf!(task.oc_constraint), k),
+    ) {
+        (Some(o), Some(c)) => {
+            flags |= oom_context::TRIGGER;
+            (o, c)
+        }
+        _ => (0, 0),
+    };
     let v = OomVictimTask {
         tgid,
         memcg_depth,
@@ -379,6 +425,12 @@ fn oom_context(oc: u64) {
         // SAFETY: a helper without arguments or preconditions.
         boot_ns: unsafe { bpf_ktime_get_boot_ns() },
         memcg,
+        context_flags: flags,
+        order,
+        constraint,
+        oom_score_adj,
+        chosen_points,
+        memcg_cgroup_id,
     };
     if OOM_VICTIMS.insert(&pid, &v, 0).is_err() {
         count(k, counter::READ_ERROR);
@@ -387,7 +439,7 @@ fn oom_context(oc: u64) {
 
 #[fentry(function = "oom_kill_process")]
 pub fn oom_kill_process_fentry(ctx: FEntryContext) -> u32 {
-    oom_context(ctx.arg(0));
+    read_oom_context(ctx.arg(0));
     0
 }
 
@@ -395,7 +447,7 @@ pub fn oom_kill_process_fentry(ctx: FEntryContext) -> u32 {
 #[kprobe]
 pub fn oom_kill_process_kprobe(ctx: ProbeContext) -> u32 {
     if let Some(oc) = ctx.arg::<u64>(0) {
-        oom_context(oc);
+        read_oom_context(oc);
     }
     0
 }

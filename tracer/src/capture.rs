@@ -26,6 +26,7 @@ use crate::cgroup::MemoryStats;
 use crate::container::{PodInfo, Runtime};
 use crate::event::MemcgAtOom;
 use crate::explain::{CgroupMemory, MemoryReader};
+use crate::host::kmsg::{Kmsg, OomReport};
 use crate::pipeline::KernelVictim;
 use crate::resolve::{Attribution, Attrs, Compose, Container};
 use crate::throttle::detector::ThrottleEvent;
@@ -55,6 +56,10 @@ pub struct Header {
     pub victims_in_kernel: bool,
     /// The kinds the session traced in the kernel (a bit per kind).
     pub kernel_kinds: u32,
+    /// Whether the session asked the kernel's OOM reports (`/dev/kmsg`) for each OOM kill
+    /// (then the capture has the answers). Captures before it have none.
+    #[serde(default)]
+    pub kmsg: bool,
 }
 
 impl Header {
@@ -68,6 +73,7 @@ impl Header {
             realtime_at_boot_ns,
             victims_in_kernel: victims,
             kernel_kinds,
+            kmsg: true,
         }
     }
 }
@@ -149,6 +155,9 @@ pub struct VictimFrame {
     pub boot_ns: u64,
     /// (depth, usage, limit, peak, failcnt) of the memory cgroup read at the OOM.
     pub memcg: Option<(u32, u64, Option<u64>, u64, u64)>,
+    /// The OOM killer's context, where it was read (absent from older captures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<crate::event::OomContext>,
 }
 
 impl From<&KernelVictim> for VictimFrame {
@@ -166,6 +175,7 @@ impl From<&KernelVictim> for VictimFrame {
                     m.failcnt,
                 )
             }),
+            context: v.context,
         }
     }
 }
@@ -187,6 +197,7 @@ impl From<VictimFrame> for KernelVictim {
                         failcnt,
                     },
                 ),
+            context: v.context,
         }
     }
 }
@@ -273,6 +284,14 @@ pub enum Frame {
     Victim {
         tid: u32,
         answer: Option<VictimFrame>,
+    },
+    /// The kernel's report of an OOM kill (`/dev/kmsg`), by victim pid; `report: None` when
+    /// none was found, `error` when the device could not be read.
+    Kmsg {
+        pid: u32,
+        report: Option<Box<OomReport>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     /// A container's memory figures, read from its cgroup files for an incident.
     Memory {
@@ -746,6 +765,50 @@ impl MemoryReader for Memory {
     }
 }
 
+/// The kernel's OOM reports for incidents: from `/dev/kmsg` (and written down when
+/// capturing), or from a capture that has them.
+pub struct KernelReports {
+    /// `None`: replaying. `Err`: why the device cannot be read.
+    pub live: Option<Result<Kmsg, String>>,
+    pub tape: Option<Tape>,
+    /// Replaying a capture that has the answers.
+    pub on_tape: bool,
+}
+
+impl KernelReports {
+    /// The kernel's report of the OOM kill of `pid`: `Ok(None)` when it wrote none that
+    /// ctrace saw, `Err` when it cannot be read; `None` when not asked (an older capture).
+    pub fn report_for(&mut self, pid: u32) -> Option<Result<Option<OomReport>, String>> {
+        let answer = match &mut self.live {
+            Some(Ok(k)) => Ok(k.report_for(pid)),
+            Some(Err(e)) => Err(e.clone()),
+            None if self.on_tape => {
+                let t = self.tape.as_ref()?;
+                return t.take("a kernel OOM report", |f| match f {
+                    Frame::Kmsg {
+                        pid: p,
+                        report,
+                        error,
+                    } if *p == pid => Some(match error {
+                        Some(e) => Err(e.clone()),
+                        None => Ok(report.as_deref().cloned()),
+                    }),
+                    _ => None,
+                });
+            }
+            None => return None,
+        };
+        if let Some(t) = &self.tape {
+            let (report, error) = match &answer {
+                Ok(r) => (r.clone().map(Box::new), None),
+                Err(e) => (None, Some(e.clone())),
+            };
+            t.write(&Frame::Kmsg { pid, report, error });
+        }
+        Some(answer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -879,8 +942,26 @@ mod tests {
                 peak_bytes: 5,
                 failcnt: 6,
             }),
+            context: None,
         };
         assert_eq!(KernelVictim::from(VictimFrame::from(&v)), v);
+        // Frames of older captures have no context; the context round-trips.
+        assert!(!serde_json::to_string(&VictimFrame::from(&v))
+            .unwrap()
+            .contains("context"));
+        let v = KernelVictim {
+            context: Some(crate::event::OomContext {
+                memcg: None,
+                points: Some(42),
+                oom_score_adj: Some(-500),
+                trigger: Some(crate::event::OomTrigger::Global),
+                order: Some(0),
+            }),
+            ..v
+        };
+        let frame: VictimFrame =
+            serde_json::from_str(&serde_json::to_string(&VictimFrame::from(&v)).unwrap()).unwrap();
+        assert_eq!(KernelVictim::from(frame), v);
         let c = Container::named("id", "name", Runtime::Containerd);
         assert_eq!(Container::from(ContainerFrame::from(&c)), c);
     }

@@ -33,8 +33,9 @@ pub struct Exec {
 pub struct Exit {
     /// wait(2) status, when it could be read.
     pub status: Option<u32>,
-    /// The whole process (thread group) is gone.
-    pub group_dead: bool,
+    /// The whole process (thread group) is gone; `None` where the kernel's tracepoint does
+    /// not say (no `group_dead` field: 6.12 and older).
+    pub group_dead: Option<bool>,
 }
 
 impl Exit {
@@ -99,6 +100,97 @@ pub struct OomVictim {
     /// The memory limit that bounds the victim, as the kernel read it at the OOM (kernels
     /// whose `mark_victim` passes the task); filled in by the pipeline like the two above.
     pub victim_memcg: Option<MemcgAtOom>,
+    /// The OOM killer's own context (`oom_kill_process()`, where a hook on it loads): which
+    /// limit was hit, the victim's score; filled in by the pipeline like the above.
+    pub oom_context: Option<OomContext>,
+}
+
+/// What `struct oom_control` said as the OOM killer picked its victim: the source of truth
+/// for the OOM's scope where ctrace can read it (else the scope is inferred from figures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OomContext {
+    /// `None`: `oc->memcg` was NULL, the host ran out of memory. Else the memory cgroup whose
+    /// limit was hit.
+    pub memcg: Option<OomMemcg>,
+    /// `oc->chosen_points`: the victim's badness (`oom_badness()`: pages, adjusted by
+    /// `oom_score_adj`).
+    pub points: Option<i64>,
+    /// The victim's `oom_score_adj`.
+    pub oom_score_adj: Option<i16>,
+    pub trigger: Option<OomTrigger>,
+    /// `oc->order`: the order of the allocation that failed.
+    pub order: Option<i32>,
+}
+
+/// The memory cgroup whose limit an OOM hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OomMemcg {
+    /// Its cgroup v2 id, when read.
+    pub cgroup_id: Option<u64>,
+    /// Levels above the victim's own memory cgroup (0: its own), when among its ancestors.
+    pub depth: Option<u32>,
+}
+
+/// What made the kernel kill (`oc->constraint`, and `order` -1 for sysrq).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OomTrigger {
+    /// A memory cgroup's limit.
+    Memcg,
+    /// The whole system was out of memory.
+    Global,
+    /// The allocating task's cpuset had no memory left.
+    Cpuset,
+    /// The allocating task's memory policy (mbind) had no memory left.
+    MemoryPolicy,
+    /// Forced from sysrq (`order` -1).
+    Sysrq,
+}
+
+impl OomTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Memcg => "memcg",
+            Self::Global => "global",
+            Self::Cpuset => "cpuset",
+            Self::MemoryPolicy => "memory_policy",
+            Self::Sysrq => "sysrq",
+        }
+    }
+}
+
+impl OomContext {
+    /// From the kernel's reading (`OomVictimTask`); `None` when it did not come from the OOM
+    /// killer's context.
+    pub fn from_kernel(v: &tracer_common::OomVictimTask) -> Option<Self> {
+        use tracer_common::oom_context as c;
+        let has = |f: u32| v.context_flags & f != 0;
+        if !has(c::READ) {
+            return None;
+        }
+        let memcg = (v.memcg_depth != tracer_common::MEMCG_HOST).then(|| OomMemcg {
+            cgroup_id: has(c::MEMCG_ID).then_some(v.memcg_cgroup_id),
+            depth: (v.memcg_depth < tracer_common::MEMCG_MAX_DEPTH).then_some(v.memcg_depth),
+        });
+        let trigger = match (has(c::TRIGGER), v.order, v.constraint) {
+            (false, ..) => None,
+            (true, -1, _) => Some(OomTrigger::Sysrq),
+            (true, _, c::CONSTRAINT_MEMCG) => Some(OomTrigger::Memcg),
+            (true, _, c::CONSTRAINT_NONE) => Some(OomTrigger::Global),
+            (true, _, c::CONSTRAINT_CPUSET) => Some(OomTrigger::Cpuset),
+            (true, _, c::CONSTRAINT_MEMORY_POLICY) => Some(OomTrigger::MemoryPolicy),
+            (true, ..) => None,
+        };
+        Some(Self {
+            memcg,
+            points: has(c::POINTS).then_some(v.chosen_points),
+            oom_score_adj: has(c::SCORE_ADJ)
+                .then(|| i16::try_from(v.oom_score_adj).ok())
+                .flatten(),
+            trigger,
+            order: has(c::TRIGGER).then_some(v.order),
+        })
+    }
 }
 
 /// A memory cgroup's counter as the kernel read it at the OOM: the one with the lowest limit
@@ -371,7 +463,8 @@ fn decode_body(kind_id: u16, buf: &[u8]) -> Result<Body, DecodeError> {
             let e: ExitEvent = read(buf)?;
             Body::Exit(Exit {
                 status: (e.flags & exit_flags::CODE_VALID != 0).then_some(e.exit_code),
-                group_dead: e.flags & exit_flags::GROUP_DEAD != 0,
+                group_dead: (e.flags & exit_flags::GROUP_DEAD_UNKNOWN == 0)
+                    .then_some(e.flags & exit_flags::GROUP_DEAD != 0),
             })
         }
         kind::FORK => {
@@ -411,6 +504,7 @@ fn decode_body(kind_id: u16, buf: &[u8]) -> Result<Body, DecodeError> {
                 victim_tgid: None,
                 victim_cgroup_id: None,
                 victim_memcg: None,
+                oom_context: None,
             })
         }
         kind::CAPABILITY => {
@@ -628,7 +722,7 @@ pub(crate) mod tests {
                 )),
                 Body::Exit(Exit {
                     status: Some(2 << 8),
-                    group_dead: true,
+                    group_dead: Some(true),
                 }),
             ),
             (
@@ -670,6 +764,7 @@ pub(crate) mod tests {
                     victim_tgid: None,
                     victim_cgroup_id: None,
                     victim_memcg: None,
+                    oom_context: None,
                 }),
             ),
             (
@@ -954,6 +1049,65 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn oom_context_from_the_kernels_reading() {
+        use tracer_common::{oom_context as c, MemcgCounter, OomVictimTask, MEMCG_HOST};
+        let task = OomVictimTask {
+            tgid: 7,
+            memcg_depth: 1,
+            cgroup_id: 70,
+            boot_ns: 1,
+            memcg: MemcgCounter::default(),
+            context_flags: 0,
+            order: 0,
+            constraint: c::CONSTRAINT_MEMCG,
+            oom_score_adj: -300,
+            chosen_points: 1234,
+            memcg_cgroup_id: 69,
+        };
+        // Read at mark_victim, not from the OOM killer's context: none.
+        assert_eq!(OomContext::from_kernel(&task), None);
+        let all = c::READ | c::POINTS | c::SCORE_ADJ | c::TRIGGER | c::MEMCG_ID;
+        let ctx = OomContext::from_kernel(&OomVictimTask {
+            context_flags: all,
+            ..task
+        })
+        .unwrap();
+        assert_eq!(
+            ctx,
+            OomContext {
+                memcg: Some(OomMemcg {
+                    cgroup_id: Some(69),
+                    depth: Some(1)
+                }),
+                points: Some(1234),
+                oom_score_adj: Some(-300),
+                trigger: Some(OomTrigger::Memcg),
+                order: Some(0),
+            }
+        );
+        // Host-wide, forced from sysrq; what was not read is unknown, not 0.
+        let ctx = OomContext::from_kernel(&OomVictimTask {
+            context_flags: c::READ | c::TRIGGER,
+            memcg_depth: MEMCG_HOST,
+            order: -1,
+            constraint: c::CONSTRAINT_NONE,
+            ..task
+        })
+        .unwrap();
+        assert_eq!(ctx.memcg, None);
+        assert_eq!(ctx.trigger, Some(OomTrigger::Sysrq));
+        assert_eq!((ctx.points, ctx.oom_score_adj), (None, None));
+        let global = OomContext::from_kernel(&OomVictimTask {
+            context_flags: c::READ | c::TRIGGER,
+            constraint: c::CONSTRAINT_NONE,
+            ..task
+        })
+        .unwrap();
+        assert_eq!(global.trigger, Some(OomTrigger::Global));
+        assert_eq!(global.memcg.unwrap().cgroup_id, None);
+    }
+
+    #[test]
     fn decodes_exit_status() {
         let rec = |code, fl| {
             as_bytes(&ExitEvent {
@@ -966,7 +1120,10 @@ pub(crate) mod tests {
         let Body::Exit(e) = decode(&rec(3 << 8, valid)).unwrap().body else {
             panic!("not an exit")
         };
-        assert_eq!((e.code(), e.signal(), e.group_dead), (Some(3), None, true));
+        assert_eq!(
+            (e.code(), e.signal(), e.group_dead),
+            (Some(3), None, Some(true))
+        );
         let Body::Exit(e) = decode(&rec(9, valid)).unwrap().body else {
             panic!("not an exit")
         };
@@ -981,7 +1138,21 @@ pub(crate) mod tests {
         let Body::Exit(e) = decode(&rec(9, 0)).unwrap().body else {
             panic!("not an exit")
         };
-        assert_eq!((e.status, e.code(), e.group_dead), (None, None, false));
+        assert_eq!(
+            (e.status, e.code(), e.group_dead),
+            (None, None, Some(false))
+        );
+        // A kernel whose tracepoint lacks the field: unknown, not false.
+        let Body::Exit(e) = decode(&rec(
+            9,
+            exit_flags::CODE_VALID | exit_flags::GROUP_DEAD_UNKNOWN,
+        ))
+        .unwrap()
+        .body
+        else {
+            panic!("not an exit")
+        };
+        assert_eq!((e.code(), e.group_dead), (Some(137), None));
     }
 
     #[test]

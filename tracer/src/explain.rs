@@ -12,6 +12,8 @@
 //!
 //! Pure apart from the [`MemoryReader`] it is given, so every rule is unit-tested.
 
+mod restart_loop;
+
 use std::{collections::HashMap, sync::Arc};
 
 use crate::{
@@ -21,6 +23,7 @@ use crate::{
     resolve::{Attribution, Attrs, Container},
     units::bytes,
 };
+pub use restart_loop::{Cause, Death, RestartLoop, DEATHS_KEPT};
 
 /// How long a signal or OOM victim waits for its target's exit before the incident is
 /// reported without it.
@@ -124,6 +127,9 @@ pub enum OomScope {
     ContainerLimit,
     Host,
     Unknown,
+    /// A userspace OOM killer (earlyoom, systemd-oomd, ...) sent the SIGKILL, on memory
+    /// pressure: not the kernel's OOM killer.
+    Userspace,
 }
 
 impl OomScope {
@@ -132,6 +138,7 @@ impl OomScope {
             Self::ContainerLimit => "container_limit",
             Self::Host => "host",
             Self::Unknown => "unknown",
+            Self::Userspace => "userspace",
         }
     }
 }
@@ -149,7 +156,34 @@ pub struct OomIncident {
     pub scope: OomScope,
     pub exit: Option<ExitInfo>,
     pub container_stopped: bool,
+    /// Who held the memory: the tasks of the OOM domain by RSS, from the kernel's own report
+    /// (`/dev/kmsg`); added by the session, `None` where nobody asked (an older capture).
+    pub tasks: Option<OomTasks>,
 }
+
+/// The tasks of an OOM domain when the OOM killer chose, the largest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OomTasks {
+    /// `kmsg` (the kernel's report), or `victim_only` when it could not be read (`note`
+    /// says why): then only the victim's RSS, from the eBPF record, is known.
+    pub source: &'static str,
+    pub note: Option<String>,
+    /// The tasks the kernel listed (the domain's whole size).
+    pub listed: usize,
+    /// The largest ones (at most [`crate::host::kmsg::TASKS_KEPT`]).
+    pub top: Vec<TaskRss>,
+}
+
+/// One task of an OOM domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRss {
+    pub pid: u32,
+    pub comm: String,
+    pub rss_bytes: u64,
+}
+
+/// The largest tasks an explanation names.
+const TASKS_TOLD: usize = 3;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StopReason {
@@ -179,6 +213,8 @@ pub enum Incident {
         exit: ExitInfo,
         reason: StopReason,
     },
+    /// Found by [`crate::restarts::RestartWatch`] from the starts and stops.
+    RestartLoop(Box<RestartLoop>),
 }
 
 impl Incident {
@@ -187,6 +223,7 @@ impl Incident {
             Self::Kill(k) => k.boot_ns,
             Self::Oom(o) => o.boot_ns,
             Self::ContainerStart { boot_ns, .. } | Self::ContainerStop { boot_ns, .. } => *boot_ns,
+            Self::RestartLoop(l) => l.boot_ns,
         }
     }
 
@@ -197,6 +234,7 @@ impl Incident {
             Self::Oom(_) => "oom_kill",
             Self::ContainerStart { .. } => "container_start",
             Self::ContainerStop { .. } => "container_stop",
+            Self::RestartLoop(_) => "restart_loop",
         }
     }
 
@@ -209,6 +247,7 @@ impl Incident {
             Self::ContainerStart { container, .. } | Self::ContainerStop { container, .. } => {
                 Some(container)
             }
+            Self::RestartLoop(l) => Some(&l.container),
         }
     }
 
@@ -226,6 +265,7 @@ impl Incident {
         match self {
             Self::Kill(k) => k.explain(),
             Self::Oom(o) => o.explain(),
+            Self::RestartLoop(l) => l.explain(),
             Self::ContainerStart {
                 container,
                 init,
@@ -312,6 +352,29 @@ impl OomIncident {
                 }
             }
             (OomScope::Host, _) => "the host ran out of memory".into(),
+            (OomScope::Userspace, c) => {
+                let pressure = o
+                    .memory
+                    .as_ref()
+                    .and_then(|m| m.pressure.as_ref())
+                    .map(|p| {
+                        format!(
+                            " with {} memory pressure (some avg10 {:.1}%{})",
+                            c.map_or("its cgroup's", |_| "the container's"),
+                            p.some.avg10.unwrap_or(0.0),
+                            p.full
+                                .as_ref()
+                                .and_then(|f| f.avg10)
+                                .map(|f| format!(", full avg10 {f:.1}%"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "the userspace OOM killer {} sent SIGKILL{pressure}",
+                    o.trigger.describe()
+                )
+            }
             (OomScope::Unknown, _) if o.memory.as_ref().is_some_and(|m| m.stale) => {
                 "its cgroup was gone before its figures at the kill could be read".into()
             }
@@ -366,13 +429,41 @@ impl OomIncident {
         } else {
             o.trigger.describe()
         };
-        let mut s = format!(
-            "{} was OOM-killed: {what}{usage}{made_of}; victim RSS {}; triggered by {trigger}",
-            o.victim.describe(),
-            bytes(rss * 1024),
-        );
-        if let (true, Some(c)) = (o.container_stopped, o.victim.container()) {
-            s.push_str(&format!("; {} stopped", c.display()));
+        let mut s = if o.scope == OomScope::Userspace {
+            // No kernel record: the victim's RSS is not known, and the killer is the trigger.
+            format!(
+                "{} was OOM-killed: {what}{usage}{made_of}",
+                o.victim.describe()
+            )
+        } else {
+            format!(
+                "{} was OOM-killed: {what}{usage}{made_of}; victim RSS {}; triggered by {trigger}",
+                o.victim.describe(),
+                bytes(rss * 1024),
+            )
+        };
+        // Who else held memory: said when the kernel listed more than the victim.
+        if let Some(t) = o.tasks.as_ref().filter(|t| t.top.len() > 1) {
+            let named: Vec<String> = t
+                .top
+                .iter()
+                .take(TASKS_TOLD)
+                .map(|t| format!("{} (pid {}) {}", t.comm, t.pid, bytes(t.rss_bytes)))
+                .collect();
+            s.push_str(&format!(
+                "; largest of its {} tasks: {}",
+                t.listed,
+                named.join(", ")
+            ));
+        }
+        match (o.container_stopped, o.victim.container()) {
+            (true, Some(c)) => s.push_str(&format!("; {} stopped", c.display())),
+            // A child: the container goes on, and no runtime counts this as a restart.
+            (false, Some(c)) if o.exit.is_some() => s.push_str(&format!(
+                "; {} goes on (its init lives): not a restart",
+                c.display()
+            )),
+            _ => {}
         }
         s
     }
@@ -483,7 +574,12 @@ pub struct Correlator<M> {
     /// than once in the same pid.
     /// Bounded: an init whose exit was lost would otherwise stay forever.
     started: crate::once::OnceSet<(String, u32)>,
+    /// Programs whose SIGKILL is a userspace OOM kill, by comm.
+    oom_killers: Vec<String>,
 }
+
+/// Userspace OOM killers, by the comm of the process that sends their SIGKILL.
+pub const OOM_KILLERS: [&str; 4] = ["earlyoom", "systemd-oomd", "oomd", "kubelet"];
 
 impl<M: MemoryReader> Correlator<M> {
     pub fn new(memory: M) -> Self {
@@ -494,7 +590,13 @@ impl<M: MemoryReader> Correlator<M> {
             recent_oom_victims: HashMap::new(),
             first_exec: HashMap::new(),
             started: crate::once::OnceSet::new(STARTED_MAX),
+            oom_killers: OOM_KILLERS.iter().map(|k| (*k).to_owned()).collect(),
         }
+    }
+
+    /// The comms whose SIGKILL is a userspace OOM kill (default [`OOM_KILLERS`]).
+    pub fn set_oom_killers(&mut self, comms: Vec<String>) {
+        self.oom_killers = comms;
     }
 
     /// The memory reader (to keep its figures fresh).
@@ -540,7 +642,7 @@ impl<M: MemoryReader> Correlator<M> {
                     }
                 }
             }
-            Body::Exit(e) if e.group_dead || ev.task.tid == ev.task.pid => {
+            Body::Exit(e) if e.group_dead == Some(true) || ev.task.tid == ev.task.pid => {
                 self.exit(ev, e, attrs, &mut out);
             }
             _ => {}
@@ -563,6 +665,10 @@ impl<M: MemoryReader> Correlator<M> {
             attribution: attrs.other.clone().unwrap_or(Attribution::Unknown),
             cgroup_id: s.target_cgroup_id,
         };
+        if s.sig == 9 && s.code != SI_KERNEL && self.oom_killers.contains(&ev.task.comm) {
+            self.userspace_oom(ev, s, target, attrs);
+            return;
+        }
         self.kills.insert(
             target_pid,
             PendingKill {
@@ -574,6 +680,45 @@ impl<M: MemoryReader> Correlator<M> {
                     container_stopped: false,
                     target,
                     exit: None,
+                },
+                deadline: ev.boot_ns + EXIT_WAIT_NS,
+            },
+        );
+    }
+
+    /// A userspace OOM killer's SIGKILL: an OOM kill of `target`, with the figures and the
+    /// memory pressure of its cgroup now (the kernel gives no victim record for it).
+    fn userspace_oom(&mut self, ev: &Event, s: &Signal, target: Party, attrs: &Attrs) {
+        let memory = target.container().and_then(|c| self.memory.read(c));
+        let details = OomVictim {
+            victim_pid: target.pid,
+            victim_comm: target.comm.clone(),
+            victim_uid: 0,
+            total_vm_kb: 0,
+            anon_rss_kb: 0,
+            file_rss_kb: 0,
+            shmem_rss_kb: 0,
+            pgtables_kb: 0,
+            oom_score_adj: 0,
+            victim_tgid: Some(target.pid),
+            victim_cgroup_id: s.target_cgroup_id,
+            victim_memcg: None,
+            oom_context: None,
+        };
+        self.ooms.insert(
+            target.pid,
+            PendingOom {
+                incident: OomIncident {
+                    boot_ns: ev.boot_ns,
+                    victim_tgid: target.pid,
+                    victim: target,
+                    details,
+                    trigger: Party::of_task(&ev.task, &attrs.process),
+                    memory,
+                    scope: OomScope::Userspace,
+                    exit: None,
+                    container_stopped: false,
+                    tasks: None,
                 },
                 deadline: ev.boot_ns + EXIT_WAIT_NS,
             },
@@ -614,7 +759,13 @@ impl<M: MemoryReader> Correlator<M> {
             add_freed_victim_anon(m, read, k.usage_bytes, o.anon_rss_kb * 1024);
         }
         let rss = (o.anon_rss_kb + o.file_rss_kb + o.shmem_rss_kb) * 1024;
-        let scope = oom_scope(memory.as_ref(), rss);
+        // The OOM killer's word where ctrace could read it (`oc->memcg`: NULL for the host, else
+        // the cgroup whose limit was hit, the victim's own or one above); else inferred.
+        let scope = match o.oom_context {
+            Some(c) if c.memcg.is_none() => OomScope::Host,
+            Some(_) => OomScope::ContainerLimit,
+            None => oom_scope(memory.as_ref(), rss),
+        };
         self.ooms.insert(
             tgid,
             PendingOom {
@@ -628,6 +779,7 @@ impl<M: MemoryReader> Correlator<M> {
                     scope,
                     exit: None,
                     container_stopped: false,
+                    tasks: None,
                 },
                 deadline: ev.boot_ns + EXIT_WAIT_NS,
             },
@@ -881,7 +1033,7 @@ mod tests {
     fn exit(status: u32) -> Body {
         Body::Exit(Exit {
             status: Some(status),
-            group_dead: true,
+            group_dead: Some(true),
         })
     }
 
@@ -985,6 +1137,7 @@ mod tests {
             victim_tgid: Some(victim),
             victim_cgroup_id: Some(500),
             victim_memcg: None,
+            oom_context: None,
         })
     }
 
@@ -1185,6 +1338,66 @@ mod tests {
         let mut out = cor.flush();
         assert_eq!(out.len(), 1, "{out:?}");
         out.remove(0)
+    }
+
+    /// The OOM killer's context decides the scope where it was read, whatever the figures
+    /// suggest; without it the figures do.
+    #[test]
+    fn the_oom_killers_context_is_the_source_of_the_scope() {
+        use crate::event::{OomContext, OomMemcg, OomTrigger};
+        let scope_with = |files: MemoryStats, ctx: Option<OomContext>| {
+            let c = container("lowmem100", 4242);
+            let mut cor = Correlator::new(FixedMemory(Some(files)));
+            let attrs = Attrs {
+                process: in_c(&c),
+                other: Some(in_c(&c)),
+            };
+            let mut body = oom_body(4242);
+            if let Body::OomVictim(o) = &mut body {
+                o.oom_context = ctx;
+                // Small: the figures, not the victim's size, decide an inferred scope.
+                o.anon_rss_kb = 1_000;
+            }
+            cor.observe(&ev(task(4242, "tail", 500), 2, body), &attrs);
+            let out = cor.flush();
+            let [Incident::Oom(o)] = &out[..] else {
+                panic!("{out:?}")
+            };
+            o.scope
+        };
+        // Far below the limit: inferred as the host's shortage...
+        let far = MemoryStats {
+            limit_bytes: Some(100 << 20),
+            usage_bytes: Some(10 << 20),
+            peak_bytes: Some(20 << 20),
+            ..MemoryStats::default()
+        };
+        assert_eq!(scope_with(far.clone(), None), OomScope::Host);
+        // ...but the kernel said the cgroup's limit was hit (its usage fell since).
+        let memcg = OomContext {
+            memcg: Some(OomMemcg {
+                cgroup_id: Some(4242),
+                depth: Some(0),
+            }),
+            points: Some(25_000),
+            oom_score_adj: Some(0),
+            trigger: Some(OomTrigger::Memcg),
+            order: Some(0),
+        };
+        assert_eq!(scope_with(far, Some(memcg)), OomScope::ContainerLimit);
+        // At the limit: inferred as the container's, but the kernel said the host ran out.
+        let full = MemoryStats {
+            limit_bytes: Some(100 << 20),
+            usage_bytes: Some(100 << 20),
+            ..MemoryStats::default()
+        };
+        assert_eq!(scope_with(full.clone(), None), OomScope::ContainerLimit);
+        let host = OomContext {
+            memcg: None,
+            trigger: Some(OomTrigger::Global),
+            ..memcg
+        };
+        assert_eq!(scope_with(full, Some(host)), OomScope::Host);
     }
 
     fn breakdown(anon: u64, file: u64, shmem: u64, kernel: u64) -> MemoryBreakdown {

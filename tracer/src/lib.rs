@@ -30,7 +30,8 @@ pub mod once;
 pub mod privilege;
 pub mod units;
 
-// Kernel: load, attach, counters, the ring buffer.
+// Kernel: load, attach, counters, the ring buffer; what the host offers (`ctrace doctor`).
+pub mod doctor;
 pub mod probe;
 
 // Decode: raw records into typed events, with their accounting.
@@ -48,6 +49,7 @@ pub mod select;
 // Incident: events correlated into what happened, and why.
 pub mod cpuwatch;
 pub mod explain;
+pub mod restarts;
 pub mod runq;
 pub mod throttle;
 

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Top(args) => cli::top::run(args),
         Command::Record(args) => cli::replay::record(args),
         Command::Replay(args) => cli::replay::replay(args),
+        Command::Doctor(args) => return cli::doctor::main(args),
         Command::Completions(args) => cli::shell::completions(args),
         Command::Man(args) => cli::shell::man(args),
     };

@@ -129,7 +129,13 @@ fn container_labels(c: &Container) -> Vec<(&'static str, String)> {
 }
 
 /// The `scope` label values of `ctrace_container_oom_kills_total`.
-const OOM_SCOPES: [&str; 4] = ["container_limit", "parent_limit", "host", "unknown"];
+const OOM_SCOPES: [&str; 5] = [
+    "container_limit",
+    "parent_limit",
+    "host",
+    "unknown",
+    "userspace",
+];
 
 /// How the sender of a kill is counted: `kernel` (`SI_KERNEL`, the OOM killer's SIGKILL),
 /// `host`, `container` (another container or the same), `unknown`.
@@ -213,13 +219,16 @@ impl Metrics {
                         OomScope::ContainerLimit => "container_limit",
                         OomScope::Host => "host",
                         OomScope::Unknown => "unknown",
+                        OomScope::Userspace => "userspace",
                     };
                     if let Some(s) = Self::series(st, c) {
                         *s.oom_kills.entry(scope).or_default() += 1;
                     }
                 }
             }
-            Incident::ContainerStart { .. } | Incident::ContainerStop { .. } => {}
+            Incident::ContainerStart { .. }
+            | Incident::ContainerStop { .. }
+            | Incident::RestartLoop(_) => {}
         });
     }
 

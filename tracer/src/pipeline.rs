@@ -37,6 +37,8 @@ pub struct KernelVictim {
     /// When it was read (boot clock).
     pub boot_ns: u64,
     pub memcg: Option<crate::event::MemcgAtOom>,
+    /// The OOM killer's own context, where a hook on `oom_kill_process()` read it.
+    pub context: Option<crate::event::OomContext>,
 }
 
 /// How far apart the kernel's reading of a victim and its OOM record may be (the same
@@ -140,6 +142,7 @@ impl Pipeline {
                             o.victim_tgid = Some(k.tgid);
                             o.victim_cgroup_id = Some(k.cgroup_id);
                             o.victim_memcg = k.memcg;
+                            o.oom_context = k.context;
                         } else if let Some(k) = self.kernel_kills.get(&o.victim_pid) {
                             if ev.boot_ns.saturating_sub(k.boot_ns) < KILL_MEMORY_NS {
                                 o.victim_tgid = Some(k.tgid);
@@ -473,6 +476,7 @@ mod tests {
                     cgroup_id: 5150,
                     boot_ns: self.0,
                     memcg: Some(self.1),
+                    context: None,
                 })
             }
         }

@@ -179,7 +179,7 @@ impl ProcTable {
             }
             Body::Exit(x) => {
                 self.exited(t.tid, now);
-                if x.group_dead {
+                if x.group_dead == Some(true) {
                     self.exited(t.pid, now);
                 }
             }
@@ -311,7 +311,7 @@ mod tests {
     fn exit(group_dead: bool) -> Body {
         Body::Exit(Exit {
             status: Some(9),
-            group_dead,
+            group_dead: Some(group_dead),
         })
     }
 

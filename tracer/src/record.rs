@@ -40,6 +40,7 @@ pub enum Record {
     OomKill(OomKillRecord),
     ContainerStart(ContainerStartRecord),
     ContainerStop(ContainerStopRecord),
+    RestartLoop(RestartLoopRecord),
     ContainerUpdate(ContainerUpdateRecord),
     CpuThrottle(CpuThrottleRecord),
     Lost(LostRecord),
@@ -48,7 +49,7 @@ pub enum Record {
 
 impl Record {
     /// Every `type`, in the order of `docs/events.schema.json`.
-    pub const TYPES: [&'static str; 17] = [
+    pub const TYPES: [&'static str; 18] = [
         "exec",
         "exit",
         "fork",
@@ -62,6 +63,7 @@ impl Record {
         "oom_kill",
         "container_start",
         "container_stop",
+        "restart_loop",
         "container_update",
         "cpu_throttle",
         "lost",
@@ -84,6 +86,7 @@ impl Record {
             Self::OomKill(_) => "oom_kill",
             Self::ContainerStart(_) => "container_start",
             Self::ContainerStop(_) => "container_stop",
+            Self::RestartLoop(_) => "restart_loop",
             Self::ContainerUpdate(_) => "container_update",
             Self::CpuThrottle(_) => "cpu_throttle",
             Self::Lost(_) => "lost",
@@ -107,6 +110,7 @@ impl Record {
             Self::OomKill(r) => &r.envelope,
             Self::ContainerStart(r) => &r.envelope,
             Self::ContainerStop(r) => &r.envelope,
+            Self::RestartLoop(r) => &r.envelope,
             Self::ContainerUpdate(r) => &r.envelope,
             Self::CpuThrottle(r) => &r.envelope,
             Self::Lost(r) => &r.envelope,
@@ -130,6 +134,7 @@ impl Record {
             Self::OomKill(r) => &r.explanation,
             Self::ContainerStart(r) => &r.explanation,
             Self::ContainerStop(r) => &r.explanation,
+            Self::RestartLoop(r) => &r.explanation,
             Self::ContainerUpdate(r) => &r.explanation,
             Self::CpuThrottle(r) => &r.explanation,
             Self::Lost(r) => &r.explanation,
@@ -155,6 +160,7 @@ impl Record {
             Self::OomKill(r) => &r.container,
             Self::ContainerStart(r) => &r.container,
             Self::ContainerStop(r) => &r.container,
+            Self::RestartLoop(r) => &r.container,
             Self::ContainerUpdate(r) => &r.container,
             Self::CpuThrottle(r) => &r.container,
             Self::Lost(_) | Self::Stats(_) => return None,
@@ -412,7 +418,10 @@ pub struct ExitRecord {
     pub core_dumped: bool,
     /// The wait(2) status.
     pub status_raw: Option<u32>,
-    pub group_dead: bool,
+    /// Left out where the kernel does not say (its `sched_process_exit` tracepoint has no
+    /// `group_dead` field: 6.12 and older).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_dead: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -545,6 +554,7 @@ pub enum OomScope {
     ContainerLimit,
     Host,
     Unknown,
+    Userspace,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -560,6 +570,57 @@ pub struct OomKillRecord {
     pub victim_exit: Option<ExitStatus>,
     pub container_stopped: bool,
     pub explanation: String,
+    /// The OOM killer's own context, where ctrace read it (a hook on `oom_kill_process()`
+    /// loaded): then `scope` is the kernel's word; without it `scope` is inferred from the
+    /// figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_context: Option<Box<OomContextRecord>>,
+    /// Who held the memory: the OOM domain's tasks by RSS, from the kernel's own report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Box<OomTasksRecord>>,
+}
+
+/// `tasks` of an `oom_kill` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OomTasksRecord {
+    /// `kmsg`: the kernel's OOM report; `victim_only`: it could not be read (`note` says
+    /// why), and only the victim's RSS is known.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Tasks the kernel listed in the OOM domain.
+    pub listed: u64,
+    /// The largest, largest first.
+    pub top: Vec<OomTaskRecord>,
+}
+
+/// One task of an OOM domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OomTaskRecord {
+    pub pid: u32,
+    pub comm: String,
+    pub rss_bytes: u64,
+}
+
+/// `oom_context` of an `oom_kill` record: what `struct oom_control` said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OomContextRecord {
+    /// Where it was read: `oom_kill_process`.
+    pub source: String,
+    /// cgroup v2 id of the memory cgroup whose limit was hit; `null` for a host-wide OOM (or
+    /// when the id could not be read).
+    pub memcg_cgroup_id: Option<u64>,
+    /// Levels of that cgroup above the victim's own memory cgroup (0: its own); `null` for a
+    /// host-wide OOM.
+    pub limit_depth: Option<u32>,
+    /// `oc->chosen_points`: the victim's badness score.
+    pub points: Option<i64>,
+    /// The victim's `oom_score_adj` as the OOM killer read it.
+    pub oom_score_adj: Option<i16>,
+    /// `memcg`, `global`, `cpuset`, `memory_policy` or `sysrq`.
+    pub trigger: Option<String>,
+    /// The order of the allocation that failed.
+    pub order: Option<i32>,
 }
 
 /// The victim of an OOM kill, with its sizes in KiB.
@@ -595,6 +656,44 @@ pub enum StopReason {
     Killed,
     OomKilled,
     Signaled,
+}
+
+/// A container dying and restarted again and again (`explain::RestartLoop`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestartLoopRecord {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    /// The container as it is now (its last run).
+    pub container: Option<ContainerInfo>,
+    /// Deaths of the loop so far, counting those no longer listed.
+    pub count: u64,
+    /// The loop's first death: the same in every report of one loop.
+    pub since: String,
+    /// A death further than this from the one before starts a new loop.
+    pub window_s: f64,
+    /// The last deaths, oldest first.
+    pub deaths: Vec<LoopDeath>,
+    pub explanation: String,
+}
+
+/// One death of a restart loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoopDeath {
+    pub ts: String,
+    /// `oom_killed`, `killed`, `exited` or `signaled`.
+    pub cause: String,
+    pub exit: ExitStatus,
+    /// For `oom_killed`: the limit of that OOM kill, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_bytes: Option<u64>,
+    /// For `killed`: the signal and who sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Party>,
+    /// Seconds from this death to the next start (the runtime's backoff); `null` until it
+    /// restarted.
+    pub restarted_after_s: Option<f64>,
 }
 
 /// The exit of a container's init.

@@ -29,6 +29,7 @@ pub const DEFAULT_TYPES: &[&str] = &[
     "oom_victim",
     "container_start",
     "container_stop",
+    "restart_loop",
     "container_update",
     "signal",
     "capability",

@@ -796,7 +796,30 @@ impl Resolver {
         };
         let key = key_of(runtime, m.namespace.as_deref(), &m.id);
         if let Some(t) = self.tracked.get_mut(&key) {
-            t.cgroup_id.get_or_insert(id);
+            match t.cgroup_id {
+                // A new cgroup for a container known by another: its runtime restarted it
+                // (Docker's restart policy keeps the id). A new run: its init is not known
+                // until the state is read again (the first exec in it is the init's), and it
+                // is no longer gone.
+                Some(old) if old != id && live => {
+                    let mut c = (*t.container).clone();
+                    c.init_pid = None;
+                    c.init_start = None;
+                    c.gone = false;
+                    let c = Arc::new(c);
+                    t.container = Arc::clone(&c);
+                    t.cgroup_id = Some(id);
+                    t.gone_at = None;
+                    self.updates.push(Update {
+                        cgroup_id: Some(id),
+                        container: c,
+                        reason: "changed",
+                        boot_ns: crate::clock::BootClock::boot_now_ns(),
+                    });
+                }
+                Some(_) => {}
+                None => t.cgroup_id = Some(id),
+            }
             self.by_cgroup.insert(id, Slot::Container(key));
             return;
         }
@@ -1220,6 +1243,37 @@ mod tests {
         let c = container(r.resolve(cg, None));
         assert_eq!(c.display(), "late");
         assert!(r.take_updates().iter().any(|u| u.cgroup_id == Some(cg)));
+    }
+
+    #[test]
+    fn a_restart_is_a_new_run_of_the_same_container() {
+        let lab = Lab::new("restart");
+        let path = format!("/docker/{ID2}");
+        let mut r = Resolver::start(lab.cfg());
+        let first = lab.cgroup(&path);
+        r.cgroup_created(first, &path);
+        let c = container(r.resolve(first, None));
+        assert!(!c.gone);
+        r.cgroup_removed(first);
+        assert!(container(r.resolve(first, None)).gone);
+        r.take_updates();
+        // Docker's restart policy: the same id, a new cgroup (a new id) at the same path.
+        let second = first + 1;
+        r.cgroup_created(second, &path);
+        let c = container(r.resolve(second, None));
+        assert_eq!(c.id, ID2);
+        assert!(!c.gone, "alive again");
+        assert_eq!(c.init_pid, None, "its new init is not known yet");
+        let live = r.containers();
+        assert!(
+            live.iter()
+                .any(|(c, id, gone)| c.id == ID2 && *id == Some(second) && !gone),
+            "{live:?}"
+        );
+        assert!(r.take_updates().iter().any(|u| u.cgroup_id == Some(second)));
+        // The first run's cgroup, removed late, does not end the second run.
+        r.cgroup_removed(first);
+        assert!(!container(r.resolve(second, None)).gone);
     }
 
     #[test]

@@ -31,12 +31,14 @@ use crate::{
     docker,
     enrich::{self, Feed},
     event::{Body, Event},
-    explain::{CgroupMemory, Correlator, Incident},
+    explain::{CgroupMemory, Correlator, Incident, OomIncident, OomScope, OomTasks, TaskRss},
+    host::kmsg::{self, Kmsg},
     journal::WriterStatus,
     pipeline::Pipeline,
     probe::{self, AttachedProgram, KindCounters, Options, Probe, ProbeError},
     recorder::{self, Recorder},
     resolve::{self, Attrs, Container, Names, Resolver, Update},
+    restarts::RestartWatch,
     sink::{json, Context, Loss, LossTracker},
     throttle::{DetectorConfig, ThrottleEvent},
 };
@@ -81,6 +83,8 @@ pub struct Config {
     pub duration: Option<Duration>,
     /// Write a capture of the session here, for `ctrace replay`.
     pub capture: Option<PathBuf>,
+    /// Programs (by comm) whose SIGKILL is a userspace OOM kill.
+    pub oom_killers: Vec<String>,
 }
 
 impl Default for Config {
@@ -94,6 +98,10 @@ impl Default for Config {
             memory_interval: Duration::from_secs(1),
             duration: None,
             capture: None,
+            oom_killers: crate::explain::OOM_KILLERS
+                .iter()
+                .map(|k| (*k).to_owned())
+                .collect(),
         }
     }
 }
@@ -362,6 +370,10 @@ struct Flow {
     pipeline: Pipeline,
     resolver: Resolver,
     correlator: Correlator<capture::Memory>,
+    /// Starts and stops, for restart loops.
+    restarts: RestartWatch,
+    /// The kernel's OOM reports, for who held the memory.
+    kmsg: capture::KernelReports,
     feed: mpsc::Sender<Feed>,
     recorder: Option<Recorder>,
     ctx: Context,
@@ -456,13 +468,21 @@ impl Session {
                 });
             }
         }
+        let mut correlator = Correlator::new(capture::Memory {
+            live: Some(CgroupMemory::new(Mounts::current())),
+            tape: tape.clone(),
+        });
+        correlator.set_oom_killers(config.oom_killers.clone());
         let flow = Flow {
             pipeline,
             resolver,
-            correlator: Correlator::new(capture::Memory {
-                live: Some(CgroupMemory::new(Mounts::current())),
+            correlator,
+            restarts: RestartWatch::default(),
+            kmsg: capture::KernelReports {
+                live: Some(Kmsg::open().map_err(|e| format!("cannot read {}: {e}", kmsg::PATH))),
                 tape: tape.clone(),
-            }),
+                on_tape: false,
+            },
             feed: feed_tx,
             recorder,
             ctx,
@@ -812,6 +832,21 @@ impl Flow {
     }
 
     fn incident(&mut self, i: &Incident, sink: &mut dyn Sink) {
+        let with_tasks;
+        let i = match i {
+            Incident::Oom(o) if o.tasks.is_none() && o.scope != OomScope::Userspace => {
+                match self.oom_tasks(o) {
+                    Some(tasks) => {
+                        let mut o = o.clone();
+                        o.tasks = Some(tasks);
+                        with_tasks = Incident::Oom(o);
+                        &with_tasks
+                    }
+                    None => i,
+                }
+            }
+            _ => i,
+        };
         if i.touches_container() || matches!(i, Incident::Oom(_)) {
             self.journal(i.type_name(), i.boot_ns(), || json::incident(i, &self.ctx));
         }
@@ -844,10 +879,48 @@ impl Flow {
                     at,
                     Some(exit.code.and_then(|c| i32::try_from(c).ok()).unwrap_or(-1)),
                 ),
-                Incident::Kill(_) => {}
+                Incident::Kill(_) | Incident::RestartLoop(_) => {}
             }
         }
         sink.incident(i, &self.ctx);
+        if let Some(l) = self.restarts.observe(i) {
+            self.incident(&Incident::RestartLoop(Box::new(l)), sink);
+        }
+    }
+
+    /// The tasks of the OOM domain of `o` from the kernel's report; only the victim, said so,
+    /// when the report cannot be read; `None` when not asked (a capture without them).
+    fn oom_tasks(&mut self, o: &OomIncident) -> Option<OomTasks> {
+        let page = procfs::page_size();
+        let victim_only = |note: String| OomTasks {
+            source: "victim_only",
+            note: Some(note),
+            listed: 1,
+            top: vec![TaskRss {
+                pid: o.victim.pid,
+                comm: o.victim.comm.clone(),
+                rss_bytes: (o.details.anon_rss_kb + o.details.file_rss_kb + o.details.shmem_rss_kb)
+                    * 1024,
+            }],
+        };
+        Some(match self.kmsg.report_for(o.victim.pid)? {
+            Ok(Some(r)) => OomTasks {
+                source: "kmsg",
+                note: None,
+                listed: r.tasks_listed,
+                top: r
+                    .tasks
+                    .iter()
+                    .map(|t| TaskRss {
+                        pid: t.tgid.unwrap_or(t.pid),
+                        comm: t.name.clone(),
+                        rss_bytes: t.rss_pages.saturating_mul(page),
+                    })
+                    .collect(),
+            },
+            Ok(None) => victim_only("the kernel's OOM report was not found in /dev/kmsg".into()),
+            Err(e) => victim_only(e),
+        })
     }
 
     fn throttle(&mut self, c: &Arc<Container>, ev: &ThrottleEvent, now: u64, sink: &mut dyn Sink) {
@@ -1068,6 +1141,12 @@ impl Flow {
                 live: None,
                 tape: Some(tape.clone()),
             }),
+            restarts: RestartWatch::default(),
+            kmsg: capture::KernelReports {
+                live: None,
+                tape: Some(tape.clone()),
+                on_tape: header.kmsg,
+            },
             feed,
             recorder: None,
             ctx: Context {
@@ -1155,6 +1234,7 @@ impl Flow {
             | Frame::Proc { .. }
             | Frame::Victim { .. }
             | Frame::Memory { .. }
+            | Frame::Kmsg { .. }
             | Frame::Container { .. } => return false,
         }
         true

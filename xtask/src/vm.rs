@@ -118,6 +118,8 @@ stop_ctrace() { # PASS
   sleep 1
   kill -INT $CT; wait $CT; say "exit $1 $?"
   grep -E '"type":"(capability|oom_kill|kill|stats)"' "$S/$1.ndjson" | sed "s/^/CTRACE-REC $1 /"
+  # The OOM victim's exit: what the exit record says where the tracepoint lacks group_dead.
+  grep '"type":"exit"' "$S/$1.ndjson" | grep '"comm":"tail"' | head -n 1 | sed "s/^/CTRACE-REC $1 /"
   sed "s/^/CTRACE-ERR $1 /" "$S/$1.err"
 }
 chowns() { # PASS: CAP_CHOWN denied (not in runc's default set) and allowed (added)
@@ -144,9 +146,15 @@ kill -9 "$PID"; say "killed $PID"
 sleep 1
 runc delete -f ckill
 stop_ctrace default
-# Pass "kprobe": the same capability checks through kprobes, where fexit would be chosen.
+# Pass "kprobe": the same capability checks through kprobes, where fexit would be chosen;
+# `ctrace doctor` meanwhile (its programs are its own), while the guest mostly sleeps.
 start_ctrace kprobe kprobe
+"$BIN" doctor --json > "$S/doctor.json" 2> "$S/doctor.err" &
+DOC=$!
 chowns kprobe
+wait $DOC; say "doctor exit $?"
+sed 's/^/CTRACE-DOC /' "$S/doctor.json"
+sed 's/^/CTRACE-ERR doctor /' "$S/doctor.err"
 stop_ctrace kprobe
 say done "$(( $(date +%s) - T0 ))"
 "#;
@@ -393,116 +401,141 @@ struct Pass {
     stderr: Vec<String>,
 }
 
+/// A guest's output, sorted: `CTRACE-VM` facts, records and stderr by pass, doctor's report.
+#[derive(Default)]
+struct Guest {
+    facts: Vec<String>,
+    passes: std::collections::BTreeMap<String, Pass>,
+    doctor: Option<Value>,
+}
+
+impl Guest {
+    fn parse(out: &str) -> Result<Self> {
+        let mut g = Self::default();
+        for line in out.lines() {
+            let line = line.trim_end_matches('\r');
+            if let Some(rest) = line.split_once("CTRACE-VM ").map(|(_, r)| r) {
+                g.facts.push(rest.to_owned());
+            } else if let Some(rest) = line.split_once("CTRACE-REC ").map(|(_, r)| r) {
+                let (pass, json) = rest.split_once(' ').context("a CTRACE-REC line")?;
+                let v: Value = serde_json::from_str(json).with_context(|| {
+                    format!("a record that is not JSON (console noise?): {json}")
+                })?;
+                g.passes.entry(pass.to_owned()).or_default().records.push(v);
+            } else if let Some(rest) = line.split_once("CTRACE-ERR ").map(|(_, r)| r) {
+                let (pass, msg) = rest.split_once(' ').unwrap_or((rest, ""));
+                g.passes
+                    .entry(pass.to_owned())
+                    .or_default()
+                    .stderr
+                    .push(msg.to_owned());
+            } else if let Some(json) = line.split_once("CTRACE-DOC ").map(|(_, r)| r) {
+                g.doctor = Some(serde_json::from_str(json).with_context(|| {
+                    format!("doctor's report is not JSON (console noise?): {json}")
+                })?);
+            }
+        }
+        Ok(g)
+    }
+
+    fn fact(&self, prefix: &str) -> Option<&str> {
+        self.facts.iter().find_map(|f| f.strip_prefix(prefix))
+    }
+}
+
 /// Checks a guest's output; a one-line summary of what it showed.
 fn check(out: &str) -> Result<String> {
-    let mut facts = Vec::new();
-    let mut passes: std::collections::BTreeMap<String, Pass> = Default::default();
-    for line in out.lines() {
-        let line = line.trim_end_matches('\r');
-        if let Some(rest) = line.split_once("CTRACE-VM ").map(|(_, r)| r) {
-            facts.push(rest.to_owned());
-        } else if let Some(rest) = line.split_once("CTRACE-REC ").map(|(_, r)| r) {
-            let (pass, json) = rest.split_once(' ').context("a CTRACE-REC line")?;
-            let v: Value = serde_json::from_str(json)
-                .with_context(|| format!("a record that is not JSON (console noise?): {json}"))?;
-            passes.entry(pass.to_owned()).or_default().records.push(v);
-        } else if let Some(rest) = line.split_once("CTRACE-ERR ").map(|(_, r)| r) {
-            let (pass, msg) = rest.split_once(' ').unwrap_or((rest, ""));
-            passes
-                .entry(pass.to_owned())
-                .or_default()
-                .stderr
-                .push(msg.to_owned());
-        }
-    }
-    let fact = |prefix: &str| facts.iter().find_map(|f| f.strip_prefix(prefix));
-    if let Some(f) = fact("FAIL ") {
+    let g = Guest::parse(out)?;
+    if let Some(f) = g.fact("FAIL ") {
         bail!(
             "the scenario failed in the guest: {f}\n{}",
-            facts.join("\n")
+            g.facts.join("\n")
         );
     }
-    let kernel = fact("kernel ")
+    let kernel = g
+        .fact("kernel ")
         .context("the guest never ran the scenario")?
         .to_owned();
-    if fact("done ").is_none() {
-        bail!("the scenario did not finish: {}", facts.join("; "));
+    if g.fact("done ").is_none() {
+        bail!("the scenario did not finish: {}", g.facts.join("; "));
     }
     let mut summary = vec![format!("kernel {kernel}")];
-    for (pass, expected_hook) in [("default", None), ("kprobe", Some("kprobe"))] {
-        let p = passes
-            .get(pass)
-            .with_context(|| format!("no output from pass {pass}"))?;
-        let ctx = || format!("pass {pass} on {kernel}");
-        if fact(&format!("exit {pass} ")) != Some("0") {
-            bail!(
-                "{}: ctrace exited {:?}: {}",
-                ctx(),
-                fact(&format!("exit {pass} ")),
-                p.stderr.join("\n")
-            );
-        }
-        let stats = p
+    for (pass, expected_hook) in [("default", "fexit"), ("kprobe", "kprobe")] {
+        let ctx = format!("pass {pass} on {kernel}");
+        summary.extend(check_capability_pass(&g, pass, expected_hook).context(ctx)?);
+    }
+    summary.extend(check_incidents(&g.passes["default"])?);
+    summary.push(check_doctor(&g)?);
+    Ok(summary.join("; "))
+}
+
+/// One `watch` pass: ctrace exited cleanly, served capability checks through the hook
+/// expected and said so, and gave the documented denied and allowed `CAP_CHOWN` records.
+fn check_capability_pass(g: &Guest, pass: &str, want: &str) -> Result<Vec<String>> {
+    let p = g
+        .passes
+        .get(pass)
+        .with_context(|| format!("no output from pass {pass}"))?;
+    if g.fact(&format!("exit {pass} ")) != Some("0") {
+        bail!(
+            "ctrace exited {:?}: {}",
+            g.fact(&format!("exit {pass} ")),
+            p.stderr.join("\n")
+        );
+    }
+    let stats = p
+        .records
+        .iter()
+        .rev()
+        .find(|v| v["type"] == "stats")
+        .context("no stats record")?;
+    let hook = expect::capability_mechanism(stats).map_err(anyhow::Error::msg)?;
+    // The matrix's kernels lack the tracepoint (before 6.13) and allow fexit: a kernel
+    // that fell further back is a regression to look at, not a pass.
+    if hook != want {
+        bail!("capability checks served by {hook}, expected {want}");
+    }
+    let line = expect::capability_start_line(hook);
+    if !p.stderr.iter().any(|l| l == line) {
+        bail!("watch did not say {line:?}:\n{}", p.stderr.join("\n"));
+    }
+    let mut summary = Vec::new();
+    for (verdict, container) in [("denied", "cdeny"), ("allowed", "callow")] {
+        let id = format!("{container}-{pass}");
+        let rec = p
             .records
             .iter()
-            .rev()
-            .find(|v| v["type"] == "stats")
-            .with_context(|| format!("{}: no stats record", ctx()))?;
-        let hook = expect::capability_mechanism(stats)
-            .map_err(anyhow::Error::msg)
-            .with_context(ctx)?;
-        // The matrix's kernels lack the tracepoint (before 6.13) and allow fexit: a kernel
-        // that fell further back is a regression to look at, not a pass.
-        let want = expected_hook.unwrap_or("fexit");
-        if hook != want {
-            bail!(
-                "{}: capability checks served by {hook}, expected {want}",
-                ctx()
-            );
+            .find(|v| {
+                v["type"] == "capability"
+                    && v["capability"] == "CAP_CHOWN"
+                    && v["verdict"] == verdict
+                    && v["process"]["comm"] == "chown"
+                    && v["container"]["name"] == id.as_str()
+            })
+            .with_context(|| format!("no {verdict} CAP_CHOWN record in {id}"))?;
+        expect::capability_record(rec, "CAP_CHOWN", 0, verdict, "chown")
+            .map_err(anyhow::Error::msg)?;
+        if rec["container"]["runtime"] != "runc" {
+            bail!("{id} not attributed to runc: {rec}");
         }
-        let line = expect::capability_start_line(hook);
-        if !p.stderr.iter().any(|l| l == line) {
-            bail!(
-                "{}: watch did not say {line:?}:\n{}",
-                ctx(),
-                p.stderr.join("\n")
-            );
+        if pass == "default" && verdict == "denied" {
+            summary.push(format!("denied record: {rec}"));
         }
-        for (verdict, container) in [("denied", "cdeny"), ("allowed", "callow")] {
-            let id = format!("{container}-{pass}");
-            let rec = p
-                .records
-                .iter()
-                .find(|v| {
-                    v["type"] == "capability"
-                        && v["capability"] == "CAP_CHOWN"
-                        && v["verdict"] == verdict
-                        && v["process"]["comm"] == "chown"
-                        && v["container"]["name"] == id.as_str()
-                })
-                .with_context(|| format!("{}: no {verdict} CAP_CHOWN record in {id}", ctx()))?;
-            expect::capability_record(rec, "CAP_CHOWN", 0, verdict, "chown")
-                .map_err(anyhow::Error::msg)
-                .with_context(ctx)?;
-            if rec["container"]["runtime"] != "runc" {
-                bail!("{}: {id} not attributed to runc: {rec}", ctx());
-            }
-            if pass == "default" && verdict == "denied" {
-                summary.push(format!("denied record: {rec}"));
-            }
-        }
-        for (name, code) in [("deny", "1"), ("allow", "0")] {
-            let got = fact(&format!("{name}-{pass} exit "));
-            if got != Some(code) {
-                bail!(
-                    "{}: chown in {name}-{pass} exited {got:?}, expected {code}",
-                    ctx()
-                );
-            }
-        }
-        summary.push(format!("{pass}: capability via {hook}"));
     }
-    let p = &passes["default"];
+    for (name, code) in [("deny", "1"), ("allow", "0")] {
+        let got = g.fact(&format!("{name}-{pass} exit "));
+        if got != Some(code) {
+            bail!("chown in {name}-{pass} exited {got:?}, expected {code}");
+        }
+    }
+    summary.push(format!("{pass}: capability via {hook}"));
+    Ok(summary)
+}
+
+/// The incidents of the default pass: the OOM kill with the kernel's figures and scope, the
+/// victim's exit without a made-up `group_dead`, the kill from the host.
+fn check_incidents(p: &Pass) -> Result<Vec<String>> {
+    let mut summary = Vec::new();
     let oom = p
         .records
         .iter()
@@ -529,9 +562,45 @@ fn check(out: &str) -> Result<String> {
     if source != "kernel" || oom["memory"]["limit_depth"] != 0 {
         bail!("oom_kill figures not from the kernel's OOM context: {oom}");
     }
+    // The scope is the OOM killer's word: its context names the container's own memory
+    // cgroup, a memcg-triggered OOM, and the victim's score.
+    let c = &oom["oom_context"];
+    let points = c["points"].as_i64().unwrap_or(0);
+    if c["source"] != "oom_kill_process"
+        || c["memcg_cgroup_id"] != oom["victim"]["cgroup_id"]
+        || c["limit_depth"] != 0
+        || c["trigger"] != "memcg"
+        || points <= 0
+        || c["oom_score_adj"] != oom["victim"]["oom_score_adj"]
+    {
+        bail!("oom_kill without the OOM killer's context (its own cgroup, memcg, points): {oom}");
+    }
     summary.push(format!(
-        "oom_kill limit {OOM_LIMIT} scope container_limit from {source}"
+        "oom_kill limit {OOM_LIMIT} scope container_limit from {source}, scope from \
+         oom_context (memcg {}, points {points})",
+        c["memcg_cgroup_id"]
     ));
+    // Neither kernel's sched_process_exit has group_dead: the record leaves it out, and
+    // watch says so; sched_process_fork's child_comm is read from its fixed array.
+    let exit = p
+        .records
+        .iter()
+        .find(|v| v["type"] == "exit")
+        .context("no exit record for the OOM victim (tail)")?;
+    if exit.get("group_dead").is_some() || exit["signal"] != "SIGKILL" {
+        bail!("the OOM victim's exit claims a group_dead or lacks its SIGKILL: {exit}");
+    }
+    let gap = "tracepoint sched_process_exit on this kernel lacks group_dead: exit records \
+               leave it out";
+    if !p.stderr.iter().any(|l| l.ends_with(gap))
+        || p.stderr.iter().any(|l| l.contains("child_comm"))
+    {
+        bail!(
+            "warnings about missing fields are not accurate:\n{}",
+            p.stderr.join("\n")
+        );
+    }
+    summary.push("exit without group_dead".to_owned());
     let kill = p
         .records
         .iter()
@@ -545,7 +614,56 @@ fn check(out: &str) -> Result<String> {
         bail!("kill target is not sleep: {kill}");
     }
     summary.push("kill SIGKILL of ckill".to_owned());
-    Ok(summary.join("; "))
+    Ok(summary)
+}
+
+/// `ctrace doctor --json` in the guest: every core feature on, and the mechanisms these
+/// kernels give (no capability tracepoint; fexit and fentry allowed; pure cgroup v2).
+fn check_doctor(g: &Guest) -> Result<String> {
+    let d = g.doctor.as_ref().context("no doctor report")?;
+    let errors = g.passes.get("doctor").map(|p| p.stderr.join("\n"));
+    if g.fact("doctor exit ") != Some("0") {
+        bail!(
+            "doctor exited {:?}: {d}\n{}",
+            g.fact("doctor exit "),
+            errors.unwrap_or_default()
+        );
+    }
+    expect::doctor_report(d).map_err(anyhow::Error::msg)?;
+    let tracepoint = expect::doctor_hook_status(d, "tracepoint", "capability:cap_capable");
+    if tracepoint.is_none_or(|h| h["status"] != "absent") {
+        bail!("doctor: the capability tracepoint is not reported absent: {tracepoint:?}");
+    }
+    for (feature, want) in [
+        ("capability", "fexit"),
+        ("oom_kernel_figures", "fentry"),
+        ("exec_exit", "tracepoint"),
+        ("oom", "tracepoint"),
+    ] {
+        let got = expect::doctor_hook(d, feature).map_err(anyhow::Error::msg)?;
+        if got != want {
+            bail!("doctor: {feature} served by {got}, expected {want}: {d}");
+        }
+    }
+    if d["kernel"]["cgroup_mode"] != "v2" {
+        bail!(
+            "doctor: cgroup mode {} in a pure v2 guest",
+            d["kernel"]["cgroup_mode"]
+        );
+    }
+    let features: Vec<String> = d["features"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["hook"].is_string() || f["core"] == true)
+        .map(|f| {
+            let how = f["hook"]
+                .as_str()
+                .unwrap_or(if f["on"] == true { "on" } else { "off" });
+            format!("{}={how}", f["feature"].as_str().unwrap_or("?"))
+        })
+        .collect();
+    Ok(format!("doctor: {}", features.join(" ")))
 }
 
 #[cfg(test)]

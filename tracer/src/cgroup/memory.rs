@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     mounts::ancestors,
     parse::{number, parse_count, parse_flat_keyed, ParseError},
+    psi::{parse_pressure, Pressure},
     reading::{count, limit},
     CgroupDir, Mounts, Reading,
 };
@@ -68,7 +69,7 @@ const MEMORY_MAX_DEPTH: usize = tracer_common::MEMCG_MAX_DEPTH as usize;
 
 /// Memory figures of a cgroup at one moment. `None`: the file was missing or unreadable.
 /// Read back from a record, a field an older ctrace did not write takes its default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MemoryStats {
     /// Limit in bytes; `None` also for "no limit" (`max`, or v1's huge sentinel).
@@ -96,6 +97,9 @@ pub struct MemoryStats {
     /// What the memory was made of (`memory.stat`); `None`: it could not be read. Boxed: the
     /// records carrying these figures stay small.
     pub breakdown: Option<Box<MemoryBreakdown>>,
+    /// Memory pressure (v2 `memory.pressure`, PSI) when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pressure: Option<Box<Pressure>>,
 }
 
 /// What a cgroup's memory was made of, from `memory.stat` (and v1 `memory.kmem.*`,
@@ -290,6 +294,7 @@ impl MemoryDir {
                     source: MemorySource::Cgroupfs,
                     limit_depth: None,
                     breakdown,
+                    pressure: None,
                 }
             }
             Self::V2(d) => {
@@ -313,6 +318,9 @@ impl MemoryDir {
                     source: MemorySource::Cgroupfs,
                     limit_depth: None,
                     breakdown,
+                    pressure: read(d, "memory.pressure")
+                        .and_then(|t| parse_pressure(&t).ok())
+                        .map(Box::new),
                 }
             }
         }

@@ -4,7 +4,7 @@
 use super::parse::{number, quoted, ParseError};
 
 /// One line of a PSI file.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PressureLine {
     /// Share of wall time stalled over the last 10 s, in percent.
     pub avg10: Option<f64>,
@@ -17,7 +17,7 @@ pub struct PressureLine {
 }
 
 /// A PSI file (`cpu.pressure`): `some` always, `full` on 5.13+ kernels.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Pressure {
     /// Some tasks of the cgroup were runnable but not running.
     pub some: PressureLine,

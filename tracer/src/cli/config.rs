@@ -119,6 +119,7 @@ const KEYS: &[Key] = &[
     key("max_size", Kind::Scalar, For::Both),
     key("memory_interval", Kind::Scalar, For::Both),
     key("journal_events", Kind::List, For::Both),
+    key("oom_killers", Kind::List, For::Both),
     key("ebpf_log", Kind::Bool, For::Both),
     key("no_tp_btf", Kind::Bool, For::Both),
     key("duration", Kind::Number, For::Both),

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod caps;
 pub mod config;
+pub mod doctor;
 pub mod history;
 pub mod inspect;
 pub mod postmortem;
@@ -122,6 +123,15 @@ Examples:
   ctrace replay incident.capture
   ctrace replay incident.capture --container web --json";
 
+const DOCTOR_EXAMPLES: &str = "\
+Examples:
+  sudo ctrace doctor
+  sudo ctrace doctor --json | jq '.features[] | select(.on | not)'
+
+Exit status: 0 when every core feature (exec/exit, kills, OOM kills,
+capability checks, throttling) is on, 1 when one is off, 2 when the
+eBPF programs could not be loaded to check (not root, ...) or on an error.";
+
 const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
   ctrace completions bash > /etc/bash_completion.d/ctrace
@@ -175,6 +185,10 @@ pub enum Command {
     /// Show a capture as `watch` showed it live, on any machine, without root or a kernel.
     #[command(after_help = REPLAY_EXAMPLES)]
     Replay(replay::ReplayCmd),
+    /// What this host lets ctrace see: the kernel, BTF, cgroups, tracefs, each eBPF hook
+    /// (attached, refused, absent) and what serves each feature, or why it is off.
+    #[command(after_help = DOCTOR_EXAMPLES)]
+    Doctor(doctor::DoctorArgs),
     /// Print a shell completion script to stdout.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(shell::CompletionsArgs),

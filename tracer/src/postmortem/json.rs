@@ -98,6 +98,8 @@ fn story_json(s: &Story) -> Value {
         "oom_kills": s.ooms.iter().map(oom_json).collect::<Vec<_>>(),
         "kills_total": s.kill_total,
         "kills": s.kills.iter().map(entry_json).collect::<Vec<_>>(),
+        "restart_loops_total": s.loop_total,
+        "restart_loops": s.loops.iter().map(entry_json).collect::<Vec<_>>(),
         "unreadable_records": s.unreadable,
     })
 }

@@ -37,7 +37,15 @@ const PLAIN_POINTS: usize = 16;
 const SPARK_POINTS: usize = 60;
 
 /// Record types a story is made of.
-const STORY_TYPES: [&str; 4] = ["container_start", "container_stop", "oom_kill", "kill"];
+const STORY_TYPES: [&str; 5] = [
+    "container_start",
+    "container_stop",
+    "oom_kill",
+    "kill",
+    "restart_loop",
+];
+/// Restart loops kept per story (the last ones).
+pub const LOOPS_KEPT: usize = 5;
 
 /// A stored record, read back.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +82,9 @@ pub struct Story {
     /// The last kills, oldest first.
     pub kills: Vec<Dated>,
     pub kill_total: usize,
+    /// The restart loops, oldest first: the last report of each (it holds the whole loop).
+    pub loops: Vec<Dated>,
+    pub loop_total: usize,
     /// Records of the story that could not be read (in none of the counts above).
     pub unreadable: usize,
 }
@@ -180,6 +191,7 @@ pub fn story(journal: &Journal, c: &ContainerRow) -> Result<Story, JournalError>
         ..RecordFilter::default()
     })?;
     let (mut lifecycle, mut ooms, mut kills) = (Vec::new(), Vec::new(), Vec::new());
+    let mut loops: Vec<Dated> = Vec::new();
     let (mut starts, mut stops) = (0, 0);
     let mut last_stop = None;
     let mut unreadable = 0;
@@ -196,6 +208,15 @@ pub fn story(journal: &Journal, c: &ContainerRow) -> Result<Story, JournalError>
             }
             Record::OomKill(o) => ooms.push((e.ts_ns, o)),
             Record::Kill(_) => kills.push(e),
+            // Every report of a loop holds the loop so far: keep the last of each.
+            Record::RestartLoop(ref l) => {
+                let same =
+                    |d: &Dated| matches!(&d.record, Record::RestartLoop(p) if p.since == l.since);
+                match loops.iter_mut().find(|d| same(d)) {
+                    Some(d) => *d = e,
+                    None => loops.push(e),
+                }
+            }
             // container_start
             _ => {
                 starts += 1;
@@ -203,7 +224,7 @@ pub fn story(journal: &Journal, c: &ContainerRow) -> Result<Story, JournalError>
             }
         }
     }
-    let (oom_total, kill_total) = (ooms.len(), kills.len());
+    let (oom_total, kill_total, loop_total) = (ooms.len(), kills.len(), loops.len());
     let mut told = Vec::new();
     for (ts_ns, record) in last(ooms, OOMS_KEPT) {
         let curve = journal.memory_curve(&c.key, ts_ns.saturating_sub(CURVE_WINDOW_NS), ts_ns)?;
@@ -243,6 +264,8 @@ pub fn story(journal: &Journal, c: &ContainerRow) -> Result<Story, JournalError>
         oom_total,
         kills: last(kills, KILLS_KEPT),
         kill_total,
+        loops: last(loops, LOOPS_KEPT),
+        loop_total,
         unreadable,
     })
 }

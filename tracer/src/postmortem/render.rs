@@ -115,6 +115,10 @@ fn render_oom(out: &mut String, o: &Oom, tty: bool) {
             "the host ran out of memory (a host-wide OOM, not the container's limit)".to_owned()
         }
         (OomScope::Unknown, _) => "scope unknown".to_owned(),
+        (OomScope::Userspace, _) => format!(
+            "a userspace OOM killer, {}, sent SIGKILL (memory pressure, not the kernel's OOM killer)",
+            party(&r.trigger)
+        ),
     };
     out.push_str(&format!("  OOM kill at {}: {scope}\n", utc_ms(o.ts_ns)));
     let mut limit = o.limit.map_or_else(|| "none known".to_owned(), bytes);
@@ -193,6 +197,9 @@ fn render_oom(out: &mut String, o: &Oom, tty: bool) {
     };
     if r.container_stopped {
         outcome.push_str("; the container stopped");
+    } else if r.victim_exit.is_some() {
+        // A child: the container went on, which no runtime counts as a restart.
+        outcome.push_str("; the container went on (its init lives): not a restart");
     }
     push_field(out, 4, "outcome", &outcome);
 }
@@ -269,6 +276,20 @@ fn render_story(out: &mut String, s: &Story, tty: bool) {
             utc_ms(e.ts_ns),
             terminal(e.record.explanation().unwrap_or("-"))
         ));
+    }
+    if s.loop_total > 0 {
+        let mut loops = s.loop_total.to_string();
+        if s.loops.len() < s.loop_total {
+            loops.push_str(&format!(" (the last {} follow)", s.loops.len()));
+        }
+        push_field(out, 2, "loops", &loops);
+        for e in &s.loops {
+            out.push_str(&format!(
+                "    {}  {}\n",
+                utc_ms(e.ts_ns),
+                terminal(e.record.explanation().unwrap_or("-"))
+            ));
+        }
     }
     let mut ooms = s.oom_total.to_string();
     if s.ooms.len() < s.oom_total {

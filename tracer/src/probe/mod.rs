@@ -1,8 +1,11 @@
 //! Loading, configuring and attaching the eBPF programs; reading their counters.
 
 pub mod btf;
+mod load;
 pub mod proginfo;
 pub mod tracefs;
+
+pub use load::{HookAttempt, HookStatus};
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -17,10 +20,10 @@ use aya::{
         tp_btf::BtfTracePointLinkId, trace_point::TracePointLinkId, BtfTracePoint, FEntry, FExit,
         KProbe, TracePoint,
     },
-    Ebpf, EbpfLoader,
+    Ebpf,
 };
 use tracer_common::{
-    counter, kind, kind_bit, names, CapKey, CapState, Config, RunqHist, TaskOffsets, TpOffsets,
+    counter, kind, kind_bit, names, CapKey, CapState, RunqHist, TaskOffsets, TpOffsets,
     OFFSET_ABSENT,
 };
 
@@ -212,6 +215,7 @@ impl crate::pipeline::VictimSource for OomVictims {
             cgroup_id: v.cgroup_id,
             boot_ns: v.boot_ns,
             memcg: crate::event::MemcgAtOom::from_kernel(v.memcg_depth, &v.memcg, page_size()),
+            context: crate::event::OomContext::from_kernel(&v),
         })
     }
 }
@@ -338,23 +342,6 @@ pub fn cap_arg_index(btf: &btf::Btf) -> Result<u16, String> {
 /// Where the programs on [`CAP_FUNCTION`] read `cap` (tracer-ebpf's `CAP_ARG`).
 const CAP_ARG: usize = 2;
 
-/// A load or attach error with its causes, without the verifier log aya appends.
-fn brief(e: &ProbeError) -> String {
-    let mut s = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        let c = cause.to_string();
-        if !s.contains(&c) {
-            s = format!("{s}: {c}");
-        }
-        source = cause.source();
-    }
-    match s.find(". Verifier output") {
-        Some(i) => s[..i].to_owned(),
-        None => s,
-    }
-}
-
 /// Programs of the run-queue delay histograms and their BTF tracepoints.
 const RUNQ_PROGRAMS: [(&str, &str); 3] = [
     ("runq_wakeup", "sched_wakeup"),
@@ -406,6 +393,12 @@ pub struct Probe {
     logger: Option<aya_log::EbpfLogger<EbpfLog>>,
     /// Things the user should know (a tracepoint missing on this kernel, ...).
     pub warnings: Vec<String>,
+    /// Every hook tried at load, in order, with how it fared (`ctrace doctor`).
+    pub hooks: Vec<HookAttempt>,
+    /// Fields missing from tracepoints this kernel has, by tracepoint.
+    pub field_gaps: BTreeMap<String, Vec<String>>,
+    /// Exit codes are read from the task (`task_struct.exit_code` is in the kernel's BTF).
+    pub exit_codes: bool,
 }
 
 impl Probe {
@@ -427,275 +420,6 @@ impl Probe {
             }
         }
         Ok(())
-    }
-
-    /// Check privileges, mount tracefs if needed, compute offsets, load and attach.
-    pub fn load(opts: &Options) -> Result<Self, ProbeError> {
-        Self::check_privileges()?;
-        let mut warnings = Vec::new();
-        let (events_dir, mounted) = tracefs::ensure_mounted().map_err(ProbeError::Tracefs)?;
-        if mounted {
-            warnings.push(format!(
-                "tracefs was not mounted: mounted it at {}",
-                tracefs::TRACEFS
-            ));
-        }
-
-        // Tests point this at a copy of the events directory with some tracepoints removed,
-        // to see ctrace on a kernel that lacks them (cap_capable before 6.13, for instance).
-        let formats_dir =
-            std::env::var_os(FORMATS_DIR_ENV).map_or(events_dir, std::path::PathBuf::from);
-        let mut kinds = opts.kinds;
-        let mut formats = BTreeMap::new();
-        let cap_hooks = cap_hooks(std::env::var(CAP_HOOKS_ENV).ok().as_deref());
-        // Capability checks without the tracepoint (before 6.13): fexit or kprobes on
-        // cap_capable(), tried once the object is loaded.
-        let mut cap_fallback = false;
-        for spec in PROBES.iter().filter(|s| opts.kinds & kind_bit(s.kind) != 0) {
-            let format = if spec.kind == kind::CAPABILITY && !cap_hooks.contains(&"tracepoint") {
-                None
-            } else {
-                tracefs::read_format(&formats_dir, spec.category, spec.tracepoint)
-            };
-            match format {
-                Some(f) => {
-                    formats.insert(spec.tracepoint, f);
-                }
-                None if spec.kind == kind::CAPABILITY => cap_fallback = true,
-                None => {
-                    kinds &= !kind_bit(spec.kind);
-                    warnings.push(format!(
-                        "tracepoint {}:{} does not exist on this kernel: {} events disabled",
-                        spec.category,
-                        spec.tracepoint,
-                        kind_name(spec.kind)
-                    ));
-                }
-            }
-        }
-        let (tp, gaps) = tp_offsets_and_gaps(&formats);
-        for (tracepoint, fields) in &gaps {
-            warnings.push(format!(
-                "tracepoint {tracepoint} on this kernel lacks {}: reported as 0 or empty",
-                fields.join(", ")
-            ));
-        }
-        let vmlinux = Path::new("/sys/kernel/btf/vmlinux");
-        let kernel_btf = std::fs::read(vmlinux)
-            .map_err(|e| format!("{}: {e}", vmlinux.display()))
-            .and_then(|raw| {
-                btf::Btf::parse(&raw).map_err(|e| format!("{}: {e}", vmlinux.display()))
-            });
-        let cap_arg = if cap_fallback {
-            kernel_btf
-                .as_ref()
-                .map_err(Clone::clone)
-                .and_then(cap_arg_index)
-        } else {
-            Ok(2)
-        };
-        let task = match kernel_btf.as_ref().map(offsets_from_btf) {
-            Ok(t) => t,
-            Err(e) => {
-                warnings.push(format!(
-                    "kernel BTF unusable ({e}): parent pids and exit codes will be missing"
-                ));
-                TaskOffsets::ABSENT
-            }
-        };
-        if kinds & kind_bit(kind::EXIT) != 0 && task.exit_code == OFFSET_ABSENT {
-            warnings.push("task_struct.exit_code not found in BTF: exit codes unknown".into());
-        }
-
-        let config = Config {
-            event_mask: kinds,
-            signal_mask_lo: opts.signals as u32,
-            signal_mask_hi: (opts.signals >> 32) as u32,
-            exit_all_threads: u32::from(opts.exit_all_threads),
-            cap_allowed: u32::from(opts.cap_allowed),
-            runq_enabled: u32::from(opts.runq && task.pid != OFFSET_ABSENT),
-            // Our pid as the kernel sees it when ctrace shares the host's pid namespace (as
-            // it must to read other containers' /proc); in a pid namespace of its own the
-            // ids differ and nothing is filtered.
-            self_tgid: std::process::id(),
-            _pad0: 0,
-            cap_window_ns: opts.cap_window.as_nanos().min(u128::from(u64::MAX)) as u64,
-            wakeup_bytes: u64::from(opts.ring_bytes / 4),
-            tp,
-            task,
-        };
-        // aya-log-ebpf logs everything unless told otherwise: off (0) without --ebpf-log.
-        let log_level: u8 = if opts.ebpf_log { 0xff } else { 0 };
-        let mut ebpf = EbpfLoader::new()
-            .override_global(names::CONFIG_GLOBAL, &config, true)
-            .override_global("AYA_LOG_LEVEL", &log_level, false)
-            .map_max_entries(names::EVENTS_MAP, opts.ring_bytes)
-            .load(OBJECT)
-            .map_err(ProbeError::Load)?;
-
-        let mut links = Vec::new();
-        let mut signal_targets_in_kernel = false;
-        for spec in PROBES.iter().filter(|s| kinds & kind_bit(s.kind) != 0) {
-            if spec.kind == kind::CAPABILITY && cap_fallback {
-                continue;
-            }
-            if spec.kind == kind::SIGNAL && opts.btf_tracepoints && task.signal_target_complete() {
-                match attach_btf(&mut ebpf, SIGNAL_BTF_PROGRAM, spec.tracepoint) {
-                    Ok(link) => {
-                        links.push((SIGNAL_BTF_PROGRAM, Link::Btf(link)));
-                        signal_targets_in_kernel = true;
-                        continue;
-                    }
-                    Err(e) => warnings.push(format!(
-                        "BTF-typed {} unavailable ({e}): signal targets are placed from \
-                         ctrace's process table",
-                        spec.tracepoint
-                    )),
-                }
-            }
-            let program = spec.program;
-            let prog: &mut TracePoint = ebpf
-                .program_mut(program)
-                .ok_or_else(|| ProbeError::Map {
-                    map: "programs",
-                    message: format!("program {program} missing from the object"),
-                })?
-                .try_into()
-                .map_err(|source| ProbeError::Program { program, source })?;
-            prog.load()
-                .map_err(|source| ProbeError::Program { program, source })?;
-            let link = prog
-                .attach(spec.category, spec.tracepoint)
-                .map_err(|source| ProbeError::Program { program, source })?;
-            links.push((program, Link::Classic(link)));
-        }
-        if cap_fallback && kinds & kind_bit(kind::CAPABILITY) != 0 {
-            match attach_cap_fallback(&mut ebpf, &cap_hooks, cap_arg) {
-                Ok(mut l) => links.append(&mut l),
-                Err(why) => {
-                    kinds &= !kind_bit(kind::CAPABILITY);
-                    warnings.push(format!("capability events disabled: {why}"));
-                }
-            }
-        }
-        // The OOM killer's context: the memory cgroup whose limit was hit (or none: host-wide)
-        // and its figures, as it chooses the victim. Where it loads it is the source of truth
-        // and mark_victim_btf, which infers the limit from the victim's ancestors, is not used.
-        let mut oom_victims_in_kernel = false;
-        if kinds & kind_bit(kind::OOM_VICTIM) != 0
-            && task.signal_target_complete()
-            && task.memcg_complete()
-            && task.oc_memcg != OFFSET_ABSENT
-            && task.oc_chosen != OFFSET_ABSENT
-        {
-            let traceable = kernel_btf
-                .as_ref()
-                .is_ok_and(|b| b.func_params(OOM_FUNCTION).is_some());
-            let fentry = if traceable {
-                attach_fentry(&mut ebpf, OOM_FENTRY_PROGRAM, OOM_FUNCTION)
-                    .map(|l| (OOM_FENTRY_PROGRAM, Link::FEntry(l)))
-                    .map_err(|e| brief(&e))
-            } else {
-                Err(format!("{OOM_FUNCTION} is not in the kernel's BTF"))
-            };
-            let hooked = fentry.or_else(|e1| {
-                attach_kprobe(&mut ebpf, OOM_KPROBE_PROGRAM, OOM_FUNCTION)
-                    .map(|l| (OOM_KPROBE_PROGRAM, Link::KProbe(l)))
-                    .map_err(|e2| format!("fentry: {e1}; kprobe: {}", brief(&e2)))
-            });
-            match hooked {
-                Ok(link) => {
-                    links.push(link);
-                    oom_victims_in_kernel = true;
-                }
-                Err(e) => log::info!(
-                    "OOM context from {OOM_FUNCTION} unavailable ({e}): the limit that was hit \
-                     is inferred"
-                ),
-            }
-        }
-        // The OOM victim's process and cgroup, read from the task, where the tracepoint passes
-        // it: the change that did so also gave the classic record its `uid` field (6.8+).
-        if !oom_victims_in_kernel
-            && kinds & kind_bit(kind::OOM_VICTIM) != 0
-            && opts.btf_tracepoints
-            && task.signal_target_complete()
-            && formats
-                .get("mark_victim")
-                .is_some_and(|f| f.offset("uid", &[4]).is_some())
-        {
-            match attach_btf(&mut ebpf, OOM_VICTIM_BTF_PROGRAM, "mark_victim") {
-                Ok(link) => {
-                    links.push((OOM_VICTIM_BTF_PROGRAM, Link::Btf(link)));
-                    oom_victims_in_kernel = true;
-                }
-                Err(e) => warnings.push(format!(
-                    "BTF-typed mark_victim unavailable ({e}): OOM victims are placed from the \
-                     OOM killer's SIGKILL and ctrace's process table"
-                )),
-            }
-        }
-        let mut runq_active = false;
-        if opts.runq && !opts.btf_tracepoints {
-            warnings.push(
-                "run-queue delay needs BTF-typed tracepoints: not measured (throttling is \
-                 reported from cgroup counters only)"
-                    .to_owned(),
-            );
-        } else if opts.runq {
-            runq_active = true;
-            for (program, tracepoint) in RUNQ_PROGRAMS {
-                match attach_btf(&mut ebpf, program, tracepoint) {
-                    Ok(link) => links.push((program, Link::Btf(link))),
-                    Err(e) => {
-                        warnings.push(format!(
-                            "run-queue delay unavailable ({e}): throttling is reported from \
-                             cgroup counters only"
-                        ));
-                        runq_active = false;
-                        break;
-                    }
-                }
-            }
-        }
-        if links.is_empty() {
-            return Err(ProbeError::NothingAttached);
-        }
-        let logger = if opts.ebpf_log {
-            match aya_log::EbpfLogger::init_with_logger(&mut ebpf, EbpfLog) {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    warnings.push(format!("eBPF program logs unavailable: {e}"));
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        let programs = links
-            .iter()
-            .map(|(name, link)| AttachedProgram {
-                name,
-                hook: link.hook(),
-                id: ebpf
-                    .program(name)
-                    .and_then(|p| p.info().ok())
-                    .map(|info| info.id()),
-                detached: false,
-                recursion_misses: None,
-            })
-            .collect();
-        Ok(Self {
-            ebpf,
-            links,
-            programs,
-            active_kinds: kinds,
-            runq_active,
-            signal_targets_in_kernel,
-            oom_victims_in_kernel,
-            warnings,
-            logger,
-        })
     }
 
     /// The reader of the programs' own log records (with `Options::ebpf_log`), once.
@@ -867,151 +591,6 @@ impl Probe {
     }
 }
 
-/// Capability checks where the tracepoint is missing: fexit on `cap_capable()`, else a
-/// kprobe/kretprobe pair, as `hooks` allows. The error says why each was not used.
-fn attach_cap_fallback(
-    ebpf: &mut Ebpf,
-    hooks: &[&'static str],
-    cap_arg: Result<u16, String>,
-) -> Result<Vec<(&'static str, Link)>, String> {
-    let mut why = vec![if hooks.contains(&"tracepoint") {
-        "tracepoint capability:cap_capable does not exist on this kernel".to_owned()
-    } else {
-        format!("tracepoint not tried ({CAP_HOOKS_ENV})")
-    }];
-    for hook in hooks.iter().filter(|h| **h != "tracepoint") {
-        let attempt = match (*hook, &cap_arg) {
-            (_, Err(e)) => Err(format!("{hook}: {e}")),
-            ("fexit", Ok(_)) => attach_fexit(ebpf, CAP_FEXIT_PROGRAM, CAP_FUNCTION)
-                .map(|l| vec![(CAP_FEXIT_PROGRAM, Link::FExit(l))])
-                .map_err(|e| format!("fexit on {CAP_FUNCTION} refused: {}", brief(&e))),
-            (_, Ok(_)) => {
-                let mut links = Vec::new();
-                let res = attach_kprobe(ebpf, CAP_KPROBE_PROGRAM, CAP_FUNCTION)
-                    .map(|l| links.push((CAP_KPROBE_PROGRAM, Link::KProbe(l))))
-                    .and_then(|()| attach_kprobe(ebpf, CAP_KRETPROBE_PROGRAM, CAP_FUNCTION))
-                    .map(|l| links.push((CAP_KRETPROBE_PROGRAM, Link::KProbe(l))));
-                match res {
-                    Ok(()) => Ok(links),
-                    Err(e) => {
-                        // Leave no half pair behind.
-                        for (name, link) in links {
-                            if let (Some(p), Link::KProbe(l)) = (ebpf.program_mut(name), link) {
-                                let _ = <&mut KProbe>::try_from(p).map(|k| {
-                                    let _ = k.detach(l);
-                                    k.unload()
-                                });
-                            }
-                        }
-                        Err(format!("kprobe on {CAP_FUNCTION} refused: {}", brief(&e)))
-                    }
-                }
-            }
-        };
-        match attempt {
-            Ok(links) => return Ok(links),
-            Err(e) => why.push(e),
-        }
-    }
-    Err(why.join("; "))
-}
-
-fn attach_fentry(
-    ebpf: &mut Ebpf,
-    program: &'static str,
-    function: &str,
-) -> Result<FEntryLinkId, ProbeError> {
-    let btf = aya::Btf::from_sys_fs().map_err(|e| ProbeError::Map {
-        map: "kernel BTF",
-        message: e.to_string(),
-    })?;
-    let prog: &mut FEntry = ebpf
-        .program_mut(program)
-        .ok_or_else(|| ProbeError::Map {
-            map: "programs",
-            message: format!("program {program} missing from the object"),
-        })?
-        .try_into()
-        .map_err(|source| ProbeError::Program { program, source })?;
-    prog.load(function, &btf)
-        .map_err(|source| ProbeError::Program { program, source })?;
-    // A program loaded but not attached is unloaded: nothing is left in the kernel unused.
-    prog.attach().map_err(|source| {
-        let _ = prog.unload();
-        ProbeError::Program { program, source }
-    })
-}
-
-fn attach_fexit(
-    ebpf: &mut Ebpf,
-    program: &'static str,
-    function: &str,
-) -> Result<FExitLinkId, ProbeError> {
-    let btf = aya::Btf::from_sys_fs().map_err(|e| ProbeError::Map {
-        map: "kernel BTF",
-        message: e.to_string(),
-    })?;
-    let prog: &mut FExit = ebpf
-        .program_mut(program)
-        .ok_or_else(|| ProbeError::Map {
-            map: "programs",
-            message: format!("program {program} missing from the object"),
-        })?
-        .try_into()
-        .map_err(|source| ProbeError::Program { program, source })?;
-    prog.load(function, &btf)
-        .map_err(|source| ProbeError::Program { program, source })?;
-    // A program loaded but not attached is unloaded: nothing is left in the kernel unused.
-    prog.attach().map_err(|source| {
-        let _ = prog.unload();
-        ProbeError::Program { program, source }
-    })
-}
-
-fn attach_kprobe(
-    ebpf: &mut Ebpf,
-    program: &'static str,
-    function: &str,
-) -> Result<KProbeLinkId, ProbeError> {
-    let prog: &mut KProbe = ebpf
-        .program_mut(program)
-        .ok_or_else(|| ProbeError::Map {
-            map: "programs",
-            message: format!("program {program} missing from the object"),
-        })?
-        .try_into()
-        .map_err(|source| ProbeError::Program { program, source })?;
-    prog.load()
-        .map_err(|source| ProbeError::Program { program, source })?;
-    prog.attach(function, 0).map_err(|source| {
-        let _ = prog.unload();
-        ProbeError::Program { program, source }
-    })
-}
-
-fn attach_btf(
-    ebpf: &mut Ebpf,
-    program: &'static str,
-    tracepoint: &str,
-) -> Result<BtfTracePointLinkId, ProbeError> {
-    let btf = aya::Btf::from_sys_fs().map_err(|e| ProbeError::Map {
-        map: "kernel BTF",
-        message: e.to_string(),
-    })?;
-    let prog: &mut BtfTracePoint = ebpf
-        .program_mut(program)
-        .ok_or_else(|| ProbeError::Map {
-            map: "programs",
-            message: format!("program {program} missing from the object"),
-        })?
-        .try_into()
-        .map_err(|source| ProbeError::Program { program, source })?;
-    prog.load(tracepoint, &btf)
-        .map_err(|source| ProbeError::Program { program, source })?;
-    prog.attach()
-        .map_err(|source| ProbeError::Program { program, source })
-}
-
 /// Prints the eBPF programs' log records on stderr, whatever `CTRACE_LOG` says: they are only
 /// produced when asked for with `--ebpf-log`.
 pub struct EbpfLog;
@@ -1079,11 +658,40 @@ pub fn offsets_from_btf(btf: &btf::Btf) -> TaskOffsets {
         pc_usage: pc("usage"),
         pc_failcnt: pc("failcnt"),
         pc_watermark: pc("watermark"),
-        pc_max: pc("max"),
+        // `max` on current kernels; older ones (4.x) named the limit `limit`.
+        pc_max: match pc("max") {
+            OFFSET_ABSENT => pc("limit"),
+            o => o,
+        },
         pc_parent: pc("parent"),
         oc_memcg: member("oom_control", "memcg"),
         oc_chosen: member("oom_control", "chosen"),
+        oc_chosen_points: member("oom_control", "chosen_points"),
+        oc_order: member("oom_control", "order"),
+        oc_constraint: if oom_constraints_known(btf) {
+            member("oom_control", "constraint")
+        } else {
+            OFFSET_ABSENT
+        },
+        css_cgroup: member("cgroup_subsys_state", "cgroup"),
+        task_signal: off("signal"),
+        signal_oom_score_adj: member("signal_struct", "oom_score_adj"),
+        _pad: [0; 2],
     }
+}
+
+/// `enum oom_constraint` has the values ctrace decodes (`tracer_common::oom_context`):
+/// otherwise `oom_control.constraint` is not read at all.
+fn oom_constraints_known(btf: &btf::Btf) -> bool {
+    use tracer_common::oom_context as c;
+    [
+        ("CONSTRAINT_NONE", c::CONSTRAINT_NONE),
+        ("CONSTRAINT_CPUSET", c::CONSTRAINT_CPUSET),
+        ("CONSTRAINT_MEMORY_POLICY", c::CONSTRAINT_MEMORY_POLICY),
+        ("CONSTRAINT_MEMCG", c::CONSTRAINT_MEMCG),
+    ]
+    .iter()
+    .all(|&(name, v)| btf.enum_value(name) == Some(i64::from(v)))
 }
 
 /// Tracepoint field offsets from the parsed `format` files (absent where missing).
@@ -1155,7 +763,8 @@ pub fn tp_offsets_and_gaps(
         exit_group_dead: get(exit, "group_dead", &[1]),
         fork_parent_pid: get(fork, "parent_pid", I),
         fork_child_pid: get(fork, "child_pid", I),
-        fork_child_comm: get(fork, "child_comm", LOC),
+        // A `__data_loc` string on recent kernels, a fixed `char[16]` on older ones.
+        fork_child_comm: quiet(fork, "child_comm", LOC),
         sig_sig: get(sig, "sig", I),
         sig_errno: get(sig, "errno", I),
         sig_code: get(sig, "code", I),
@@ -1183,8 +792,11 @@ pub fn tp_offsets_and_gaps(
         cga_id: get(attach, "dst_id", L),
         cga_pid: get(attach, "pid", I),
         cga_path: get(attach, "dst_path", LOC),
-        _pad: 0,
+        fork_child_comm_array: quiet(fork, "child_comm", &[16]),
     };
+    if offsets.fork_child_comm == OFFSET_ABSENT && offsets.fork_child_comm_array == OFFSET_ABSENT {
+        get(fork, "child_comm", LOC);
+    }
     (offsets, gaps.into_inner())
 }
 
@@ -1356,7 +968,21 @@ mod tests {
             "mark_victim",
             tracefs::parse_format("\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;"),
         );
+        // 6.1's sched_process_fork: comms as fixed arrays, not strings.
+        f.insert(
+            "sched_process_fork",
+            tracefs::parse_format(
+                "\tfield:char parent_comm[16];\toffset:8;\tsize:16;\tsigned:0;\n\
+                 \tfield:pid_t parent_pid;\toffset:24;\tsize:4;\tsigned:1;\n\
+                 \tfield:char child_comm[16];\toffset:28;\tsize:16;\tsigned:0;\n\
+                 \tfield:pid_t child_pid;\toffset:44;\tsize:4;\tsigned:1;",
+            ),
+        );
         let (o, gaps) = tp_offsets_and_gaps(&f);
+        assert_eq!(
+            (o.fork_child_comm, o.fork_child_comm_array, o.fork_child_pid),
+            (OFFSET_ABSENT, 28, 44)
+        );
         assert_eq!(o.exec_filename, 8);
         assert_eq!(o.exec_pid, 12);
         assert_eq!(o.exec_old_pid, OFFSET_ABSENT);

@@ -213,6 +213,7 @@ mod tests {
             },
         };
         let oom = Incident::Oom(Box::new(crate::explain::OomIncident {
+            tasks: None,
             boot_ns: 0,
             victim: Party {
                 pid: 4242,
@@ -234,6 +235,7 @@ mod tests {
                 victim_tgid: Some(4242),
                 victim_cgroup_id: Some(500),
                 victim_memcg: None,
+                oom_context: None,
             },
             trigger: Party {
                 pid: 4242,

@@ -55,6 +55,7 @@ impl Filter {
             | Incident::ContainerStop { container, .. } => {
                 return self.selects(container);
             }
+            Incident::RestartLoop(l) => return self.selects(&l.container),
         };
         parties.iter().any(|a| self.attribution(a)) || (self.include_host && !self.narrowed())
     }

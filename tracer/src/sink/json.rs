@@ -17,7 +17,7 @@ use crate::{
     units::short_duration,
 };
 use crate::{
-    explain::{ExitInfo, Incident, OomScope, StopReason},
+    explain::{Cause, ExitInfo, Incident, OomScope, RestartLoop, StopReason},
     record::{self, ContainerInfo, EventBase, Origin, Record},
     resolve::{Attribution, Attrs, Container, Update},
     throttle::ThrottleEvent,
@@ -375,6 +375,7 @@ pub fn incident_record(i: &Incident, ctx: &Context) -> Record {
                     OomScope::ContainerLimit => record::OomScope::ContainerLimit,
                     OomScope::Host => record::OomScope::Host,
                     OomScope::Unknown => record::OomScope::Unknown,
+                    OomScope::Userspace => record::OomScope::Userspace,
                 },
                 victim: record::OomKillVictim {
                     party: record::Party::from(&o.victim),
@@ -383,13 +384,45 @@ pub fn incident_record(i: &Incident, ctx: &Context) -> Record {
                     file_rss_kb: d.file_rss_kb,
                     shmem_rss_kb: d.shmem_rss_kb,
                     total_vm_kb: d.total_vm_kb,
-                    oom_score_adj: d.oom_score_adj,
+                    // The tracepoint's field is missing on older kernels; the OOM killer's
+                    // context reads it from the task.
+                    oom_score_adj: d
+                        .oom_context
+                        .and_then(|c| c.oom_score_adj)
+                        .unwrap_or(d.oom_score_adj),
                 },
                 trigger: record::Party::from(&o.trigger),
                 memory: o.memory.clone(),
                 victim_exit: o.exit.as_ref().map(exit_status),
                 container_stopped: o.container_stopped,
                 explanation,
+                oom_context: d.oom_context.map(|c| {
+                    Box::new(record::OomContextRecord {
+                        source: "oom_kill_process".to_owned(),
+                        memcg_cgroup_id: c.memcg.and_then(|m| m.cgroup_id),
+                        limit_depth: c.memcg.and_then(|m| m.depth),
+                        points: c.points,
+                        oom_score_adj: c.oom_score_adj,
+                        trigger: c.trigger.map(|t| t.as_str().to_owned()),
+                        order: c.order,
+                    })
+                }),
+                tasks: o.tasks.as_ref().map(|t| {
+                    Box::new(record::OomTasksRecord {
+                        source: t.source.to_owned(),
+                        note: t.note.clone(),
+                        listed: t.listed as u64,
+                        top: t
+                            .top
+                            .iter()
+                            .map(|t| record::OomTaskRecord {
+                                pid: t.pid,
+                                comm: t.comm.clone(),
+                                rss_bytes: t.rss_bytes,
+                            })
+                            .collect(),
+                    })
+                }),
             })
         }
         Incident::ContainerStart {
@@ -427,6 +460,49 @@ pub fn incident_record(i: &Incident, ctx: &Context) -> Record {
                 explanation,
             })
         }
+        Incident::RestartLoop(l) => {
+            Record::RestartLoop(restart_loop(l, envelope, explanation, ctx))
+        }
+    }
+}
+
+fn restart_loop(
+    l: &RestartLoop,
+    envelope: record::Envelope,
+    explanation: String,
+    ctx: &Context,
+) -> record::RestartLoopRecord {
+    record::RestartLoopRecord {
+        envelope,
+        container: Some(ContainerInfo::from(l.container.as_ref())),
+        count: l.count as u64,
+        since: rfc3339_ns(ctx.clock.unix_ns(l.since_boot_ns)),
+        window_s: l.window_ns as f64 / 1e9,
+        deaths: l
+            .deaths
+            .iter()
+            .map(|d| {
+                let (limit_bytes, signal, by) = match &d.cause {
+                    Cause::OomKilled { limit_bytes } => (*limit_bytes, None, None),
+                    Cause::Killed { signo, by } => (
+                        None,
+                        Some(signal_name((*signo).into())),
+                        Some(record::Party::from(by)),
+                    ),
+                    Cause::Exited | Cause::Signaled => (None, None, None),
+                };
+                record::LoopDeath {
+                    ts: rfc3339_ns(ctx.clock.unix_ns(d.boot_ns)),
+                    cause: d.cause.as_str().to_owned(),
+                    exit: exit_status(&d.exit),
+                    limit_bytes,
+                    signal,
+                    by,
+                    restarted_after_s: d.restarted_after_ns.map(|n| n as f64 / 1e9),
+                }
+            })
+            .collect(),
+        explanation,
     }
 }
 
@@ -554,15 +630,24 @@ impl serde_json::ser::Formatter for InertFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> std::io::Result<()> {
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
+        // Every character [`needs_escape`] lists is at or above U+007F: runs of ASCII below it
+        // are copied as they are, and only the other characters are decoded and looked at.
+        let bytes = fragment.as_bytes();
+        let (mut start, mut i) = (0, 0);
+        while let Some(off) = bytes[i..].iter().position(|&b| b >= 0x7f) {
+            let at = i + off;
+            // `at` starts a character: what precedes it is ASCII or whole characters.
+            let Some(c) = fragment[at..].chars().next() else {
+                break;
+            };
             if needs_escape(c) {
-                writer.write_all(&fragment.as_bytes()[start..i])?;
+                writer.write_all(&bytes[start..at])?;
                 write!(writer, "\\u{:04x}", c as u32)?;
-                start = i + c.len_utf8();
+                start = at + c.len_utf8();
             }
+            i = at + c.len_utf8();
         }
-        writer.write_all(&fragment.as_bytes()[start..])
+        writer.write_all(&bytes[start..])
     }
 }
 
@@ -701,7 +786,7 @@ mod tests {
             base.body.clone(),
             Body::Exit(crate::event::Exit {
                 status: Some(9),
-                group_dead: true,
+                group_dead: Some(true),
             }),
             Body::Cgroup(crate::event::Cgroup {
                 op: CgroupOp::Attach,

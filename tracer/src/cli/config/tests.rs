@@ -132,6 +132,7 @@ retention = "3d"
 max_size = "1GiB"
 memory_interval = "2s"
 journal_events = ["oom_kill", "kill"]
+oom_killers = ["earlyoom", "my-killer"]
 ebpf_log = true
 no_tp_btf = true
 duration = 30.5
@@ -175,6 +176,7 @@ fn every_key_is_parsed() {
     assert_eq!(t.max_size, 1 << 30);
     assert_eq!(t.memory_interval, Duration::from_secs(2));
     assert_eq!(t.journal_events, ["oom_kill", "kill"]);
+    assert_eq!(t.oom_killers, ["earlyoom", "my-killer"]);
     assert_eq!(t.duration, Some(30.5));
     assert_eq!(a.status_interval, Duration::from_secs(30));
     assert_eq!(a.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));

@@ -42,6 +42,11 @@ pub struct WatchArgs {
     /// Ring buffer size in bytes (rounded up to a power of two).
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
     pub ring_size: u64,
+    /// Userspace OOM killers, by the name (comm) of the process sending their SIGKILL: such a
+    /// SIGKILL is reported as an `oom_kill` with `scope: userspace` and the cgroup's memory
+    /// pressure, not as a kill.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = tracer::explain::OOM_KILLERS.iter().map(|s| (*s).to_owned()))]
+    pub oom_killers: Vec<String>,
     /// Fold repeated identical capability checks within this many seconds into one record.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     pub cap_window: f64,
@@ -163,6 +168,7 @@ impl WatchArgs {
                 .filter(|d| d.is_finite() && *d >= 0.0)
                 .map(Duration::from_secs_f64),
             capture: None,
+            oom_killers: self.oom_killers.clone(),
         }
     }
 }

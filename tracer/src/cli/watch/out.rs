@@ -88,7 +88,7 @@ impl Sink for Out {
             Incident::Kill(_) => kind::SIGNAL,
             Incident::Oom(_) => kind::OOM_VICTIM,
             Incident::ContainerStart { .. } => kind::EXEC,
-            Incident::ContainerStop { .. } => kind::EXIT,
+            Incident::ContainerStop { .. } | Incident::RestartLoop(_) => kind::EXIT,
         };
         if self.kinds & kind_bit(from) == 0 || !self.filter.incident(i) {
             return;
@@ -97,7 +97,7 @@ impl Sink for Out {
             json::line(&json::incident(i, ctx))
         } else {
             let color = match i {
-                Incident::Kill(_) | Incident::Oom(_) => RED,
+                Incident::Kill(_) | Incident::Oom(_) | Incident::RestartLoop(_) => RED,
                 _ => CYAN,
             };
             self.paint(console::incident(i, ctx), color)

@@ -1,0 +1,799 @@
+//! [`Probe::load`] in steps: what the kernel offers (tracefs formats, BTF offsets), the
+//! object loaded with them, then each feature's hooks tried in order of preference. Every
+//! hook tried is kept with how it fared ([`HookAttempt`]), for `ctrace doctor`.
+
+use std::{collections::BTreeMap, path::Path};
+
+use aya::{
+    programs::{
+        fentry::FEntryLinkId, fexit::FExitLinkId, kprobe::KProbeLinkId,
+        tp_btf::BtfTracePointLinkId, BtfTracePoint, FEntry, FExit, KProbe, TracePoint,
+    },
+    Ebpf, EbpfLoader,
+};
+use tracer_common::{kind, kind_bit, names, Config, TaskOffsets, OFFSET_ABSENT};
+
+use super::{
+    btf, cap_arg_index, cap_hooks, offsets_from_btf, tp_offsets_and_gaps, tracefs, AttachedProgram,
+    EbpfLog, Link, Options, Probe, ProbeError, CAP_FEXIT_PROGRAM, CAP_FUNCTION, CAP_HOOKS_ENV,
+    CAP_KPROBE_PROGRAM, CAP_KRETPROBE_PROGRAM, FORMATS_DIR_ENV, OBJECT, OOM_FENTRY_PROGRAM,
+    OOM_FUNCTION, OOM_KPROBE_PROGRAM, OOM_VICTIM_BTF_PROGRAM, PROBES, RUNQ_PROGRAMS,
+    SIGNAL_BTF_PROGRAM,
+};
+use crate::event::kind_name;
+
+/// How one hook fared when ctrace loaded its programs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HookAttempt {
+    /// `tracepoint`, `tp_btf`, `fentry`, `fexit` or `kprobe` (kretprobes too).
+    pub hook: &'static str,
+    /// What it hooks: `sched:sched_process_exec`, `sched_switch`, `cap_capable`, ...
+    pub target: String,
+    /// The program in ctrace's object.
+    pub program: &'static str,
+    #[serde(flatten)]
+    pub status: HookStatus,
+}
+
+/// See [`HookAttempt`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum HookStatus {
+    Attached,
+    /// The kernel refused to load or attach it (`errno` when the refusal carried one: 1 is
+    /// EPERM, as sandboxes answer fentry).
+    Refused {
+        errno: Option<i32>,
+        error: String,
+    },
+    /// The kernel has no such hook: the tracepoint or function is missing, or the kind of
+    /// hook is not built in (ENOENT).
+    Absent {
+        why: String,
+    },
+    /// Not tried: another hook serves the feature, or what it needs is missing.
+    NotTried {
+        why: String,
+    },
+}
+
+impl HookAttempt {
+    fn new(hook: &'static str, target: impl Into<String>, program: &'static str) -> Self {
+        Self {
+            hook,
+            target: target.into(),
+            program,
+            status: HookStatus::Attached,
+        }
+    }
+
+    fn with(mut self, status: HookStatus) -> Self {
+        self.status = status;
+        self
+    }
+
+    fn failed(self, e: &ProbeError) -> Self {
+        let error = brief(e);
+        let status = match errno_of(e) {
+            Some(libc::ENOENT) => HookStatus::Absent { why: error },
+            errno => HookStatus::Refused { errno, error },
+        };
+        self.with(status)
+    }
+
+    fn not_tried(self, why: impl Into<String>) -> Self {
+        self.with(HookStatus::NotTried { why: why.into() })
+    }
+}
+
+/// The errno a load or attach failed with, from the innermost I/O error of its causes.
+fn errno_of(e: &ProbeError) -> Option<i32> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut found = None;
+    while let Some(c) = cause {
+        if let Some(n) = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+        {
+            found = Some(n);
+        }
+        cause = c.source();
+    }
+    found
+}
+
+/// A load or attach error with its causes, without the verifier log aya appends.
+fn brief(e: &ProbeError) -> String {
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s = format!("{s}: {c}");
+        }
+        source = cause.source();
+    }
+    match s.find(". Verifier output") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+/// What the running kernel offers, read before the object is loaded.
+struct KernelFacts {
+    kinds: u32,
+    formats: BTreeMap<&'static str, tracefs::Format>,
+    /// Capability checks need fexit or kprobes (no tracepoint, or not allowed).
+    cap_fallback: bool,
+    cap_hooks: Vec<&'static str>,
+    kernel_btf: Result<btf::Btf, String>,
+    task: TaskOffsets,
+    config: Config,
+    gaps: BTreeMap<String, Vec<String>>,
+}
+
+/// The loader's state between steps.
+struct Loading {
+    ebpf: Ebpf,
+    links: Vec<(&'static str, Link)>,
+    hooks: Vec<HookAttempt>,
+    warnings: Vec<String>,
+    kinds: u32,
+}
+
+impl Probe {
+    /// Check privileges, mount tracefs if needed, compute offsets, load and attach.
+    pub fn load(opts: &Options) -> Result<Self, ProbeError> {
+        Self::check_privileges()?;
+        let mut warnings = Vec::new();
+        let mut hooks = Vec::new();
+        let facts = KernelFacts::read(opts, &mut warnings, &mut hooks)?;
+        // aya-log-ebpf logs everything unless told otherwise: off (0) without --ebpf-log.
+        let log_level: u8 = if opts.ebpf_log { 0xff } else { 0 };
+        let ebpf = EbpfLoader::new()
+            .override_global(names::CONFIG_GLOBAL, &facts.config, true)
+            .override_global("AYA_LOG_LEVEL", &log_level, false)
+            .map_max_entries(names::EVENTS_MAP, opts.ring_bytes)
+            .load(OBJECT)
+            .map_err(ProbeError::Load)?;
+        let mut l = Loading {
+            ebpf,
+            links: Vec::new(),
+            hooks,
+            warnings,
+            kinds: facts.kinds,
+        };
+        let signal_targets_in_kernel = l.tracepoints(opts, &facts)?;
+        l.capability_fallback(&facts);
+        let oom_victims_in_kernel = if l.oom_context(&facts) {
+            l.hooks.push(
+                HookAttempt::new("tp_btf", "mark_victim", OOM_VICTIM_BTF_PROGRAM)
+                    .not_tried("the OOM killer's context serves it"),
+            );
+            true
+        } else {
+            l.oom_victim_btf(opts, &facts)
+        };
+        let runq_active = l.runq(opts);
+        l.finish(
+            opts,
+            &facts,
+            signal_targets_in_kernel,
+            oom_victims_in_kernel,
+            runq_active,
+        )
+    }
+}
+
+impl KernelFacts {
+    /// tracefs mounted, the tracepoints' formats, the kernel's BTF and the offsets from both.
+    fn read(
+        opts: &Options,
+        warnings: &mut Vec<String>,
+        hooks: &mut Vec<HookAttempt>,
+    ) -> Result<Self, ProbeError> {
+        let (events_dir, mounted) = tracefs::ensure_mounted().map_err(ProbeError::Tracefs)?;
+        if mounted {
+            warnings.push(format!(
+                "tracefs was not mounted: mounted it at {}",
+                tracefs::TRACEFS
+            ));
+        }
+        // Tests point this at a copy of the events directory with some tracepoints removed,
+        // to see ctrace on a kernel that lacks them (cap_capable before 6.13, for instance).
+        let formats_dir =
+            std::env::var_os(FORMATS_DIR_ENV).map_or(events_dir, std::path::PathBuf::from);
+        let mut kinds = opts.kinds;
+        let mut formats = BTreeMap::new();
+        let cap_hooks = cap_hooks(std::env::var(CAP_HOOKS_ENV).ok().as_deref());
+        // Capability checks without the tracepoint (before 6.13): fexit or kprobes on
+        // cap_capable(), tried once the object is loaded.
+        let mut cap_fallback = false;
+        for spec in PROBES.iter().filter(|s| opts.kinds & kind_bit(s.kind) != 0) {
+            let target = format!("{}:{}", spec.category, spec.tracepoint);
+            let attempt = HookAttempt::new("tracepoint", target, spec.program);
+            let format = if spec.kind == kind::CAPABILITY && !cap_hooks.contains(&"tracepoint") {
+                hooks.push(attempt.not_tried(format!("not allowed by {CAP_HOOKS_ENV}")));
+                None
+            } else {
+                let f = tracefs::read_format(&formats_dir, spec.category, spec.tracepoint);
+                if f.is_none() {
+                    hooks.push(attempt.with(HookStatus::Absent {
+                        why: "the tracepoint does not exist on this kernel".into(),
+                    }));
+                }
+                f
+            };
+            match format {
+                Some(f) => {
+                    formats.insert(spec.tracepoint, f);
+                }
+                None if spec.kind == kind::CAPABILITY => cap_fallback = true,
+                None => {
+                    kinds &= !kind_bit(spec.kind);
+                    warnings.push(format!(
+                        "tracepoint {}:{} does not exist on this kernel: {} events disabled",
+                        spec.category,
+                        spec.tracepoint,
+                        kind_name(spec.kind)
+                    ));
+                }
+            }
+        }
+        let (tp, gaps) = tp_offsets_and_gaps(&formats);
+        for (tracepoint, fields) in &gaps {
+            warnings.push(gap_warning(tracepoint, fields));
+        }
+        let vmlinux = Path::new("/sys/kernel/btf/vmlinux");
+        let kernel_btf = std::fs::read(vmlinux)
+            .map_err(|e| format!("{}: {e}", vmlinux.display()))
+            .and_then(|raw| {
+                btf::Btf::parse(&raw).map_err(|e| format!("{}: {e}", vmlinux.display()))
+            });
+        let task = match kernel_btf.as_ref().map(offsets_from_btf) {
+            Ok(t) => t,
+            Err(e) => {
+                warnings.push(format!(
+                    "kernel BTF unusable ({e}): parent pids and exit codes will be missing"
+                ));
+                TaskOffsets::ABSENT
+            }
+        };
+        if kinds & kind_bit(kind::EXIT) != 0 && task.exit_code == OFFSET_ABSENT {
+            warnings.push("task_struct.exit_code not found in BTF: exit codes unknown".into());
+        }
+        let config = Config {
+            event_mask: kinds,
+            signal_mask_lo: opts.signals as u32,
+            signal_mask_hi: (opts.signals >> 32) as u32,
+            exit_all_threads: u32::from(opts.exit_all_threads),
+            cap_allowed: u32::from(opts.cap_allowed),
+            runq_enabled: u32::from(opts.runq && task.pid != OFFSET_ABSENT),
+            // Our pid as the kernel sees it when ctrace shares the host's pid namespace (as
+            // it must to read other containers' /proc); in a pid namespace of its own the
+            // ids differ and nothing is filtered.
+            self_tgid: std::process::id(),
+            _pad0: 0,
+            cap_window_ns: opts.cap_window.as_nanos().min(u128::from(u64::MAX)) as u64,
+            wakeup_bytes: u64::from(opts.ring_bytes / 4),
+            tp,
+            task,
+        };
+        Ok(Self {
+            kinds,
+            formats,
+            cap_fallback,
+            cap_hooks,
+            kernel_btf,
+            task,
+            config,
+            gaps,
+        })
+    }
+}
+
+/// The warning for fields a tracepoint of this kernel lacks: what their records do instead.
+fn gap_warning(tracepoint: &str, fields: &[String]) -> String {
+    if tracepoint == "sched_process_exit" && fields == ["group_dead"] {
+        return "tracepoint sched_process_exit on this kernel lacks group_dead: exit records \
+                leave it out"
+            .to_owned();
+    }
+    format!(
+        "tracepoint {tracepoint} on this kernel lacks {}: reported as 0 or empty",
+        fields.join(", ")
+    )
+}
+
+impl Loading {
+    /// The classic tracepoints of the kinds asked for (the BTF-typed signal program instead of
+    /// the classic one where it loads). Returns whether signal targets are read in the kernel.
+    fn tracepoints(&mut self, opts: &Options, facts: &KernelFacts) -> Result<bool, ProbeError> {
+        let mut signal_targets_in_kernel = false;
+        for spec in PROBES.iter().filter(|s| self.kinds & kind_bit(s.kind) != 0) {
+            if spec.kind == kind::CAPABILITY && facts.cap_fallback {
+                continue;
+            }
+            if spec.kind == kind::SIGNAL
+                && opts.btf_tracepoints
+                && facts.task.signal_target_complete()
+            {
+                let attempt = HookAttempt::new("tp_btf", spec.tracepoint, SIGNAL_BTF_PROGRAM);
+                match attach_btf(&mut self.ebpf, SIGNAL_BTF_PROGRAM, spec.tracepoint) {
+                    Ok(link) => {
+                        self.links.push((SIGNAL_BTF_PROGRAM, Link::Btf(link)));
+                        self.hooks.push(attempt);
+                        signal_targets_in_kernel = true;
+                        continue;
+                    }
+                    Err(e) => {
+                        self.hooks.push(attempt.failed(&e));
+                        self.warnings.push(format!(
+                            "BTF-typed {} unavailable ({e}): signal targets are placed from \
+                             ctrace's process table",
+                            spec.tracepoint
+                        ));
+                    }
+                }
+            }
+            let program = spec.program;
+            let attempt = HookAttempt::new(
+                "tracepoint",
+                format!("{}:{}", spec.category, spec.tracepoint),
+                program,
+            );
+            match attach_classic(&mut self.ebpf, program, spec.category, spec.tracepoint) {
+                Ok(link) => {
+                    self.links.push((program, Link::Classic(link)));
+                    self.hooks.push(attempt);
+                }
+                Err(e) => {
+                    self.hooks.push(attempt.failed(&e));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(signal_targets_in_kernel)
+    }
+
+    /// Capability checks where the tracepoint is missing: fexit on `cap_capable()`, else a
+    /// kprobe/kretprobe pair, as the hooks allowed permit; off with a warning saying why.
+    fn capability_fallback(&mut self, facts: &KernelFacts) {
+        let asked = self.kinds & kind_bit(kind::CAPABILITY) != 0;
+        if !facts.cap_fallback || !asked {
+            if asked {
+                for (hook, program) in
+                    [("fexit", CAP_FEXIT_PROGRAM), ("kprobe", CAP_KPROBE_PROGRAM)]
+                {
+                    self.hooks.push(
+                        HookAttempt::new(hook, CAP_FUNCTION, program)
+                            .not_tried("the capability:cap_capable tracepoint serves it"),
+                    );
+                }
+            }
+            return;
+        }
+        let cap_arg = facts
+            .kernel_btf
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(cap_arg_index);
+        match attach_cap_fallback(&mut self.ebpf, &facts.cap_hooks, &cap_arg, &mut self.hooks) {
+            Ok(mut l) => self.links.append(&mut l),
+            Err(why) => {
+                self.kinds &= !kind_bit(kind::CAPABILITY);
+                self.warnings
+                    .push(format!("capability events disabled: {why}"));
+            }
+        }
+    }
+
+    /// The OOM killer's context: the memory cgroup whose limit was hit (or none: host-wide)
+    /// and its figures, as it chooses the victim. Where it loads it is the source of truth
+    /// and `mark_victim_btf`, which infers the limit from the victim's ancestors, is not used.
+    fn oom_context(&mut self, facts: &KernelFacts) -> bool {
+        if self.kinds & kind_bit(kind::OOM_VICTIM) == 0 {
+            return false;
+        }
+        let task = &facts.task;
+        let fentry = HookAttempt::new("fentry", OOM_FUNCTION, OOM_FENTRY_PROGRAM);
+        let kprobe = HookAttempt::new("kprobe", OOM_FUNCTION, OOM_KPROBE_PROGRAM);
+        if !(task.signal_target_complete()
+            && task.memcg_complete()
+            && task.oc_memcg != OFFSET_ABSENT
+            && task.oc_chosen != OFFSET_ABSENT)
+        {
+            let why = "the kernel's BTF lacks a task, memory cgroup or oom_control member read";
+            self.hooks.push(fentry.not_tried(why));
+            self.hooks.push(kprobe.not_tried(why));
+            return false;
+        }
+        let traceable = facts
+            .kernel_btf
+            .as_ref()
+            .is_ok_and(|b| b.func_params(OOM_FUNCTION).is_some());
+        let first = if traceable {
+            attach_fentry(&mut self.ebpf, OOM_FENTRY_PROGRAM, OOM_FUNCTION)
+                .map(|l| (OOM_FENTRY_PROGRAM, Link::FEntry(l)))
+                .map_err(|e| {
+                    let why = brief(&e);
+                    self.hooks.push(fentry.clone().failed(&e));
+                    why
+                })
+        } else {
+            let why = format!("{OOM_FUNCTION} is not in the kernel's BTF");
+            self.hooks
+                .push(fentry.clone().with(HookStatus::Absent { why: why.clone() }));
+            Err(why)
+        };
+        let hooked = match first {
+            Ok(link) => {
+                self.hooks.push(fentry);
+                self.hooks
+                    .push(kprobe.not_tried("fentry on oom_kill_process serves it"));
+                Ok(link)
+            }
+            Err(e1) => match attach_kprobe(&mut self.ebpf, OOM_KPROBE_PROGRAM, OOM_FUNCTION) {
+                Ok(l) => {
+                    self.hooks.push(kprobe);
+                    Ok((OOM_KPROBE_PROGRAM, Link::KProbe(l)))
+                }
+                Err(e2) => {
+                    let why = format!("fentry: {e1}; kprobe: {}", brief(&e2));
+                    self.hooks.push(kprobe.failed(&e2));
+                    Err(why)
+                }
+            },
+        };
+        match hooked {
+            Ok(link) => {
+                self.links.push(link);
+                true
+            }
+            Err(e) => {
+                log::info!(
+                    "OOM context from {OOM_FUNCTION} unavailable ({e}): the limit that was hit \
+                     is inferred"
+                );
+                false
+            }
+        }
+    }
+
+    /// The OOM victim's process and cgroup, read from the task, where the tracepoint passes
+    /// it: the change that did so also gave the classic record its `uid` field (6.8+).
+    fn oom_victim_btf(&mut self, opts: &Options, facts: &KernelFacts) -> bool {
+        if self.kinds & kind_bit(kind::OOM_VICTIM) == 0 {
+            return false;
+        }
+        let attempt = HookAttempt::new("tp_btf", "mark_victim", OOM_VICTIM_BTF_PROGRAM);
+        let passes_task = facts
+            .formats
+            .get("mark_victim")
+            .is_some_and(|f| f.offset("uid", &[4]).is_some());
+        let why_not = if !opts.btf_tracepoints {
+            Some("BTF-typed tracepoints are off")
+        } else if !facts.task.signal_target_complete() {
+            Some("the kernel's BTF lacks a task member read")
+        } else if !passes_task {
+            Some("this kernel's mark_victim does not pass the task (before 6.8)")
+        } else {
+            None
+        };
+        if let Some(why) = why_not {
+            self.hooks.push(attempt.not_tried(why));
+            return false;
+        }
+        match attach_btf(&mut self.ebpf, OOM_VICTIM_BTF_PROGRAM, "mark_victim") {
+            Ok(link) => {
+                self.links.push((OOM_VICTIM_BTF_PROGRAM, Link::Btf(link)));
+                self.hooks.push(attempt);
+                true
+            }
+            Err(e) => {
+                self.hooks.push(attempt.failed(&e));
+                self.warnings.push(format!(
+                    "BTF-typed mark_victim unavailable ({e}): OOM victims are placed from the \
+                     OOM killer's SIGKILL and ctrace's process table"
+                ));
+                false
+            }
+        }
+    }
+
+    /// Run-queue delay histograms (three BTF-typed scheduler tracepoints), all or none.
+    fn runq(&mut self, opts: &Options) -> bool {
+        if !opts.runq {
+            return false;
+        }
+        if !opts.btf_tracepoints {
+            self.warnings.push(
+                "run-queue delay needs BTF-typed tracepoints: not measured (throttling is \
+                 reported from cgroup counters only)"
+                    .to_owned(),
+            );
+            return false;
+        }
+        for (program, tracepoint) in RUNQ_PROGRAMS {
+            let attempt = HookAttempt::new("tp_btf", tracepoint, program);
+            match attach_btf(&mut self.ebpf, program, tracepoint) {
+                Ok(link) => {
+                    self.links.push((program, Link::Btf(link)));
+                    self.hooks.push(attempt);
+                }
+                Err(e) => {
+                    self.hooks.push(attempt.failed(&e));
+                    self.warnings.push(format!(
+                        "run-queue delay unavailable ({e}): throttling is reported from \
+                         cgroup counters only"
+                    ));
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// The loaded probe, with its log reader and the kernel ids of its programs.
+    fn finish(
+        mut self,
+        opts: &Options,
+        facts: &KernelFacts,
+        signal_targets_in_kernel: bool,
+        oom_victims_in_kernel: bool,
+        runq_active: bool,
+    ) -> Result<Probe, ProbeError> {
+        if self.links.is_empty() {
+            return Err(ProbeError::NothingAttached);
+        }
+        let logger = if opts.ebpf_log {
+            match aya_log::EbpfLogger::init_with_logger(&mut self.ebpf, EbpfLog) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    self.warnings
+                        .push(format!("eBPF program logs unavailable: {e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let programs = self
+            .links
+            .iter()
+            .map(|(name, link)| AttachedProgram {
+                name,
+                hook: link.hook(),
+                id: self
+                    .ebpf
+                    .program(name)
+                    .and_then(|p| p.info().ok())
+                    .map(|info| info.id()),
+                detached: false,
+                recursion_misses: None,
+            })
+            .collect();
+        Ok(Probe {
+            ebpf: self.ebpf,
+            links: self.links,
+            programs,
+            active_kinds: self.kinds,
+            runq_active,
+            signal_targets_in_kernel,
+            oom_victims_in_kernel,
+            warnings: self.warnings,
+            hooks: self.hooks,
+            field_gaps: facts.gaps.clone(),
+            exit_codes: facts.task.exit_code != OFFSET_ABSENT,
+            logger,
+        })
+    }
+}
+
+/// Capability checks where the tracepoint is missing: fexit on `cap_capable()`, else a
+/// kprobe/kretprobe pair, as `hooks` allows. The error says why each was not used.
+fn attach_cap_fallback(
+    ebpf: &mut Ebpf,
+    allowed: &[&'static str],
+    cap_arg: &Result<u16, String>,
+    hooks: &mut Vec<HookAttempt>,
+) -> Result<Vec<(&'static str, Link)>, String> {
+    let mut why = vec![if allowed.contains(&"tracepoint") {
+        "tracepoint capability:cap_capable does not exist on this kernel".to_owned()
+    } else {
+        format!("tracepoint not tried ({CAP_HOOKS_ENV})")
+    }];
+    for hook in ["fexit", "kprobe"] {
+        let program = if hook == "fexit" {
+            CAP_FEXIT_PROGRAM
+        } else {
+            CAP_KPROBE_PROGRAM
+        };
+        let attempt = HookAttempt::new(hook, CAP_FUNCTION, program);
+        if !allowed.contains(&hook) {
+            hooks.push(attempt.not_tried(format!("not allowed by {CAP_HOOKS_ENV}")));
+            continue;
+        }
+        if let Err(e) = cap_arg {
+            hooks.push(attempt.not_tried(e.clone()));
+            why.push(format!("{hook}: {e}"));
+            continue;
+        }
+        let result = if hook == "fexit" {
+            attach_fexit(ebpf, CAP_FEXIT_PROGRAM, CAP_FUNCTION)
+                .map(|l| vec![(CAP_FEXIT_PROGRAM, Link::FExit(l))])
+        } else {
+            attach_kprobe_pair(ebpf)
+        };
+        match result {
+            Ok(links) => {
+                hooks.push(attempt);
+                return Ok(links);
+            }
+            Err(e) => {
+                why.push(format!("{hook} on {CAP_FUNCTION} refused: {}", brief(&e)));
+                hooks.push(attempt.failed(&e));
+            }
+        }
+    }
+    Err(why.join("; "))
+}
+
+/// kprobe and kretprobe on `cap_capable()`: both, or neither left behind.
+fn attach_kprobe_pair(ebpf: &mut Ebpf) -> Result<Vec<(&'static str, Link)>, ProbeError> {
+    let entry = attach_kprobe(ebpf, CAP_KPROBE_PROGRAM, CAP_FUNCTION)?;
+    match attach_kprobe(ebpf, CAP_KRETPROBE_PROGRAM, CAP_FUNCTION) {
+        Ok(ret) => Ok(vec![
+            (CAP_KPROBE_PROGRAM, Link::KProbe(entry)),
+            (CAP_KRETPROBE_PROGRAM, Link::KProbe(ret)),
+        ]),
+        Err(e) => {
+            if let Some(p) = ebpf.program_mut(CAP_KPROBE_PROGRAM) {
+                let _ = <&mut KProbe>::try_from(p).map(|k| {
+                    let _ = k.detach(entry);
+                    k.unload()
+                });
+            }
+            Err(e)
+        }
+    }
+}
+
+fn program_mut<'a, T>(ebpf: &'a mut Ebpf, program: &'static str) -> Result<&'a mut T, ProbeError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(program)
+        .ok_or_else(|| ProbeError::Map {
+            map: "programs",
+            message: format!("program {program} missing from the object"),
+        })?
+        .try_into()
+        .map_err(|source| ProbeError::Program { program, source })
+}
+
+fn attach_classic(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    category: &str,
+    tracepoint: &str,
+) -> Result<aya::programs::trace_point::TracePointLinkId, ProbeError> {
+    let prog: &mut TracePoint = program_mut(ebpf, program)?;
+    prog.load()
+        .map_err(|source| ProbeError::Program { program, source })?;
+    prog.attach(category, tracepoint)
+        .map_err(|source| ProbeError::Program { program, source })
+}
+
+fn kernel_btf() -> Result<aya::Btf, ProbeError> {
+    aya::Btf::from_sys_fs().map_err(|e| ProbeError::Map {
+        map: "kernel BTF",
+        message: e.to_string(),
+    })
+}
+
+fn attach_fentry(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    function: &str,
+) -> Result<FEntryLinkId, ProbeError> {
+    let btf = kernel_btf()?;
+    let prog: &mut FEntry = program_mut(ebpf, program)?;
+    prog.load(function, &btf)
+        .map_err(|source| ProbeError::Program { program, source })?;
+    // A program loaded but not attached is unloaded: nothing is left in the kernel unused.
+    prog.attach().map_err(|source| {
+        let _ = prog.unload();
+        ProbeError::Program { program, source }
+    })
+}
+
+fn attach_fexit(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    function: &str,
+) -> Result<FExitLinkId, ProbeError> {
+    let btf = kernel_btf()?;
+    let prog: &mut FExit = program_mut(ebpf, program)?;
+    prog.load(function, &btf)
+        .map_err(|source| ProbeError::Program { program, source })?;
+    // A program loaded but not attached is unloaded: nothing is left in the kernel unused.
+    prog.attach().map_err(|source| {
+        let _ = prog.unload();
+        ProbeError::Program { program, source }
+    })
+}
+
+fn attach_kprobe(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    function: &str,
+) -> Result<KProbeLinkId, ProbeError> {
+    let prog: &mut KProbe = program_mut(ebpf, program)?;
+    prog.load()
+        .map_err(|source| ProbeError::Program { program, source })?;
+    prog.attach(function, 0).map_err(|source| {
+        let _ = prog.unload();
+        ProbeError::Program { program, source }
+    })
+}
+
+fn attach_btf(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    tracepoint: &str,
+) -> Result<BtfTracePointLinkId, ProbeError> {
+    let btf = kernel_btf()?;
+    let prog: &mut BtfTracePoint = program_mut(ebpf, program)?;
+    prog.load(tracepoint, &btf)
+        .map_err(|source| ProbeError::Program { program, source })?;
+    prog.attach()
+        .map_err(|source| ProbeError::Program { program, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_and_status_of_a_refusal() {
+        let refused = ProbeError::Program {
+            program: "p",
+            source: aya::programs::ProgramError::SyscallError(aya::sys::SyscallError {
+                call: "bpf_prog_load",
+                io_error: std::io::Error::from_raw_os_error(libc::EPERM),
+            }),
+        };
+        assert_eq!(errno_of(&refused), Some(libc::EPERM));
+        let a = HookAttempt::new("fentry", OOM_FUNCTION, OOM_FENTRY_PROGRAM).failed(&refused);
+        assert!(
+            matches!(&a.status, HookStatus::Refused { errno: Some(1), error } if error.contains("bpf_prog_load")),
+            "{a:?}"
+        );
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(
+            (v["status"].as_str(), v["errno"].as_i64()),
+            (Some("refused"), Some(1))
+        );
+        let absent = ProbeError::Program {
+            program: "p",
+            source: aya::programs::ProgramError::SyscallError(aya::sys::SyscallError {
+                call: "perf_event_open",
+                io_error: std::io::Error::from_raw_os_error(libc::ENOENT),
+            }),
+        };
+        let a = HookAttempt::new("kprobe", OOM_FUNCTION, OOM_KPROBE_PROGRAM).failed(&absent);
+        assert!(matches!(a.status, HookStatus::Absent { .. }), "{a:?}");
+        assert_eq!(errno_of(&ProbeError::NothingAttached), None);
+    }
+
+    #[test]
+    fn gap_warnings_say_what_records_do() {
+        assert_eq!(
+            gap_warning("sched_process_exit", &["group_dead".to_owned()]),
+            "tracepoint sched_process_exit on this kernel lacks group_dead: exit records leave \
+             it out"
+        );
+        assert!(gap_warning("mark_victim", &["uid".to_owned()]).ends_with("reported as 0 or empty"));
+    }
+}
