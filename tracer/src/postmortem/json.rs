@@ -40,6 +40,10 @@ fn entry_json(e: &Dated) -> Value {
         "target",
         "target_exit",
         "container_stopped",
+        "count",
+        "since",
+        "window_s",
+        "deaths",
     ] {
         if let Some(x) = r.get(f) {
             v[f] = x.clone();

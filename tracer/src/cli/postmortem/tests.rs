@@ -779,3 +779,50 @@ fn curves() {
     assert_eq!(short_number(2.25), "2.2");
     assert_eq!(short_number(42.4), "42");
 }
+
+/// A restart loop is told once, from its last report (each report holds the loop so far).
+#[test]
+fn a_restart_loop_is_one_story() {
+    let t = Scratch::new("pm-loop");
+    let p = t.join("j.db");
+    let c = cjson(W1, "crashy", "docker");
+    let death = |ts: i64, after: Option<f64>| {
+        json!({"ts": tracer::clock::rfc3339_ns(ts), "cause": "oom_killed",
+               "exit": {"exit_code": 137, "signal": "SIGKILL"}, "limit_bytes": 33554432,
+               "restarted_after_s": after})
+    };
+    let since = tracer::clock::rfc3339_ns(T0);
+    let report = |n: usize, expl: &str| {
+        let deaths: Vec<Value> = (0..n)
+            .map(|i| death(T0 + i as i64 * SEC, (i + 1 < n).then_some(0.5)))
+            .collect();
+        rec(
+            T0 + (n as i64 - 1) * SEC,
+            json!({"type": "restart_loop", "container": c, "count": n, "since": since,
+                   "window_s": 600.0, "deaths": deaths, "explanation": expl}),
+        )
+    };
+    journal_with(
+        &p,
+        vec![
+            report(3, "crashy (docker) is in a restart loop: 3 deaths in 2 s"),
+            report(4, "crashy (docker) is in a restart loop: 4 deaths in 3 s"),
+        ],
+    );
+    let text = run_ok(&args(&p, "crashy"), false);
+    assert!(
+        text.contains(&format!(
+            "  loops       1\n    {}  crashy (docker) is in a restart loop: 4 deaths in 3 s\n",
+            tracer::clock::utc_ms(T0 + 3 * SEC)
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("3 deaths"), "the earlier report is part of it: {text}");
+    let mut a = args(&p, "crashy");
+    a.json = true;
+    let v: Value = serde_json::from_str(&run_ok(&a, false)).unwrap();
+    assert_eq!(v["stories"][0]["restart_loops_total"], 1);
+    let l = &v["stories"][0]["restart_loops"][0];
+    assert_eq!(l["count"], 4);
+    assert_eq!(l["deaths"].as_array().unwrap().len(), 4);
+}
