@@ -57,8 +57,9 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
-    /// Measure what tracing costs a fork/exec storm, ctrace beside no tracer (and bpftrace
-    /// when installed), as ratios from one run. Needs root.
+    /// Measure what ctrace costs and how it scales (overhead on fork/exec and signal storms
+    /// beside no tracer and bpftrace, BPF ns per event, the userspace pipeline alone,
+    /// latency, containers, event rate) into target/bench/report.json. Needs root.
     Bench(bench::BenchArgs),
     /// Build the container image `ctrace:local` (release binary, its glibc libraries and
     /// loader, no registry) into Docker and print its size. Needs Docker.

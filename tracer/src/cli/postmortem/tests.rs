@@ -817,7 +817,10 @@ fn a_restart_loop_is_one_story() {
         )),
         "{text}"
     );
-    assert!(!text.contains("3 deaths"), "the earlier report is part of it: {text}");
+    assert!(
+        !text.contains("3 deaths"),
+        "the earlier report is part of it: {text}"
+    );
     let mut a = args(&p, "crashy");
     a.json = true;
     let v: Value = serde_json::from_str(&run_ok(&a, false)).unwrap();
