@@ -498,13 +498,19 @@ pub trait MemoryReader {
 pub struct CgroupMemory {
     mounts: Mounts,
     last: std::cell::RefCell<HashMap<String, MemoryStats>>,
+    /// When each cgroup's figures were last refreshed.
+    refreshed: std::cell::RefCell<HashMap<String, std::time::Instant>>,
 }
+
+/// A live container's fallback figures are read at most this often.
+pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl CgroupMemory {
     pub fn new(mounts: Mounts) -> Self {
         Self {
             mounts,
             last: std::cell::RefCell::new(HashMap::new()),
+            refreshed: std::cell::RefCell::new(HashMap::new()),
         }
     }
 
@@ -523,8 +529,27 @@ impl CgroupMemory {
         (m.usage_bytes.is_some() || m.limit_bytes.is_some()).then(|| (path.to_owned(), m))
     }
 
-    /// Read and remember a live container's figures (called each sampling interval).
+    /// Read and remember a live container's figures (called each sampling interval; read
+    /// at most every [`REFRESH_EVERY`] per container: an OOM kill reads them afresh, and these
+    /// are only the fallback for a cgroup gone before its record was read).
     pub fn refresh(&self, c: &Container) {
+        let Some(path) = c.cgroup_path_for("memory") else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        {
+            let mut at = self.refreshed.borrow_mut();
+            if at
+                .get(path)
+                .is_some_and(|t| now.duration_since(*t) < REFRESH_EVERY)
+            {
+                return;
+            }
+            if at.len() > 10_000 {
+                at.clear();
+            }
+            at.insert(path.to_owned(), now);
+        }
         if let Some((path, m)) = self.read_live(c) {
             let mut last = self.last.borrow_mut();
             if last.len() > 10_000 {

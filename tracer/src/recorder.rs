@@ -14,7 +14,7 @@ use std::{
 use serde_json::{json, Value};
 
 use crate::{
-    cgroup::{MemoryDir, Mounts},
+    cgroup::{Limit, MemoryDir, Mounts},
     journal::{
         container_key, ContainerUpsert, Journal, JournalError, JournalHandle, JournalOptions,
         MemorySample, ProcRss, Record, WriterStatus,
@@ -64,6 +64,45 @@ struct Folded {
 /// dies of OOM often does so within its first second (the lab's `tail /dev/zero` under a
 /// 100 MiB limit takes about 150 ms).
 pub const YOUNG_AGE: Duration = Duration::from_secs(5);
+/// A container's usage is written again after this long even when it did not move.
+pub const SAMPLE_KEEPALIVE: Duration = Duration::from_secs(15);
+/// Usage moves worth a sample: this share of the limit (or [`SAMPLE_MOVE_MIN`]).
+const SAMPLE_MOVE_SHARE: u64 = 100;
+/// Usage moves worth a sample at least: 256 KiB.
+const SAMPLE_MOVE_MIN: u64 = 256 << 10;
+/// Containers whose last sample is remembered; past it the memory is cleared.
+const SAMPLED_MAX: usize = 16_384;
+
+/// Whether a sample of `usage` is worth writing, and with the process list (`Some(true)`):
+/// a quiet container costs a journal row every [`SAMPLE_KEEPALIVE`], not every second, and
+/// its processes are read when memory is tight (half the limit) or with the keep-alive.
+fn sample_due(
+    last: &mut HashMap<String, (u64, Instant)>,
+    key: &str,
+    usage: u64,
+    limit: Option<u64>,
+    now: Instant,
+) -> Option<bool> {
+    let keepalive = match last.get(key) {
+        None => true,
+        Some(&(before, at)) => {
+            let step = limit.map_or(SAMPLE_MOVE_MIN, |l| {
+                (l / SAMPLE_MOVE_SHARE).max(SAMPLE_MOVE_MIN)
+            });
+            let due = now.duration_since(at) >= SAMPLE_KEEPALIVE;
+            if !due && usage.abs_diff(before) < step {
+                return None;
+            }
+            due
+        }
+    };
+    if last.len() >= SAMPLED_MAX && !last.contains_key(key) {
+        last.clear();
+    }
+    last.insert(key.to_owned(), (usage, now));
+    Some(keepalive || limit.is_some_and(|l| usage >= l / 2))
+}
+
 /// How often [`Recorder::sample_young`] is called.
 pub const YOUNG_TICK: Duration = Duration::from_millis(20);
 /// Sampling interval by age: every tick in the first second, every 100 ms until
@@ -103,6 +142,8 @@ pub struct Recorder {
     caps: Mutex<CapFold>,
     /// The capability sets of each container's init, once read (kept in its metadata).
     held_caps: HashMap<String, Value>,
+    /// Each container's last memory sample written: its usage and when.
+    sampled: Mutex<HashMap<String, (u64, Instant)>>,
 }
 
 impl Recorder {
@@ -126,6 +167,7 @@ impl Recorder {
                 last_write: Instant::now(),
             }),
             held_caps: HashMap::new(),
+            sampled: Mutex::new(HashMap::new()),
         })
     }
 
@@ -258,17 +300,24 @@ impl Recorder {
         else {
             return;
         };
-        let stats = dir.read();
-        let Some(usage) = stats.usage_bytes else {
+        let Some(usage) = dir.read_usage() else {
+            return;
+        };
+        let limit = dir.read_limit().and_then(Limit::bytes);
+        let key = key(c);
+        let now = Instant::now();
+        let Some(with_processes) = self.sampled.lock().map_or(Some(true), |mut s| {
+            sample_due(&mut s, &key, usage, limit, now)
+        }) else {
             return;
         };
         let ts = i64::try_from(unix_ns).unwrap_or(i64::MAX);
         self.handle.try_send(MemorySample {
-            container_key: key(c),
+            container_key: key,
             ts_ns: ts,
             usage_bytes: usage,
-            limit_bytes: stats.limit_bytes,
-            rss_top: Some(top_rss(&dir, 5)),
+            limit_bytes: limit,
+            rss_top: with_processes.then(|| top_rss(&dir, 5)),
         });
     }
 
@@ -521,6 +570,46 @@ mod tests {
             .unwrap();
         assert_eq!(caps["effective"], own.effective.to_hex());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn quiet_containers_are_sampled_seldom_and_tight_ones_with_their_processes() {
+        let t0 = Instant::now();
+        let mut last = HashMap::new();
+        let mib = 1 << 20;
+        let limit = Some(100 * mib);
+        // The first sample is written, with its processes.
+        assert_eq!(sample_due(&mut last, "c", 10 * mib, limit, t0), Some(true));
+        // Usage that did not move by 1 % of the limit: nothing until the keep-alive.
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(
+            sample_due(&mut last, "c", 10 * mib + 1000, limit, at(1)),
+            None
+        );
+        assert_eq!(sample_due(&mut last, "c", 10 * mib, limit, at(14)), None);
+        assert_eq!(
+            sample_due(&mut last, "c", 10 * mib, limit, at(15)),
+            Some(true)
+        );
+        // A move is written at once; its processes only when memory is tight.
+        assert_eq!(
+            sample_due(&mut last, "c", 20 * mib, limit, at(16)),
+            Some(false)
+        );
+        assert_eq!(
+            sample_due(&mut last, "c", 60 * mib, limit, at(17)),
+            Some(true)
+        );
+        // Without a limit a move is 256 KiB.
+        assert_eq!(sample_due(&mut last, "u", mib, None, t0), Some(true));
+        assert_eq!(
+            sample_due(&mut last, "u", mib + (200 << 10), None, at(1)),
+            None
+        );
+        assert_eq!(
+            sample_due(&mut last, "u", mib + (300 << 10), None, at(2)),
+            Some(false)
+        );
     }
 
     #[test]

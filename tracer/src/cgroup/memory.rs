@@ -256,6 +256,16 @@ impl MemoryDir {
         parse_memory_limit(&std::fs::read_to_string(file).ok()?).ok()
     }
 
+    /// The usage now (v1 `memory.usage_in_bytes`, v2 `memory.current`): one file, for
+    /// periodic samples.
+    pub fn read_usage(&self) -> Option<u64> {
+        let file = match self {
+            Self::V1(d) => d.join("memory.usage_in_bytes"),
+            Self::V2(d) => d.join("memory.current"),
+        };
+        parse_count(&std::fs::read_to_string(file).ok()?).ok()
+    }
+
     /// Read what exists now. Never fails: missing files are `None`.
     pub fn read(&self) -> MemoryStats {
         let read = |dir: &Path, f: &str| std::fs::read_to_string(dir.join(f)).ok();
