@@ -748,9 +748,12 @@ fn a_userspace_oom_killers_sigkill_is_an_oom_kill() {
     assert_eq!(get(&oom, "victim.pid"), u64::from(init), "{oom}");
     assert_eq!(oom["container_stopped"], true, "{oom}");
     assert_eq!(get(&oom, "memory.limit_bytes"), 64u64 << 20, "{oom}");
+    // PSI of the container's cgroup (the unified tree's on a hybrid host).
+    assert!(get(&oom, "memory.pressure.some").is_object(), "{oom}");
     let expl = oom["explanation"].as_str().unwrap();
     assert!(
-        expl.contains("was OOM-killed: the userspace OOM killer earlyoom (pid "),
+        expl.contains("was OOM-killed: the userspace OOM killer earlyoom (pid ")
+            && expl.contains("sent SIGKILL with the container's memory pressure (some avg10 "),
         "{expl}"
     );
     let (records, _) = w.stop();

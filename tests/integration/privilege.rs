@@ -82,6 +82,11 @@ fn watch_names_the_capability_it_lacks() {
 #[test]
 fn ps_and_history_need_no_capability() {
     let Some(bin) = require() else { return };
+    if !ctrace_tests::require_docker() {
+        return;
+    }
+    // A container for postmortem to tell, known to the journal.
+    let c = ctrace_tests::DockerContainer::run("ctrace-it-priv-pm", &[], &["sleep", "300"]);
     let dir = ctrace_tests::TempDir::new("privjournal");
     let journal = dir.0.join("journal.db");
     let journal = journal.to_str().unwrap();
@@ -96,6 +101,7 @@ fn ps_and_history_need_no_capability() {
     for args in [
         vec!["ps"],
         vec!["history", "--journal", journal, "--since", "1h"],
+        vec!["postmortem", &c.name, "--journal", journal],
     ] {
         let out = with_caps(&bin, "", &args)
             .output_bounded()
@@ -105,4 +111,30 @@ fn ps_and_history_need_no_capability() {
             "{args:?} without capabilities: {out:?}"
         );
     }
+}
+
+/// `inspect` needs CAP_SYS_PTRACE, no BPF: without it the namespaces of the container's init
+/// cannot be read and it says so (exit 1); with it alone it is complete.
+#[test]
+fn inspect_needs_sys_ptrace_only() {
+    let Some(bin) = require() else { return };
+    if !ctrace_tests::require_docker() {
+        return;
+    }
+    let c = ctrace_tests::DockerContainer::run("ctrace-it-priv-inspect", &[], &["sleep", "300"]);
+    let out = with_caps(&bin, "", &["inspect", &c.name])
+        .output_bounded()
+        .expect("setpriv");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr.contains("/ns: permission denied"),
+        "names what it could not read: {stderr}"
+    );
+    let out = with_caps(&bin, "+sys_ptrace", &["inspect", &c.name])
+        .output_bounded()
+        .expect("setpriv");
+    assert!(out.status.success(), "with CAP_SYS_PTRACE: {out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("namespaces"), "{stdout}");
 }

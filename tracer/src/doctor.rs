@@ -179,9 +179,24 @@ fn tracefs_events() -> Option<PathBuf> {
         .find(|p| p.is_dir())
 }
 
+/// The running kernel's release (`uname -r`), from uname(2) rather than /proc.
+fn kernel_release() -> String {
+    // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated C strings.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return format!("unknown ({})", std::io::Error::last_os_error());
+    }
+    let bytes: Vec<u8> = u
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 fn kernel(tracefs_was_missing: bool) -> Kernel {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map_or_else(|e| format!("unknown ({e})"), |s| s.trim().to_owned());
+    let release = kernel_release();
     let btf = Path::new("/sys/kernel/btf/vmlinux");
     let mounts = crate::cgroup::Mounts::current();
     let events = tracefs_events();

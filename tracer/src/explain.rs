@@ -159,7 +159,22 @@ pub struct OomIncident {
     /// Who held the memory: the tasks of the OOM domain by RSS, from the kernel's own report
     /// (`/dev/kmsg`); added by the session, `None` where nobody asked (an older capture).
     pub tasks: Option<OomTasks>,
+    /// The other tasks killed with the victim because its cgroup asks for it
+    /// (`memory.oom.group`), in the order the kernel marked them.
+    pub group: Vec<GroupVictim>,
 }
+
+/// A task killed with an OOM victim, as one group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupVictim {
+    pub party: Party,
+    /// Its RSS at the kill (anon, file and shmem), KiB.
+    pub rss_kb: u64,
+}
+
+/// The victims of one `memory.oom.group` kill are marked in one call: this close together,
+/// by the same triggering task.
+pub const OOM_GROUP_WINDOW_NS: u64 = 10_000_000;
 
 /// The tasks of an OOM domain when the OOM killer chose, the largest first.
 #[derive(Debug, Clone, PartialEq)]
@@ -329,6 +344,33 @@ impl OomIncident {
     /// `... was OOM-killed: web hit its memory limit of 64 MiB (usage ..., peak ...); ...`.
     fn explain(&self) -> String {
         let o = self;
+        let (what, usage, made_of) = (o.what(), o.usage_text(), o.made_of());
+        let rss = o.details.anon_rss_kb + o.details.file_rss_kb + o.details.shmem_rss_kb;
+        let trigger = if o.trigger.pid == o.victim_tgid {
+            "its own allocation".to_owned()
+        } else {
+            o.trigger.describe()
+        };
+        let mut s = if o.scope == OomScope::Userspace {
+            // No kernel record: the victim's RSS is not known, and the killer is the trigger.
+            format!(
+                "{} was OOM-killed: {what}{usage}{made_of}",
+                o.victim.describe()
+            )
+        } else {
+            format!(
+                "{} was OOM-killed: {what}{usage}{made_of}; victim RSS {}; triggered by {trigger}",
+                o.victim.describe(),
+                bytes(rss * 1024),
+            )
+        };
+        s.push_str(&o.afterword());
+        s
+    }
+
+    /// What happened: the limit hit (and where), the host, the userspace killer.
+    fn what(&self) -> String {
+        let o = self;
         let limit = o
             .memory
             .as_ref()
@@ -341,7 +383,7 @@ impl OomIncident {
             Some(n) if n > 1 => format!("{n} cgroup levels"),
             _ => String::new(),
         };
-        let what = match (o.scope, o.victim.container()) {
+        match (o.scope, o.victim.container()) {
             (OomScope::ContainerLimit, c) => {
                 let who = c.map_or("its cgroup", |c| c.display());
                 if above.is_empty() {
@@ -379,9 +421,13 @@ impl OomIncident {
                 "its cgroup was gone before its figures at the kill could be read".into()
             }
             (OomScope::Unknown, _) => "its cgroup's memory figures could not be read".into(),
-        };
-        let usage = o
-            .memory
+        }
+    }
+
+    /// ` (usage 100 MiB, peak 100 MiB)`, or the last sample's.
+    fn usage_text(&self) -> String {
+        let o = self;
+        o.memory
             .as_ref()
             .map(|m| {
                 let mut parts = Vec::new();
@@ -399,9 +445,13 @@ impl OomIncident {
                     format!(" ({})", parts.join(", "))
                 }
             })
-            .unwrap_or_default();
-        let made_of = o
-            .memory
+            .unwrap_or_default()
+    }
+
+    /// `; anon 97 MiB of 100 MiB`: what dominated the usage.
+    fn made_of(&self) -> String {
+        let o = self;
+        o.memory
             .as_ref()
             .and_then(|m| Some((m.breakdown.as_ref()?, m.usage_bytes?)))
             .and_then(|(b, usage)| {
@@ -422,26 +472,26 @@ impl OomIncident {
                     bytes(usage)
                 ))
             })
-            .unwrap_or_default();
-        let rss = o.details.anon_rss_kb + o.details.file_rss_kb + o.details.shmem_rss_kb;
-        let trigger = if o.trigger.pid == o.victim_tgid {
-            "its own allocation".to_owned()
-        } else {
-            o.trigger.describe()
-        };
-        let mut s = if o.scope == OomScope::Userspace {
-            // No kernel record: the victim's RSS is not known, and the killer is the trigger.
-            format!(
-                "{} was OOM-killed: {what}{usage}{made_of}",
-                o.victim.describe()
-            )
-        } else {
-            format!(
-                "{} was OOM-killed: {what}{usage}{made_of}; victim RSS {}; triggered by {trigger}",
-                o.victim.describe(),
-                bytes(rss * 1024),
-            )
-        };
+            .unwrap_or_default()
+    }
+
+    /// The group killed with the victim, who else held memory, and what became of the
+    /// container.
+    fn afterword(&self) -> String {
+        let o = self;
+        let mut s = String::new();
+        if !o.group.is_empty() {
+            let named: Vec<String> = o
+                .group
+                .iter()
+                .map(|g| format!("{} (pid {})", g.party.comm, g.party.pid))
+                .collect();
+            s.push_str(&format!(
+                "; with it, as its cgroup's memory.oom.group asks, the OOM killer killed {} more: {}",
+                o.group.len(),
+                named.join(", ")
+            ));
+        }
         // Who else held memory: said when the kernel listed more than the victim.
         if let Some(t) = o.tasks.as_ref().filter(|t| t.top.len() > 1) {
             let named: Vec<String> = t
@@ -526,6 +576,15 @@ impl CgroupMemory {
             // tree): the container's own.
             m.oom_kills = self.mounts.memory(path).and_then(|d| d.read().oom_kills);
         }
+        if m.pressure.is_none() {
+            // Hybrid hosts: memory is a v1 controller, but PSI lives in the unified tree.
+            m.pressure = c
+                .cgroup_path_for("")
+                .and_then(|u| self.mounts.v2_dir(u))
+                .and_then(|d| std::fs::read_to_string(d.join("memory.pressure")).ok())
+                .and_then(|t| crate::cgroup::parse_pressure(&t).ok())
+                .map(Box::new);
+        }
         (m.usage_bytes.is_some() || m.limit_bytes.is_some()).then(|| (path.to_owned(), m))
     }
 
@@ -601,6 +660,9 @@ pub struct Correlator<M> {
     started: crate::once::OnceSet<(String, u32)>,
     /// Programs whose SIGKILL is a userspace OOM kill, by comm.
     oom_killers: Vec<String>,
+    /// Tasks killed as part of an OOM group, until their exit: their container stopped for an
+    /// OOM kill.
+    group_members: HashMap<u32, u64>,
 }
 
 /// Userspace OOM killers, by the comm of the process that sends their SIGKILL.
@@ -616,6 +678,7 @@ impl<M: MemoryReader> Correlator<M> {
             first_exec: HashMap::new(),
             started: crate::once::OnceSet::new(STARTED_MAX),
             oom_killers: OOM_KILLERS.iter().map(|k| (*k).to_owned()).collect(),
+            group_members: HashMap::new(),
         }
     }
 
@@ -744,6 +807,7 @@ impl<M: MemoryReader> Correlator<M> {
                     exit: None,
                     container_stopped: false,
                     tasks: None,
+                    group: Vec::new(),
                 },
                 deadline: ev.boot_ns + EXIT_WAIT_NS,
             },
@@ -772,6 +836,20 @@ impl<M: MemoryReader> Correlator<M> {
             attribution: attrs.other.clone().unwrap_or(Attribution::Unknown),
             cgroup_id: o.victim_cgroup_id,
         };
+        // memory.oom.group: right after the task it chose, the OOM killer kills every task of
+        // the group, in the same call (same trigger, within microseconds): one incident.
+        if let Some(p) = self.ooms.values_mut().find(|p| {
+            p.incident.scope != OomScope::Userspace
+                && p.incident.trigger.pid == ev.task.pid
+                && ev.boot_ns.saturating_sub(p.incident.boot_ns) <= OOM_GROUP_WINDOW_NS
+        }) {
+            p.incident.group.push(GroupVictim {
+                rss_kb: o.anon_rss_kb + o.file_rss_kb + o.shmem_rss_kb,
+                party: victim,
+            });
+            self.group_members.insert(tgid, ev.boot_ns);
+            return;
+        }
         let files = victim.container().and_then(|c| self.memory.read(c));
         let read_usage = files
             .as_ref()
@@ -805,6 +883,7 @@ impl<M: MemoryReader> Correlator<M> {
                     exit: None,
                     container_stopped: false,
                     tasks: None,
+                    group: Vec::new(),
                 },
                 deadline: ev.boot_ns + EXIT_WAIT_NS,
             },
@@ -832,6 +911,8 @@ impl<M: MemoryReader> Correlator<M> {
             }
             reason = StopReason::OomKilled;
             out.push(Incident::Oom(Box::new(p.incident)));
+        } else if self.group_members.remove(&pid).is_some() {
+            reason = StopReason::OomKilled;
         } else if let Some(mut p) = self.kills.remove(&pid) {
             p.incident.exit = Some(info);
             p.incident.container_stopped = is_init;
@@ -890,6 +971,8 @@ impl<M: MemoryReader> Correlator<M> {
             }
         }
         self.recent_oom_victims
+            .retain(|_, t| now_boot_ns.saturating_sub(*t) < EXIT_WAIT_NS * 4);
+        self.group_members
             .retain(|_, t| now_boot_ns.saturating_sub(*t) < EXIT_WAIT_NS * 4);
         if self.first_exec.len() > 10_000 {
             self.first_exec.clear();
@@ -1164,6 +1247,75 @@ mod tests {
             victim_memcg: None,
             oom_context: None,
         })
+    }
+
+    /// memory.oom.group: the OOM killer kills the chosen task, then every other task of the
+    /// group in the same call. One incident lists them all; the init's death is an OOM stop.
+    #[test]
+    fn an_oom_group_kill_is_one_incident_listing_every_victim() {
+        let c = container("grouped", 4240);
+        let mut cor = Correlator::new(FixedMemory(None));
+        let attrs = Attrs {
+            process: in_c(&c),
+            other: Some(in_c(&c)),
+        };
+        let trigger = || task(4242, "tail", 500);
+        let mut init_body = oom_body(4240);
+        if let Body::OomVictim(v) = &mut init_body {
+            v.victim_comm = "sh".into();
+            v.anon_rss_kb = 300;
+            v.file_rss_kb = 100;
+        }
+        for (at, victim) in [(1_000, 4242), (2_000, 4240)] {
+            cor.observe(
+                &ev(trigger(), at, signal(victim, "x", 9, SI_KERNEL)),
+                &attrs,
+            );
+        }
+        assert!(cor
+            .observe(&ev(trigger(), 1_500, oom_body(4242)), &attrs)
+            .is_empty());
+        assert!(cor
+            .observe(&ev(trigger(), 2_500, init_body), &attrs)
+            .is_empty());
+        // A later OOM by the same task is another one.
+        let later = 2_500 + OOM_GROUP_WINDOW_NS + 1;
+        assert!(cor
+            .observe(&ev(trigger(), later, oom_body(4250)), &attrs)
+            .is_empty());
+        let own = Attrs {
+            process: in_c(&c),
+            other: None,
+        };
+        let out = cor.observe(&ev(task(4242, "tail", 500), 3_000, exit(9)), &own);
+        assert_eq!(out.len(), 1, "one incident for the group: {out:?}");
+        let Incident::Oom(o) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(o.group.len(), 1);
+        assert_eq!((o.group[0].party.pid, o.group[0].rss_kb), (4240, 400));
+        assert!(
+            out[0].explain().contains(
+                "; with it, as its cgroup's memory.oom.group asks, the OOM killer killed 1 more: sh (pid 4240)"
+            ),
+            "{}",
+            out[0].explain()
+        );
+        // The init's exit: the container stopped for the OOM kill, and no kill incident.
+        let out = cor.observe(&ev(task(4240, "sh", 500), 4_000, exit(9)), &own);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            matches!(
+                &out[0],
+                Incident::ContainerStop {
+                    reason: StopReason::OomKilled,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+        let rest = cor.flush();
+        assert_eq!(rest.len(), 1, "the later OOM is its own incident: {rest:?}");
     }
 
     #[test]

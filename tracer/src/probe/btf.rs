@@ -70,38 +70,131 @@ fn u32_at(buf: &[u8], at: usize) -> Result<u32, BtfError> {
         .ok_or(BtfError::Truncated(at))
 }
 
+/// The type section's bounds and the string section of raw BTF, from its header.
+fn sections(buf: &[u8]) -> Result<(usize, usize, Vec<u8>), BtfError> {
+    let magic = buf.get(0..2).ok_or(BtfError::Truncated(0))?;
+    if u16::from_le_bytes([magic[0], magic[1]]) != MAGIC {
+        return Err(BtfError::BadMagic);
+    }
+    let hdr_len = u32_at(buf, 4)? as usize;
+    let type_off = u32_at(buf, 8)? as usize;
+    let type_len = u32_at(buf, 12)? as usize;
+    let str_off = u32_at(buf, 16)? as usize;
+    let str_len = u32_at(buf, 20)? as usize;
+    let types_start = hdr_len
+        .checked_add(type_off)
+        .ok_or(BtfError::Truncated(8))?;
+    let types_end = types_start
+        .checked_add(type_len)
+        .ok_or(BtfError::Truncated(12))?;
+    let strs_start = hdr_len
+        .checked_add(str_off)
+        .ok_or(BtfError::Truncated(16))?;
+    let strs_end = strs_start
+        .checked_add(str_len)
+        .ok_or(BtfError::Truncated(20))?;
+    if types_end > buf.len() {
+        return Err(BtfError::Truncated(types_end));
+    }
+    let strings = buf
+        .get(strs_start..strs_end)
+        .ok_or(BtfError::Truncated(strs_end))?
+        .to_vec();
+    Ok((types_start, types_end, strings))
+}
+
+/// The type at byte `at` (type id `id`), and where the next one starts; enumerators are
+/// collected into `enumerators`.
+fn parse_type(
+    buf: &[u8],
+    at: usize,
+    id: u32,
+    enumerators: &mut Vec<(u32, i64)>,
+) -> Result<(Type, usize), BtfError> {
+    let mut at = at;
+    let name = u32_at(buf, at)?;
+    let info = u32_at(buf, at + 4)?;
+    let size_or_type = u32_at(buf, at + 8)?;
+    at += 12;
+    let vlen = (info & 0xffff) as usize;
+    let kind = (info >> 24) & 0x1f;
+    let kind_flag = info >> 31 == 1;
+    let mut members = Vec::new();
+    let extra = match kind {
+        KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+        KIND_ARRAY => 12,
+        KIND_STRUCT | KIND_UNION => {
+            for i in 0..vlen {
+                let m = at + i * 12;
+                let raw_off = u32_at(buf, m + 8)?;
+                members.push(Member {
+                    name: u32_at(buf, m)?,
+                    type_id: u32_at(buf, m + 4)?,
+                    bit_offset: if kind_flag {
+                        raw_off & 0x00ff_ffff
+                    } else {
+                        raw_off
+                    },
+                });
+            }
+            vlen * 12
+        }
+        KIND_ENUM => {
+            for i in 0..vlen {
+                let e = at + i * 8;
+                let raw = u32_at(buf, e + 4)?;
+                // kind_flag: signed values.
+                let val = if kind_flag {
+                    i64::from(raw as i32)
+                } else {
+                    i64::from(raw)
+                };
+                enumerators.push((u32_at(buf, e)?, val));
+            }
+            vlen * 8
+        }
+        KIND_ENUM64 => {
+            for i in 0..vlen {
+                let e = at + i * 12;
+                let lo = u64::from(u32_at(buf, e + 4)?);
+                let hi = u64::from(u32_at(buf, e + 8)?);
+                enumerators.push((u32_at(buf, e)?, (hi << 32 | lo) as i64));
+            }
+            vlen * 12
+        }
+        KIND_FUNC_PROTO => {
+            // Parameters: name and type, kept as members without offsets.
+            for i in 0..vlen {
+                let p = at + i * 8;
+                members.push(Member {
+                    name: u32_at(buf, p)?,
+                    type_id: u32_at(buf, p + 4)?,
+                    bit_offset: 0,
+                });
+            }
+            vlen * 8
+        }
+        KIND_DATASEC => vlen * 12,
+        2 | 7 | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_FUNC | 16
+        | KIND_TYPE_TAG => 0,
+        _ => return Err(BtfError::UnknownKind { kind, id }),
+    };
+    at += extra;
+    Ok((
+        Type {
+            name,
+            kind,
+            type_ref: size_or_type,
+            members,
+        },
+        at,
+    ))
+}
+
 impl Btf {
     /// Parse raw BTF (little endian, as in `/sys/kernel/btf/vmlinux`).
     pub fn parse(buf: &[u8]) -> Result<Self, BtfError> {
-        let magic = buf.get(0..2).ok_or(BtfError::Truncated(0))?;
-        if u16::from_le_bytes([magic[0], magic[1]]) != MAGIC {
-            return Err(BtfError::BadMagic);
-        }
-        let hdr_len = u32_at(buf, 4)? as usize;
-        let type_off = u32_at(buf, 8)? as usize;
-        let type_len = u32_at(buf, 12)? as usize;
-        let str_off = u32_at(buf, 16)? as usize;
-        let str_len = u32_at(buf, 20)? as usize;
-        let types_start = hdr_len
-            .checked_add(type_off)
-            .ok_or(BtfError::Truncated(8))?;
-        let types_end = types_start
-            .checked_add(type_len)
-            .ok_or(BtfError::Truncated(12))?;
-        let strs_start = hdr_len
-            .checked_add(str_off)
-            .ok_or(BtfError::Truncated(16))?;
-        let strs_end = strs_start
-            .checked_add(str_len)
-            .ok_or(BtfError::Truncated(20))?;
-        if types_end > buf.len() {
-            return Err(BtfError::Truncated(types_end));
-        }
-        let strings = buf
-            .get(strs_start..strs_end)
-            .ok_or(BtfError::Truncated(strs_end))?
-            .to_vec();
-
+        let (types_start, types_end, strings) = sections(buf)?;
         let mut types = vec![Type {
             name: 0,
             kind: 0,
@@ -111,85 +204,18 @@ impl Btf {
         let mut enumerators = Vec::new();
         let mut at = types_start;
         while at < types_end {
-            let id = types.len() as u32;
-            let name = u32_at(buf, at)?;
-            let info = u32_at(buf, at + 4)?;
-            let size_or_type = u32_at(buf, at + 8)?;
-            at += 12;
-            let vlen = (info & 0xffff) as usize;
-            let kind = (info >> 24) & 0x1f;
-            let kind_flag = info >> 31 == 1;
-            let mut members = Vec::new();
-            let extra = match kind {
-                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
-                KIND_ARRAY => 12,
-                KIND_STRUCT | KIND_UNION => {
-                    for i in 0..vlen {
-                        let m = at + i * 12;
-                        let raw_off = u32_at(buf, m + 8)?;
-                        members.push(Member {
-                            name: u32_at(buf, m)?,
-                            type_id: u32_at(buf, m + 4)?,
-                            bit_offset: if kind_flag {
-                                raw_off & 0x00ff_ffff
-                            } else {
-                                raw_off
-                            },
-                        });
-                    }
-                    vlen * 12
-                }
-                KIND_ENUM => {
-                    for i in 0..vlen {
-                        let e = at + i * 8;
-                        let raw = u32_at(buf, e + 4)?;
-                        // kind_flag: signed values.
-                        let val = if kind_flag {
-                            i64::from(raw as i32)
-                        } else {
-                            i64::from(raw)
-                        };
-                        enumerators.push((u32_at(buf, e)?, val));
-                    }
-                    vlen * 8
-                }
-                KIND_ENUM64 => {
-                    for i in 0..vlen {
-                        let e = at + i * 12;
-                        let lo = u64::from(u32_at(buf, e + 4)?);
-                        let hi = u64::from(u32_at(buf, e + 8)?);
-                        enumerators.push((u32_at(buf, e)?, (hi << 32 | lo) as i64));
-                    }
-                    vlen * 12
-                }
-                KIND_FUNC_PROTO => {
-                    // Parameters: name and type, kept as members without offsets.
-                    for i in 0..vlen {
-                        let p = at + i * 8;
-                        members.push(Member {
-                            name: u32_at(buf, p)?,
-                            type_id: u32_at(buf, p + 4)?,
-                            bit_offset: 0,
-                        });
-                    }
-                    vlen * 8
-                }
-                KIND_DATASEC => vlen * 12,
-                2 | 7 | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_FUNC
-                | 16 | KIND_TYPE_TAG => 0,
-                _ => return Err(BtfError::UnknownKind { kind, id }),
-            };
-            at += extra;
-            types.push(Type {
-                name,
-                kind,
-                type_ref: size_or_type,
-                members,
-            });
+            let (t, next) = parse_type(buf, at, types.len() as u32, &mut enumerators)?;
+            types.push(t);
+            at = next;
         }
         if at != types_end {
             return Err(BtfError::Truncated(types_end));
         }
+        Ok(Self::indexed(types, strings, enumerators))
+    }
+
+    /// The parsed types with their lookups by name.
+    fn indexed(types: Vec<Type>, strings: Vec<u8>, enumerators: Vec<(u32, i64)>) -> Self {
         let mut btf = Self {
             types,
             strings,
@@ -216,7 +242,7 @@ impl Btf {
                 }
             }
         }
-        Ok(btf)
+        btf
     }
 
     fn name(&self, off: u32) -> &str {
