@@ -4,6 +4,7 @@
 //! test's timing), and each takes [`ctrace_tests::storm`] so they run one at a time.
 
 mod bounded;
+mod caps;
 mod faults;
 mod flood;
 mod journal;

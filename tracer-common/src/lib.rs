@@ -16,6 +16,7 @@ pub mod names {
     pub const EVENTS_MAP: &str = "EVENTS";
     pub const COUNTERS_MAP: &str = "COUNTERS";
     pub const CAP_DEDUP_MAP: &str = "CAP_DEDUP";
+    pub const CAP_COUNTERS_MAP: &str = "CAP_COUNTERS";
     pub const RUNQ_MAP: &str = "RUNQ";
     pub const OOM_VICTIMS_MAP: &str = "OOM_VICTIMS";
     pub const CONFIG_GLOBAL: &str = "CONFIG";
@@ -51,6 +52,22 @@ pub mod counter {
     pub const FILTERED: u32 = 3;
     pub const STRIDE: u32 = 4;
     pub const LEN: u32 = super::kind::COUNT as u32 * STRIDE;
+}
+
+/// Indexes into the per-CPU `CAP_COUNTERS` array: the capability checks themselves (not
+/// records), so that userspace can tell every check folded in the kernel from every check it
+/// reported, and name the difference.
+pub mod cap_counter {
+    /// Checks that reached the fold (filtered ones excluded): each is counted in exactly one
+    /// `CAP_DEDUP` slot, or in [`INSERT_FAILED`].
+    pub const CHECKS: u32 = 0;
+    /// Slot incarnations started on this CPU (a key's value going from 0 to 1 checks); also
+    /// the source of [`super::CapState::generation`].
+    pub const SLOTS: u32 = 1;
+    /// Checks that found no slot and could not make one (the LRU map had no free element):
+    /// counted here and nowhere else.
+    pub const INSERT_FAILED: u32 = 2;
+    pub const LEN: u32 = 4;
 }
 
 /// Bits of [`Config::event_mask`]: which kinds are enabled.
@@ -463,7 +480,9 @@ pub struct CapabilityEvent {
     pub ret: i32,
     /// CPU whose de-duplication slot counted these checks.
     pub cpu: u32,
-    pub _pad: u32,
+    /// [`CapState::generation`] of the slot that counted these checks (0 in records of
+    /// versions before it existed, where this was padding).
+    pub generation: u32,
     /// Checks with this key seen so far on `cpu`, this one included (cumulative, so userspace
     /// can turn records and map reads into exact counts without writing to the map).
     pub total: u64,
@@ -491,6 +510,11 @@ pub struct CapState {
     pub comm: [u8; COMM_LEN],
     pub pid: u32,
     pub uid: u32,
+    /// Which incarnation of the slot on this CPU (from [`cap_counter::SLOTS`], increasing per
+    /// CPU): the LRU map may evict a key and start it again at 1, and a record read after a
+    /// newer map read must not be taken for that.
+    pub generation: u32,
+    pub _pad: u32,
 }
 
 /// The OOM victim's process and cgroup, read from the victim task by the BTF-typed
@@ -656,7 +680,9 @@ mod tests {
         assert_eq!(size_of::<CapabilityEvent>(), 56 + 24);
         assert_eq!(size_of::<CgroupEvent>(), 56 + 24 + PATH_LEN);
         assert_eq!(size_of::<CapKey>(), 24);
-        assert_eq!(size_of::<CapState>(), 40);
+        assert_eq!(size_of::<CapState>(), 48);
+        assert_eq!(offset_of!(CapState, generation), 40);
+        assert_eq!(offset_of!(CapabilityEvent, generation), 68);
         assert_eq!(size_of::<OomVictimTask>(), 24 + 32 + 16 + 8 + 8);
         assert_eq!(core::mem::offset_of!(OomVictimTask, chosen_points), 72);
         assert_eq!(core::mem::offset_of!(OomVictimTask, memcg), 24);

@@ -25,9 +25,9 @@ use emit::{
     count, current_task, enabled, fill_header, read_comm_at, read_data_loc_str, submit_flags,
 };
 use tracer_common::{
-    counter, exit_flags, kind, oom_context, signal_flags, CapKey, CapState, CapabilityEvent,
-    CgroupEvent, Config, ExecEvent, ExitEvent, ForkEvent, MemcgCounter, OomVictimEvent,
-    OomVictimTask, SignalEvent, MEMCG_HOST, MEMCG_UNREAD, OFFSET_ABSENT,
+    cap_counter, counter, exit_flags, kind, oom_context, signal_flags, CapKey, CapState,
+    CapabilityEvent, CgroupEvent, Config, ExecEvent, ExitEvent, ForkEvent, MemcgCounter,
+    OomVictimEvent, OomVictimTask, SignalEvent, MEMCG_HOST, MEMCG_UNREAD, OFFSET_ABSENT,
 };
 
 /// Settings and offsets; written by userspace before load (`EbpfLoader::override_global`).
@@ -45,6 +45,12 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::LEN, 
 /// Capability-check de-duplication state, per CPU so that updates need no atomics.
 #[map]
 static CAP_DEDUP: LruPerCpuHashMap<CapKey, CapState> = LruPerCpuHashMap::with_max_entries(16384, 0);
+
+/// Per-CPU counts of capability checks (`cap_counter::*`): what userspace balances its reported
+/// counts against, so that checks in slots the LRU evicted before they were reported are
+/// named, not silently missing.
+#[map]
+static CAP_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(cap_counter::LEN, 0);
 
 #[tracepoint]
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
@@ -557,38 +563,44 @@ fn cap_fold<C: EbpfContext>(ctx: &C, cap: u32, ret: i32) {
     };
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_boot_ns() };
+    cap_count(cap_counter::CHECKS);
+    let mut slot = CAP_DEDUP.get_ptr_mut(&key);
+    if slot.is_none() {
+        // A zeroed slot, then the same path as a found one. BPF_NOEXIST: when another CPU
+        // inserted the key meanwhile, the insert fails and the lookup below finds its element
+        // (with this CPU's value still zero), so the check is counted there, not lost.
+        let _ = CAP_DEDUP.insert(&key, &CapState::default(), u64::from(BPF_NOEXIST));
+        slot = CAP_DEDUP.get_ptr_mut(&key);
+    }
+    let Some(state) = slot else {
+        // No free element (the LRU map could not evict one in time): counted, never silent.
+        cap_count(cap_counter::INSERT_FAILED);
+        return;
+    };
     let total;
-    match CAP_DEDUP.get_ptr_mut(&key) {
-        Some(state) => {
-            // SAFETY: per-CPU value of this CPU; programs are not preempted mid-run, so no
-            // other writer touches it concurrently.
-            unsafe {
-                (*state).total += 1;
-                if now.wrapping_sub((*state).last_emit_ns) < conf!(cap_window_ns) {
-                    count(k, counter::FILTERED);
-                    return;
-                }
-                (*state).last_emit_ns = now;
-                total = (*state).total;
-                // The slot may be fresh on this CPU (per-CPU values start zeroed) and the
-                // task may have exec'd since: keep who is asking current.
-                (*state).comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0; 16]);
-                (*state).pid = pid_tgid as u32;
-                (*state).uid = aya_ebpf::helpers::bpf_get_current_uid_gid() as u32;
-            }
+    let generation;
+    // SAFETY: per-CPU value of this CPU; programs are not preempted mid-run, so no other
+    // writer touches it concurrently.
+    unsafe {
+        let fresh = (*state).total == 0;
+        if fresh {
+            // A new incarnation on this CPU: a new key, or one the LRU evicted and this check
+            // brought back. Its generation tells userspace it starts again at 1.
+            (*state).generation = cap_next_generation();
         }
-        None => {
-            let state = CapState {
-                last_emit_ns: now,
-                total: 1,
-                comm: aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0; 16]),
-                pid: pid_tgid as u32,
-                uid: aya_ebpf::helpers::bpf_get_current_uid_gid() as u32,
-            };
-            // BPF_NOEXIST: if another path inserted meanwhile, keep its count.
-            let _ = CAP_DEDUP.insert(&key, &state, u64::from(BPF_NOEXIST));
-            total = 1;
+        (*state).total += 1;
+        if !fresh && now.wrapping_sub((*state).last_emit_ns) < conf!(cap_window_ns) {
+            count(k, counter::FILTERED);
+            return;
         }
+        (*state).last_emit_ns = now;
+        total = (*state).total;
+        generation = (*state).generation;
+        // Per-CPU values start zeroed and the task may have exec'd since: keep who is asking
+        // current.
+        (*state).comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0; 16]);
+        (*state).pid = pid_tgid as u32;
+        (*state).uid = aya_ebpf::helpers::bpf_get_current_uid_gid() as u32;
     }
     let Some(mut entry) = emit::reserve::<CapabilityEvent, _>(ctx, k) else {
         return;
@@ -600,10 +612,33 @@ fn cap_fold<C: EbpfContext>(ctx: &C, cap: u32, ret: i32) {
         (*ev).cap = cap;
         (*ev).ret = ret;
         (*ev).cpu = bpf_get_smp_processor_id();
-        (*ev)._pad = 0;
+        (*ev).generation = generation;
         (*ev).total = total;
     }
     entry.submit(submit_flags(false));
+}
+
+/// Adds one to this CPU's capability counter `which`.
+#[inline(always)]
+fn cap_count(which: u32) {
+    if let Some(c) = CAP_COUNTERS.get_ptr_mut(which) {
+        // SAFETY: this CPU's element; not preempted mid-run.
+        unsafe { *c += 1 };
+    }
+}
+
+/// The next slot generation of this CPU (never 0, which marks records of older versions,
+/// until it wraps after 2^32 slots).
+#[inline(always)]
+fn cap_next_generation() -> u32 {
+    match CAP_COUNTERS.get_ptr_mut(cap_counter::SLOTS) {
+        // SAFETY: this CPU's element; not preempted mid-run.
+        Some(c) => unsafe {
+            *c += 1;
+            *c as u32
+        },
+        None => 0,
+    }
 }
 
 /// mkdir and rmdir share one layout (the `cgroup` event class).

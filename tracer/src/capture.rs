@@ -215,6 +215,13 @@ pub struct CapFrame {
     pub comm: String,
     pub pid: u32,
     pub uid: u32,
+    /// The slot's incarnation (absent in captures of versions before it, and when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 impl CapFrame {
@@ -235,6 +242,7 @@ impl CapFrame {
             comm: base64::engine::general_purpose::STANDARD.encode(&st.comm[..end]),
             pid: st.pid,
             uid: st.uid,
+            generation: st.generation,
         }
     }
 
@@ -259,6 +267,8 @@ impl CapFrame {
                 comm,
                 pid: self.pid,
                 uid: self.uid,
+                generation: self.generation,
+                _pad: 0,
             },
         )
     }
@@ -927,6 +937,8 @@ mod tests {
             comm,
             pid: 11,
             uid: 0,
+            generation: 4,
+            _pad: 0,
         };
         let f = CapFrame::new(&key, 1, &st);
         let back: CapFrame = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();

@@ -236,6 +236,8 @@ pub struct Capability {
     /// 0 allowed, negative errno denied.
     pub ret: i32,
     pub cpu: u32,
+    /// Incarnation of the kernel's slot on `cpu` that counted `total` (0: not known).
+    pub generation: u32,
     /// Cumulative checks for (cgroup, pid, cap, verdict) on `cpu`.
     pub total: u64,
     /// Checks this record stands for. [`decode`] cannot know it (it needs the previous
@@ -513,6 +515,7 @@ fn decode_body(kind_id: u16, buf: &[u8]) -> Result<Body, DecodeError> {
                 cap: e.cap,
                 ret: e.ret,
                 cpu: e.cpu,
+                generation: e.generation,
                 total: e.total,
                 count: 0,
                 span_ns: 0,
@@ -683,7 +686,7 @@ pub(crate) mod tests {
             cap,
             ret,
             cpu: 3,
-            _pad: 0,
+            generation: 0,
             total: 17,
         }
     }
@@ -774,6 +777,7 @@ pub(crate) mod tests {
                     cap: 21,
                     ret: -1,
                     cpu: 3,
+                    generation: 0,
                     total: 17,
                     count: 0,
                     span_ns: 0,

@@ -58,8 +58,17 @@ impl std::fmt::Debug for Victims {
 pub struct Pipeline {
     /// Recent kernel SIGKILL targets by thread id, for OOM victim attribution.
     kernel_kills: HashMap<u32, KilledTask>,
-    /// Last cumulative total reported per capability key and CPU, and when.
-    caps: HashMap<CapSlot, (u64, u64)>,
+    /// What was reported per capability key and CPU.
+    caps: HashMap<CapSlot, CapSeen>,
+    /// Map reads of the de-duplication map so far (see [`CapSeen::scan`]).
+    cap_scans: u64,
+    /// Per CPU, the highest slot generation forgotten to make room (see [`Pipeline::advance`]).
+    cap_forgotten: HashMap<u32, u32>,
+    /// Capability checks the records passed on stand for (the sum of their `count`s).
+    pub cap_reported: u64,
+    /// Checks of records that were not counted because their slot's reports were forgotten
+    /// (its earlier reports unknown): left to `unreported`, never counted twice.
+    pub cap_forgotten_records: u64,
     /// Processes and cgroups of tasks, from every record (fork records included).
     pub procs: ProcTable,
     /// OOM victims as the kernel read them, when it does.
@@ -72,9 +81,31 @@ pub struct Pipeline {
     pub delivered: [u64; kind::COUNT],
 }
 
-/// Cap on remembered capability keys; past it the oldest knowledge is dropped, which can only
-/// make a later count too large by what was already reported, never lose a check.
+/// What userspace reported of one kernel slot (key and CPU).
+#[derive(Debug, Clone, Copy)]
+struct CapSeen {
+    /// The slot's incarnation (0: not known, records of older versions).
+    generation: u32,
+    /// Cumulative total reported so far.
+    last: u64,
+    /// When (boot clock) the last report was.
+    last_ns: u64,
+    /// The incarnation before, if the slot was evicted and started again: a record of it may
+    /// still be in the ring.
+    before: Option<(u32, u64)>,
+    /// The last map read that found the slot (or a record of it came after): slots gone from
+    /// the map are the only ones that may be forgotten.
+    scan: u64,
+}
+
+/// Cap on remembered capability slots. The kernel holds at most `CAP_DEDUP`'s 16384 keys on
+/// each CPU; past this, only slots the last map read did not find are forgotten.
 const MAX_CAP_SLOTS: usize = 1 << 16;
+
+/// Whether generation `a` came after `b` (per CPU, increasing, wrapping).
+fn newer(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
 
 impl Pipeline {
     /// A pipeline whose process table knows only what records tell it (tests, replays).
@@ -102,7 +133,8 @@ impl Pipeline {
                 match &mut ev.body {
                     Body::Capability(c) => {
                         let slot = (ev.task.cgroup_id, ev.task.pid, c.cap, c.ret, c.cpu);
-                        (c.count, c.span_ns) = self.advance(slot, c.total, ev.boot_ns);
+                        (c.count, c.span_ns) =
+                            self.advance(slot, c.generation, c.total, ev.boot_ns);
                         // Nothing new: a flush read the map between the program's count and
                         // its record (per-CPU values are copied while the program may run),
                         // and reported these checks already. Delivered, but not shown twice.
@@ -186,22 +218,111 @@ impl Pipeline {
         }
     }
 
-    /// (checks since the last record of `slot`, time since it) for a record with cumulative
-    /// `total` at `boot_ns`.
-    fn advance(&mut self, slot: CapSlot, total: u64, boot_ns: u64) -> (u64, u64) {
+    /// (checks since the last report of `slot`, time since it) for a record or map read with
+    /// cumulative `total` of incarnation `generation` at `boot_ns`; counted in
+    /// [`Pipeline::cap_reported`]. Nothing is counted twice:
+    /// - same incarnation: only what is above the last report; a record read after a newer map
+    ///   read (`total` below the last) is stale and counts nothing;
+    /// - a newer incarnation (the kernel's LRU evicted the slot and it started again): all of
+    ///   `total`; the old incarnation's unreported tail is what the kernel's `CHECKS` counter
+    ///   has that no report has (`unreported` in the `stats` record);
+    /// - the incarnation before: against its own last report;
+    /// - generation 0 (records of versions without it): a total below the last is a restart.
+    fn advance(&mut self, slot: CapSlot, generation: u32, total: u64, boot_ns: u64) -> (u64, u64) {
         if self.caps.len() >= MAX_CAP_SLOTS && !self.caps.contains_key(&slot) {
-            self.caps.clear();
+            self.forget_gone_slots();
         }
-        let (last, last_ns) = self
+        let scan = self.cap_scans;
+        let (count, span) = match self.caps.get_mut(&slot) {
+            None => {
+                let forgotten = self
+                    .cap_forgotten
+                    .get(&slot.4)
+                    .is_some_and(|&g| generation != 0 && !newer(generation, g));
+                if forgotten {
+                    // Its reports were forgotten to make room: counting its total again could
+                    // count reported checks twice. Not counted here; the kernel's `CHECKS`
+                    // still has them, so they show as `unreported`, never silently.
+                    self.cap_forgotten_records += 1;
+                    return (0, 0);
+                }
+                if self.caps.len() < MAX_CAP_SLOTS {
+                    self.caps.insert(
+                        slot,
+                        CapSeen {
+                            generation,
+                            last: total,
+                            last_ns: boot_ns,
+                            before: None,
+                            scan,
+                        },
+                    );
+                }
+                (total, 0)
+            }
+            Some(s) => {
+                let span = boot_ns.saturating_sub(s.last_ns);
+                s.scan = s.scan.max(scan);
+                if generation == s.generation {
+                    if total > s.last {
+                        let n = total - s.last;
+                        (s.last, s.last_ns) = (total, boot_ns);
+                        (n, span)
+                    } else if generation == 0 && total < s.last {
+                        // Without generations a restart cannot be told from a stale record.
+                        (s.last, s.last_ns) = (total, boot_ns);
+                        (total, span)
+                    } else {
+                        (0, 0)
+                    }
+                } else if newer(generation, s.generation) || s.generation == 0 {
+                    s.before = Some((s.generation, s.last));
+                    (s.generation, s.last, s.last_ns) = (generation, total, boot_ns);
+                    (total, span)
+                } else {
+                    match &mut s.before {
+                        Some((g, last)) if *g == generation => {
+                            let n = total.saturating_sub(*last);
+                            *last = (*last).max(total);
+                            (n, 0)
+                        }
+                        // Two incarnations back, never seen: nothing of it was reported.
+                        _ => (total, 0),
+                    }
+                }
+            }
+        };
+        self.cap_reported += count;
+        (count, span)
+    }
+
+    /// Makes room: forgets the slots the last map read did not find (evicted in the kernel,
+    /// or fully reported and gone); when all are still there (many CPUs), the eighth reported
+    /// longest ago. Remembers per CPU the newest generation forgotten, so that a later record
+    /// of a forgotten slot is recognised and not counted twice.
+    fn forget_gone_slots(&mut self) {
+        let scan = self.cap_scans;
+        let mut gone: Vec<(CapSlot, u32)> = self
             .caps
-            .insert(slot, (total, boot_ns))
-            .unwrap_or((0, boot_ns));
-        let span = boot_ns.saturating_sub(last_ns);
-        // A total below the last one means the kernel slot was evicted and restarted.
-        if total >= last {
-            (total - last, span)
-        } else {
-            (total, span)
+            .iter()
+            .filter(|(_, s)| s.scan < scan)
+            .map(|(k, s)| (*k, s.generation))
+            .collect();
+        if gone.is_empty() {
+            let mut by_age: Vec<_> = self.caps.iter().map(|(k, s)| (s.last_ns, *k)).collect();
+            by_age.sort_unstable();
+            gone = by_age
+                .iter()
+                .take(MAX_CAP_SLOTS / 8)
+                .map(|(_, k)| (*k, self.caps[k].generation))
+                .collect();
+        }
+        for (slot, generation) in gone {
+            self.caps.remove(&slot);
+            let g = self.cap_forgotten.entry(slot.4).or_insert(generation);
+            if newer(generation, *g) {
+                *g = generation;
+            }
         }
     }
 
@@ -216,16 +337,25 @@ impl Pipeline {
         window_ns: u64,
     ) -> Vec<Event> {
         let mut out = Vec::new();
+        self.cap_scans += 1;
+        let scan = self.cap_scans;
         for (key, cpu, st) in states {
+            let slot = (key.cgroup_id, key.tgid, key.cap, key.ret, cpu);
+            if let Some(s) = self.caps.get_mut(&slot) {
+                s.scan = scan;
+                // Without generations (captures of older versions) a lower total is not
+                // taken for a restart here, as those versions did not.
+                if st.generation == 0 && s.generation == 0 && st.total <= s.last {
+                    continue;
+                }
+            }
             if st.total == 0 || now_boot_ns.saturating_sub(st.last_emit_ns) < window_ns {
                 continue;
             }
-            let slot = (key.cgroup_id, key.tgid, key.cap, key.ret, cpu);
-            let last = self.caps.get(&slot).map_or(0, |&(total, _)| total);
-            if st.total <= last {
+            let (count, span_ns) = self.advance(slot, st.generation, st.total, now_boot_ns);
+            if count == 0 {
                 continue;
             }
-            let (count, span_ns) = self.advance(slot, st.total, now_boot_ns);
             out.push(Event {
                 kind: kind::CAPABILITY,
                 boot_ns: now_boot_ns,
@@ -241,6 +371,7 @@ impl Pipeline {
                     cap: key.cap,
                     ret: key.ret,
                     cpu,
+                    generation: st.generation,
                     total: st.total,
                     count,
                     span_ns,
@@ -258,12 +389,17 @@ mod tests {
     use tracer_common::CapabilityEvent;
 
     fn cap_record(total: u64, cpu: u32) -> Vec<u8> {
+        cap_record_of(1, total, cpu)
+    }
+
+    /// A record of slot incarnation `generation`.
+    fn cap_record_of(generation: u32, total: u64, cpu: u32) -> Vec<u8> {
         as_bytes(&CapabilityEvent {
             hdr: header(kind::CAPABILITY, std::mem::size_of::<CapabilityEvent>()),
             cap: 0,
             ret: -1,
             cpu,
-            _pad: 0,
+            generation,
             total,
         })
     }
@@ -282,11 +418,72 @@ mod tests {
         assert_eq!(count(p.ingest(&cap_record(500, 0))), 499);
         assert_eq!(count(p.ingest(&cap_record(1, 1))), 1, "per CPU");
         assert_eq!(
-            count(p.ingest(&cap_record(3, 0))),
+            count(p.ingest(&cap_record_of(2, 3, 0))),
             3,
             "evicted slot restarts"
         );
         assert_eq!(p.delivered[usize::from(kind::CAPABILITY)], 4);
+        assert_eq!(p.cap_reported, 1 + 499 + 1 + 3);
+    }
+
+    /// Issue 16: a record read after a flush that reported more (`total` below the last
+    /// report) was taken for an eviction, and its whole total counted again.
+    #[test]
+    fn a_stale_record_is_not_taken_for_an_eviction() {
+        let mut p = Pipeline::new();
+        assert_eq!(count(p.ingest(&cap_record(1, 0))), 1);
+        let (key, st) = map_entry(9);
+        let now = header(kind::CAPABILITY, 0).boot_ns + 1_000;
+        assert_eq!(p.flush_caps([(key, 0, st)], now, 100).len(), 1);
+        assert!(p.ingest(&cap_record(5, 0)).is_none(), "stale, nothing new");
+        assert_eq!(count(p.ingest(&cap_record(12, 0))), 3);
+        assert_eq!(p.cap_reported, 12);
+        // The slot is evicted and starts again; a late record of the old one still counts
+        // only what it adds.
+        assert_eq!(count(p.ingest(&cap_record_of(2, 2, 0))), 2);
+        assert_eq!(count(p.ingest(&cap_record(14, 0))), 2);
+        assert!(p.ingest(&cap_record(13, 0)).is_none());
+        assert_eq!(count(p.ingest(&cap_record_of(2, 3, 0))), 1);
+        assert_eq!(p.cap_reported, 12 + 2 + 2 + 1);
+    }
+
+    /// Records of versions without generations (captures): a lower total is a restart, as it
+    /// was.
+    #[test]
+    fn records_without_generations_keep_the_old_reading() {
+        let mut p = Pipeline::new();
+        assert_eq!(count(p.ingest(&cap_record_of(0, 5, 0))), 5);
+        assert_eq!(count(p.ingest(&cap_record_of(0, 2, 0))), 2);
+    }
+
+    /// Issue 16: clearing every remembered slot at `MAX_CAP_SLOTS` counted reported checks
+    /// again. Only slots gone from the map are forgotten, and a late record of one counts
+    /// nothing (left to `unreported`).
+    #[test]
+    fn a_full_table_forgets_only_what_the_kernel_dropped_and_never_counts_twice() {
+        let mut p = Pipeline::new();
+        let (key, mut st) = map_entry(0);
+        let now = header(kind::CAPABILITY, 0).boot_ns + 1_000;
+        // Slots of many tasks; the last map read finds only the first one.
+        for tgid in 0..MAX_CAP_SLOTS as u32 - 1 {
+            let slot = (1, tgid + 1000, 0, -1, 0);
+            p.advance(slot, tgid + 10, 4, now);
+        }
+        st.total = 4;
+        st.generation = 1;
+        let mine = (key.cgroup_id, key.tgid, 0, -1, 0);
+        p.advance(mine, 1, 4, now);
+        assert!(p.flush_caps([(key, 0, st)], now, 0).is_empty(), "reported");
+        let before = p.cap_reported;
+        // A new slot: room is made from the gone ones only.
+        assert_eq!(p.advance((2, 1, 0, -1, 0), 1 << 30, 1, now).0, 1);
+        assert!(p.caps.len() <= 2);
+        // Mine was kept: its next record counts what it adds.
+        assert_eq!(p.advance(mine, 1, 6, now).0, 2);
+        // A late record of a forgotten slot counts nothing, and is counted as such.
+        assert_eq!(p.advance((1, 1000 + 7, 0, -1, 0), 17, 9, now).0, 0);
+        assert_eq!(p.cap_forgotten_records, 1);
+        assert_eq!(p.cap_reported, before + 1 + 2);
     }
 
     /// The de-duplication map's entry for the task of [`cap_record`], last emitted at 10 ns.
@@ -305,6 +502,8 @@ mod tests {
             comm: [0; 16],
             pid: hdr.pid,
             uid: 0,
+            generation: 1,
+            _pad: 0,
         };
         (key, st)
     }

@@ -566,7 +566,7 @@ pub struct OomKillRecord {
     pub victim: OomKillVictim,
     pub trigger: Party,
     /// The victim's memory cgroup's figures.
-    pub memory: Option<MemoryStats>,
+    pub memory: Option<Box<MemoryStats>>,
     pub victim_exit: Option<ExitStatus>,
     pub container_stopped: bool,
     pub explanation: String,
@@ -578,6 +578,18 @@ pub struct OomKillRecord {
     /// Who held the memory: the OOM domain's tasks by RSS, from the kernel's own report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Box<OomTasksRecord>>,
+    /// The other tasks killed with the victim as one group (`memory.oom.group`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group: Vec<GroupVictimRecord>,
+}
+
+/// One more victim of a `memory.oom.group` kill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupVictimRecord {
+    #[serde(flatten)]
+    pub party: Party,
+    /// Its RSS at the kill, KiB.
+    pub rss_kb: u64,
 }
 
 /// `tasks` of an `oom_kill` record.
@@ -820,6 +832,48 @@ pub struct StatsRecord {
     /// What ctrace's own state held at the end (absent in records of older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<StateStats>,
+    /// Capability checks, counted in the kernel and reported (absent when none were seen,
+    /// and in records of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability_checks: Option<CapabilityCheckStats>,
+}
+
+/// Capability checks (not records) at the end of a run: `checked = reported + insert_failed +
+/// unreported - over_reported`, and `over_reported` is 0 unless ctrace has a bug.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CapabilityCheckStats {
+    /// Checks the kernel folded (its `CAP_COUNTERS`), allowed ones only with `--cap-allowed`.
+    pub checked: u64,
+    /// The sum of `count` over the `capability` records.
+    pub reported: u64,
+    /// Checks that found no de-duplication slot and could not make one.
+    pub insert_failed: u64,
+    /// Checks counted in a slot that no record reported: slots the kernel's LRU evicted with
+    /// an unreported tail, or whose late records came after ctrace forgot the slot.
+    pub unreported: u64,
+    /// Reported beyond what the kernel counted.
+    pub over_reported: u64,
+    /// De-duplication slot incarnations (key and CPU) started.
+    pub slots: u64,
+    /// Records not counted because their slot had been forgotten to bound ctrace's memory.
+    pub forgotten_records: u64,
+}
+
+impl CapabilityCheckStats {
+    /// The books from the kernel's counters and what the pipeline reported.
+    pub fn new(kernel: &crate::probe::CapCounters, reported: u64, forgotten_records: u64) -> Self {
+        let accounted = reported + kernel.insert_failed;
+        Self {
+            checked: kernel.checks,
+            reported,
+            insert_failed: kernel.insert_failed,
+            unreported: kernel.checks.saturating_sub(accounted),
+            over_reported: accounted.saturating_sub(kernel.checks),
+            slots: kernel.slots,
+            forgotten_records,
+        }
+    }
 }
 
 /// Entries of ctrace's state at the end of a run (`session::StateCounts`).
@@ -954,6 +1008,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown variant"), "{err}");
+    }
+
+    #[test]
+    fn capability_check_books_balance_and_name_the_difference() {
+        let kernel = crate::probe::CapCounters {
+            checks: 100,
+            slots: 3,
+            insert_failed: 2,
+        };
+        let c = CapabilityCheckStats::new(&kernel, 90, 1);
+        assert_eq!((c.unreported, c.over_reported), (8, 0));
+        assert_eq!(c.checked, c.reported + c.insert_failed + c.unreported);
+        let c = CapabilityCheckStats::new(&kernel, 99, 0);
+        assert_eq!((c.unreported, c.over_reported), (0, 1), "never hidden");
     }
 
     #[test]

@@ -719,6 +719,13 @@ impl Session {
             });
         }
         self.flow.report(now, window_ns, caps, counters, sink);
+        // Checks that could not be counted in a slot are known at once; those of evicted
+        // slots only at the end (`finish`).
+        match self.probe.cap_counters() {
+            Ok(Some(c)) => self.flow.cap_losses(now, c.insert_failed, None, sink),
+            Ok(None) => {}
+            Err(e) => log::warn!("reading capability counters: {e}"),
+        }
     }
 
     /// Stop production first, then drain what is left, then report the final losses, so the
@@ -727,6 +734,27 @@ impl Session {
         self.probe.detach();
         while drain(self.ring.get_mut(), &mut self.flow, sink).1 {}
         self.report(sink, 0);
+        // Detached, drained, and every slot's tail read: what the kernel counted and no
+        // record reported is now exact.
+        let cap_checks = self
+            .probe
+            .cap_counters()
+            .ok()
+            .flatten()
+            .filter(|c| c.checks > 0 || self.flow.pipeline.cap_reported > 0)
+            .map(|c| {
+                let p = &self.flow.pipeline;
+                crate::record::CapabilityCheckStats::new(
+                    &c,
+                    p.cap_reported,
+                    p.cap_forgotten_records,
+                )
+            });
+        if let Some(c) = &cap_checks {
+            let now = BootClock::boot_now_ns();
+            self.flow
+                .cap_losses(now, c.insert_failed, Some(c.unreported), sink);
+        }
         for i in self.flow.correlator.flush() {
             self.flow.incident(&i, sink);
         }
@@ -745,6 +773,9 @@ impl Session {
                 &self.flow.ctx,
             );
             v["state"] = state.json();
+            if let Some(c) = &cap_checks {
+                v["capability_checks"] = serde_json::to_value(c).unwrap_or_default();
+            }
             v
         });
         let capture = self.flow.tape.take().map(|t| {
@@ -1043,6 +1074,21 @@ impl Flow {
                 self.journal("lost", now, || json::loss(&l, &self.ctx, now));
                 sink.loss(&l, now, &self.ctx);
             }
+        }
+    }
+
+    /// Capability checks lost since the last call, as `lost` records (see
+    /// [`LossTracker::cap_delta`]).
+    fn cap_losses(
+        &mut self,
+        now: u64,
+        insert_failed: u64,
+        unreported: Option<u64>,
+        sink: &mut dyn Sink,
+    ) {
+        for l in self.losses.cap_delta(insert_failed, unreported) {
+            self.journal("lost", now, || json::loss(&l, &self.ctx, now));
+            sink.loss(&l, now, &self.ctx);
         }
     }
 

@@ -150,12 +150,19 @@ impl Probe {
         let facts = KernelFacts::read(opts, &mut warnings, &mut hooks)?;
         // aya-log-ebpf logs everything unless told otherwise: off (0) without --ebpf-log.
         let log_level: u8 = if opts.ebpf_log { 0xff } else { 0 };
-        let ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .override_global(names::CONFIG_GLOBAL, &facts.config, true)
             .override_global("AYA_LOG_LEVEL", &log_level, false)
-            .map_max_entries(names::EVENTS_MAP, opts.ring_bytes)
-            .load(OBJECT)
-            .map_err(ProbeError::Load)?;
+            .map_max_entries(names::EVENTS_MAP, opts.ring_bytes);
+        if let Some(n) = std::env::var(super::CAP_SLOTS_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|&n| n > 0)
+        {
+            loader.map_max_entries(names::CAP_DEDUP_MAP, n);
+        }
+        let ebpf = loader.load(OBJECT).map_err(ProbeError::Load)?;
         let mut l = Loading {
             ebpf,
             links: Vec::new(),

@@ -23,8 +23,8 @@ use aya::{
     Ebpf,
 };
 use tracer_common::{
-    counter, kind, kind_bit, names, CapKey, CapState, RunqHist, TaskOffsets, TpOffsets,
-    OFFSET_ABSENT,
+    cap_counter, counter, kind, kind_bit, names, CapKey, CapState, RunqHist, TaskOffsets,
+    TpOffsets, OFFSET_ABSENT,
 };
 
 use crate::event::kind_name;
@@ -236,6 +236,17 @@ pub struct KindCounters {
     pub filtered: u64,
 }
 
+/// The kernel's counts of capability checks (`CAP_COUNTERS`), summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapCounters {
+    /// Checks folded into `CAP_DEDUP` slots (or counted in `insert_failed`).
+    pub checks: u64,
+    /// Slot incarnations started.
+    pub slots: u64,
+    /// Checks that found no slot and could not make one.
+    pub insert_failed: u64,
+}
+
 /// An attachment, to detach by program name.
 enum Link {
     Classic(TracePointLinkId),
@@ -275,6 +286,11 @@ const OOM_KPROBE_PROGRAM: &str = "oom_kill_process_kprobe";
 /// separated among `tracepoint`, `fexit`, `kprobe`): for tests, to exercise each hook on a
 /// kernel that offers several. Unset: all three, in that order.
 pub const CAP_HOOKS_ENV: &str = "CTRACE_CAP_HOOKS";
+
+/// Environment variable setting how many keys the capability de-duplication map (`CAP_DEDUP`)
+/// holds instead of its 16,384: for tests, to make its LRU evict (and fail inserts) under a
+/// small load, so that the counters of checks lost that way can be checked.
+pub const CAP_SLOTS_ENV: &str = "CTRACE_CAP_SLOTS";
 
 /// The hooks to try for capability checks, in order, from [`CAP_HOOKS_ENV`].
 fn cap_hooks(env: Option<&str>) -> Vec<&'static str> {
@@ -558,6 +574,27 @@ impl Probe {
             out.insert(cgroup, sum);
         }
         Ok(out)
+    }
+
+    /// The kernel's capability check counters, summed over CPUs; `None` for an object
+    /// without them.
+    pub fn cap_counters(&self) -> Result<Option<CapCounters>, ProbeError> {
+        let Some(map) = self.ebpf.map(names::CAP_COUNTERS_MAP) else {
+            return Ok(None);
+        };
+        let err = |e: &dyn std::fmt::Display| ProbeError::Map {
+            map: names::CAP_COUNTERS_MAP,
+            message: e.to_string(),
+        };
+        let arr = PerCpuArray::<_, u64>::try_from(map).map_err(|e| err(&e))?;
+        let sum = |which: u32| -> Result<u64, ProbeError> {
+            Ok(arr.get(&which, 0).map_err(|e| err(&e))?.iter().sum())
+        };
+        Ok(Some(CapCounters {
+            checks: sum(cap_counter::CHECKS)?,
+            slots: sum(cap_counter::SLOTS)?,
+            insert_failed: sum(cap_counter::INSERT_FAILED)?,
+        }))
     }
 
     /// Kernel-side counters per kind, summed over CPUs.

@@ -112,11 +112,12 @@ pub fn incident(i: &Incident, ctx: &Context) -> String {
 
 pub fn loss(l: &Loss, ctx: &Context, boot_ns: u64) -> String {
     format!(
-        "{} {:<13} {} {} records lost ({}; {} in total)",
+        "{} {:<13} {} {} {} lost ({}; {} in total)",
         time_of_day_us(ctx.clock.unix_ns(boot_ns)),
         "LOST",
         l.count,
         l.kind,
+        l.site.unit(),
         l.site.as_str(),
         l.total
     )
@@ -214,6 +215,7 @@ mod tests {
         };
         let oom = Incident::Oom(Box::new(crate::explain::OomIncident {
             tasks: None,
+            group: Vec::new(),
             boot_ns: 0,
             victim: Party {
                 pid: 4242,

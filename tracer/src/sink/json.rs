@@ -17,7 +17,7 @@ use crate::{
     units::short_duration,
 };
 use crate::{
-    explain::{Cause, ExitInfo, Incident, OomScope, RestartLoop, StopReason},
+    explain::{Cause, ExitInfo, Incident, OomIncident, OomScope, RestartLoop, StopReason},
     record::{self, ContainerInfo, EventBase, Origin, Record},
     resolve::{Attribution, Attrs, Container, Update},
     throttle::ThrottleEvent,
@@ -366,65 +366,7 @@ pub fn incident_record(i: &Incident, ctx: &Context) -> Record {
             container_stopped: k.container_stopped,
             explanation,
         }),
-        Incident::Oom(o) => {
-            let d = &o.details;
-            Record::OomKill(record::OomKillRecord {
-                envelope,
-                container: ContainerInfo::of(&o.victim.attribution),
-                scope: match o.scope {
-                    OomScope::ContainerLimit => record::OomScope::ContainerLimit,
-                    OomScope::Host => record::OomScope::Host,
-                    OomScope::Unknown => record::OomScope::Unknown,
-                    OomScope::Userspace => record::OomScope::Userspace,
-                },
-                victim: record::OomKillVictim {
-                    party: record::Party::from(&o.victim),
-                    rss_kb: d.anon_rss_kb + d.file_rss_kb + d.shmem_rss_kb,
-                    anon_rss_kb: d.anon_rss_kb,
-                    file_rss_kb: d.file_rss_kb,
-                    shmem_rss_kb: d.shmem_rss_kb,
-                    total_vm_kb: d.total_vm_kb,
-                    // The tracepoint's field is missing on older kernels; the OOM killer's
-                    // context reads it from the task.
-                    oom_score_adj: d
-                        .oom_context
-                        .and_then(|c| c.oom_score_adj)
-                        .unwrap_or(d.oom_score_adj),
-                },
-                trigger: record::Party::from(&o.trigger),
-                memory: o.memory.clone(),
-                victim_exit: o.exit.as_ref().map(exit_status),
-                container_stopped: o.container_stopped,
-                explanation,
-                oom_context: d.oom_context.map(|c| {
-                    Box::new(record::OomContextRecord {
-                        source: "oom_kill_process".to_owned(),
-                        memcg_cgroup_id: c.memcg.and_then(|m| m.cgroup_id),
-                        limit_depth: c.memcg.and_then(|m| m.depth),
-                        points: c.points,
-                        oom_score_adj: c.oom_score_adj,
-                        trigger: c.trigger.map(|t| t.as_str().to_owned()),
-                        order: c.order,
-                    })
-                }),
-                tasks: o.tasks.as_ref().map(|t| {
-                    Box::new(record::OomTasksRecord {
-                        source: t.source.to_owned(),
-                        note: t.note.clone(),
-                        listed: t.listed as u64,
-                        top: t
-                            .top
-                            .iter()
-                            .map(|t| record::OomTaskRecord {
-                                pid: t.pid,
-                                comm: t.comm.clone(),
-                                rss_bytes: t.rss_bytes,
-                            })
-                            .collect(),
-                    })
-                }),
-            })
-        }
+        Incident::Oom(o) => oom_record(o, envelope, explanation),
         Incident::ContainerStart {
             container: c,
             init,
@@ -464,6 +406,75 @@ pub fn incident_record(i: &Incident, ctx: &Context) -> Record {
             Record::RestartLoop(restart_loop(l, envelope, explanation, ctx))
         }
     }
+}
+
+/// The `oom_kill` record of an OOM incident.
+fn oom_record(o: &OomIncident, envelope: record::Envelope, explanation: String) -> Record {
+    let d = &o.details;
+    Record::OomKill(record::OomKillRecord {
+        envelope,
+        container: ContainerInfo::of(&o.victim.attribution),
+        scope: match o.scope {
+            OomScope::ContainerLimit => record::OomScope::ContainerLimit,
+            OomScope::Host => record::OomScope::Host,
+            OomScope::Unknown => record::OomScope::Unknown,
+            OomScope::Userspace => record::OomScope::Userspace,
+        },
+        victim: record::OomKillVictim {
+            party: record::Party::from(&o.victim),
+            rss_kb: d.anon_rss_kb + d.file_rss_kb + d.shmem_rss_kb,
+            anon_rss_kb: d.anon_rss_kb,
+            file_rss_kb: d.file_rss_kb,
+            shmem_rss_kb: d.shmem_rss_kb,
+            total_vm_kb: d.total_vm_kb,
+            // The tracepoint's field is missing on older kernels; the OOM killer's
+            // context reads it from the task.
+            oom_score_adj: d
+                .oom_context
+                .and_then(|c| c.oom_score_adj)
+                .unwrap_or(d.oom_score_adj),
+        },
+        trigger: record::Party::from(&o.trigger),
+        memory: o.memory.clone().map(Box::new),
+        victim_exit: o.exit.as_ref().map(exit_status),
+        container_stopped: o.container_stopped,
+        explanation,
+        oom_context: d.oom_context.map(|c| {
+            Box::new(record::OomContextRecord {
+                source: "oom_kill_process".to_owned(),
+                memcg_cgroup_id: c.memcg.and_then(|m| m.cgroup_id),
+                limit_depth: c.memcg.and_then(|m| m.depth),
+                points: c.points,
+                oom_score_adj: c.oom_score_adj,
+                trigger: c.trigger.map(|t| t.as_str().to_owned()),
+                order: c.order,
+            })
+        }),
+        group: o
+            .group
+            .iter()
+            .map(|g| record::GroupVictimRecord {
+                party: record::Party::from(&g.party),
+                rss_kb: g.rss_kb,
+            })
+            .collect(),
+        tasks: o.tasks.as_ref().map(|t| {
+            Box::new(record::OomTasksRecord {
+                source: t.source.to_owned(),
+                note: t.note.clone(),
+                listed: t.listed as u64,
+                top: t
+                    .top
+                    .iter()
+                    .map(|t| record::OomTaskRecord {
+                        pid: t.pid,
+                        comm: t.comm.clone(),
+                        rss_bytes: t.rss_bytes,
+                    })
+                    .collect(),
+            })
+        }),
+    })
 }
 
 fn restart_loop(
@@ -541,7 +552,13 @@ pub fn loss(l: &Loss, ctx: &Context, boot_ns: u64) -> Value {
         count: l.count,
         site: l.site.as_str().to_owned(),
         total: l.total,
-        explanation: format!("{} {} records lost ({})", l.count, l.kind, l.site.as_str()),
+        explanation: format!(
+            "{} {} {} lost ({})",
+            l.count,
+            l.kind,
+            l.site.unit(),
+            l.site.as_str()
+        ),
     }))
 }
 
@@ -597,6 +614,7 @@ pub fn stats(
             .map(|(f, h)| (f.to_owned(), h.to_owned()))
             .collect(),
         state: None,
+        capability_checks: None,
     }))
 }
 
@@ -726,6 +744,7 @@ mod tests {
             cap: 12,
             ret: -1,
             cpu: 0,
+            generation: 0,
             total: 12,
             count: 12,
             span_ns: 5_000_000_000,

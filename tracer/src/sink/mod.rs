@@ -41,6 +41,12 @@ pub enum LossSite {
     KernelRingbufFull,
     /// Userspace could not decode a record.
     UserspaceDecode,
+    /// Capability checks (not records) that found no `CAP_DEDUP` slot and could not make one.
+    KernelCapInsertFailed,
+    /// Capability checks (not records) the kernel counted that no record or map read
+    /// reported: the tail of a `CAP_DEDUP` slot the LRU evicted before it was read. Known
+    /// exactly once the programs are detached and the map read a last time.
+    KernelCapSlotEvicted,
 }
 
 impl LossSite {
@@ -48,6 +54,16 @@ impl LossSite {
         match self {
             Self::KernelRingbufFull => "kernel_ringbuf_full",
             Self::UserspaceDecode => "userspace_decode",
+            Self::KernelCapInsertFailed => "kernel_cap_insert_failed",
+            Self::KernelCapSlotEvicted => "kernel_cap_slot_evicted",
+        }
+    }
+
+    /// What is counted at this site: `records`, or capability `checks`.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Self::KernelRingbufFull | Self::UserspaceDecode => "records",
+            Self::KernelCapInsertFailed | Self::KernelCapSlotEvicted => "checks",
         }
     }
 }
@@ -69,6 +85,8 @@ pub struct LossTracker {
     /// Records userspace could not decode, per kind their header names (0: none known).
     pub decode_errors: [u64; tracer_common::kind::COUNT],
     reported_decode: [u64; tracer_common::kind::COUNT],
+    /// Capability checks reported lost so far, per site (insert failed, slot evicted).
+    reported_cap: [u64; 2],
 }
 
 impl LossTracker {
@@ -95,6 +113,31 @@ impl LossTracker {
                     kind: crate::event::kind_name(k as u16),
                     count: new,
                     site: LossSite::UserspaceDecode,
+                    total,
+                });
+            }
+        }
+        out
+    }
+
+    /// Capability checks newly lost since the last call: `insert_failed` is the kernel's
+    /// counter; `unreported` (checks counted in the kernel that no report has), when given,
+    /// is only known exactly at the end.
+    pub fn cap_delta(&mut self, insert_failed: u64, unreported: Option<u64>) -> Vec<Loss> {
+        let mut out = Vec::new();
+        let sites = [
+            (LossSite::KernelCapInsertFailed, Some(insert_failed)),
+            (LossSite::KernelCapSlotEvicted, unreported),
+        ];
+        for (i, (site, total)) in sites.into_iter().enumerate() {
+            let Some(total) = total else { continue };
+            let new = total.saturating_sub(self.reported_cap[i]);
+            if new > 0 {
+                self.reported_cap[i] = total;
+                out.push(Loss {
+                    kind: crate::event::kind_name(tracer_common::kind::CAPABILITY),
+                    count: new,
+                    site,
                     total,
                 });
             }
@@ -137,5 +180,25 @@ mod tests {
         );
         assert!(t.delta(&c).is_empty(), "once");
         assert_eq!(LossTracker::total(&c, 3), 10);
+    }
+
+    #[test]
+    fn capability_checks_lost_reported_once_per_site() {
+        let mut t = LossTracker::default();
+        assert!(t.cap_delta(0, None).is_empty());
+        let d = t.cap_delta(2, None);
+        assert_eq!(
+            (d[0].kind, d[0].count, d[0].site.unit()),
+            ("capability", 2, "checks")
+        );
+        let d = t.cap_delta(3, Some(7));
+        assert_eq!(
+            d.iter().map(|l| (l.count, l.site)).collect::<Vec<_>>(),
+            vec![
+                (1, LossSite::KernelCapInsertFailed),
+                (7, LossSite::KernelCapSlotEvicted)
+            ]
+        );
+        assert!(t.cap_delta(3, Some(7)).is_empty(), "once");
     }
 }
