@@ -1,6 +1,6 @@
 //! The report for people.
 
-use super::{Oom, Postmortem, Story, PLAIN_POINTS, SPARK_POINTS};
+use super::{Dated, Oom, Postmortem, Story, PLAIN_POINTS, SPARK_POINTS};
 use crate::{
     chart::{self, downsample, sparkline},
     clock::utc_ms,
@@ -204,6 +204,15 @@ fn render_oom(out: &mut String, o: &Oom, tty: bool) {
     push_field(out, 4, "outcome", &outcome);
 }
 
+/// `    2026-12-03 04:46:41.958  <explanation>`: one stored record of a story.
+fn push_dated(out: &mut String, e: &Dated) {
+    out.push_str(&format!(
+        "    {}  {}\n",
+        utc_ms(e.ts_ns),
+        terminal(e.record.explanation().unwrap_or("-"))
+    ));
+}
+
 fn render_story(out: &mut String, s: &Story, tty: bool) {
     let c = &s.container;
     let state = match c.gone_ns {
@@ -271,11 +280,7 @@ fn render_story(out: &mut String, s: &Story, tty: bool) {
     }
     push_field(out, 2, "lifecycle", &lifecycle);
     for e in &s.lifecycle {
-        out.push_str(&format!(
-            "    {}  {}\n",
-            utc_ms(e.ts_ns),
-            terminal(e.record.explanation().unwrap_or("-"))
-        ));
+        push_dated(out, e);
     }
     if s.loop_total > 0 {
         let mut loops = s.loop_total.to_string();
@@ -310,11 +315,7 @@ fn render_story(out: &mut String, s: &Story, tty: bool) {
         );
     }
     for e in &s.kills {
-        out.push_str(&format!(
-            "    {}  {}\n",
-            utc_ms(e.ts_ns),
-            terminal(e.record.explanation().unwrap_or("-"))
-        ));
+        push_dated(out, e);
     }
     for o in &s.ooms {
         render_oom(out, o, tty);
