@@ -174,10 +174,30 @@ fn flood_from_one_container_keeps_kill_and_oom_of_another() {
         assert_eq!(produced, delivered + lost(k), "{k}: {c}");
         let reported: u64 = records
             .iter()
-            .filter(|v| v["type"] == "lost" && v["kind"] == k)
+            .filter(|v| {
+                v["type"] == "lost" && v["kind"] == k && v["where"] == "kernel_ringbuf_full"
+            })
             .map(|v| v["count"].as_u64().unwrap())
             .sum();
-        assert_eq!(reported, lost(k), "{k}: every loss is reported: {c}");
+        assert_eq!(reported, lost(k), "{k}: every lost record is reported: {c}");
+    }
+    // Capability checks the kernel could not keep a slot for are a loss of another unit
+    // (checks, not records): each has its own site and total in `capability_checks`.
+    let checks = &stats["capability_checks"];
+    for (site, field) in [
+        ("kernel_cap_insert_failed", "insert_failed"),
+        ("kernel_cap_slot_evicted", "unreported"),
+    ] {
+        let said: u64 = records
+            .iter()
+            .filter(|v| v["type"] == "lost" && v["where"] == site)
+            .map(|v| v["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            said,
+            checks[field].as_u64().unwrap_or(0),
+            "{site}: {checks}"
+        );
     }
     eprintln!(
         "lost (refused at the reserve or ring full): exec {}, exit {}, fork {}, capability {}, \
