@@ -350,6 +350,9 @@ const DRAIN_TIME: Duration = Duration::from_millis(100);
 /// Least time between two warnings about program runs the kernel skipped.
 const MISSES_WARN_EVERY: Duration = Duration::from_secs(60);
 
+/// How often the session gives free heap pages back (see [`crate::host::heap`]).
+const TRIM_EVERY: Duration = Duration::from_secs(60);
+
 /// A live session. Start it inside a tokio runtime.
 pub struct Session {
     probe: Probe,
@@ -562,13 +565,21 @@ impl Session {
         let mut throttle_tick = tokio::time::interval(self.config.throttle_interval);
         // Containers often die of OOM within their first second: sample the young ones densely.
         let mut young_tick = tokio::time::interval(recorder::YOUNG_TICK);
+        // The branch is off while no container is young: no catching up when it comes back.
+        young_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut memory_tick = tokio::time::interval(self.config.memory_interval);
         let mut rate_start = Instant::now();
         let mut rate_count = 0u64;
         let journaling = self.flow.recorder.is_some();
         // Recursion misses said in a warning so far, and when (at most one a minute).
         let mut misses_warned = (0u64, None::<Instant>);
+        // Start-up's garbage (the kernel's BTF, the /proc seed) goes back to the kernel now,
+        // and whatever bursts leave behind once a minute.
+        crate::host::heap::trim();
+        let mut trim_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + TRIM_EVERY, TRIM_EVERY);
         loop {
+            let young = self.flow.recorder.as_ref().is_some_and(Recorder::has_young);
             tokio::select! {
                 guard = self.ring.readable_mut() => {
                     let mut guard = guard?;
@@ -602,7 +613,10 @@ impl Session {
                 }
                 Some(f) = self.feed_rx.recv() => self.flow.feed(f, sink),
                 _ = memory_tick.tick(), if journaling => self.flow.sample_memory(),
-                _ = young_tick.tick(), if journaling => self.flow.sample_young(),
+                _ = young_tick.tick(), if young => self.flow.sample_young(),
+                _ = trim_tick.tick() => {
+                    crate::host::heap::trim();
+                }
                 guard = readable(self.ebpf_log.as_mut()) => {
                     let mut guard = guard?;
                     guard.get_inner_mut().flush();
@@ -1105,8 +1119,7 @@ impl Flow {
 
     fn sample_young(&mut self) {
         let now = self.ctx.clock.unix_ns(BootClock::boot_now_ns());
-        // Only while a new container is young: the list is not walked every 20 ms for nothing.
-        if let Some(r) = self.recorder.as_mut().filter(|r| r.has_young()) {
+        if let Some(r) = self.recorder.as_mut() {
             let live = self.resolver.containers();
             r.sample_young(
                 live.iter().filter(|(_, _, gone)| !gone).map(|(c, _, _)| c),

@@ -1,5 +1,6 @@
 //! Loading, configuring and attaching the eBPF programs; reading their counters.
 
+mod batch;
 pub mod btf;
 mod load;
 pub mod proginfo;
@@ -536,6 +537,17 @@ impl Probe {
         let Some(map) = self.ebpf.map(name) else {
             return Ok(Vec::new());
         };
+        if let (
+            aya::maps::Map::PerCpuHashMap(data) | aya::maps::Map::PerCpuLruHashMap(data),
+            Ok(cpus),
+        ) = (map, aya::util::nr_cpus())
+        {
+            match batch::per_cpu_entries(std::os::fd::AsFd::as_fd(data.fd()), cpus) {
+                Ok(entries) => return Ok(entries),
+                // Kernels before 5.6: one key at a time, below.
+                Err(e) => log::debug!("{name}: batch lookup refused ({e}); iterating"),
+            }
+        }
         let m = PerCpuHashMap::<_, K, V>::try_from(map).map_err(|e| ProbeError::Map {
             map: name,
             message: e.to_string(),
