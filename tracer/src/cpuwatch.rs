@@ -20,7 +20,49 @@ struct State {
     paths: Option<CpuPaths>,
     detector: ThrottleDetector,
     seen: bool,
+    /// The last full sample, and the ticks since it was read.
+    last: Option<CpuSample>,
+    since_full: u32,
 }
+
+/// What one tick read of a container.
+#[derive(Debug, PartialEq)]
+enum Read {
+    /// No cgroup to read, or it is gone.
+    Nothing,
+    /// Still no quota: the last full sample stands.
+    QuotaOnly,
+    Full(CpuSample),
+}
+
+impl State {
+    /// Reads the full figures, or only the quota file when the last full sample found no
+    /// quota (nothing to detect until one is set) and full figures are not due yet.
+    fn read(&mut self, full_every: u32, now: std::time::Duration) -> Read {
+        let Some(paths) = &self.paths else {
+            return Read::Nothing;
+        };
+        let unlimited = self.last.as_ref().is_some_and(|s| s.quota.is_none());
+        if unlimited
+            && self.since_full + 1 < full_every
+            && matches!(throttle::read_quota(paths), Ok(None))
+        {
+            self.since_full += 1;
+            return Read::QuotaOnly;
+        }
+        let Ok(sample) = throttle::read_sample(paths, now) else {
+            return Read::Nothing;
+        };
+        self.last = Some(sample);
+        self.since_full = 0;
+        Read::Full(sample)
+    }
+}
+
+/// How often a container without a quota has its full CPU figures read (`cpu.stat`, usage,
+/// PSI), in ticks, when the consumer does not want them every tick: a quota cannot throttle
+/// what it does not limit, so in between only the quota file is read.
+pub const UNLIMITED_FULL_EVERY: u32 = 10;
 
 /// What one tick found for one container.
 #[derive(Debug, Clone)]
@@ -40,15 +82,27 @@ pub struct CpuWatch {
     config: DetectorConfig,
     states: HashMap<String, State>,
     runq: RunqTracker,
+    /// Ticks between full reads of a container without a quota (1: every tick).
+    full_every: u32,
 }
 
 impl CpuWatch {
+    /// Full figures of every container every tick (what `top` shows); see
+    /// [`CpuWatch::detection_only`].
     pub fn new(config: DetectorConfig) -> Self {
         Self {
             config,
             states: HashMap::new(),
             runq: RunqTracker::default(),
+            full_every: 1,
         }
+    }
+
+    /// Containers without a quota read only their quota file on most ticks, their full
+    /// figures every [`UNLIMITED_FULL_EVERY`] ticks: enough for throttling incidents and
+    /// metrics, and a fifth of the reads per idle container.
+    pub fn detection_only(&mut self, yes: bool) {
+        self.full_every = if yes { UNLIMITED_FULL_EVERY } else { 1 };
     }
 
     /// Sample every container once. `runq`: the kernel's cumulative histograms, when the
@@ -71,15 +125,28 @@ impl CpuWatch {
                 paths: c.cgroup_path_for("cpu").and_then(CpuPaths::for_cgroup),
                 detector: ThrottleDetector::new(config),
                 seen: true,
+                last: None,
+                since_full: 0,
             });
             state.seen = true;
-            let Some(paths) = &state.paths else { continue };
-            let Ok(sample) = throttle::read_sample(paths, now) else {
-                continue;
-            };
             let delta = cgroup_id
                 .and_then(|id| runq.as_ref().and_then(|r| r.get(&id)))
                 .cloned();
+            let sample = match state.read(self.full_every, now) {
+                Read::Nothing => continue,
+                Read::QuotaOnly => {
+                    out.push(Report {
+                        container: Arc::clone(c),
+                        cgroup_id: *cgroup_id,
+                        event: None,
+                        stats: None,
+                        runq: delta,
+                        sample: state.last,
+                    });
+                    continue;
+                }
+                Read::Full(sample) => sample,
+            };
             let delay = delta.as_ref().and_then(|d| {
                 Some(RunqueueDelay {
                     p50_ns: d.quantile_ns(0.5)?,
@@ -104,4 +171,88 @@ impl CpuWatch {
 /// `slow (docker)`: how throttling explanations name a container.
 pub fn label(c: &Container) -> String {
     format!("{} ({})", c.display(), c.runtime)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{fs, time::Duration};
+
+    use super::*;
+
+    fn state(dir: &std::path::Path) -> State {
+        State {
+            paths: Some(CpuPaths::V2 {
+                dir: dir.to_owned(),
+            }),
+            detector: ThrottleDetector::new(DetectorConfig::default()),
+            seen: true,
+            last: None,
+            since_full: 0,
+        }
+    }
+
+    fn write_stat(dir: &std::path::Path, usage_usec: u64) {
+        let stat = format!(
+            "usage_usec {usage_usec}\nuser_usec 0\nsystem_usec 0\nnr_periods 0\n\
+             nr_throttled 0\nthrottled_usec 0\n"
+        );
+        fs::write(dir.join("cpu.stat"), stat).unwrap();
+    }
+
+    fn usage(r: &Read) -> Option<u64> {
+        match r {
+            Read::Full(s) => s.usage_ns,
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn without_a_quota_only_every_tenth_tick_reads_the_full_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("cpu.max"), "max 100000\n").unwrap();
+        write_stat(dir.path(), 1);
+        let mut st = state(dir.path());
+        let now = Duration::from_secs(1);
+        assert_eq!(usage(&st.read(UNLIMITED_FULL_EVERY, now)), Some(1_000));
+        write_stat(dir.path(), 2);
+        for _ in 1..UNLIMITED_FULL_EVERY {
+            assert_eq!(st.read(UNLIMITED_FULL_EVERY, now), Read::QuotaOnly);
+        }
+        assert_eq!(usage(&st.read(UNLIMITED_FULL_EVERY, now)), Some(2_000));
+        // A consumer that wants every tick gets every tick.
+        write_stat(dir.path(), 3);
+        assert_eq!(usage(&st.read(1, now)), Some(3_000));
+    }
+
+    #[test]
+    fn a_quota_set_between_full_reads_is_read_in_full_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("cpu.max"), "max 100000\n").unwrap();
+        write_stat(dir.path(), 1);
+        let mut st = state(dir.path());
+        let now = Duration::from_secs(1);
+        st.read(UNLIMITED_FULL_EVERY, now);
+        assert_eq!(st.read(UNLIMITED_FULL_EVERY, now), Read::QuotaOnly);
+        fs::write(dir.path().join("cpu.max"), "50000 100000\n").unwrap();
+        let Read::Full(s) = st.read(UNLIMITED_FULL_EVERY, now) else {
+            panic!("a new quota must be read in full");
+        };
+        assert_eq!(s.quota.map(|q| q.quota_us), Some(50_000));
+        // With a quota, every tick is full.
+        assert!(matches!(st.read(UNLIMITED_FULL_EVERY, now), Read::Full(_)));
+    }
+
+    #[test]
+    fn a_cgroup_removed_between_full_reads_reads_as_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cg = dir.path().join("cg");
+        fs::create_dir(&cg).unwrap();
+        fs::write(cg.join("cpu.max"), "max 100000\n").unwrap();
+        write_stat(&cg, 1);
+        let mut st = state(&cg);
+        let now = Duration::from_secs(1);
+        st.read(UNLIMITED_FULL_EVERY, now);
+        fs::remove_dir_all(&cg).unwrap();
+        assert_eq!(st.read(UNLIMITED_FULL_EVERY, now), Read::Nothing);
+    }
 }

@@ -73,19 +73,24 @@ const SAMPLE_MOVE_MIN: u64 = 256 << 10;
 /// Containers whose last sample is remembered; past it the memory is cleared.
 const SAMPLED_MAX: usize = 16_384;
 
-/// Whether a sample of `usage` is worth writing, and with the process list (`Some(true)`):
-/// a quiet container costs a journal row every [`SAMPLE_KEEPALIVE`], not every second, and
-/// its processes are read when memory is tight (half the limit) or with the keep-alive.
+/// What was written last for a container: usage, when, and the limit read with it.
+type LastSample = (u64, Instant, Option<u64>);
+
+/// Whether a sample of `usage` is worth writing: `Some((with_processes, limit))`. A quiet
+/// container costs a journal row every [`SAMPLE_KEEPALIVE`], not every second, and its
+/// processes are read when memory is tight (half the limit) or with the keep-alive. The
+/// limit is read (`read_limit`) only for a row: in between, the move is judged against the
+/// limit of the last row, so an idle container costs one file a second.
 fn sample_due(
-    last: &mut HashMap<String, (u64, Instant)>,
+    last: &mut HashMap<String, LastSample>,
     key: &str,
     usage: u64,
-    limit: Option<u64>,
+    read_limit: impl FnOnce() -> Option<u64>,
     now: Instant,
-) -> Option<bool> {
+) -> Option<(bool, Option<u64>)> {
     let keepalive = match last.get(key) {
         None => true,
-        Some(&(before, at)) => {
+        Some(&(before, at, limit)) => {
             let step = limit.map_or(SAMPLE_MOVE_MIN, |l| {
                 (l / SAMPLE_MOVE_SHARE).max(SAMPLE_MOVE_MIN)
             });
@@ -99,8 +104,9 @@ fn sample_due(
     if last.len() >= SAMPLED_MAX && !last.contains_key(key) {
         last.clear();
     }
-    last.insert(key.to_owned(), (usage, now));
-    Some(keepalive || limit.is_some_and(|l| usage >= l / 2))
+    let limit = read_limit();
+    last.insert(key.to_owned(), (usage, now, limit));
+    Some((keepalive || limit.is_some_and(|l| usage >= l / 2), limit))
 }
 
 /// How often [`Recorder::sample_young`] is called.
@@ -143,7 +149,7 @@ pub struct Recorder {
     /// The capability sets of each container's init, once read (kept in its metadata).
     held_caps: HashMap<String, Value>,
     /// Each container's last memory sample written: its usage and when.
-    sampled: Mutex<HashMap<String, (u64, Instant)>>,
+    sampled: Mutex<HashMap<String, LastSample>>,
 }
 
 impl Recorder {
@@ -303,11 +309,12 @@ impl Recorder {
         let Some(usage) = dir.read_usage() else {
             return;
         };
-        let limit = dir.read_limit().and_then(Limit::bytes);
+        let read_limit = || dir.read_limit().and_then(Limit::bytes);
         let key = key(c);
         let now = Instant::now();
-        let Some(with_processes) = self.sampled.lock().map_or(Some(true), |mut s| {
-            sample_due(&mut s, &key, usage, limit, now)
+        let Some((with_processes, limit)) = (match self.sampled.lock() {
+            Ok(mut s) => sample_due(&mut s, &key, usage, read_limit, now),
+            Err(_) => Some((true, read_limit())),
         }) else {
             return;
         };
@@ -578,38 +585,34 @@ mod tests {
         let mut last = HashMap::new();
         let mib = 1 << 20;
         let limit = Some(100 * mib);
+        let reads = std::cell::Cell::new(0);
+        let mut due = |key: &str, usage: u64, limit: Option<u64>, at: Instant| {
+            let read = || {
+                reads.set(reads.get() + 1);
+                limit
+            };
+            sample_due(&mut last, key, usage, read, at).map(|(processes, l)| {
+                assert_eq!(l, limit, "a row carries the limit read with it");
+                processes
+            })
+        };
         // The first sample is written, with its processes.
-        assert_eq!(sample_due(&mut last, "c", 10 * mib, limit, t0), Some(true));
-        // Usage that did not move by 1 % of the limit: nothing until the keep-alive.
+        assert_eq!(due("c", 10 * mib, limit, t0), Some(true));
+        // Usage that did not move by 1 % of the limit: nothing until the keep-alive, and
+        // the limit is not read for nothing.
         let at = |s: u64| t0 + Duration::from_secs(s);
-        assert_eq!(
-            sample_due(&mut last, "c", 10 * mib + 1000, limit, at(1)),
-            None
-        );
-        assert_eq!(sample_due(&mut last, "c", 10 * mib, limit, at(14)), None);
-        assert_eq!(
-            sample_due(&mut last, "c", 10 * mib, limit, at(15)),
-            Some(true)
-        );
+        assert_eq!(due("c", 10 * mib + 1000, limit, at(1)), None);
+        assert_eq!(due("c", 10 * mib, limit, at(14)), None);
+        assert_eq!(reads.get(), 1);
+        assert_eq!(due("c", 10 * mib, limit, at(15)), Some(true));
         // A move is written at once; its processes only when memory is tight.
-        assert_eq!(
-            sample_due(&mut last, "c", 20 * mib, limit, at(16)),
-            Some(false)
-        );
-        assert_eq!(
-            sample_due(&mut last, "c", 60 * mib, limit, at(17)),
-            Some(true)
-        );
+        assert_eq!(due("c", 20 * mib, limit, at(16)), Some(false));
+        assert_eq!(due("c", 60 * mib, limit, at(17)), Some(true));
+        assert_eq!(reads.get(), 4);
         // Without a limit a move is 256 KiB.
-        assert_eq!(sample_due(&mut last, "u", mib, None, t0), Some(true));
-        assert_eq!(
-            sample_due(&mut last, "u", mib + (200 << 10), None, at(1)),
-            None
-        );
-        assert_eq!(
-            sample_due(&mut last, "u", mib + (300 << 10), None, at(2)),
-            Some(false)
-        );
+        assert_eq!(due("u", mib, None, t0), Some(true));
+        assert_eq!(due("u", mib + (200 << 10), None, at(1)), None);
+        assert_eq!(due("u", mib + (300 << 10), None, at(2)), Some(false));
     }
 
     #[test]

@@ -142,6 +142,11 @@ pub trait Sink {
     fn status(&mut self, _s: &Status) {}
     /// Each throttle interval: the CPU figures of every live container (`ctrace top`).
     fn cpu(&mut self, _tick: &CpuTick<'_>) {}
+    /// Whether [`Sink::cpu`] must have every container's full figures every tick (`top`'s
+    /// table). Otherwise containers without a quota are read in full only every few ticks.
+    fn cpu_figures_every_tick(&self) -> bool {
+        false
+    }
     /// After each turn of the loop. [`Next::Stop`] ends the session.
     fn flush(&mut self) -> Next {
         Next::Continue
@@ -186,6 +191,9 @@ impl Sink for Both<'_, '_> {
     fn cpu(&mut self, tick: &CpuTick<'_>) {
         self.0.cpu(tick);
         self.1.cpu(tick);
+    }
+    fn cpu_figures_every_tick(&self) -> bool {
+        self.0.cpu_figures_every_tick() || self.1.cpu_figures_every_tick()
     }
     fn flush(&mut self) -> Next {
         let (a, b) = (self.0.flush(), self.1.flush());
@@ -555,6 +563,7 @@ impl Session {
         mut controls: mpsc::Receiver<Control>,
     ) -> Result<Summary, std::io::Error> {
         self.flow.after(sink);
+        self.cpu.detection_only(!sink.cpu_figures_every_tick());
         let mut poll = tokio::time::interval(probe::POLL_INTERVAL);
         let mut second = tokio::time::interval(Duration::from_secs(1));
         let deadline = self

@@ -442,19 +442,7 @@ pub fn read_sample(paths: &CpuPaths, now: Duration) -> Result<CpuSample, SampleE
             cpuacct_dir,
             unified_dir,
         } => {
-            let quota = match read_optional(&cpu_dir.join("cpu.cfs_quota_us"))? {
-                None => None,
-                Some(quota_text) => {
-                    let period_path = cpu_dir.join("cpu.cfs_period_us");
-                    let period_text = read_optional(&period_path)?;
-                    parse_v1_quota(&quota_text, period_text.as_deref()).map_err(|source| {
-                        SampleError::Parse {
-                            path: cpu_dir.join("cpu.cfs_quota_us"),
-                            source,
-                        }
-                    })?
-                }
-            };
+            let quota = read_v1_quota(cpu_dir)?;
             let stat = read_parsed(&cpu_dir.join("cpu.stat"), parse_v1_cpu_stat)?;
             let usage_ns = match (cpuacct_dir, unified_dir) {
                 (Some(dir), _) => read_parsed(&dir.join("cpuacct.usage"), parse_v1_cpuacct_usage)?,
@@ -481,6 +469,40 @@ pub fn read_sample(paths: &CpuPaths, now: Duration) -> Result<CpuSample, SampleE
         return Err(SampleError::Gone(main.to_owned()));
     }
     Ok(sample)
+}
+
+/// The v1 quota: `cpu.cfs_quota_us`, and `cpu.cfs_period_us` only when there is a quota.
+fn read_v1_quota(cpu_dir: &Path) -> Result<Option<Quota>, SampleError> {
+    let quota_path = cpu_dir.join("cpu.cfs_quota_us");
+    let Some(quota_text) = read_optional(&quota_path)? else {
+        return Ok(None);
+    };
+    // `-1`: no quota, and no need for the period.
+    if parse_v1_cfs_quota_us(&quota_text).is_ok_and(|q| q.is_none()) {
+        return Ok(None);
+    }
+    let period_text = read_optional(&cpu_dir.join("cpu.cfs_period_us"))?;
+    parse_v1_quota(&quota_text, period_text.as_deref()).map_err(|source| SampleError::Parse {
+        path: quota_path,
+        source,
+    })
+}
+
+/// Only the quota of the cgroup at `paths`: one file, the cheap check of a cgroup that had
+/// none (a quota can be set at any time: `docker update --cpus`). A cgroup whose file is gone
+/// is [`SampleError::Gone`].
+pub fn read_quota(paths: &CpuPaths) -> Result<Option<Quota>, SampleError> {
+    let (file, quota) = match paths {
+        CpuPaths::V1 { cpu_dir, .. } => (cpu_dir.join("cpu.cfs_quota_us"), read_v1_quota(cpu_dir)?),
+        CpuPaths::V2 { dir } => (
+            dir.join("cpu.max"),
+            read_parsed(&dir.join("cpu.max"), parse_v2_cpu_max)?.flatten(),
+        ),
+    };
+    if quota.is_none() && !file.exists() {
+        return Err(SampleError::Gone(paths.main_dir().to_owned()));
+    }
+    Ok(quota)
 }
 
 /// Now on `CLOCK_MONOTONIC`, for [`CpuSample::at`].

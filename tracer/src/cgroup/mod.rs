@@ -27,7 +27,9 @@ pub mod psi;
 pub mod reading;
 
 pub use self::{
-    cpu::{monotonic_now, read_cpu, read_sample, CpuPaths, CpuSample, Quota, SampleError},
+    cpu::{
+        monotonic_now, read_cpu, read_quota, read_sample, CpuPaths, CpuSample, Quota, SampleError,
+    },
     memory::{
         parse_memory_limit, read_memory, Bounding, Limit, MemoryBreakdown, MemoryDir, MemorySource,
         MemoryStats,

@@ -366,6 +366,10 @@ impl Sink for Table {
         eprintln!("ctrace: warning: {}", terminal(w));
     }
 
+    fn cpu_figures_every_tick(&self) -> bool {
+        true
+    }
+
     fn cpu(&mut self, tick: &CpuTick<'_>) {
         if std::mem::take(&mut self.baseline) || self.done.is_some() {
             return;

@@ -15,7 +15,7 @@ pub mod explain;
 use std::time::Duration;
 
 pub use crate::cgroup::{
-    monotonic_now, read_sample, CpuPaths, CpuSample, ParseError, Quota, SampleError,
+    monotonic_now, read_quota, read_sample, CpuPaths, CpuSample, ParseError, Quota, SampleError,
 };
 
 pub use self::{
