@@ -135,6 +135,8 @@ struct KernelFacts {
 /// The loader's state between steps.
 struct Loading {
     ebpf: Ebpf,
+    /// The kernel's BTF as aya reads it, or why it could not be read.
+    btf: Result<aya::Btf, String>,
     links: Vec<(&'static str, Link)>,
     hooks: Vec<HookAttempt>,
     warnings: Vec<String>,
@@ -150,8 +152,12 @@ impl Probe {
         let facts = KernelFacts::read(opts, &mut warnings, &mut hooks)?;
         // aya-log-ebpf logs everything unless told otherwise: off (0) without --ebpf-log.
         let log_level: u8 = if opts.ebpf_log { 0xff } else { 0 };
+        // Parsed once, for the loader's relocations and for every BTF-typed attach (a parse
+        // of the kernel's BTF costs tens of milliseconds and megabytes of heap).
+        let btf = aya::Btf::from_sys_fs().map_err(|e| e.to_string());
         let mut loader = EbpfLoader::new();
         loader
+            .btf(btf.as_ref().ok())
             .override_global(names::CONFIG_GLOBAL, &facts.config, true)
             .override_global("AYA_LOG_LEVEL", &log_level, false)
             .map_max_entries(names::EVENTS_MAP, opts.ring_bytes);
@@ -165,6 +171,7 @@ impl Probe {
         let ebpf = loader.load(OBJECT).map_err(ProbeError::Load)?;
         let mut l = Loading {
             ebpf,
+            btf,
             links: Vec::new(),
             hooks,
             warnings,
@@ -326,7 +333,12 @@ impl Loading {
                 && facts.task.signal_target_complete()
             {
                 let attempt = HookAttempt::new("tp_btf", spec.tracepoint, SIGNAL_BTF_PROGRAM);
-                match attach_btf(&mut self.ebpf, SIGNAL_BTF_PROGRAM, spec.tracepoint) {
+                match attach_btf(
+                    &mut self.ebpf,
+                    &self.btf,
+                    SIGNAL_BTF_PROGRAM,
+                    spec.tracepoint,
+                ) {
                     Ok(link) => {
                         self.links.push((SIGNAL_BTF_PROGRAM, Link::Btf(link)));
                         self.hooks.push(attempt);
@@ -385,7 +397,13 @@ impl Loading {
             .as_ref()
             .map_err(Clone::clone)
             .and_then(cap_arg_index);
-        match attach_cap_fallback(&mut self.ebpf, &facts.cap_hooks, &cap_arg, &mut self.hooks) {
+        match attach_cap_fallback(
+            &mut self.ebpf,
+            &self.btf,
+            &facts.cap_hooks,
+            &cap_arg,
+            &mut self.hooks,
+        ) {
             Ok(mut l) => self.links.append(&mut l),
             Err(why) => {
                 self.kinds &= !kind_bit(kind::CAPABILITY);
@@ -420,7 +438,7 @@ impl Loading {
             .as_ref()
             .is_ok_and(|b| b.func_params(OOM_FUNCTION).is_some());
         let first = if traceable {
-            attach_fentry(&mut self.ebpf, OOM_FENTRY_PROGRAM, OOM_FUNCTION)
+            attach_fentry(&mut self.ebpf, &self.btf, OOM_FENTRY_PROGRAM, OOM_FUNCTION)
                 .map(|l| (OOM_FENTRY_PROGRAM, Link::FEntry(l)))
                 .map_err(|e| {
                     let why = brief(&e);
@@ -491,7 +509,12 @@ impl Loading {
             self.hooks.push(attempt.not_tried(why));
             return false;
         }
-        match attach_btf(&mut self.ebpf, OOM_VICTIM_BTF_PROGRAM, "mark_victim") {
+        match attach_btf(
+            &mut self.ebpf,
+            &self.btf,
+            OOM_VICTIM_BTF_PROGRAM,
+            "mark_victim",
+        ) {
             Ok(link) => {
                 self.links.push((OOM_VICTIM_BTF_PROGRAM, Link::Btf(link)));
                 self.hooks.push(attempt);
@@ -523,7 +546,7 @@ impl Loading {
         }
         for (program, tracepoint) in RUNQ_PROGRAMS {
             let attempt = HookAttempt::new("tp_btf", tracepoint, program);
-            match attach_btf(&mut self.ebpf, program, tracepoint) {
+            match attach_btf(&mut self.ebpf, &self.btf, program, tracepoint) {
                 Ok(link) => {
                     self.links.push((program, Link::Btf(link)));
                     self.hooks.push(attempt);
@@ -601,6 +624,7 @@ impl Loading {
 /// kprobe/kretprobe pair, as `hooks` allows. The error says why each was not used.
 fn attach_cap_fallback(
     ebpf: &mut Ebpf,
+    btf: &Result<aya::Btf, String>,
     allowed: &[&'static str],
     cap_arg: &Result<u16, String>,
     hooks: &mut Vec<HookAttempt>,
@@ -627,7 +651,7 @@ fn attach_cap_fallback(
             continue;
         }
         let result = if hook == "fexit" {
-            attach_fexit(ebpf, CAP_FEXIT_PROGRAM, CAP_FUNCTION)
+            attach_fexit(ebpf, btf, CAP_FEXIT_PROGRAM, CAP_FUNCTION)
                 .map(|l| vec![(CAP_FEXIT_PROGRAM, Link::FExit(l))])
         } else {
             attach_kprobe_pair(ebpf)
@@ -692,21 +716,22 @@ fn attach_classic(
         .map_err(|source| ProbeError::Program { program, source })
 }
 
-fn kernel_btf() -> Result<aya::Btf, ProbeError> {
-    aya::Btf::from_sys_fs().map_err(|e| ProbeError::Map {
+fn kernel_btf(btf: &Result<aya::Btf, String>) -> Result<&aya::Btf, ProbeError> {
+    btf.as_ref().map_err(|e| ProbeError::Map {
         map: "kernel BTF",
-        message: e.to_string(),
+        message: e.clone(),
     })
 }
 
 fn attach_fentry(
     ebpf: &mut Ebpf,
+    btf: &Result<aya::Btf, String>,
     program: &'static str,
     function: &str,
 ) -> Result<FEntryLinkId, ProbeError> {
-    let btf = kernel_btf()?;
+    let btf = kernel_btf(btf)?;
     let prog: &mut FEntry = program_mut(ebpf, program)?;
-    prog.load(function, &btf)
+    prog.load(function, btf)
         .map_err(|source| ProbeError::Program { program, source })?;
     // A program loaded but not attached is unloaded: nothing is left in the kernel unused.
     prog.attach().map_err(|source| {
@@ -717,12 +742,13 @@ fn attach_fentry(
 
 fn attach_fexit(
     ebpf: &mut Ebpf,
+    btf: &Result<aya::Btf, String>,
     program: &'static str,
     function: &str,
 ) -> Result<FExitLinkId, ProbeError> {
-    let btf = kernel_btf()?;
+    let btf = kernel_btf(btf)?;
     let prog: &mut FExit = program_mut(ebpf, program)?;
-    prog.load(function, &btf)
+    prog.load(function, btf)
         .map_err(|source| ProbeError::Program { program, source })?;
     // A program loaded but not attached is unloaded: nothing is left in the kernel unused.
     prog.attach().map_err(|source| {
@@ -747,12 +773,13 @@ fn attach_kprobe(
 
 fn attach_btf(
     ebpf: &mut Ebpf,
+    btf: &Result<aya::Btf, String>,
     program: &'static str,
     tracepoint: &str,
 ) -> Result<BtfTracePointLinkId, ProbeError> {
-    let btf = kernel_btf()?;
+    let btf = kernel_btf(btf)?;
     let prog: &mut BtfTracePoint = program_mut(ebpf, program)?;
-    prog.load(tracepoint, &btf)
+    prog.load(tracepoint, btf)
         .map_err(|source| ProbeError::Program { program, source })?;
     prog.attach()
         .map_err(|source| ProbeError::Program { program, source })
