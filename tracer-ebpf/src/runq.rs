@@ -12,7 +12,10 @@ use tracer_common::{RunqHist, OFFSET_ABSENT};
 
 use crate::emit::task_cgroup_id;
 
-/// When each thread became runnable.
+/// When each thread became runnable; 0 while it is not waiting. Entries are updated in place
+/// and never deleted on the hot path: an insert and a delete per context switch (an LRU
+/// element taken and given back, under the map's locks) cost more than the rest of the
+/// program.
 #[map]
 static RUNQ_SINCE: LruHashMap<u32, u64> = LruHashMap::with_max_entries(32768, 0);
 
@@ -38,17 +41,31 @@ fn enqueue(task: u64) {
     }
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let _ = RUNQ_SINCE.insert(&tid, &now, 0);
+    match RUNQ_SINCE.get_ptr_mut(&tid) {
+        // SAFETY: an element of the map, written whole (an aligned u64 store); a racing
+        // update of the same thread on another CPU leaves one of the two stamps, either true.
+        Some(since) => unsafe { *since = now },
+        None => {
+            let _ = RUNQ_SINCE.insert(&tid, &now, 0);
+        }
+    }
 }
 
 #[inline(always)]
 fn dequeue(task: u64) {
     let Some(tid) = task_tid(task) else { return };
-    // SAFETY: the value is copied out immediately.
-    let Some(since) = (unsafe { RUNQ_SINCE.get(&tid) }).copied() else {
+    let Some(slot) = RUNQ_SINCE.get_ptr_mut(&tid) else {
         return;
     };
-    let _ = RUNQ_SINCE.remove(&tid);
+    // SAFETY: an element of the map; read and cleared at once (see `RUNQ_SINCE`).
+    let since = unsafe {
+        let since = *slot;
+        *slot = 0;
+        since
+    };
+    if since == 0 {
+        return; // not waiting: switched in without a wakeup seen (or counted already)
+    }
     // SAFETY: helper without preconditions.
     let delay = unsafe { bpf_ktime_get_ns() }.saturating_sub(since);
     let Some(cgroup) = task_cgroup_id(task) else {
