@@ -581,9 +581,7 @@ impl CgroupMemory {
             m.pressure = c
                 .cgroup_path_for("")
                 .and_then(|u| self.mounts.v2_dir(u))
-                .and_then(|d| std::fs::read_to_string(d.join("memory.pressure")).ok())
-                .and_then(|t| crate::cgroup::parse_pressure(&t).ok())
-                .map(Box::new);
+                .and_then(|d| crate::cgroup::read_pressure(&d, "memory.pressure"));
         }
         (m.usage_bytes.is_some() || m.limit_bytes.is_some()).then(|| (path.to_owned(), m))
     }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     mounts::ancestors,
     parse::{number, parse_count, parse_flat_keyed, ParseError},
-    psi::{parse_pressure, Pressure},
+    psi::{read_pressure, Pressure},
     reading::{count, limit},
     CgroupDir, Mounts, Reading,
 };
@@ -328,9 +328,7 @@ impl MemoryDir {
                     source: MemorySource::Cgroupfs,
                     limit_depth: None,
                     breakdown,
-                    pressure: read(d, "memory.pressure")
-                        .and_then(|t| parse_pressure(&t).ok())
-                        .map(Box::new),
+                    pressure: read_pressure(d, "memory.pressure"),
                 }
             }
         }

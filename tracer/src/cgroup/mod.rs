@@ -37,6 +37,6 @@ pub use self::{
     mounts::{ancestors, join, Mounts},
     parse::{parse_count, parse_flat_keyed, ParseError},
     pids::{parse_pids_max, read_pids},
-    psi::{parse_pressure, Pressure, PressureLine},
+    psi::{parse_pressure, read_pressure, Pressure, PressureLine},
     reading::{read_error, CgroupDir, Reading},
 };

@@ -1,7 +1,17 @@
 //! Pressure stall information (`cpu.pressure`, and the same format of `memory.pressure` and
-//! `io.pressure`): a pure parser.
+//! `io.pressure`): the parser, and [`read_pressure`] for callers to whom a missing or
+//! malformed file is only "no figure".
+
+use std::path::Path;
 
 use super::parse::{number, quoted, ParseError};
+
+/// The PSI file `file` of the cgroup directory `dir`, boxed as records carry it; `None` when
+/// it is missing (PSI off, a v1 directory, a cgroup gone) or unreadable.
+pub fn read_pressure(dir: &Path, file: &str) -> Option<Box<Pressure>> {
+    let text = std::fs::read_to_string(dir.join(file)).ok()?;
+    parse_pressure(&text).ok().map(Box::new)
+}
 
 /// One line of a PSI file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -101,6 +111,25 @@ mod tests {
 
     const V2_PRESSURE: &str = fixture!("v2-6.1-cpumax1000-cpu.pressure");
     const HYBRID_PRESSURE: &str = fixture!("v2-hybrid-6.18-cpus0.01-cpu.pressure");
+
+    #[test]
+    fn a_pressure_file_reads_as_its_figures_and_anything_else_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("memory.pressure"),
+            "some avg10=1.50 avg60=0.00 avg300=0.00 total=10\n\
+             full avg10=0.25 avg60=0.00 avg300=0.00 total=4\n",
+        )
+        .unwrap();
+        let p = read_pressure(dir.path(), "memory.pressure").expect("figures");
+        assert_eq!(
+            (p.some.avg10, p.full.map(|f| f.total_us)),
+            (Some(1.5), Some(4))
+        );
+        assert_eq!(read_pressure(dir.path(), "cpu.pressure"), None, "missing");
+        std::fs::write(dir.path().join("io.pressure"), "not psi\n").unwrap();
+        assert_eq!(read_pressure(dir.path(), "io.pressure"), None, "malformed");
+    }
 
     #[test]
     fn pressure_fixtures_and_garbage() {
