@@ -149,12 +149,20 @@ impl Probe {
         Self::check_privileges()?;
         let mut warnings = Vec::new();
         let mut hooks = Vec::new();
-        let facts = KernelFacts::read(opts, &mut warnings, &mut hooks)?;
+        // The kernel's BTF as aya reads it, parsed once for the loader's relocations and for
+        // every BTF-typed attach (a parse costs tens of milliseconds and megabytes of heap),
+        // on another thread while the kernel's facts are read.
+        let (facts, btf) = std::thread::scope(|s| {
+            let btf = s.spawn(|| aya::Btf::from_sys_fs().map_err(|e| e.to_string()));
+            let facts = KernelFacts::read(opts, &mut warnings, &mut hooks);
+            let btf = btf
+                .join()
+                .unwrap_or_else(|_| Err("parsing the kernel's BTF panicked".to_owned()));
+            (facts, btf)
+        });
+        let facts = facts?;
         // aya-log-ebpf logs everything unless told otherwise: off (0) without --ebpf-log.
         let log_level: u8 = if opts.ebpf_log { 0xff } else { 0 };
-        // Parsed once, for the loader's relocations and for every BTF-typed attach (a parse
-        // of the kernel's BTF costs tens of milliseconds and megabytes of heap).
-        let btf = aya::Btf::from_sys_fs().map_err(|e| e.to_string());
         let mut loader = EbpfLoader::new();
         loader
             .btf(btf.as_ref().ok())
