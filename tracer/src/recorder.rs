@@ -118,6 +118,15 @@ const YOUNG_TIERS: [(Duration, Duration); 2] = [
     (YOUNG_AGE, Duration::from_millis(100)),
 ];
 
+/// How long ago the container's init started (its `/proc` start time, in clock ticks since
+/// boot, against `boot_now_ns`), when known.
+fn init_age(c: &Container, boot_now_ns: u64) -> Option<Duration> {
+    let ticks = c.init_start?;
+    let started_ns = u128::from(ticks) * 1_000_000_000 / u128::from(procfs::ticks_per_second());
+    let age = u128::from(boot_now_ns).checked_sub(started_ns)?;
+    Some(Duration::from_nanos(u64::try_from(age).ok()?))
+}
+
 /// The young sampling interval for a container of this age, if it is still young.
 fn young_interval(age: Duration) -> Option<Duration> {
     YOUNG_TIERS
@@ -349,7 +358,15 @@ impl Recorder {
         let mut seen = std::collections::HashSet::new();
         for c in containers {
             let k = key(c);
-            let (first, last) = self.first_seen.entry(k.clone()).or_insert((now, None));
+            // A container that was already running when ctrace started is not young: its age
+            // counts from its init's start, not from when ctrace first saw it.
+            let (first, last) = self.first_seen.entry(k.clone()).or_insert_with(|| {
+                let age = init_age(c, crate::clock::BootClock::boot_now_ns());
+                (
+                    now.checked_sub(age.unwrap_or_default()).unwrap_or(now),
+                    None,
+                )
+            });
             // A tick late by a few ms still counts, or a 20 ms tier would sample every 40 ms.
             let due = young_interval(now.duration_since(*first)).is_some_and(|every| {
                 last.is_none_or(|l| now.duration_since(l) + YOUNG_TICK / 4 >= every)
@@ -613,6 +630,20 @@ mod tests {
         assert_eq!(due("u", mib, None, t0), Some(true));
         assert_eq!(due("u", mib + (200 << 10), None, at(1)), None);
         assert_eq!(due("u", mib + (300 << 10), None, at(2)), Some(false));
+    }
+
+    #[test]
+    fn a_container_is_as_old_as_its_init() {
+        let hz = procfs::ticks_per_second();
+        let mut c = Container::named("abc", "web", crate::container::Runtime::Docker);
+        let boot_now = 100 * 1_000_000_000;
+        assert_eq!(init_age(&c, boot_now), None, "unknown start");
+        c.init_start = Some(40 * hz);
+        assert_eq!(init_age(&c, boot_now), Some(Duration::from_secs(60)));
+        assert!(young_interval(Duration::from_secs(60)).is_none());
+        // A start after "now" (clocks read apart) is not an age.
+        c.init_start = Some(101 * hz);
+        assert_eq!(init_age(&c, boot_now), None);
     }
 
     #[test]
