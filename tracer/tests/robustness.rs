@@ -175,3 +175,56 @@ fn the_proc_readers_never_panic() {
         stat || status
     });
 }
+
+/// Every input of the checked-in libFuzzer corpus (`fuzz/corpus/TARGET`, what the long runs of
+/// `cargo xtask fuzz` kept: docs/reliability.md) through the parser its target feeds, as the
+/// target does. The runs found no crash; this keeps it so, in seconds, without libFuzzer.
+#[test]
+fn the_fuzz_corpus_replays_without_a_panic() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let targets: [(&str, fn(&[u8])); 6] = [
+        ("record_decoder", |b| {
+            let _ = tracer::event::decode(b);
+        }),
+        ("cgroup_path", |b| {
+            if let Ok(s) = std::str::from_utf8(b) {
+                let _ = tracer::container::cgroup_path::parse_cgroup_path(s);
+                let _ = tracer::container::cgroup_path::parse_proc_cgroup(s);
+            }
+        }),
+        ("runc_state", |b| {
+            let _ = tracer::container::runc_state::parse_runc_state(b);
+        }),
+        ("oci_config", |b| {
+            let _ = tracer::container::oci_config::parse_oci_config(b);
+        }),
+        ("docker_config_v2", |b| {
+            let _ = tracer::docker::config_v2::parse_config_v2(b);
+            let _ = tracer::docker::config_v2::parse_hostconfig(b);
+        }),
+        ("proc_readers", |b| {
+            let _ = tracer::inspect::proctree::StatLine::from_read(b);
+            let _ = tracer::inspect::caps::ProcStatus::from_read(b);
+        }),
+    ];
+    for (target, parse) in targets {
+        let dir = root.join(target);
+        let inputs: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        // The corpus is part of the tree: an empty one means it was lost, not that all is well.
+        assert!(
+            inputs.len() >= 10,
+            "{}: {} inputs",
+            dir.display(),
+            inputs.len()
+        );
+        for path in &inputs {
+            let bytes = std::fs::read(path).unwrap();
+            let ok = std::panic::catch_unwind(|| parse(&bytes));
+            assert!(ok.is_ok(), "{target}: {} panicked", path.display());
+        }
+        eprintln!("{target}: {} corpus inputs replayed", inputs.len());
+    }
+}

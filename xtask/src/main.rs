@@ -51,7 +51,8 @@ enum Cmd {
     },
     /// Prepare this machine for the integration tests (packages, daemons, images). Needs root.
     LabUp,
-    /// Prepare the lab, build, and run every test, integration tests included. Needs root.
+    /// Prepare the lab, build, and run every test: integration tests and the VM kernel matrix.
+    /// Needs root.
     Test {
         /// Extra arguments for `cargo test`, e.g. `cargo xtask test -- -p ctrace-tests`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -72,8 +73,8 @@ enum Cmd {
     /// (capability checks through fexit and kprobes, OOM, kill). Installs qemu, virtme-ng and
     /// the kernels when missing. Needs root.
     VmTest(vm::VmArgs),
-    /// Run every libFuzzer target in fuzz/ (cargo-fuzz, nightly; installed when missing) for
-    /// SECONDS each. Not part of `test`: the sanitizer builds take longer than CI allows.
+    /// Build every libFuzzer target in fuzz/ once (cargo-fuzz, nightly; installed when missing)
+    /// and run each for SECONDS from its checked-in corpus (about 6 minutes with 5 s each).
     Fuzz {
         #[arg(default_value_t = 5)]
         seconds: u32,
@@ -201,6 +202,9 @@ fn test(args: &[OsString]) -> Result<()> {
         );
     }
     // The same binary on the kernels users run (6.1, 6.12), one boot each.
+    // (The libFuzzer runs are `cargo xtask fuzz`: their cold build alone takes 5 minutes, which
+    // the 30-minute CI budget does not have; the test suite replays their corpus instead,
+    // tracer/tests/robustness.rs.)
     vm::vm_test(&vm::VmArgs::default(), &bin).context("the VM kernel matrix failed")
 }
 
