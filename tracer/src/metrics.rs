@@ -12,7 +12,8 @@
 //! agent saw since it started.
 
 use std::{
-    collections::BTreeMap,
+    cell::RefCell,
+    collections::{BTreeMap, HashMap, HashSet},
     net::SocketAddr,
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
@@ -27,7 +28,7 @@ use prometheus_client::{
 use tracer_common::{kind, RUNQ_BUCKETS};
 
 use crate::{
-    cgroup::Mounts,
+    cgroup::{Limit, Mounts},
     event::{kind_name, Body, Event},
     explain::{Incident, OomScope},
     journal::WriterStatus,
@@ -658,14 +659,49 @@ fn encode_health(enc: &mut DescriptorEncoder, st: &State) -> Result<(), std::fmt
 pub struct MetricsSink {
     pub metrics: Metrics,
     mounts: Mounts,
+    /// Each container's memory figures and when they were read (see [`MEMORY_EVERY`]).
+    memory: RefCell<HashMap<String, (Instant, MemoryFigures)>>,
 }
+
+/// Usage, limit and peak of a container's memory cgroup.
+type MemoryFigures = (Option<u64>, Option<u64>, Option<u64>);
+
+/// How often a container's memory figures are read for the metrics: three files per
+/// container, where scrapes come every 15 to 60 s; reading them every CPU tick was most of an
+/// idle agent's reads.
+const MEMORY_EVERY: Duration = Duration::from_secs(5);
 
 impl MetricsSink {
     pub fn new(metrics: Metrics) -> Self {
         Self {
             metrics,
             mounts: Mounts::current(),
+            memory: RefCell::default(),
         }
+    }
+
+    /// `c`'s memory figures, read again when older than [`MEMORY_EVERY`].
+    fn memory_of(&self, c: &Container, now: Instant) -> MemoryFigures {
+        let key = recorder::key(c);
+        let mut cache = self.memory.borrow_mut();
+        if let Some((at, figures)) = cache.get(&key) {
+            if now.duration_since(*at) < MEMORY_EVERY {
+                return *figures;
+            }
+        }
+        let figures = match c
+            .cgroup_path_for("memory")
+            .and_then(|p| self.mounts.memory(p))
+        {
+            Some(dir) => (
+                dir.read_usage(),
+                dir.read_limit().and_then(Limit::bytes),
+                dir.read_peak(),
+            ),
+            None => (None, None, None),
+        };
+        cache.insert(key, (now, figures));
+        figures
     }
 }
 
@@ -684,18 +720,11 @@ impl Sink for MetricsSink {
         self.metrics.status(s);
     }
     fn cpu(&mut self, tick: &CpuTick<'_>) {
-        let mounts = &self.mounts;
-        self.metrics.cpu(
-            tick,
-            |c| {
-                let Some(dir) = c.cgroup_path_for("memory").and_then(|p| mounts.memory(p)) else {
-                    return (None, None, None);
-                };
-                let m = dir.read();
-                (m.usage_bytes, m.limit_bytes, m.peak_bytes)
-            },
-            Instant::now(),
-        );
+        let now = Instant::now();
+        self.metrics.cpu(tick, |c| self.memory_of(c, now), now);
+        // Forget containers no longer live.
+        let live: HashSet<String> = tick.live.iter().map(|(c, _)| recorder::key(c)).collect();
+        self.memory.borrow_mut().retain(|k, _| live.contains(k));
     }
 }
 

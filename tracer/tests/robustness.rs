@@ -182,7 +182,8 @@ fn the_proc_readers_never_panic() {
 #[test]
 fn the_fuzz_corpus_replays_without_a_panic() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
-    let targets: [(&str, fn(&[u8])); 6] = [
+    type Target = (&'static str, fn(&[u8]));
+    let targets: [Target; 6] = [
         ("record_decoder", |b| {
             let _ = tracer::event::decode(b);
         }),

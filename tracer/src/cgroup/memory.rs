@@ -256,6 +256,16 @@ impl MemoryDir {
         parse_memory_limit(&std::fs::read_to_string(file).ok()?).ok()
     }
 
+    /// The highest usage seen (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`, 5.19+): one
+    /// file.
+    pub fn read_peak(&self) -> Option<u64> {
+        let file = match self {
+            Self::V1(d) => d.join("memory.max_usage_in_bytes"),
+            Self::V2(d) => d.join("memory.peak"),
+        };
+        parse_count(&std::fs::read_to_string(file).ok()?).ok()
+    }
+
     /// The usage now (v1 `memory.usage_in_bytes`, v2 `memory.current`): one file, for
     /// periodic samples.
     pub fn read_usage(&self) -> Option<u64> {
