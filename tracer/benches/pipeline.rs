@@ -38,9 +38,9 @@ struct Lines {
 }
 
 impl Lines {
-    fn put(&mut self, v: impl FnOnce() -> serde_json::Value) {
+    fn put(&mut self, r: impl FnOnce() -> tracer::record::Record) {
         if self.encode {
-            self.out.extend_from_slice(ndjson::line(&v()).as_bytes());
+            ndjson::write_line(&r(), &mut self.out);
             self.out.push(b'\n');
             self.lines += 1;
         }
@@ -59,29 +59,38 @@ impl Sink for Lines {
         if !shown.contains(&ev.kind) || matches!(&ev.body, Body::Capability(c) if c.allowed()) {
             return;
         }
-        self.put(|| ndjson::event(ev, attrs, ctx));
+        if self.encode {
+            ndjson::write_event(ev, attrs, ctx, &mut self.out);
+            self.out.push(b'\n');
+            self.lines += 1;
+        }
     }
     fn incident(&mut self, i: &Incident, ctx: &Context) {
-        self.put(|| ndjson::incident(i, ctx));
+        self.put(|| ndjson::incident_record(i, ctx));
     }
     fn throttle(&mut self, c: &Arc<Container>, ev: &ThrottleEvent, boot_ns: u64, ctx: &Context) {
-        self.put(|| ndjson::throttle(c, ev, boot_ns, ctx));
+        self.put(|| ndjson::throttle_record(c, ev, boot_ns, ctx));
     }
     fn update(&mut self, u: &Update, ctx: &Context) {
-        self.put(|| ndjson::update(u, ctx));
+        self.put(|| ndjson::update_record(u, ctx));
     }
     fn loss(&mut self, l: &Loss, boot_ns: u64, ctx: &Context) {
-        self.put(|| ndjson::loss(l, ctx, boot_ns));
+        self.put(|| ndjson::loss_record(l, ctx, boot_ns));
     }
     fn warning(&mut self, _w: &str) {}
 }
 
-/// The same lines, each step timed: building the record, turning it into a JSON value (keys
-/// sorted), writing the value as one escaped line. Events and incidents only.
+/// The same lines, each step timed: building the record, writing it as one escaped line (keys
+/// sorted) as the sinks write incidents; and, for comparison, the `Value` path the journal
+/// takes: turning the record into a JSON value (keys sorted), writing the value as one line.
+/// Events and incidents only. And events' lines as the sinks write them, straight from the
+/// event (no record).
 #[derive(Default)]
 struct Stages {
-    ns: [u128; 3],
+    ns: [u128; 5],
     lines: u64,
+    events: u64,
+    out: Vec<u8>,
 }
 
 impl Stages {
@@ -89,14 +98,20 @@ impl Stages {
         let t0 = Instant::now();
         let r = build();
         let t1 = Instant::now();
-        let v = ndjson::to_value(&r);
+        self.out.clear();
+        ndjson::write_line(&r, &mut self.out);
         let t2 = Instant::now();
-        let l = ndjson::line(&v);
+        let v = ndjson::to_value(&r);
         let t3 = Instant::now();
-        std::hint::black_box(l);
-        self.ns[0] += (t1 - t0).as_nanos();
-        self.ns[1] += (t2 - t1).as_nanos();
-        self.ns[2] += (t3 - t2).as_nanos();
+        let l = ndjson::line(&v);
+        let t4 = Instant::now();
+        std::hint::black_box((&self.out, l));
+        for (i, (a, b)) in [(t0, t1), (t1, t2), (t2, t3), (t3, t4)]
+            .into_iter()
+            .enumerate()
+        {
+            self.ns[i] += (b - a).as_nanos();
+        }
         self.lines += 1;
     }
 }
@@ -113,6 +128,11 @@ impl Sink for Stages {
         if !shown.contains(&ev.kind) || matches!(&ev.body, Body::Capability(c) if c.allowed()) {
             return;
         }
+        let t0 = Instant::now();
+        self.out.clear();
+        ndjson::write_event(ev, attrs, ctx, &mut self.out);
+        self.ns[4] += t0.elapsed().as_nanos();
+        self.events += 1;
         self.time(|| ndjson::event_record(ev, attrs, ctx));
     }
     fn incident(&mut self, i: &Incident, ctx: &Context) {
@@ -124,15 +144,17 @@ impl Sink for Stages {
     fn warning(&mut self, _w: &str) {}
 }
 
-/// ns per line in each encoding step (record, value, line).
-fn stages(bytes: &[u8], path: &std::path::Path, n: usize) -> [f64; 3] {
+/// ns per line in each encoding step (record, line; value, line from the value; an event's
+/// line from the event).
+fn stages(bytes: &[u8], path: &std::path::Path, n: usize) -> [f64; 5] {
     let mut st = Stages::default();
     for _ in 0..n {
         let (header, tape) = Tape::read(bytes, path).expect("reading the capture");
         session::replay(&header, tape, &mut st);
     }
     let per = |i: usize| st.ns[i] as f64 / st.lines.max(1) as f64;
-    [per(0), per(1), per(2)]
+    let event = st.ns[4] as f64 / st.events.max(1) as f64;
+    [per(0), per(1), per(2), per(3), event]
 }
 
 struct Args {
@@ -256,7 +278,8 @@ fn main() {
         Vec::new(),
         Vec::new(),
     );
-    let (mut stage_record, mut stage_value, mut stage_line) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut stage_record, mut stage_encode) = (Vec::new(), Vec::new());
+    let (mut stage_value, mut stage_line, mut stage_event) = (Vec::new(), Vec::new(), Vec::new());
     let mut per_replay = (0u64, 0u64);
     for round in 1..=a.rounds {
         let (records, lines, written, spent) = pass(&bytes, &a.capture, n, true);
@@ -272,8 +295,10 @@ fn main() {
         b64.push(base64_ns(&bytes, &a.capture));
         let st = stages(&bytes, &a.capture, (n / 4).max(3));
         stage_record.push(st[0]);
-        stage_value.push(st[1]);
-        stage_line.push(st[2]);
+        stage_encode.push(st[1]);
+        stage_value.push(st[2]);
+        stage_line.push(st[3]);
+        stage_event.push(st[4]);
         per_replay = (records / n as u64, lines / n as u64);
         eprintln!(
             "pipeline: round {round}/{}: {:.0} records/s with NDJSON ({:.0} without the per-replay setup of {:.0} us), {:.0} without encoding",
@@ -299,8 +324,10 @@ fn main() {
         "base64_ns_per_record": figure(&mut b64, "ns (replay only)"),
         "encode_ns_per_line": {
             "build_record": figure(&mut stage_record, "ns per line: the record type, explanation, ts"),
-            "to_value": figure(&mut stage_value, "ns per line: record to serde_json::Value (keys sorted)"),
-            "write_line": figure(&mut stage_line, "ns per line: Value to one escaped line"),
+            "encode": figure(&mut stage_encode, "ns per line: record to one escaped line, keys sorted (json::write_line)"),
+            "to_value": figure(&mut stage_value, "ns per line: record to serde_json::Value (keys sorted), the journal's path"),
+            "write_line": figure(&mut stage_line, "ns per line: Value to one escaped line (json::line), the journal's path"),
+            "event_line": figure(&mut stage_event, "ns per event line: straight from the event, no record (json::write_event), as the sinks write events"),
         },
     });
     println!(

@@ -82,7 +82,12 @@ fn utc(unix_ns: i128) -> DateTime {
 /// `2026-11-29T18:40:01.123456789Z`: RFC 3339 in UTC with nanoseconds, as in the NDJSON
 /// records.
 pub fn rfc3339_ns(unix_ns: impl Into<i128>) -> String {
-    let t = utc(unix_ns.into());
+    let unix_ns = unix_ns.into();
+    if let Some(b) = rfc3339_ns_ascii(unix_ns) {
+        // ASCII digits and separators.
+        return String::from_utf8_lossy(&b).into_owned();
+    }
+    let t = utc(unix_ns);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
         t.year(),
@@ -93,6 +98,36 @@ pub fn rfc3339_ns(unix_ns: impl Into<i128>) -> String {
         t.second(),
         t.subsec_nanosecond()
     )
+}
+
+/// [`rfc3339_ns`] as its bytes, digits put in place rather than formatted (every record has
+/// one); `None` for years before 0 (not written in 4 digits).
+pub fn rfc3339_ns_ascii(unix_ns: i128) -> Option<[u8; 30]> {
+    let t = utc(unix_ns);
+    let (Ok(year @ 0..=9999), Ok(ns)) = (
+        u32::try_from(t.year()),
+        u32::try_from(t.subsec_nanosecond()),
+    ) else {
+        return None;
+    };
+    let mut b = *b"0000-00-00T00:00:00.000000000Z";
+    let small = |v: i8| u32::try_from(v).unwrap_or(0);
+    put_digits(&mut b[0..4], year);
+    put_digits(&mut b[5..7], small(t.month()));
+    put_digits(&mut b[8..10], small(t.day()));
+    put_digits(&mut b[11..13], small(t.hour()));
+    put_digits(&mut b[14..16], small(t.minute()));
+    put_digits(&mut b[17..19], small(t.second()));
+    put_digits(&mut b[20..29], ns);
+    Some(b)
+}
+
+/// `n`'s last decimal digits in `out`, zero-padded.
+fn put_digits(out: &mut [u8], mut n: u32) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// `2026-11-29 18:40:01.123` (UTC, milliseconds truncated), for `history` and `postmortem`.
@@ -399,6 +434,22 @@ mod tests {
             rfc3339_ns(parse_rfc3339("2100-02-28T23:59:59.999999999Z").unwrap() + 1),
             "2100-03-01T00:00:00.000000000Z"
         );
+    }
+
+    proptest::proptest! {
+        /// The digits put in place are what `format!` writes.
+        #[test]
+        fn rfc3339_ns_is_the_formatted_one(ns in proptest::prelude::any::<i64>(), far in -400_000_000_000_000_000_000i128..400_000_000_000_000_000_000) {
+            for v in [i128::from(ns), far] {
+                let t = utc(v);
+                let want = format!(
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+                    t.year(), t.month(), t.day(), t.hour(), t.minute(), t.second(),
+                    t.subsec_nanosecond()
+                );
+                proptest::prop_assert_eq!(rfc3339_ns(v), want);
+            }
+        }
     }
 
     #[test]

@@ -347,8 +347,13 @@ fn read<T: Copy>(buf: &[u8]) -> Result<T, DecodeError> {
 
 /// Bytes up to the first NUL, as UTF-8 (lossy: kernel strings are untrusted).
 pub fn c_str(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    // `CStr` looks for the NUL a word at a time.
+    let s = std::ffi::CStr::from_bytes_until_nul(bytes).map_or(bytes, |c| c.to_bytes());
+    // Valid UTF-8 (nearly always) is checked faster than it is taken apart.
+    match std::str::from_utf8(s) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(s).into_owned(),
+    }
 }
 
 fn bounded_str(bytes: &[u8], len: u32) -> String {
@@ -542,6 +547,20 @@ fn decode_body(kind_id: u16, buf: &[u8]) -> Result<Body, DecodeError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The bytes before the first NUL (all without one), invalid UTF-8 replaced.
+        #[test]
+        fn c_str_is_the_text_before_the_first_nul(
+            b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            ascii in "[ -~]{0,20}",
+        ) {
+            for b in [b, ascii.into_bytes()] {
+                let end = b.iter().position(|&x| x == 0).unwrap_or(b.len());
+                proptest::prop_assert_eq!(c_str(&b), String::from_utf8_lossy(&b[..end]));
+            }
+        }
+    }
 
     #[test]
     fn kernel_memcg_pages_become_bytes_and_no_limit_is_none() {

@@ -290,8 +290,15 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
+        Self::with_cgroup2_root(cgroup2_mount())
+    }
+}
+
+impl Config {
+    /// The defaults with this cgroup v2 mount point (`default()` reads the mount table).
+    pub fn with_cgroup2_root(cgroup2_root: PathBuf) -> Self {
         Self {
-            cgroup2_root: cgroup2_mount(),
+            cgroup2_root,
             proc_root: PathBuf::from(crate::host::proc::ROOT),
             extra_state_roots: Vec::new(),
             run_dir: PathBuf::from("/run"),

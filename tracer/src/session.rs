@@ -1163,8 +1163,10 @@ pub fn replay(header: &capture::Header, tape: Tape, sink: &mut dyn Sink) -> Repl
     let mut flow = Flow::replaying(header, &tape);
     let mut summary = ReplaySummary::default();
     let mut stray = 0;
+    // Each record's bytes, decoded into the same buffer.
+    let mut raw = Vec::new();
     while let Some(frame) = tape.next() {
-        if !flow.replay_frame(frame, &tape, sink, &mut summary) {
+        if !flow.replay_frame(frame, &tape, sink, &mut summary, &mut raw) {
             stray += 1;
         }
         if sink.flush() == Next::Stop {
@@ -1201,9 +1203,11 @@ impl Flow {
         let (feed, _) = mpsc::channel(1);
         Flow {
             pipeline,
+            // Attribution comes from the tape: the host's mount table is not read, and the
+            // resolver's host paths are never looked at.
             resolver: Resolver::new(resolve::Config {
                 docker_root: None,
-                ..resolve::Config::default()
+                ..resolve::Config::with_cgroup2_root(PathBuf::from("/sys/fs/cgroup"))
             }),
             correlator: Correlator::new(capture::Memory {
                 live: None,
@@ -1237,14 +1241,16 @@ impl Flow {
         tape: &Tape,
         sink: &mut dyn Sink,
         summary: &mut ReplaySummary,
+        raw: &mut Vec<u8>,
     ) -> bool {
         match frame {
             Frame::Record { b } => {
                 summary.records += 1;
                 use base64::Engine as _;
-                match base64::engine::general_purpose::STANDARD.decode(b.as_bytes()) {
-                    Ok(bytes) => {
-                        if let Some(ev) = self.pipeline.ingest(&bytes) {
+                raw.clear();
+                match base64::engine::general_purpose::STANDARD.decode_vec(b.as_bytes(), raw) {
+                    Ok(()) => {
+                        if let Some(ev) = self.pipeline.ingest(raw) {
                             self.handle(&ev, sink);
                         }
                     }

@@ -1,6 +1,12 @@
 //! NDJSON records (`schema: ctrace.v1`), one object per line: built as the types of
-//! [`crate::record`], written by [`line`]. serde_json escapes every control character, so a
-//! record can never span lines whatever the kernel or a container put in it.
+//! [`crate::record`], written by [`line`] (from a `serde_json::Value`, keys sorted). serde_json
+//! escapes every control character, so a record can never span lines whatever the kernel or a
+//! container put in it.
+//!
+//! The sinks write the same bytes without the `Value`: [`write_line`] serialises a record
+//! straight into a buffer, keys sorted as they are written (`super::sorted`), and
+//! [`write_event`] writes an event's line straight from the event, no record built
+//! (`super::direct`). Their tests hold both to `line(&to_value(..))`, byte for byte.
 
 use std::sync::Arc;
 
@@ -86,16 +92,17 @@ pub fn repeat_note(count: u64, span_ns: u64) -> String {
 
 /// `web (docker)`, `host`, or `cgroup 4242` in explanations.
 pub fn label(a: &Attribution, cgroup_id: u64) -> String {
-    match a {
-        Attribution::Host => "host".to_owned(),
-        Attribution::Container(c) => format!("{}, {}", c.display(), c.runtime),
-        Attribution::Unknown => format!("cgroup {cgroup_id}"),
-    }
+    Label(a, cgroup_id).to_string()
 }
 
 /// A `container_update` record: a container became known, was named, or changed.
 pub fn update(u: &Update, ctx: &Context) -> Value {
-    to_value(&Record::ContainerUpdate(record::ContainerUpdateRecord {
+    to_value(&update_record(u, ctx))
+}
+
+/// A `container_update` as its record.
+pub fn update_record(u: &Update, ctx: &Context) -> Record {
+    Record::ContainerUpdate(record::ContainerUpdateRecord {
         envelope: envelope(ctx, u.boot_ns),
         cgroup_id: u.cgroup_id,
         container: Some(ContainerInfo::from(u.container.as_ref())),
@@ -109,7 +116,7 @@ pub fn update(u: &Update, ctx: &Context) -> Value {
                 .map(|id| format!(", cgroup {id}"))
                 .unwrap_or_default()
         ),
-    }))
+    })
 }
 
 /// One event as a JSON object.
@@ -119,38 +126,120 @@ pub fn event(ev: &Event, attrs: &Attrs, ctx: &Context) -> Value {
 
 /// One event as its record.
 pub fn event_record(ev: &Event, attrs: &Attrs, ctx: &Context) -> Record {
-    let p = Parts {
-        ev,
-        attrs,
-        ctx,
-        who: label(&attrs.process, ev.task.cgroup_id),
-    };
-    let t = &ev.task;
-    let who = &p.who;
+    let p = Parts { ev, attrs, ctx };
+    let mut explanation = String::new();
+    // Writing into a `String` cannot fail.
+    let _ = explain_event(&mut explanation, ev, attrs);
+    let base = p.base(explanation);
     match &ev.body {
         Body::Exec(e) => Record::Exec(record::ExecRecord {
-            event: p.base(format!(
-                "{} (pid {}, {who}) executed {}",
-                t.comm, t.pid, e.filename
-            )),
+            event: base,
             filename: e.filename.clone(),
             old_pid: e.old_pid,
         }),
-        Body::Exit(e) => exit_record(&p, e),
+        Body::Exit(e) => exit_record(base, e),
         Body::Fork(f) => Record::Fork(record::ForkRecord {
-            event: p.base(format!(
-                "{} (pid {}, {who}) forked {}",
-                t.comm, t.pid, f.child_pid
-            )),
+            event: base,
             child: record::Child {
                 pid: f.child_pid,
                 comm: f.child_comm.clone(),
             },
         }),
-        Body::Signal(s) => signal_record(&p, s),
-        Body::OomVictim(o) => oom_victim_record(&p, o),
-        Body::Capability(c) => capability_record(&p, c),
-        Body::Cgroup(c) => cgroup_record(&p, c),
+        Body::Signal(s) => signal_record(&p, base, s),
+        Body::OomVictim(o) => oom_victim_record(&p, base, o),
+        Body::Capability(c) => capability_record(base, c),
+        Body::Cgroup(c) => cgroup_record(&p, base, c),
+    }
+}
+
+/// [`label`] where it is written.
+struct Label<'a>(&'a Attribution, u64);
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Attribution::Host => f.write_str("host"),
+            Attribution::Container(c) => write!(f, "{}, {}", c.display(), c.runtime),
+            Attribution::Unknown => write!(f, "cgroup {}", self.1),
+        }
+    }
+}
+
+/// The other party of an event (a signal's target, an OOM victim) as explanations name it:
+/// its [`Label`], or `unattributed`.
+struct Whom<'a>(Option<&'a Attribution>, Option<u64>);
+
+impl std::fmt::Display for Whom<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => Label(a, self.1.unwrap_or(0)).fmt(f),
+            None => f.write_str("unattributed"),
+        }
+    }
+}
+
+/// `allowed` or `denied`.
+pub(super) fn verdict(c: &event::Capability) -> &'static str {
+    if c.allowed() {
+        "allowed"
+    } else {
+        "denied"
+    }
+}
+
+/// The `explanation` of an event's record.
+pub(super) fn explain_event(
+    w: &mut impl std::fmt::Write,
+    ev: &Event,
+    attrs: &Attrs,
+) -> std::fmt::Result {
+    let t = &ev.task;
+    let (comm, pid, who) = (&t.comm, t.pid, Label(&attrs.process, t.cgroup_id));
+    let whom = |cgroup_id| Whom(attrs.other.as_ref(), cgroup_id);
+    match &ev.body {
+        Body::Exec(e) => write!(w, "{comm} (pid {pid}, {who}) executed {}", e.filename),
+        Body::Exit(e) => match (e.signal(), e.code()) {
+            (Some(s), _) => write!(
+                w,
+                "{comm} (pid {pid}, {who}) was killed by {}",
+                signal_name(s.into())
+            ),
+            (None, Some(c)) => write!(w, "{comm} (pid {pid}, {who}) exited with code {c}"),
+            (None, None) => write!(w, "{comm} (pid {pid}, {who}) exited"),
+        },
+        Body::Fork(f) => write!(w, "{comm} (pid {pid}, {who}) forked {}", f.child_pid),
+        Body::Signal(s) => write!(
+            w,
+            "{comm} (pid {pid}, {who}) sent {} to {} (pid {}, {}): {}",
+            signal_name(s.sig.into()),
+            s.target_comm,
+            s.target_pid,
+            whom(s.target_cgroup_id),
+            signal_result(s.result)
+        ),
+        Body::OomVictim(o) => write!(
+            w,
+            "OOM killer chose {} (pid {}, {}, anon RSS {} KiB); triggered by {comm} (pid {pid}, \
+             {who})",
+            o.victim_comm,
+            o.victim_pid,
+            whom(o.victim_cgroup_id),
+            o.anon_rss_kb
+        ),
+        Body::Capability(c) => write!(
+            w,
+            "{comm} (pid {pid}, {who}) was {} {}{}",
+            verdict(c),
+            capability_name(c.cap),
+            repeat_note(c.count, c.span_ns)
+        ),
+        Body::Cgroup(c) => match c.op {
+            CgroupOp::Mkdir => write!(w, "cgroup {} created", c.path),
+            CgroupOp::Rmdir => write!(w, "cgroup {} removed", c.path),
+            CgroupOp::Attach => {
+                write!(w, "pid {} moved into cgroup {}", c.pid.unwrap_or(0), c.path)
+            }
+        },
     }
 }
 
@@ -159,8 +248,6 @@ struct Parts<'a> {
     ev: &'a Event,
     attrs: &'a Attrs,
     ctx: &'a Context,
-    /// The acting process's container, as explanations name it.
-    who: String,
 }
 
 impl Parts<'_> {
@@ -190,32 +277,11 @@ impl Parts<'_> {
     fn other(&self) -> Option<ContainerInfo> {
         self.attrs.other.as_ref().and_then(ContainerInfo::of)
     }
-
-    /// The other party's container as explanations name it.
-    fn whom(&self, cgroup_id: Option<u64>) -> String {
-        self.attrs.other.as_ref().map_or_else(
-            || "unattributed".to_owned(),
-            |a| label(a, cgroup_id.unwrap_or(0)),
-        )
-    }
 }
 
-fn exit_record(p: &Parts, e: &event::Exit) -> Record {
-    let (t, who) = (&p.ev.task, &p.who);
-    let explanation = match (e.signal(), e.code()) {
-        (Some(s), _) => format!(
-            "{} (pid {}, {who}) was killed by {}",
-            t.comm,
-            t.pid,
-            signal_name(s.into())
-        ),
-        (None, Some(c)) => {
-            format!("{} (pid {}, {who}) exited with code {c}", t.comm, t.pid)
-        }
-        (None, None) => format!("{} (pid {}, {who}) exited", t.comm, t.pid),
-    };
+fn exit_record(event: EventBase, e: &event::Exit) -> Record {
     Record::Exit(record::ExitRecord {
-        event: p.base(explanation),
+        event,
         exit_code: e.code(),
         signal: e.signal().map(|s| signal_name(s.into())),
         core_dumped: e.core_dumped(),
@@ -224,28 +290,22 @@ fn exit_record(p: &Parts, e: &event::Exit) -> Record {
     })
 }
 
-fn signal_record(p: &Parts, s: &event::Signal) -> Record {
-    let (t, who) = (&p.ev.task, &p.who);
-    let name = signal_name(s.sig.into());
-    let whom = p.whom(s.target_cgroup_id);
-    let explanation = format!(
-        "{} (pid {}, {who}) sent {name} to {} (pid {}, {whom}): {}",
-        t.comm,
-        t.pid,
-        s.target_comm,
-        s.target_pid,
-        signal_result(s.result)
-    );
+/// Whether a signal came from the kernel (`si_code > 0`) or from a process.
+pub(super) fn origin(code: i32) -> Origin {
+    if code > 0 {
+        Origin::Kernel
+    } else {
+        Origin::User
+    }
+}
+
+fn signal_record(p: &Parts, event: EventBase, s: &event::Signal) -> Record {
     Record::Signal(record::SignalRecord {
-        event: p.base(explanation),
-        signal: name,
+        event,
+        signal: signal_name(s.sig.into()),
         signo: s.sig,
         code: s.code,
-        origin: if s.code > 0 {
-            Origin::Kernel
-        } else {
-            Origin::User
-        },
+        origin: origin(s.code),
         target: record::SignalTarget {
             pid: s.target_pid,
             tgid: s.target_tgid,
@@ -259,16 +319,9 @@ fn signal_record(p: &Parts, s: &event::Signal) -> Record {
     })
 }
 
-fn oom_victim_record(p: &Parts, o: &event::OomVictim) -> Record {
-    let (t, who) = (&p.ev.task, &p.who);
-    let whom = p.whom(o.victim_cgroup_id);
-    let explanation = format!(
-        "OOM killer chose {} (pid {}, {whom}, anon RSS {} KiB); triggered by {} (pid {}, \
-         {who})",
-        o.victim_comm, o.victim_pid, o.anon_rss_kb, t.comm, t.pid
-    );
+fn oom_victim_record(p: &Parts, event: EventBase, o: &event::OomVictim) -> Record {
     Record::OomVictim(record::OomVictimRecord {
-        event: p.base(explanation),
+        event,
         victim: record::OomVictimTask {
             pid: o.victim_pid,
             tgid: o.victim_tgid,
@@ -286,37 +339,21 @@ fn oom_victim_record(p: &Parts, o: &event::OomVictim) -> Record {
     })
 }
 
-fn capability_record(p: &Parts, c: &event::Capability) -> Record {
-    let (t, who) = (&p.ev.task, &p.who);
-    let name = capability_name(c.cap);
-    let verdict = if c.allowed() { "allowed" } else { "denied" };
-    let explanation = format!(
-        "{} (pid {}, {who}) was {verdict} {name}{}",
-        t.comm,
-        t.pid,
-        repeat_note(c.count, c.span_ns)
-    );
+fn capability_record(event: EventBase, c: &event::Capability) -> Record {
     Record::Capability(record::CapabilityRecord {
-        event: p.base(explanation),
-        capability: name,
+        event,
+        capability: capability_name(c.cap),
         cap: c.cap,
-        verdict: verdict.to_owned(),
+        verdict: verdict(c).to_owned(),
         ret: c.ret,
         count: c.count,
         span_ns: c.span_ns,
     })
 }
 
-fn cgroup_record(p: &Parts, c: &event::Cgroup) -> Record {
-    let explanation = match c.op {
-        CgroupOp::Mkdir => format!("cgroup {} created", c.path),
-        CgroupOp::Rmdir => format!("cgroup {} removed", c.path),
-        CgroupOp::Attach => {
-            format!("pid {} moved into cgroup {}", c.pid.unwrap_or(0), c.path)
-        }
-    };
+fn cgroup_record(p: &Parts, event: EventBase, c: &event::Cgroup) -> Record {
     let r = record::CgroupRecord {
-        event: p.base(explanation),
+        event,
         cgroup: record::CgroupInfo {
             id: c.id,
             path: c.path.clone(),
@@ -519,7 +556,17 @@ fn restart_loop(
 
 /// The `cpu_throttle` record of `ev` in container `c`, at boot time `boot_ns`.
 pub fn throttle(c: &Arc<Container>, ev: &ThrottleEvent, boot_ns: u64, ctx: &Context) -> Value {
-    to_value(&Record::CpuThrottle(record::CpuThrottleRecord {
+    to_value(&throttle_record(c, ev, boot_ns, ctx))
+}
+
+/// The `cpu_throttle` record of `ev` in container `c`, as its record.
+pub fn throttle_record(
+    c: &Arc<Container>,
+    ev: &ThrottleEvent,
+    boot_ns: u64,
+    ctx: &Context,
+) -> Record {
+    Record::CpuThrottle(record::CpuThrottleRecord {
         envelope: envelope(ctx, boot_ns),
         container: Some(ContainerInfo::from(c.as_ref())),
         phase: ev.kind.as_str().to_owned(),
@@ -541,12 +588,17 @@ pub fn throttle(c: &Arc<Container>, ev: &ThrottleEvent, boot_ns: u64, ctx: &Cont
             p99_ns: r.p99_ns,
         }),
         explanation: crate::throttle::explain(&crate::cpuwatch::label(c), ev),
-    }))
+    })
 }
 
 /// A gap record.
 pub fn loss(l: &Loss, ctx: &Context, boot_ns: u64) -> Value {
-    to_value(&Record::Lost(record::LostRecord {
+    to_value(&loss_record(l, ctx, boot_ns))
+}
+
+/// A gap, as its record.
+pub fn loss_record(l: &Loss, ctx: &Context, boot_ns: u64) -> Record {
+    Record::Lost(record::LostRecord {
         envelope: envelope(ctx, boot_ns),
         kind: l.kind.to_owned(),
         count: l.count,
@@ -559,7 +611,7 @@ pub fn loss(l: &Loss, ctx: &Context, boot_ns: u64) -> Value {
             l.site.unit(),
             l.site.as_str()
         ),
-    }))
+    })
 }
 
 /// The closing record of a run: per kind, what the kernel produced, what was delivered and
@@ -635,8 +687,53 @@ pub fn line(v: &Value) -> String {
     String::from_utf8(out).unwrap_or_else(|_| String::from("{}"))
 }
 
+/// Append the line of `value` to `out` (no newline): the bytes `line(&to_value(value))`
+/// gives, keys sorted in every object, written without building the `Value`.
+pub fn write_line<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<super::sorted::Scratch> = Default::default();
+    }
+    let direct = SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => super::sorted::write(value, out, &mut s),
+        Err(_) => super::sorted::write(value, out, &mut Default::default()),
+    });
+    if direct.is_err() {
+        // What the direct writer leaves to serde_json (nothing a record holds).
+        let v = serde_json::to_value(value).unwrap_or(Value::Null);
+        out.extend_from_slice(line(&v).as_bytes());
+    }
+}
+
+/// Append the line of an event to `out` (no newline): the bytes of
+/// `line(&event(ev, attrs, ctx))`, written straight from the event (no record, no `Value`).
+pub fn write_event(ev: &Event, attrs: &Attrs, ctx: &Context, out: &mut Vec<u8>) {
+    thread_local! {
+        static BUFFERS: std::cell::RefCell<super::direct::Buffers> = Default::default();
+    }
+    BUFFERS.with(|b| match b.try_borrow_mut() {
+        Ok(mut b) => super::direct::write_event(ev, attrs, ctx, out, &mut b),
+        Err(_) => super::direct::write_event(ev, attrs, ctx, out, &mut Default::default()),
+    });
+}
+
+/// An event as one line (no newline), as [`write_event`] writes it.
+pub fn event_line(ev: &Event, attrs: &Attrs, ctx: &Context) -> String {
+    let mut out = Vec::with_capacity(512);
+    write_event(ev, attrs, ctx, &mut out);
+    // What serde_json gives the writers (UTF-8), and ASCII.
+    String::from_utf8(out).unwrap_or_else(|_| String::from("{}"))
+}
+
+/// A record as one line (no newline): `line(&to_value(r))`, without the `Value`.
+pub fn record_line(r: &Record) -> String {
+    let mut out = Vec::with_capacity(1024);
+    write_line(r, &mut out);
+    // Both writers write UTF-8: what serde_json gives them, and ASCII escapes.
+    String::from_utf8(out).unwrap_or_else(|_| String::from("{}"))
+}
+
 /// serde_json's compact formatter, escaping the characters [`line`] lists.
-struct InertFormatter;
+pub(super) struct InertFormatter;
 
 fn needs_escape(c: char) -> bool {
     matches!(c as u32, 0x7f..=0x9f) || super::escape::is_invisible(c)
@@ -836,6 +933,8 @@ mod tests {
                 let r: Record = serde_json::from_value(v.clone()).unwrap();
                 assert_eq!(r.type_name(), type_name(&ev));
                 assert_eq!(to_value(&r), v);
+                let built = event_record(&ev, &attrs, &ctx());
+                assert_eq!(record_line(&built), line(&v), "the sinks' line");
             }
         }
         let l = Loss {
@@ -846,6 +945,101 @@ mod tests {
         };
         let v = loss(&l, &ctx(), 0);
         assert_eq!(to_value(&serde_json::from_value(v.clone()).unwrap()), v);
+    }
+
+    /// Strings a container or the kernel may put in a record: C0 and C1 controls, escapes,
+    /// bidirectional and zero-width characters, separators, quotes, astral characters.
+    const HOSTILE: [&str; 5] = [
+        "a\u{1b}[2J\u{7}\u{7f}\u{9b}31m\u{202e}txt\u{2028}b\nc\u{fffd}ü",
+        "\"\\/\u{0}\u{1f}\t\r\u{200b}\u{feff}\u{61c}\u{2029}\u{180e}",
+        "",
+        "\u{10ffff}😀 ~/x",
+        "container_stopped",
+    ];
+
+    /// The line the sinks write is the one of the `Value` path, byte for byte.
+    fn assert_same_line(r: &Record) {
+        let want = line(&to_value(r));
+        assert_eq!(record_line(r), want);
+        let mut out = b"before".to_vec();
+        write_line(r, &mut out);
+        assert_eq!(&out[6..], want.as_bytes(), "appended");
+    }
+
+    /// JSON pointers of `v`'s strings, and of its objects that are maps of free keys.
+    fn pointers(v: &Value, at: String, strings: &mut Vec<String>, maps: &mut Vec<String>) {
+        match v {
+            Value::String(_) => strings.push(at),
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    pointers(x, format!("{at}/{i}"), strings, maps);
+                }
+            }
+            Value::Object(m) => {
+                if ["/labels", "/kinds", "/mechanisms"]
+                    .iter()
+                    .any(|e| at.ends_with(e))
+                {
+                    maps.push(at.clone());
+                }
+                for (k, x) in m {
+                    let k = k.replace('~', "~0").replace('/', "~1");
+                    pointers(x, format!("{at}/{k}"), strings, maps);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `v` with, in turn, each of its strings replaced by `s`, and `s` added as a key to each
+    /// of its maps: those that still read as a record.
+    fn hostile_variants(v: &Value, s: &str) -> Vec<Record> {
+        let (mut strings, mut maps) = (Vec::new(), Vec::new());
+        pointers(v, String::new(), &mut strings, &mut maps);
+        let mut out = Vec::new();
+        for p in strings {
+            let mut x = v.clone();
+            if let Some(slot) = x.pointer_mut(&p) {
+                *slot = Value::String(s.to_owned());
+            }
+            out.extend(serde_json::from_value(x).ok());
+        }
+        for p in maps {
+            let mut x = v.clone();
+            if let Some(Value::Object(m)) = x.pointer_mut(&p) {
+                let entry = if p.ends_with("/kinds") {
+                    serde_json::json!({"produced": 1})
+                } else {
+                    Value::String(s.to_owned())
+                };
+                m.insert(s.to_owned(), entry);
+            }
+            out.extend(serde_json::from_value(x).ok());
+        }
+        out
+    }
+
+    /// Every record type (the examples of docs/events.md), with hostile strings in every
+    /// field and map key that takes a string: written directly, the same bytes as through
+    /// `serde_json::to_value` and [`line`].
+    #[test]
+    fn every_record_type_writes_the_bytes_of_the_value_path() {
+        let examples = crate::record::examples_in(include_str!("../../../docs/events.md"));
+        let mut types = std::collections::BTreeSet::new();
+        for (t, text) in examples {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let r: Record = serde_json::from_value(v.clone()).unwrap();
+            assert_same_line(&r);
+            for s in HOSTILE {
+                let variants = hostile_variants(&v, s);
+                assert!(variants.len() >= 3, "{t}: {} variants", variants.len());
+                for r in &variants {
+                    assert_same_line(r);
+                }
+            }
+            types.insert(t);
+        }
+        assert_eq!(types.len(), Record::TYPES.len(), "every type");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Turning events into output: NDJSON records and console lines.
 
 pub mod console;
+mod direct;
 pub mod escape;
 pub mod file;
 pub mod filter;
 pub mod json;
+mod sorted;
 
 use crate::{clock::BootClock, probe::KindCounters};
 

@@ -16,7 +16,7 @@ use tracer::{
     explain::Incident,
     probe::{self},
     resolve::{Attrs, Container, Update},
-    session::{self, Next, Sink, Status},
+    session::{Next, Sink, Status},
     sink::{
         console, escape,
         file::{Discard, LineSink, RotatingFile, Stdout},
@@ -71,7 +71,7 @@ impl Sink for Out {
             return;
         }
         let s = if self.json {
-            json::line(&json::event(ev, attrs, ctx))
+            json::event_line(ev, attrs, ctx)
         } else {
             let denied = matches!(&ev.body, Body::Capability(c) if !c.allowed());
             self.paint(
@@ -94,7 +94,7 @@ impl Sink for Out {
             return;
         }
         let s = if self.json {
-            json::line(&json::incident(i, ctx))
+            json::record_line(&json::incident_record(i, ctx))
         } else {
             let color = match i {
                 Incident::Kill(_) | Incident::Oom(_) | Incident::RestartLoop(_) => RED,
@@ -110,7 +110,7 @@ impl Sink for Out {
             return;
         }
         let s = if self.json {
-            json::line(&session::throttle_record(c, ev, now, ctx))
+            json::record_line(&json::throttle_record(c, ev, now, ctx))
         } else {
             let color = if ev.kind == throttle::ThrottleKind::Stop {
                 CYAN
@@ -136,7 +136,7 @@ impl Sink for Out {
             return;
         }
         let s = if self.json {
-            json::line(&json::update(u, ctx))
+            json::record_line(&json::update_record(u, ctx))
         } else {
             self.paint(console::update(u, ctx), CYAN)
         };
@@ -145,7 +145,7 @@ impl Sink for Out {
 
     fn loss(&mut self, l: &Loss, now: u64, ctx: &Context) {
         let s = if self.json {
-            json::line(&json::loss(l, ctx, now))
+            json::record_line(&json::loss_record(l, ctx, now))
         } else {
             self.paint(console::loss(l, ctx, now), MAGENTA)
         };
