@@ -512,57 +512,30 @@ fn private(name: &str) -> Result {
     Ok(())
 }
 
-impl ser::SerializeSeq for Compound<'_, '_, Array> {
-    type Ok = ();
-    type Error = Error;
+/// The four sequence shapes serde tells apart are one JSON array here: each element in turn.
+macro_rules! array_compound {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for Compound<'_, '_, Array> {
+            type Ok = ();
+            type Error = Error;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        self.c.element(self.w, value)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+                self.c.element(self.w, value)
+            }
 
-    fn end(self) -> Result {
-        self.c.end(self.w)
-    }
+            fn end(self) -> Result {
+                self.c.end(self.w)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Compound<'_, '_, Array> {
-    type Ok = ();
-    type Error = Error;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        self.c.element(self.w, value)
-    }
-
-    fn end(self) -> Result {
-        self.c.end(self.w)
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_, '_, Array> {
-    type Ok = ();
-    type Error = Error;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        self.c.element(self.w, value)
-    }
-
-    fn end(self) -> Result {
-        self.c.end(self.w)
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_, Array> {
-    type Ok = ();
-    type Error = Error;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        self.c.element(self.w, value)
-    }
-
-    fn end(self) -> Result {
-        self.c.end(self.w)
-    }
-}
+array_compound!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_, '_, Object> {
     type Ok = ();
