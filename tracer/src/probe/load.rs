@@ -185,8 +185,9 @@ impl Probe {
             warnings,
             kinds: facts.kinds,
         };
-        let signal_targets_in_kernel = l.tracepoints(opts, &facts)?;
-        l.capability_fallback(&facts);
+        // The OOM programs first: on a tracepoint, programs run in the order they were
+        // attached, and the BTF-typed `mark_victim` program must have filled `OOM_VICTIMS`
+        // before the classic one's ring record can wake the reader, which looks it up.
         let oom_victims_in_kernel = if l.oom_context(&facts) {
             l.hooks.push(
                 HookAttempt::new("tp_btf", "mark_victim", OOM_VICTIM_BTF_PROGRAM)
@@ -196,6 +197,8 @@ impl Probe {
         } else {
             l.oom_victim_btf(opts, &facts)
         };
+        let signal_targets_in_kernel = l.tracepoints(opts, &facts)?;
+        l.capability_fallback(&facts);
         let runq_active = l.runq(opts);
         l.finish(
             opts,
