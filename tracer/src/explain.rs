@@ -1031,7 +1031,18 @@ pub fn add_freed_victim_anon(
     let Some(b) = m.breakdown.as_mut() else {
         return;
     };
-    if b.stale || victim_anon == 0 || read_usage.saturating_add(victim_anon / 2) > usage_at_oom {
+    // The usage file and `memory.stat` are read one after the other, maybe while the victim's
+    // memory is being freed: the lower of the two readings is the one that saw it go.
+    let stat_total = [b.anon, b.file, b.kernel]
+        .into_iter()
+        .flatten()
+        .sum::<u64>();
+    let seen = if stat_total > 0 {
+        read_usage.min(stat_total)
+    } else {
+        read_usage
+    };
+    if b.stale || victim_anon == 0 || seen.saturating_add(victim_anon / 2) > usage_at_oom {
         return;
     }
     if let Some(anon) = b.anon {
@@ -1667,6 +1678,11 @@ mod tests {
         // Without the kernel's usage at the OOM nothing tells when the files were read.
         let b = breakdown_of(&oom_incident(Some(after), None, 90 << 10));
         assert_eq!((b.anon, b.victim_anon_added), (Some(2 << 20), false));
+        // Read while it was being freed: the usage file (read first) still 60 MiB, memory.stat
+        // (read next) already down to 2 MiB of anon: the victim's anon is added back.
+        let during = files_with(60 << 20, breakdown(2 << 20, 6 << 20, 0, 2 << 20));
+        let b = breakdown_of(&oom_incident(Some(during), Some(kernel_memcg(0)), 90 << 10));
+        assert_eq!((b.anon, b.victim_anon_added), (Some(92 << 20), true));
     }
 
     #[test]
