@@ -554,31 +554,29 @@ impl ser::SerializeMap for Compound<'_, '_, Object> {
     }
 }
 
-impl ser::SerializeStruct for Compound<'_, '_, Object> {
-    type Ok = ();
-    type Error = Error;
+/// A struct and a struct variant are one JSON object here: each field a member.
+macro_rules! struct_compound {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for Compound<'_, '_, Object> {
+            type Ok = ();
+            type Error = Error;
 
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result {
-        self.c.field(self.w, key, value)
-    }
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result {
+                self.c.field(self.w, key, value)
+            }
 
-    fn end(self) -> Result {
-        self.c.end(self.w)
-    }
+            fn end(self) -> Result {
+                self.c.end(self.w)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Compound<'_, '_, Object> {
-    type Ok = ();
-    type Error = Error;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result {
-        self.c.field(self.w, key, value)
-    }
-
-    fn end(self) -> Result {
-        self.c.end(self.w)
-    }
-}
+struct_compound!(SerializeStruct, SerializeStructVariant);
 
 /// A map key, written as a member's `"key":`: strings (and what serde writes as one) only.
 struct KeyText<'w, 'a> {
