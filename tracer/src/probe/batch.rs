@@ -1,4 +1,4 @@
-//! Reading a whole per-CPU hash map in a few system calls (`BPF_MAP_LOOKUP_BATCH`).
+//! Reading a whole per-CPU map (hash or array) in a few system calls (`BPF_MAP_LOOKUP_BATCH`).
 //!
 //! aya's map iterator costs two system calls per entry (next key, then lookup). The session
 //! reads the capability de-duplication map every second and the run-queue map every throttle
@@ -34,8 +34,8 @@ struct BatchAttr {
     flags: u64,
 }
 
-/// Every entry of the per-CPU hash map `fd` (key `K`, value `V` on each of `cpus` possible
-/// CPUs). Errors with the kernel's error when it refuses batch lookups (too old, or another map
+/// Every entry of the per-CPU hash or array map `fd` (key `K`, `u32` for an array; value `V`
+/// on each of `cpus` possible CPUs). Errors with the kernel's error when it refuses batch lookups (too old, or another map
 /// type): the caller then iterates.
 pub fn per_cpu_entries<K: Copy, V: Copy>(
     fd: BorrowedFd<'_>,
@@ -227,5 +227,61 @@ mod tests {
         // Not a map at all: the kernel's error comes back.
         let file = std::fs::File::open("/dev/null").unwrap();
         assert!(per_cpu_entries::<u64, u64>(file.as_fd(), cpus).is_err());
+    }
+
+    #[test]
+    fn a_per_cpu_array_reads_every_slot_in_one_batch() {
+        const PERCPU_ARRAY: u32 = 6;
+        #[repr(C)]
+        struct Create {
+            map_type: u32,
+            key_size: u32,
+            value_size: u32,
+            max_entries: u32,
+        }
+        #[repr(C)]
+        struct Update {
+            map_fd: u32,
+            _pad: u32,
+            key: u64,
+            value: u64,
+            flags: u64,
+        }
+        let cpus = aya::util::nr_cpus().expect("possible CPUs");
+        let mut create = Create {
+            map_type: PERCPU_ARRAY,
+            key_size: 4,
+            value_size: 8,
+            max_entries: 40,
+        };
+        let fd = match bpf(BPF_MAP_CREATE, &mut create) {
+            // SAFETY: the kernel returned a new descriptor that nothing else owns.
+            Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd as i32) },
+            Err(e) => {
+                println!("SKIP: cannot create a BPF map here ({e}): run as root");
+                return;
+            }
+        };
+        for slot in 0..40u32 {
+            let values: Vec<u64> = (0..cpus as u64)
+                .map(|cpu| u64::from(slot) * 100 + cpu)
+                .collect();
+            let mut attr = Update {
+                map_fd: fd.as_raw_fd() as u32,
+                _pad: 0,
+                key: std::ptr::from_ref(&slot) as u64,
+                value: values.as_ptr() as u64,
+                flags: 0,
+            };
+            bpf(BPF_MAP_UPDATE_ELEM, &mut attr).expect("update");
+        }
+        let got = per_cpu_entries::<u32, u64>(fd.as_fd(), cpus).expect("batch lookup");
+        assert_eq!(got.len(), 40);
+        for (slot, values) in got {
+            let want: Vec<u64> = (0..cpus as u64)
+                .map(|cpu| u64::from(slot) * 100 + cpu)
+                .collect();
+            assert_eq!(values, want, "slot {slot}");
+        }
     }
 }

@@ -591,52 +591,63 @@ impl Probe {
     /// The kernel's capability check counters, summed over CPUs; `None` for an object
     /// without them.
     pub fn cap_counters(&self) -> Result<Option<CapCounters>, ProbeError> {
-        let Some(map) = self.ebpf.map(names::CAP_COUNTERS_MAP) else {
+        if self.ebpf.map(names::CAP_COUNTERS_MAP).is_none() {
             return Ok(None);
-        };
-        let err = |e: &dyn std::fmt::Display| ProbeError::Map {
-            map: names::CAP_COUNTERS_MAP,
-            message: e.to_string(),
-        };
-        let arr = PerCpuArray::<_, u64>::try_from(map).map_err(|e| err(&e))?;
-        let sum = |which: u32| -> Result<u64, ProbeError> {
-            Ok(arr.get(&which, 0).map_err(|e| err(&e))?.iter().sum())
-        };
+        }
+        let sums = self.per_cpu_sums(names::CAP_COUNTERS_MAP)?;
+        let sum = |i: u32| sums.get(i as usize).copied().unwrap_or(0);
         Ok(Some(CapCounters {
-            checks: sum(cap_counter::CHECKS)?,
-            slots: sum(cap_counter::SLOTS)?,
-            insert_failed: sum(cap_counter::INSERT_FAILED)?,
+            checks: sum(cap_counter::CHECKS),
+            slots: sum(cap_counter::SLOTS),
+            insert_failed: sum(cap_counter::INSERT_FAILED),
         }))
     }
 
     /// Kernel-side counters per kind, summed over CPUs.
     pub fn counters(&self) -> Result<[KindCounters; kind::COUNT], ProbeError> {
-        let map = self.ebpf.map(names::COUNTERS_MAP).ok_or(ProbeError::Map {
-            map: "COUNTERS",
-            message: "missing".into(),
-        })?;
-        let arr = PerCpuArray::<_, u64>::try_from(map).map_err(|e| ProbeError::Map {
-            map: "COUNTERS",
-            message: e.to_string(),
-        })?;
+        let sums = self.per_cpu_sums(names::COUNTERS_MAP)?;
+        let sum = |i: u32| sums.get(i as usize).copied().unwrap_or(0);
         let mut out = [KindCounters::default(); kind::COUNT];
         for (k, c) in out.iter_mut().enumerate() {
             let base = k as u32 * counter::STRIDE;
-            let sum = |which: u32| -> Result<u64, ProbeError> {
-                let vals = arr.get(&(base + which), 0).map_err(|e| ProbeError::Map {
-                    map: "COUNTERS",
-                    message: e.to_string(),
-                })?;
-                Ok(vals.iter().sum())
-            };
             *c = KindCounters {
-                attempts: sum(counter::EMIT_ATTEMPT)?,
-                lost_ringbuf_full: sum(counter::LOST_RINGBUF_FULL)?,
-                read_errors: sum(counter::READ_ERROR)?,
-                filtered: sum(counter::FILTERED)?,
+                attempts: sum(base + counter::EMIT_ATTEMPT),
+                lost_ringbuf_full: sum(base + counter::LOST_RINGBUF_FULL),
+                read_errors: sum(base + counter::READ_ERROR),
+                filtered: sum(base + counter::FILTERED),
             };
         }
         Ok(out)
+    }
+
+    /// Every slot of a per-CPU array of counters, summed over CPUs: one batch lookup, or one
+    /// lookup per slot where the kernel refuses batches (before 5.6). Read several times a
+    /// second (status, losses, throttle ticks): 40 slots one by one were most of an idle
+    /// agent's system calls.
+    fn per_cpu_sums(&self, name: &'static str) -> Result<Vec<u64>, ProbeError> {
+        let err = |e: &dyn std::fmt::Display| ProbeError::Map {
+            map: name,
+            message: e.to_string(),
+        };
+        let map = self.ebpf.map(name).ok_or_else(|| err(&"missing"))?;
+        if let (aya::maps::Map::PerCpuArray(data), Ok(cpus)) = (map, aya::util::nr_cpus()) {
+            match batch::per_cpu_entries::<u32, u64>(std::os::fd::AsFd::as_fd(data.fd()), cpus) {
+                Ok(entries) => {
+                    let mut sums = vec![0; entries.len()];
+                    for (slot, values) in entries {
+                        if let Some(s) = sums.get_mut(slot as usize) {
+                            *s = values.iter().sum();
+                        }
+                    }
+                    return Ok(sums);
+                }
+                Err(e) => log::debug!("{name}: batch lookup refused ({e}); one slot at a time"),
+            }
+        }
+        let arr = PerCpuArray::<_, u64>::try_from(map).map_err(|e| err(&e))?;
+        (0..arr.len())
+            .map(|i| Ok(arr.get(&i, 0).map_err(|e| err(&e))?.iter().sum()))
+            .collect()
     }
 }
 
