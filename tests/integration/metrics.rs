@@ -9,7 +9,7 @@ use std::{
 };
 
 use ctrace_tests::{
-    eventually, free_port, http_get, require, require_docker, Bounded as _, DockerContainer,
+    eventually, free_port, http_get, require, require_docker, run, Bounded as _, DockerContainer,
     TempDir, Watch,
 };
 use serde_json::Value;
@@ -222,4 +222,62 @@ fn prometheus_sees_an_oom_kill_and_a_throttled_ratio() {
     assert!(r > 0.8, "{ratio} = {r}");
     drop(prom);
     w.stop_with(libc::SIGTERM);
+}
+
+/// One sample of the exposition: the first of `family` whose labels include `label` (all of
+/// them when it is empty).
+fn sample(text: &str, family: &str, label: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(family)?;
+        let (labels, value) = rest.rsplit_once(' ')?;
+        let bare = labels.is_empty() || labels.starts_with('{');
+        (bare && labels.contains(label)).then(|| value.parse().ok())?
+    })
+}
+
+/// Containers in which nothing runs are not read again (the kernel's run-queue counts say
+/// so), and one that runs again has its figures read again.
+#[test]
+fn a_quiet_container_is_skipped_until_it_runs_again() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let dir = TempDir::new("metrics-quiet");
+    let output = dir.0.join("out.ndjson");
+    let name = "ctrace-it-metrics-quiet";
+    let sleeper = DockerContainer::run(name, &["-m", "64m"], &["sleep", "300"]);
+    let w = Watch::start_agent(
+        &bin,
+        &[
+            "--no-journal",
+            "--output",
+            output.to_str().unwrap(),
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+    );
+    let addr = metrics_addr(&w);
+    let usage = "ctrace_container_memory_usage_bytes";
+    let label = format!("container=\"{name}\"");
+    // The sleeper has been read once (its series exist), then found quiet.
+    let before = eventually("a quiet container and the sleeper's usage", WAIT, || {
+        let text = http_get(&addr, "/metrics")?;
+        let quiet = sample(&text, "ctrace_containers_quiet", "")?;
+        let usage = sample(&text, usage, &label)?;
+        (quiet >= 1.0).then_some(usage)
+    });
+    // It runs again: 16 MiB written to its /dev/shm are charged to it, and seen.
+    run(Command::new("docker").args([
+        "exec",
+        &sleeper.id,
+        "sh",
+        "-c",
+        "head -c 16777216 /dev/zero > /dev/shm/fill",
+    ]));
+    let after = eventually("the usage to follow the write", WAIT, || {
+        let text = http_get(&addr, "/metrics")?;
+        sample(&text, usage, &label).filter(|u| *u >= before + 16.0 * 1024.0 * 1024.0)
+    });
+    eprintln!("usage of the quiet container: {before} then {after} bytes");
 }

@@ -743,10 +743,11 @@ pub struct Memory {
 }
 
 impl Memory {
-    /// Read and remember a live container's figures (nothing when replaying).
-    pub fn refresh(&self, c: &Container) {
+    /// Read and remember a live container's figures (nothing when replaying); see
+    /// [`CgroupMemory::refresh`].
+    pub fn refresh(&self, c: &Container, at_once: bool) {
         if let Some(m) = &self.live {
-            m.refresh(c);
+            m.refresh(c, at_once);
         }
     }
 }

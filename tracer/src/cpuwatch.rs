@@ -7,6 +7,7 @@ use std::{collections::HashMap, sync::Arc};
 use tracer_common::RunqHist;
 
 use crate::{
+    activity::Activity,
     recorder,
     resolve::Container,
     runq::{RunqDelta, RunqTracker},
@@ -30,20 +31,35 @@ struct State {
 enum Read {
     /// No cgroup to read, or it is gone.
     Nothing,
-    /// Still no quota: the last full sample stands.
+    /// Still no quota, or nothing ran in the container since the last tick: the last full
+    /// sample stands.
     QuotaOnly,
     Full(CpuSample),
 }
 
 impl State {
     /// Reads the full figures, or only the quota file when the last full sample found no
-    /// quota (nothing to detect until one is set) and full figures are not due yet.
-    fn read(&mut self, full_every: u32, now: std::time::Duration) -> Read {
+    /// quota (nothing to detect until one is set) and full figures are not due yet, or nothing
+    /// when `quiet` (nothing of the container ran since the last tick: see
+    /// [`crate::activity`]) and no throttling episode is open. `settle`: it has just stopped
+    /// running; read in full, since these figures will stand.
+    fn read(
+        &mut self,
+        full_every: u32,
+        quiet: bool,
+        settle: bool,
+        now: std::time::Duration,
+    ) -> Read {
         let Some(paths) = &self.paths else {
             return Read::Nothing;
         };
+        if quiet && self.last.is_some() && !self.detector.in_episode() {
+            self.since_full = self.since_full.saturating_add(1);
+            return Read::QuotaOnly;
+        }
         let unlimited = self.last.as_ref().is_some_and(|s| s.quota.is_none());
         if unlimited
+            && !settle
             && self.since_full + 1 < full_every
             && matches!(throttle::read_quota(paths), Ok(None))
         {
@@ -105,14 +121,29 @@ impl CpuWatch {
         self.full_every = if yes { UNLIMITED_FULL_EVERY } else { 1 };
     }
 
-    /// Sample every container once. `runq`: the kernel's cumulative histograms, when the
-    /// run-queue programs are attached.
+    /// The run-queue counts per cgroup since the previous call, from the kernel's cumulative
+    /// histograms.
+    pub fn runq_deltas(&mut self, runq: HashMap<u64, RunqHist>) -> HashMap<u64, RunqDelta> {
+        self.runq.advance(runq)
+    }
+
+    /// The CPU time `c` has used, in ns: one file, for [`Activity`]'s check that nothing ran
+    /// in a quiet container. `None` before its first tick or when it cannot be read.
+    pub fn usage_of(&self, c: &Container) -> Option<u64> {
+        let paths = self.states.get(&recorder::key(c))?.paths.as_ref()?;
+        crate::cgroup::read_usage(paths).ok().flatten()
+    }
+
+    /// Sample every container once. `runq`: [`CpuWatch::runq_deltas`], when the run-queue
+    /// programs are attached. Containers `activity` finds quiet are not read when only
+    /// detection is wanted ([`CpuWatch::detection_only`]).
     pub fn tick(
         &mut self,
         containers: &[(Arc<Container>, Option<u64>)],
-        runq: Option<HashMap<u64, RunqHist>>,
+        runq: Option<&HashMap<u64, RunqDelta>>,
+        activity: &Activity,
     ) -> Vec<Report> {
-        let runq = runq.map(|h| self.runq.advance(h));
+        let gate = self.full_every > 1;
         for s in self.states.values_mut() {
             s.seen = false;
         }
@@ -130,9 +161,11 @@ impl CpuWatch {
             });
             state.seen = true;
             let delta = cgroup_id
-                .and_then(|id| runq.as_ref().and_then(|r| r.get(&id)))
+                .and_then(|id| runq.and_then(|r| r.get(&id)))
                 .cloned();
-            let sample = match state.read(self.full_every, now) {
+            let quiet = gate && !activity.stirred(*cgroup_id);
+            let settle = gate && activity.settling(*cgroup_id);
+            let sample = match state.read(self.full_every, quiet, settle, now) {
                 Read::Nothing => continue,
                 Read::QuotaOnly => {
                     out.push(Report {
@@ -213,15 +246,34 @@ mod tests {
         write_stat(dir.path(), 1);
         let mut st = state(dir.path());
         let now = Duration::from_secs(1);
-        assert_eq!(usage(&st.read(UNLIMITED_FULL_EVERY, now)), Some(1_000));
+        assert_eq!(
+            usage(&st.read(UNLIMITED_FULL_EVERY, false, false, now)),
+            Some(1_000)
+        );
         write_stat(dir.path(), 2);
         for _ in 1..UNLIMITED_FULL_EVERY {
-            assert_eq!(st.read(UNLIMITED_FULL_EVERY, now), Read::QuotaOnly);
+            assert_eq!(
+                st.read(UNLIMITED_FULL_EVERY, false, false, now),
+                Read::QuotaOnly
+            );
         }
-        assert_eq!(usage(&st.read(UNLIMITED_FULL_EVERY, now)), Some(2_000));
+        assert_eq!(
+            usage(&st.read(UNLIMITED_FULL_EVERY, false, false, now)),
+            Some(2_000)
+        );
+        // A container that has just stopped running is read in full at once.
+        assert_eq!(
+            st.read(UNLIMITED_FULL_EVERY, false, false, now),
+            Read::QuotaOnly
+        );
+        write_stat(dir.path(), 4);
+        assert_eq!(
+            usage(&st.read(UNLIMITED_FULL_EVERY, false, true, now)),
+            Some(4_000)
+        );
         // A consumer that wants every tick gets every tick.
         write_stat(dir.path(), 3);
-        assert_eq!(usage(&st.read(1, now)), Some(3_000));
+        assert_eq!(usage(&st.read(1, false, false, now)), Some(3_000));
     }
 
     #[test]
@@ -231,15 +283,21 @@ mod tests {
         write_stat(dir.path(), 1);
         let mut st = state(dir.path());
         let now = Duration::from_secs(1);
-        st.read(UNLIMITED_FULL_EVERY, now);
-        assert_eq!(st.read(UNLIMITED_FULL_EVERY, now), Read::QuotaOnly);
+        st.read(UNLIMITED_FULL_EVERY, false, false, now);
+        assert_eq!(
+            st.read(UNLIMITED_FULL_EVERY, false, false, now),
+            Read::QuotaOnly
+        );
         fs::write(dir.path().join("cpu.max"), "50000 100000\n").unwrap();
-        let Read::Full(s) = st.read(UNLIMITED_FULL_EVERY, now) else {
+        let Read::Full(s) = st.read(UNLIMITED_FULL_EVERY, false, false, now) else {
             panic!("a new quota must be read in full");
         };
         assert_eq!(s.quota.map(|q| q.quota_us), Some(50_000));
         // With a quota, every tick is full.
-        assert!(matches!(st.read(UNLIMITED_FULL_EVERY, now), Read::Full(_)));
+        assert!(matches!(
+            st.read(UNLIMITED_FULL_EVERY, false, false, now),
+            Read::Full(_)
+        ));
     }
 
     #[test]
@@ -251,8 +309,53 @@ mod tests {
         write_stat(&cg, 1);
         let mut st = state(&cg);
         let now = Duration::from_secs(1);
-        st.read(UNLIMITED_FULL_EVERY, now);
+        st.read(UNLIMITED_FULL_EVERY, false, false, now);
         fs::remove_dir_all(&cg).unwrap();
-        assert_eq!(st.read(UNLIMITED_FULL_EVERY, now), Read::Nothing);
+        assert_eq!(
+            st.read(UNLIMITED_FULL_EVERY, false, false, now),
+            Read::Nothing
+        );
+    }
+
+    #[test]
+    fn a_quiet_container_is_not_read_unless_a_throttling_episode_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let cg = dir.path().join("cg");
+        fs::create_dir(&cg).unwrap();
+        fs::write(cg.join("cpu.max"), "50000 100000\n").unwrap();
+        let stat = |periods: u64, throttled: u64, usage_usec: u64| {
+            let text = format!(
+                "usage_usec {usage_usec}\nuser_usec 0\nsystem_usec 0\nnr_periods {periods}\n\
+                 nr_throttled {throttled}\nthrottled_usec {}\n",
+                throttled * 50_000
+            );
+            fs::write(cg.join("cpu.stat"), text).unwrap();
+        };
+        stat(0, 0, 0);
+        let mut st = state(&cg);
+        let at = |s| Duration::from_secs(s);
+        let Read::Full(first) = st.read(UNLIMITED_FULL_EVERY, true, false, at(1)) else {
+            panic!("the first look is always a read");
+        };
+        st.detector.observe(&first, None);
+        // Quiet, not throttled: the files are not even looked at.
+        fs::remove_file(cg.join("cpu.stat")).unwrap();
+        assert_eq!(
+            st.read(UNLIMITED_FULL_EVERY, true, false, at(2)),
+            Read::QuotaOnly
+        );
+        // Throttled in every period: an episode opens, and while it is open every tick is
+        // read, quiet or not (its end is seen from the figures).
+        stat(10, 10, 500_000);
+        let Read::Full(s) = st.read(UNLIMITED_FULL_EVERY, false, false, at(3)) else {
+            panic!("a stirred container is read");
+        };
+        assert!(st.detector.observe(&s, None).is_some());
+        assert!(st.detector.in_episode());
+        stat(10, 10, 500_000);
+        assert!(matches!(
+            st.read(UNLIMITED_FULL_EVERY, true, false, at(4)),
+            Read::Full(_)
+        ));
     }
 }

@@ -587,18 +587,20 @@ impl CgroupMemory {
     }
 
     /// Read and remember a live container's figures (called each sampling interval; read
-    /// at most every [`REFRESH_EVERY`] per container: an OOM kill reads them afresh, and these
-    /// are only the fallback for a cgroup gone before its record was read).
-    pub fn refresh(&self, c: &Container) {
+    /// at most every [`REFRESH_EVERY`] per container, or at once when `now`: an OOM kill reads
+    /// them afresh, and these are only the fallback for a cgroup gone before its record was
+    /// read).
+    pub fn refresh(&self, c: &Container, at_once: bool) {
         let Some(path) = c.cgroup_path_for("memory") else {
             return;
         };
         let now = std::time::Instant::now();
         {
             let mut at = self.refreshed.borrow_mut();
-            if at
-                .get(path)
-                .is_some_and(|t| now.duration_since(*t) < REFRESH_EVERY)
+            if !at_once
+                && at
+                    .get(path)
+                    .is_some_and(|t| now.duration_since(*t) < REFRESH_EVERY)
             {
                 return;
             }

@@ -47,6 +47,7 @@ pub mod resolve;
 pub mod select;
 
 // Incident: events correlated into what happened, and why.
+pub mod activity;
 pub mod cpuwatch;
 pub mod explain;
 pub mod restarts;

@@ -107,6 +107,7 @@ struct Health {
     journal: Option<WriterStatus>,
     live: usize,
     gone: usize,
+    quiet: usize,
     enrichment_failures: u64,
     ring_fill: Option<f64>,
 }
@@ -257,14 +258,19 @@ impl Metrics {
     pub fn cpu(
         &self,
         tick: &CpuTick<'_>,
-        memory: impl Fn(&Container) -> (Option<u64>, Option<u64>, Option<u64>),
+        memory: impl Fn(&Container, Look) -> (Option<u64>, Option<u64>, Option<u64>),
         now: Instant,
     ) {
         self.with(|st| {
             let mut live = std::collections::BTreeSet::new();
-            for (c, _) in tick.live {
+            for (c, id) in tick.live {
                 live.insert(recorder::key(c));
-                let (usage, limit, peak) = memory(c);
+                let look = match (tick.activity.stirred(*id), tick.activity.settling(*id)) {
+                    (false, _) => Look::Quiet,
+                    (true, false) => Look::Due,
+                    (true, true) => Look::Now,
+                };
+                let (usage, limit, peak) = memory(c, look);
                 let Some(s) = Self::series(st, c) else {
                     continue;
                 };
@@ -304,6 +310,7 @@ impl Metrics {
                 journal: st.journal.clone(),
                 live: st.live_containers,
                 gone: st.gone_containers,
+                quiet: st.quiet_containers,
                 enrichment_failures: st.enrichment_failures,
                 ring_fill: st.ring_fill,
             };
@@ -629,6 +636,14 @@ fn encode_health(enc: &mut DescriptorEncoder, st: &State) -> Result<(), std::fmt
     )?;
     family(
         enc,
+        "ctrace_containers_quiet",
+        "Live containers in which no thread ran since the last sampling tick: their cgroup files \
+         are not read again until one does (their figures stand).",
+        gauge,
+        [(NO_LABELS, ConstGauge::new(h.quiet as i64))],
+    )?;
+    family(
+        enc,
         "ctrace_metrics_containers",
         "Containers that have per-container series now.",
         gauge,
@@ -671,6 +686,17 @@ type MemoryFigures = (Option<u64>, Option<u64>, Option<u64>);
 /// idle agent's reads.
 const MEMORY_EVERY: Duration = Duration::from_secs(5);
 
+/// Whether a container's memory figures are read at a tick (see [`crate::activity`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// Nothing of it ran: the figures stand.
+    Quiet,
+    /// It ran: read when the figures are older than [`MEMORY_EVERY`].
+    Due,
+    /// It has just stopped running: read now, the figures that then stand are these.
+    Now,
+}
+
 impl MetricsSink {
     pub fn new(metrics: Metrics) -> Self {
         Self {
@@ -681,11 +707,12 @@ impl MetricsSink {
     }
 
     /// `c`'s memory figures, read again when older than [`MEMORY_EVERY`].
-    fn memory_of(&self, c: &Container, now: Instant) -> MemoryFigures {
+    fn memory_of(&self, c: &Container, look: Look, now: Instant) -> MemoryFigures {
         let key = recorder::key(c);
         let mut cache = self.memory.borrow_mut();
         if let Some((at, figures)) = cache.get(&key) {
-            if now.duration_since(*at) < MEMORY_EVERY {
+            let fresh = now.duration_since(*at) < MEMORY_EVERY;
+            if look == Look::Quiet || (look == Look::Due && fresh) {
                 return *figures;
             }
         }
@@ -721,7 +748,8 @@ impl Sink for MetricsSink {
     }
     fn cpu(&mut self, tick: &CpuTick<'_>) {
         let now = Instant::now();
-        self.metrics.cpu(tick, |c| self.memory_of(c, now), now);
+        self.metrics
+            .cpu(tick, |c, stirred| self.memory_of(c, stirred, now), now);
         // Forget containers no longer live.
         let live: HashSet<String> = tick.live.iter().map(|(c, _)| recorder::key(c)).collect();
         self.memory.borrow_mut().retain(|k, _| live.contains(k));
@@ -807,8 +835,9 @@ mod tests {
                 live: &live,
                 reports,
                 lost: Some(0),
+                activity: &crate::activity::Activity::default(),
             },
-            |_| (Some(10 << 20), Some(64 << 20), Some(20 << 20)),
+            |_, _| (Some(10 << 20), Some(64 << 20), Some(20 << 20)),
             now,
         );
     }

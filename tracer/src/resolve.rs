@@ -921,6 +921,15 @@ impl Resolver {
         std::mem::take(&mut self.updates)
     }
 
+    /// The cgroup id a container is tracked under, for a cgroup already placed in it (its own
+    /// or one below it); nothing is read or rescanned.
+    pub fn container_cgroup_of(&self, cgroup_id: u64) -> Option<u64> {
+        match self.by_cgroup.get(&cgroup_id) {
+            Some(Slot::Container(key)) => self.tracked.get(key)?.cgroup_id,
+            _ => None,
+        }
+    }
+
     /// Every container known, live ones first, then tombstones.
     pub fn containers(&self) -> Vec<(Arc<Container>, Option<u64>, bool)> {
         let mut v: Vec<_> = self

@@ -23,6 +23,7 @@ use tokio::{io::unix::AsyncFd, sync::mpsc};
 use tracer_common::{kind, kind_bit};
 
 use crate::{
+    activity::Activity,
     capture::{self, CapFrame, Frame, Tape},
     cgroup::Mounts,
     clock::BootClock,
@@ -230,6 +231,9 @@ pub struct Status {
     pub decode_errors_by_kind: [u64; kind::COUNT],
     pub live_containers: usize,
     pub gone_containers: usize,
+    /// Live containers skipped at the last sampling tick: nothing of theirs ran (see
+    /// [`crate::activity`]).
+    pub quiet_containers: usize,
     /// The journal writer, when journaling.
     pub journal: Option<WriterStatus>,
     /// Requests to runtimes (Docker's API, `ctr`) that failed since start.
@@ -249,6 +253,8 @@ pub struct CpuTick<'a> {
     pub reports: &'a [cpuwatch::Report],
     /// Records lost since start, when the counters can be read.
     pub lost: Option<u64>,
+    /// Which containers ran since the last tick: the figures of the others stand.
+    pub activity: &'a Activity,
 }
 
 /// What a session did, at its end.
@@ -387,6 +393,8 @@ struct Flow {
     kmsg: capture::KernelReports,
     feed: mpsc::Sender<Feed>,
     recorder: Option<Recorder>,
+    /// Which containers ran since the last throttle tick: the quiet ones are not sampled.
+    activity: Activity,
     ctx: Context,
     /// Requests to runtimes (Docker's API, `ctr`) that failed.
     enrichment_failures: u64,
@@ -496,6 +504,7 @@ impl Session {
             },
             feed: feed_tx,
             recorder,
+            activity: Activity::default(),
             ctx,
             enrichment_failures: 0,
             ring_peak: 0,
@@ -664,6 +673,7 @@ impl Session {
             decode_errors_by_kind: pipeline.decode_errors_by_kind,
             live_containers: live,
             gone_containers: containers.len() - live,
+            quiet_containers: self.flow.activity.quiet().len(),
             journal: self.flow.recorder.as_ref().map(Recorder::status),
             enrichment_failures: self.flow.enrichment_failures,
             ring_fill: self
@@ -682,16 +692,33 @@ impl Session {
             .filter(|(_, _, gone)| !gone)
             .map(|(c, id, _)| (c, id))
             .collect();
-        // Keep each container's memory figures fresh for OOM incidents.
-        for (c, _) in &live {
-            self.flow.correlator.memory().refresh(c);
-        }
         let runq = if self.probe.runq_active {
-            self.probe.runq().ok()
+            self.probe.runq().ok().map(|h| self.cpu.runq_deltas(h))
         } else {
             None
         };
-        let reports = self.cpu.tick(&live, runq);
+        let resolver = &self.flow.resolver;
+        let cpu = &self.cpu;
+        self.flow.activity.tick(
+            live.iter().filter_map(|(_, id)| *id),
+            runq.as_ref(),
+            |id| resolver.container_cgroup_of(id),
+            |id| {
+                let (c, _) = live.iter().find(|(_, i)| *i == Some(id))?;
+                cpu.usage_of(c)
+            },
+        );
+        // Keep each container's memory figures fresh for OOM incidents.
+        for (c, id) in &live {
+            let activity = &self.flow.activity;
+            if activity.stirred(*id) {
+                self.flow
+                    .correlator
+                    .memory()
+                    .refresh(c, activity.settling(*id));
+            }
+        }
+        let reports = self.cpu.tick(&live, runq.as_ref(), &self.flow.activity);
         let now = BootClock::boot_now_ns();
         for r in &reports {
             if let Some(ev) = &r.event {
@@ -707,6 +734,7 @@ impl Session {
             live: &live,
             reports: &reports,
             lost,
+            activity: &self.flow.activity,
         });
     }
 
@@ -1019,7 +1047,7 @@ impl Flow {
         for c in self.resolver.take_new() {
             // Its memory limit, read while the cgroup is there: an OOM kill may remove it
             // before the record is read.
-            self.correlator.memory().refresh(&c);
+            self.correlator.memory().refresh(&c, false);
             if let Some(r) = &mut self.recorder {
                 r.saw_new_container();
             }
@@ -1118,8 +1146,8 @@ impl Flow {
     fn sample_memory(&mut self) {
         let now = self.ctx.clock.unix_ns(BootClock::boot_now_ns());
         if let Some(r) = &mut self.recorder {
-            for (c, _, gone) in self.resolver.containers() {
-                if !gone {
+            for (c, id, gone) in self.resolver.containers() {
+                if !gone && self.activity.stirred(id) {
                     r.sample(&c, now);
                 }
             }
@@ -1221,6 +1249,7 @@ impl Flow {
             },
             feed,
             recorder: None,
+            activity: Activity::default(),
             ctx: Context {
                 host: header.host.clone(),
                 clock: BootClock::fixed(header.realtime_at_boot_ns),

@@ -505,6 +505,29 @@ pub fn read_quota(paths: &CpuPaths) -> Result<Option<Quota>, SampleError> {
     Ok(quota)
 }
 
+/// Only the CPU time the cgroup used, in ns: one file (`cpuacct.usage`, or `cpu.stat` on
+/// cgroup v2 or without `cpuacct`), the cheap check that nothing ran in it. `None` when no
+/// file has it.
+pub fn read_usage(paths: &CpuPaths) -> Result<Option<u64>, SampleError> {
+    let v2_usage = |dir: &Path| -> Result<Option<u64>, SampleError> {
+        Ok(read_parsed(&dir.join("cpu.stat"), parse_v2_cpu_stat)?
+            .and_then(|s| s.usage_usec)
+            .map(|us| us.saturating_mul(1_000)))
+    };
+    match paths {
+        CpuPaths::V1 {
+            cpuacct_dir: Some(dir),
+            ..
+        } => read_parsed(&dir.join("cpuacct.usage"), parse_v1_cpuacct_usage),
+        CpuPaths::V1 {
+            unified_dir: Some(dir),
+            ..
+        } => v2_usage(dir),
+        CpuPaths::V1 { .. } => Ok(None),
+        CpuPaths::V2 { dir } => v2_usage(dir),
+    }
+}
+
 /// Now on `CLOCK_MONOTONIC`, for [`CpuSample::at`].
 pub fn monotonic_now() -> Duration {
     let mut ts = libc::timespec {

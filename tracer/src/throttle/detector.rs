@@ -301,6 +301,11 @@ impl ThrottleDetector {
         &self.config
     }
 
+    /// Whether a throttling episode is open (its end is still to be seen).
+    pub fn in_episode(&self) -> bool {
+        self.episode.is_some()
+    }
+
     /// Takes the next sample (with the kernel's run-queue delay over the same interval,
     /// when known) and returns the transition it causes, if any.
     pub fn observe(

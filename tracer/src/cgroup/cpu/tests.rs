@@ -605,3 +605,34 @@ fn monotonic_clock_advances() {
     assert!(a > Duration::ZERO);
     assert!(b >= a);
 }
+
+#[test]
+fn read_usage_reads_one_file_of_each_layout() {
+    let t = TempDir::new();
+    let cpu = t.sub("cpu", &[]);
+    let acct = t.sub("cpuacct", &[("cpuacct.usage", V1_USAGE_A.as_bytes())]);
+    let unified = t.sub("unified", &[("cpu.stat", HYBRID_STAT.as_bytes())]);
+    let v1 = |cpuacct_dir: Option<&PathBuf>, unified_dir: Option<&PathBuf>| CpuPaths::V1 {
+        cpu_dir: cpu.clone(),
+        cpuacct_dir: cpuacct_dir.cloned(),
+        unified_dir: unified_dir.cloned(),
+    };
+    let acct_ns = parse_v1_cpuacct_usage(V1_USAGE_A).unwrap();
+    assert_eq!(
+        read_usage(&v1(Some(&acct), Some(&unified))).unwrap(),
+        Some(acct_ns)
+    );
+    // Without cpuacct, the unified hierarchy's cpu.stat (µs, as ns).
+    assert_eq!(
+        read_usage(&v1(None, Some(&unified))).unwrap(),
+        Some(1_516_067_000)
+    );
+    assert_eq!(read_usage(&v1(None, None)).unwrap(), None);
+    assert_eq!(
+        read_usage(&CpuPaths::V2 { dir: unified }).unwrap(),
+        Some(1_516_067_000)
+    );
+    // Garbage is an error, not a figure.
+    let bad = t.sub("bad", &[("cpuacct.usage", b"twelve\n")]);
+    assert!(read_usage(&v1(Some(&bad), None)).is_err());
+}
