@@ -19,6 +19,7 @@ pub mod names {
     pub const CAP_COUNTERS_MAP: &str = "CAP_COUNTERS";
     pub const RUNQ_MAP: &str = "RUNQ";
     pub const OOM_VICTIMS_MAP: &str = "OOM_VICTIMS";
+    pub const READER_MAP: &str = "READER";
     pub const CONFIG_GLOBAL: &str = "CONFIG";
     /// The eBPF object's file name in `OUT_DIR` (the `[[bin]]` of tracer-ebpf).
     pub const OBJECT: &str = "tracer";

@@ -16,7 +16,7 @@ use tracer_common::{
     MEMCG_UNREAD, OFFSET_ABSENT,
 };
 
-use crate::{CONFIG, COUNTERS, EVENTS};
+use crate::{CONFIG, COUNTERS, EVENTS, READER};
 
 /// Read one field of `CONFIG` without copying the whole struct to the stack. The volatile read
 /// keeps the compiler from folding the default value in: userspace rewrites it at load time.
@@ -108,10 +108,14 @@ fn lost<C: EbpfContext>(ctx: &C, k: u16) {
 }
 
 /// Records go out without waking the reader (it polls on a short timer) unless the buffer is
-/// filling up or the record is urgent: a wakeup per record costs several times more.
+/// filling up, the record is urgent, or the reader stopped polling: a wakeup per record costs
+/// several times more.
 #[inline(always)]
 pub fn submit_flags(urgent: bool) -> u64 {
-    if urgent || EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= conf!(wakeup_bytes) {
+    if urgent
+        || READER.get(0).is_some_and(|asleep| *asleep != 0)
+        || EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= conf!(wakeup_bytes)
+    {
         u64::from(BPF_RB_FORCE_WAKEUP)
     } else {
         u64::from(BPF_RB_NO_WAKEUP)

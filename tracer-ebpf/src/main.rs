@@ -14,7 +14,7 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_boot_ns},
     macros::{btf_tracepoint, fentry, fexit, kprobe, kretprobe, map, tracepoint},
-    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
     programs::{
         BtfTracePointContext, FEntryContext, FExitContext, ProbeContext, RetProbeContext,
         TracePointContext,
@@ -37,6 +37,11 @@ static CONFIG: Config = Config::DEFAULT;
 /// All records. Size set by userspace at load time.
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+/// One slot, set by userspace while it does not poll the ring (nothing came for a while):
+/// then every record wakes it, instead of waiting for a poll that is not coming.
+#[map]
+static READER: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Per-CPU counters, `kind * counter::STRIDE + counter::*`.
 #[map]

@@ -361,6 +361,33 @@ const DRAIN_BATCH: u64 = 16_384;
 /// machine handles far fewer than [`DRAIN_BATCH`] records in it.
 const DRAIN_TIME: Duration = Duration::from_millis(100);
 
+/// Empty polls in a row (half a second) after which the session stops polling the ring and
+/// has the programs wake it with each record: an idle host costs no timer 20 times a second.
+const NAP_AFTER_EMPTY_POLLS: u32 = 10;
+
+/// Whether the session polls the ring or waits for records to wake it.
+#[derive(Debug, Default)]
+struct Nap {
+    empty_polls: u32,
+    asleep: bool,
+}
+
+impl Nap {
+    /// After a poll that read `n` records: whether it is time to stop polling.
+    fn polled(&mut self, n: u64) -> bool {
+        if n > 0 {
+            self.empty_polls = 0;
+            return false;
+        }
+        self.empty_polls += 1;
+        if self.empty_polls < NAP_AFTER_EMPTY_POLLS {
+            return false;
+        }
+        self.empty_polls = 0;
+        true
+    }
+}
+
 /// Least time between two warnings about program runs the kernel skipped.
 const MISSES_WARN_EVERY: Duration = Duration::from_secs(60);
 
@@ -574,6 +601,8 @@ impl Session {
         self.flow.after(sink);
         self.cpu.detection_only(!sink.cpu_figures_every_tick());
         let mut poll = tokio::time::interval(probe::POLL_INTERVAL);
+        // Polls stop while nothing comes; then each record wakes the loop.
+        let mut nap = Nap::default();
         let mut second = tokio::time::interval(Duration::from_secs(1));
         let deadline = self
             .config
@@ -603,16 +632,38 @@ impl Session {
                     let mut guard = guard?;
                     let (n, left) = drain(guard.get_inner_mut(), &mut self.flow, sink);
                     rate_count += n;
+                    if nap.asleep {
+                        // Records are coming again: back to polling, and to batched wakeups.
+                        self.probe.set_reader_asleep(false);
+                        nap = Nap::default();
+                        poll.reset();
+                    }
                     // With records left, stay ready: the next turn reads on after serving the
                     // rest.
                     if !left {
                         guard.clear_ready();
                     }
                 }
-                _ = poll.tick() => {
-                    rate_count += drain(self.ring.get_mut(), &mut self.flow, sink).0;
+                _ = poll.tick(), if !nap.asleep => {
+                    let n = drain(self.ring.get_mut(), &mut self.flow, sink).0;
+                    rate_count += n;
+                    if nap.polled(n) && self.probe.set_reader_asleep(true) {
+                        // What was submitted before the programs saw the flag woke no one.
+                        let n = drain(self.ring.get_mut(), &mut self.flow, sink).0;
+                        rate_count += n;
+                        if n > 0 {
+                            self.probe.set_reader_asleep(false);
+                        } else {
+                            nap.asleep = true;
+                        }
+                    }
                 }
                 _ = second.tick() => {
+                    if nap.asleep {
+                        // A record submitted while the flag was being set, and not yet
+                        // committed at the last read, woke no one: it waits a second at most.
+                        rate_count += drain(self.ring.get_mut(), &mut self.flow, sink).0;
+                    }
                     self.report(sink, window_ns);
                     let secs = rate_start.elapsed().as_secs_f64().max(0.001);
                     let misses = self.probe.refresh_programs();
@@ -1448,6 +1499,22 @@ mod tests {
         kind::CGROUP_RMDIR,
         kind::CGROUP_ATTACH,
     ];
+
+    #[test]
+    fn the_reader_naps_after_half_a_second_of_empty_polls_and_not_before() {
+        let mut nap = Nap::default();
+        for _ in 1..NAP_AFTER_EMPTY_POLLS {
+            assert!(!nap.polled(0));
+        }
+        // A record resets the count.
+        assert!(!nap.polled(3));
+        for _ in 1..NAP_AFTER_EMPTY_POLLS {
+            assert!(!nap.polled(0));
+        }
+        assert!(nap.polled(0));
+        // Refused (no map): asked again only after as many empty polls, not at every poll.
+        assert!(!nap.polled(0));
+    }
 
     #[test]
     fn a_record_takes_its_length_and_a_header_rounded_up_to_8_bytes() {

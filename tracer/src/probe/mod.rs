@@ -444,6 +444,26 @@ impl Probe {
         self.logger.take()
     }
 
+    /// Tells the programs whether the reader has stopped polling the ring (`true`: every
+    /// record wakes it) or polls it again (`false`: records wait for the poll, but for urgent
+    /// ones and a filling ring). `false` when this cannot be said (an object without the
+    /// map, or the update refused): then the reader must go on polling.
+    pub fn set_reader_asleep(&mut self, asleep: bool) -> bool {
+        let Some(map) = self.ebpf.map_mut(names::READER_MAP) else {
+            return false;
+        };
+        let mut slot = match aya::maps::Array::<_, u32>::try_from(map) {
+            Ok(a) => a,
+            Err(e) => {
+                log::debug!("{}: {e}", names::READER_MAP);
+                return false;
+            }
+        };
+        slot.set(0, u32::from(asleep), 0)
+            .map_err(|e| log::debug!("{}: {e}", names::READER_MAP))
+            .is_ok()
+    }
+
     /// Take the ring buffer (once), with its size in bytes as the kernel reports it.
     pub fn take_ring(&mut self) -> Result<(RingBuf<MapData>, Option<u64>), ProbeError> {
         let map = self
