@@ -5,8 +5,9 @@
 //! [--json OUT]`; `cargo xtask bench --sections pipeline` runs it and keeps its figures.
 //!
 //! A replay answers attribution and `/proc` questions from the capture instead of asking the
-//! host, and decodes each raw record from base64 first: the second is a replay's own cost,
-//! timed apart (`base64_ns_per_record`) so that it can be told from the pipeline's.
+//! host. The capture's raw records are base64, decoded when the capture is read, with its JSON
+//! frames, before the clock starts: a live session never does it. What it costs is timed apart
+//! (`base64_ns_per_record`).
 //! This is a benchmark, not a test: it asserts nothing about time.
 
 use std::{
@@ -228,10 +229,11 @@ fn setup_us(bytes: &[u8], path: &std::path::Path) -> f64 {
 /// ns per record spent decoding the capture's base64 (a replay's cost, not a live session's).
 fn base64_ns(bytes: &[u8], path: &std::path::Path) -> f64 {
     let (_, tape) = Tape::read(bytes, path).expect("reading the capture");
+    // Read back decoded (`Frame::Raw`): encoded again to time the decoding a replay skips.
     let mut raw = Vec::new();
     while let Some(f) = tape.next() {
-        if let Frame::Record { b } = f {
-            raw.push(b);
+        if let Frame::Raw(bytes) = f {
+            raw.push(base64::engine::general_purpose::STANDARD.encode(bytes));
         }
     }
     let reps = 200;

@@ -280,6 +280,10 @@ impl CapFrame {
 pub enum Frame {
     /// A raw ring record (base64).
     Record { b: String },
+    /// A raw ring record as read back: [`Frame::Record`]'s base64 decoded with the rest of the
+    /// capture, so that a replay does the pipeline's work only. Never written.
+    #[serde(skip)]
+    Raw(Vec<u8>),
     /// Tasks read from `/proc` at the start, as (thread, process, cgroup id), at `boot_ns`.
     Seed {
         boot_ns: u64,
@@ -510,6 +514,13 @@ impl Tape {
                     }
                     r.containers.push(Arc::new((*c).into()));
                 }
+                // Undecodable base64 stays as it is: the replay counts it as a bad record.
+                Frame::Record { b } => r.frames.push_back(
+                    match base64::engine::general_purpose::STANDARD.decode(b.as_bytes()) {
+                        Ok(raw) => Frame::Raw(raw),
+                        Err(_) => Frame::Record { b },
+                    },
+                ),
                 f => r.frames.push_back(f),
             }
         }
@@ -842,6 +853,25 @@ mod tests {
     }
 
     #[test]
+    fn records_come_back_decoded_and_bad_base64_as_it_was() {
+        let (_, tape) = roundtrip(|t| {
+            t.write(&Frame::Record {
+                b: "%% not base64".into(),
+            });
+            t.record(&[4, 5, 6]);
+        });
+        // Left for the replay to count as an undecodable record, as live would.
+        assert_eq!(
+            tape.next(),
+            Some(Frame::Record {
+                b: "%% not base64".into()
+            })
+        );
+        assert_eq!(tape.next(), Some(Frame::Raw(vec![4, 5, 6])));
+        assert_eq!(tape.next(), None);
+    }
+
+    #[test]
     fn frames_come_back_in_order_with_containers_by_index() {
         let c = Arc::new(Container::named("abc", "web", Runtime::Docker));
         let (h, tape) = roundtrip(|t| {
@@ -861,8 +891,7 @@ mod tests {
         });
         assert_eq!(h, header());
         assert!(tape.is_replay());
-        let b = base64::engine::general_purpose::STANDARD.encode([1, 2, 3]);
-        assert_eq!(tape.next(), Some(Frame::Record { b }));
+        assert_eq!(tape.next(), Some(Frame::Raw(vec![1, 2, 3])));
         let p = AttrFrame::Container(0);
         assert_eq!(
             tape.next(),

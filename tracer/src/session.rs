@@ -1324,6 +1324,12 @@ impl Flow {
         raw: &mut Vec<u8>,
     ) -> bool {
         match frame {
+            Frame::Raw(bytes) => {
+                summary.records += 1;
+                if let Some(ev) = self.pipeline.ingest(&bytes) {
+                    self.handle(&ev, sink);
+                }
+            }
             Frame::Record { b } => {
                 summary.records += 1;
                 use base64::Engine as _;
