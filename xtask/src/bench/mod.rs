@@ -11,11 +11,14 @@
 //! - `latency`: kernel timestamp to NDJSON line, SIGKILLs and execs, idle and under a storm.
 //! - `scale`: the agent with 0, 100 and 500 containers: RSS, idle CPU, start-up.
 //! - `rate`: the highest loss-free record rate, and the loss at twice it.
+//! - `journal`: bytes the agent writes and keeps on disk with idle containers and per
+//!   incident, and a day's size against `--journal-max-size`.
 //!
 //! Every figure is reported as min, median and max over the rounds. Nothing here asserts a
 //! time: a benchmark reports, the test suite checks behaviour.
 
 mod bpf;
+mod journal;
 mod latency;
 mod overhead;
 mod rate;
@@ -38,8 +41,8 @@ pub struct BenchArgs {
     /// Small workloads and short waits, to check the harness (figures are then rough).
     #[arg(long)]
     pub quick: bool,
-    /// Sections to run, comma-separated: overhead, bpf, pipeline, latency, scale, rate
-    /// (default: all).
+    /// Sections to run, comma-separated: overhead, bpf, pipeline, latency, scale, rate,
+    /// journal (default: all).
     #[arg(long, value_delimiter = ',')]
     pub sections: Vec<Section>,
     /// Rounds per figure (min, median and max are reported) [default: 5].
@@ -57,6 +60,12 @@ pub struct BenchArgs {
     /// Seconds the agent idles per `scale` measurement [default: 60; quick: 5].
     #[arg(long)]
     pub idle_secs: Option<u64>,
+    /// Seconds the agent idles for `journal` [default: 600; quick: 30].
+    #[arg(long)]
+    pub journal_secs: Option<u64>,
+    /// Containers running for `journal` [default: 100; quick: 20].
+    #[arg(long)]
+    pub journal_containers: Option<usize>,
     /// Seconds per `rate` trial [default: 10; quick: 2].
     #[arg(long)]
     pub rate_secs: Option<f64>,
@@ -76,16 +85,18 @@ pub enum Section {
     Latency,
     Scale,
     Rate,
+    Journal,
 }
 
 impl Section {
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 7] = [
         Section::Overhead,
         Section::Bpf,
         Section::Pipeline,
         Section::Latency,
         Section::Scale,
         Section::Rate,
+        Section::Journal,
     ];
 
     fn key(self) -> &'static str {
@@ -96,6 +107,7 @@ impl Section {
             Section::Latency => "latency",
             Section::Scale => "scale",
             Section::Rate => "rate",
+            Section::Journal => "journal",
         }
     }
 }
@@ -118,6 +130,9 @@ pub struct Plan {
     pub bisect: u32,
     /// Seconds of replay per round (pipeline).
     pub replay_secs: f64,
+    /// How long the agent idles for the journal's figures.
+    pub journal: Duration,
+    pub journal_containers: usize,
 }
 
 impl Plan {
@@ -147,6 +162,10 @@ impl Plan {
                 .max(0.5),
             bisect: if q { 2 } else { 4 },
             replay_secs: if q { 0.5 } else { 3.0 },
+            journal: Duration::from_secs(
+                args.journal_secs.unwrap_or(if q { 30 } else { 600 }).max(5),
+            ),
+            journal_containers: args.journal_containers.unwrap_or(if q { 20 } else { 100 }),
         };
         if plan.rounds == 0 || plan.execs == 0 || plan.signals == 0 {
             bail!("--rounds, --execs and --signals must be at least 1");
@@ -203,6 +222,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             Section::Latency => latency::run(&plan, &env),
             Section::Scale => scale::run(&plan, &env),
             Section::Rate => rate::run(&plan, &env),
+            Section::Journal => journal::run(&plan, &env),
         }
         .with_context(|| format!("bench section {}", section.key()))?;
         report[section.key()] = json!({

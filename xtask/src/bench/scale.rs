@@ -21,24 +21,24 @@ use crate::{
 };
 
 /// The label every container of the bench carries, so that they can all be found and removed.
-const LABEL: &str = "org.ctrace.bench=1";
+pub(super) const LABEL: &str = "org.ctrace.bench=1";
 /// After "tracing", before the idle CPU is measured: the agent's first passes over the
 /// containers (names, cgroups, first memory samples) are start-up, not idling.
 const SETTLE: Duration = Duration::from_secs(3);
 
 /// The bench's containers: removed when dropped, whatever happened.
-struct Sleepers {
+pub(super) struct Sleepers {
     count: usize,
 }
 
 impl Sleepers {
-    fn new() -> Result<Self> {
+    pub(super) fn new() -> Result<Self> {
         remove_all()?;
         Ok(Self { count: 0 })
     }
 
     /// Start containers until `n` run, `batch` `docker run`s at a time.
-    fn grow_to(&mut self, n: usize, batch: usize) -> Result<()> {
+    pub(super) fn grow_to(&mut self, n: usize, batch: usize) -> Result<()> {
         while self.count < n {
             let take = batch.min(n - self.count);
             let mut children = Vec::new();
