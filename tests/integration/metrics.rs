@@ -96,6 +96,23 @@ impl Drop for Prometheus {
     }
 }
 
+/// The agent, without a journal, writing to `output` and serving metrics on a free port; and
+/// that address.
+fn start_agent(bin: &std::path::Path, output: &std::path::Path) -> (Watch, String) {
+    let w = Watch::start_agent(
+        bin,
+        &[
+            "--no-journal",
+            "--output",
+            output.to_str().unwrap(),
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+    );
+    let addr = metrics_addr(&w);
+    (w, addr)
+}
+
 /// The address the agent serves metrics on, from its start line.
 fn metrics_addr(w: &Watch) -> String {
     let stderr = w.stderr();
@@ -126,17 +143,7 @@ fn prometheus_sees_an_oom_kill_and_a_throttled_ratio() {
         &["--cpus", "0.01"],
         &["sh", "-c", "while :; do :; done"],
     );
-    let w = Watch::start_agent(
-        &bin,
-        &[
-            "--no-journal",
-            "--output",
-            output.to_str().unwrap(),
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ],
-    );
-    let addr = metrics_addr(&w);
+    let (w, addr) = start_agent(&bin, &output);
 
     // The exposition itself follows Prometheus's conventions.
     let text = eventually("the container series", WAIT, || {
@@ -247,17 +254,7 @@ fn a_quiet_container_is_skipped_until_it_runs_again() {
     let output = dir.0.join("out.ndjson");
     let name = "ctrace-it-metrics-quiet";
     let sleeper = DockerContainer::run(name, &["-m", "64m"], &["sleep", "300"]);
-    let w = Watch::start_agent(
-        &bin,
-        &[
-            "--no-journal",
-            "--output",
-            output.to_str().unwrap(),
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ],
-    );
-    let addr = metrics_addr(&w);
+    let (_agent, addr) = start_agent(&bin, &output);
     let usage = "ctrace_container_memory_usage_bytes";
     let label = format!("container=\"{name}\"");
     // The sleeper has been read once (its series exist), then found quiet.

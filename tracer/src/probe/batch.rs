@@ -136,10 +136,8 @@ mod tests {
         }
     }
 
-    /// A per-CPU hash map of `u64` keys and `[u32; 3]` values: 12 bytes, which the kernel
-    /// pads to 16 per CPU, the case the stride is for. `None` without the privilege to create
-    /// maps.
-    fn map(entries: u32) -> Option<OwnedFd> {
+    /// A new map of the kernel's `map_type`; `None` without the privilege to create maps.
+    fn create(map_type: u32, key_size: u32, value_size: u32, entries: u32) -> Option<OwnedFd> {
         #[repr(C)]
         struct Create {
             map_type: u32,
@@ -148,9 +146,9 @@ mod tests {
             max_entries: u32,
         }
         let mut attr = Create {
-            map_type: PERCPU_HASH,
-            key_size: 8,
-            value_size: 12,
+            map_type,
+            key_size,
+            value_size,
             max_entries: entries,
         };
         match bpf(BPF_MAP_CREATE, &mut attr) {
@@ -163,7 +161,9 @@ mod tests {
         }
     }
 
-    fn put(fd: &OwnedFd, key: u64, per_cpu: &[[u32; 3]]) {
+    /// Writes the value at `value` (every CPU's copy, as the kernel lays them out) under the
+    /// key at `key`.
+    fn update<K>(fd: &OwnedFd, key: &K, value: *const u8) {
         #[repr(C)]
         struct Update {
             map_fd: u32,
@@ -172,6 +172,23 @@ mod tests {
             value: u64,
             flags: u64,
         }
+        let mut attr = Update {
+            map_fd: fd.as_raw_fd() as u32,
+            _pad: 0,
+            key: std::ptr::from_ref(key) as u64,
+            value: value as u64,
+            flags: 0,
+        };
+        bpf(BPF_MAP_UPDATE_ELEM, &mut attr).expect("update");
+    }
+
+    /// A per-CPU hash map of `u64` keys and `[u32; 3]` values: 12 bytes, which the kernel
+    /// pads to 16 per CPU, the case the stride is for.
+    fn map(entries: u32) -> Option<OwnedFd> {
+        create(PERCPU_HASH, 8, 12, entries)
+    }
+
+    fn put(fd: &OwnedFd, key: u64, per_cpu: &[[u32; 3]]) {
         // Each CPU's 12 bytes padded to 16, as the kernel expects them.
         let mut values = vec![0u8; per_cpu.len() * 16];
         for (cpu, v) in per_cpu.iter().enumerate() {
@@ -179,14 +196,7 @@ mod tests {
                 values[cpu * 16 + j * 4..][..4].copy_from_slice(&word.to_ne_bytes());
             }
         }
-        let mut attr = Update {
-            map_fd: fd.as_raw_fd() as u32,
-            _pad: 0,
-            key: std::ptr::from_ref(&key) as u64,
-            value: values.as_ptr() as u64,
-            flags: 0,
-        };
-        bpf(BPF_MAP_UPDATE_ELEM, &mut attr).expect("update");
+        update(fd, &key, values.as_ptr());
     }
 
     #[test]
@@ -232,56 +242,22 @@ mod tests {
     #[test]
     fn a_per_cpu_array_reads_every_slot_in_one_batch() {
         const PERCPU_ARRAY: u32 = 6;
-        #[repr(C)]
-        struct Create {
-            map_type: u32,
-            key_size: u32,
-            value_size: u32,
-            max_entries: u32,
-        }
-        #[repr(C)]
-        struct Update {
-            map_fd: u32,
-            _pad: u32,
-            key: u64,
-            value: u64,
-            flags: u64,
-        }
         let cpus = aya::util::nr_cpus().expect("possible CPUs");
-        let mut create = Create {
-            map_type: PERCPU_ARRAY,
-            key_size: 4,
-            value_size: 8,
-            max_entries: 40,
+        let Some(fd) = create(PERCPU_ARRAY, 4, 8, 40) else {
+            return;
         };
-        let fd = match bpf(BPF_MAP_CREATE, &mut create) {
-            // SAFETY: the kernel returned a new descriptor that nothing else owns.
-            Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd as i32) },
-            Err(e) => {
-                println!("SKIP: cannot create a BPF map here ({e}): run as root");
-                return;
-            }
+        let values = |slot: u32| -> Vec<u64> {
+            (0..cpus as u64)
+                .map(|cpu| u64::from(slot) * 100 + cpu)
+                .collect()
         };
         for slot in 0..40u32 {
-            let values: Vec<u64> = (0..cpus as u64)
-                .map(|cpu| u64::from(slot) * 100 + cpu)
-                .collect();
-            let mut attr = Update {
-                map_fd: fd.as_raw_fd() as u32,
-                _pad: 0,
-                key: std::ptr::from_ref(&slot) as u64,
-                value: values.as_ptr() as u64,
-                flags: 0,
-            };
-            bpf(BPF_MAP_UPDATE_ELEM, &mut attr).expect("update");
+            update(&fd, &slot, values(slot).as_ptr().cast());
         }
         let got = per_cpu_entries::<u32, u64>(fd.as_fd(), cpus).expect("batch lookup");
         assert_eq!(got.len(), 40);
-        for (slot, values) in got {
-            let want: Vec<u64> = (0..cpus as u64)
-                .map(|cpu| u64::from(slot) * 100 + cpu)
-                .collect();
-            assert_eq!(values, want, "slot {slot}");
+        for (slot, v) in got {
+            assert_eq!(v, values(slot), "slot {slot}");
         }
     }
 }
