@@ -872,6 +872,33 @@ mod tests {
     }
 
     #[test]
+    fn a_replay_counts_bad_base64_as_an_undecodable_record() {
+        struct Nothing;
+        impl crate::session::Sink for Nothing {
+            fn event(&mut self, _: &crate::event::Event, _: &Attrs, _: &crate::sink::Context) {}
+            fn incident(&mut self, _: &crate::explain::Incident, _: &crate::sink::Context) {}
+            fn throttle(
+                &mut self,
+                _: &Arc<Container>,
+                _: &crate::throttle::ThrottleEvent,
+                _: u64,
+                _: &crate::sink::Context,
+            ) {
+            }
+            fn update(&mut self, _: &crate::resolve::Update, _: &crate::sink::Context) {}
+            fn loss(&mut self, _: &crate::sink::Loss, _: u64, _: &crate::sink::Context) {}
+            fn warning(&mut self, _: &str) {}
+        }
+        let (h, tape) = roundtrip(|t| {
+            t.write(&Frame::Record {
+                b: "%% not base64".into(),
+            });
+        });
+        let summary = crate::session::replay(&h, tape, &mut Nothing);
+        assert_eq!((summary.records, summary.decode_errors), (1, 1));
+    }
+
+    #[test]
     fn frames_come_back_in_order_with_containers_by_index() {
         let c = Arc::new(Container::named("abc", "web", Runtime::Docker));
         let (h, tape) = roundtrip(|t| {

@@ -587,7 +587,7 @@ impl CgroupMemory {
     }
 
     /// Read and remember a live container's figures (called each sampling interval; read
-    /// at most every [`REFRESH_EVERY`] per container, or at once when `now`: an OOM kill reads
+    /// at most every [`REFRESH_EVERY`] per container, or at once when `at_once`: an OOM kill reads
     /// them afresh, and these are only the fallback for a cgroup gone before its record was
     /// read).
     pub fn refresh(&self, c: &Container, at_once: bool) {

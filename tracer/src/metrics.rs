@@ -706,7 +706,7 @@ impl MetricsSink {
         }
     }
 
-    /// `c`'s memory figures, read again when older than [`MEMORY_EVERY`].
+    /// `c`'s memory figures: those read last, or read again as `look` says.
     fn memory_of(&self, c: &Container, look: Look, now: Instant) -> MemoryFigures {
         let key = recorder::key(c);
         let mut cache = self.memory.borrow_mut();
@@ -749,7 +749,7 @@ impl Sink for MetricsSink {
     fn cpu(&mut self, tick: &CpuTick<'_>) {
         let now = Instant::now();
         self.metrics
-            .cpu(tick, |c, stirred| self.memory_of(c, stirred, now), now);
+            .cpu(tick, |c, look| self.memory_of(c, look, now), now);
         // Forget containers no longer live.
         let live: HashSet<String> = tick.live.iter().map(|(c, _)| recorder::key(c)).collect();
         self.memory.borrow_mut().retain(|k, _| live.contains(k));

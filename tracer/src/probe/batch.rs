@@ -35,8 +35,8 @@ struct BatchAttr {
 }
 
 /// Every entry of the per-CPU hash or array map `fd` (key `K`, `u32` for an array; value `V`
-/// on each of `cpus` possible CPUs). Errors with the kernel's error when it refuses batch lookups (too old, or another map
-/// type): the caller then iterates.
+/// on each of `cpus` possible CPUs). Errors with the kernel's error when it refuses batch
+/// lookups (too old, or another map type): the caller then iterates.
 pub fn per_cpu_entries<K: Copy, V: Copy>(
     fd: BorrowedFd<'_>,
     cpus: usize,
