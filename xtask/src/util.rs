@@ -361,3 +361,19 @@ impl Drop for TempDir {
         let _ = fs::remove_dir_all(&self.0);
     }
 }
+
+/// Installs Debian packages with apt-get, updating its lists once if the install fails.
+pub fn apt_install(packages: &[&str]) -> Result<()> {
+    let install = || {
+        let mut c = Command::new("apt-get");
+        c.env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(packages);
+        c
+    };
+    if run(&mut install()).is_err() {
+        run(Command::new("apt-get").arg("update")).context("apt-get update failed")?;
+        run(&mut install()).with_context(|| format!("apt-get install {packages:?} failed"))?;
+    }
+    Ok(())
+}

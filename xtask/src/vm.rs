@@ -22,7 +22,7 @@ use serde_json::Value;
 #[allow(dead_code)]
 mod expect;
 
-use crate::util::{self, capture, run, say, which};
+use crate::util::{self, apt_install, capture, run, say, which};
 
 #[derive(clap::Args, Debug, Default)]
 pub struct VmArgs {
@@ -247,21 +247,6 @@ fn install_tools() -> Result<()> {
         if which("vng").is_none() {
             bail!("virtme-ng installed but `vng` is not on PATH");
         }
-    }
-    Ok(())
-}
-
-fn apt_install(packages: &[&str]) -> Result<()> {
-    let install = || {
-        let mut c = Command::new("apt-get");
-        c.env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(packages);
-        c
-    };
-    if run(&mut install()).is_err() {
-        run(Command::new("apt-get").arg("update")).context("apt-get update failed")?;
-        run(&mut install()).with_context(|| format!("apt-get install {packages:?} failed"))?;
     }
     Ok(())
 }
