@@ -20,6 +20,7 @@ use crate::{
     cgroup::{MemoryBreakdown, MemoryStats, Mounts},
     event::{Body, Event, Exit, OomVictim, Signal, Task},
     names::signal_name,
+    proctable::PidMap,
     resolve::{Attribution, Attrs, Container},
     units::bytes,
 };
@@ -648,10 +649,10 @@ struct PendingOom {
 /// The correlator: feed it every attributed event, and call [`Correlator::tick`] regularly.
 pub struct Correlator<M> {
     memory: M,
-    kills: HashMap<u32, PendingKill>,
-    ooms: HashMap<u32, PendingOom>,
+    kills: PidMap<u32, PendingKill>,
+    ooms: PidMap<u32, PendingOom>,
     /// Victims already reported, so a repeated mark_victim is not a second incident.
-    recent_oom_victims: HashMap<u32, u64>,
+    recent_oom_victims: PidMap<u32, u64>,
     /// The first exec seen in each container whose init the runtime's state has not named.
     first_exec: HashMap<String, u32>,
     /// (container id, init pid) already reported as started: busybox and shells exec more
@@ -662,7 +663,7 @@ pub struct Correlator<M> {
     oom_killers: Vec<String>,
     /// Tasks killed as part of an OOM group, until their exit: their container stopped for an
     /// OOM kill.
-    group_members: HashMap<u32, u64>,
+    group_members: PidMap<u32, u64>,
 }
 
 /// Userspace OOM killers, by the comm of the process that sends their SIGKILL.
@@ -672,13 +673,13 @@ impl<M: MemoryReader> Correlator<M> {
     pub fn new(memory: M) -> Self {
         Self {
             memory,
-            kills: HashMap::new(),
-            ooms: HashMap::new(),
-            recent_oom_victims: HashMap::new(),
+            kills: PidMap::default(),
+            ooms: PidMap::default(),
+            recent_oom_victims: PidMap::default(),
             first_exec: HashMap::new(),
             started: crate::once::OnceSet::new(STARTED_MAX),
             oom_killers: OOM_KILLERS.iter().map(|k| (*k).to_owned()).collect(),
-            group_members: HashMap::new(),
+            group_members: PidMap::default(),
         }
     }
 

@@ -2,12 +2,10 @@
 //! turning the kernel's cumulative capability totals into exact per-record counts, and filling
 //! in signal targets and OOM victims the kernel side could not read, from the process table.
 
-use std::collections::HashMap;
-
 use tracer_common::{kind, CapKey, CapState};
 
 use crate::event::{decode, Body, Capability, Event, Task};
-use crate::proctable::{ProcSource, ProcTable};
+use crate::proctable::{PidMap, ProcSource, ProcTable};
 
 type CapSlot = (u64, u32, u32, i32, u32); // cgroup id, tgid, cap, ret, cpu
 
@@ -57,13 +55,13 @@ impl std::fmt::Debug for Victims {
 #[derive(Debug, Default)]
 pub struct Pipeline {
     /// Recent kernel SIGKILL targets by thread id, for OOM victim attribution.
-    kernel_kills: HashMap<u32, KilledTask>,
+    kernel_kills: PidMap<u32, KilledTask>,
     /// What was reported per capability key and CPU.
-    caps: HashMap<CapSlot, CapSeen>,
+    caps: PidMap<CapSlot, CapSeen>,
     /// Map reads of the de-duplication map so far (see [`CapSeen::scan`]).
     cap_scans: u64,
     /// Per CPU, the highest slot generation forgotten to make room (see [`Pipeline::advance`]).
-    cap_forgotten: HashMap<u32, u32>,
+    cap_forgotten: PidMap<u32, u32>,
     /// Capability checks the records passed on stand for (the sum of their `count`s).
     pub cap_reported: u64,
     /// Checks of records that were not counted because their slot's reports were forgotten
