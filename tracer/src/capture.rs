@@ -294,10 +294,11 @@ pub enum Frame {
         tid: u32,
         answer: Option<(u32, u64)>,
     },
-    /// A lookup in the kernel's map of OOM victims.
+    /// A lookup in the kernel's map of OOM victims (boxed, as `Throttle`: with both inline,
+    /// every frame took 152 bytes instead of 64).
     Victim {
         tid: u32,
-        answer: Option<VictimFrame>,
+        answer: Option<Box<VictimFrame>>,
     },
     /// The kernel's report of an OOM kill (`/dev/kmsg`), by victim pid; `report: None` when
     /// none was found, `error` when the device could not be read.
@@ -325,11 +326,12 @@ pub enum Frame {
     },
     /// A warning the session gave.
     Warning { text: String },
-    /// A CPU throttling transition of a container.
+    /// A CPU throttling transition of a container (boxed: the largest frame, and a rare one;
+    /// every frame of a replay is moved as it is read).
     Throttle {
         boot_ns: u64,
         c: u32,
-        ev: ThrottleEvent,
+        ev: Box<ThrottleEvent>,
     },
     /// The session's second: capability tails and loss counters as read from the kernel.
     Report {
@@ -730,14 +732,16 @@ impl crate::pipeline::VictimSource for KernelVictims {
                 let answer = src.victim(tid);
                 self.tape.write(&Frame::Victim {
                     tid,
-                    answer: answer.as_ref().map(VictimFrame::from),
+                    answer: answer.as_ref().map(|a| Box::new(VictimFrame::from(a))),
                 });
                 answer
             }
             None => self
                 .tape
                 .take("an OOM victim", |f| match f {
-                    Frame::Victim { tid: t, answer } if *t == tid => Some(answer.map(Into::into)),
+                    Frame::Victim { tid: t, answer } if *t == tid => {
+                        Some(answer.as_deref().copied().map(Into::into))
+                    }
                     _ => None,
                 })
                 .flatten(),

@@ -1244,7 +1244,7 @@ mod tests {
     }
 
     fn oom_body(victim: u32) -> Body {
-        Body::OomVictim(OomVictim {
+        Body::OomVictim(Box::new(OomVictim {
             victim_pid: victim,
             victim_comm: "tail".into(),
             victim_uid: 0,
@@ -1258,7 +1258,7 @@ mod tests {
             victim_cgroup_id: Some(500),
             victim_memcg: None,
             oom_context: None,
-        })
+        }))
     }
 
     /// memory.oom.group: the OOM killer kills the chosen task, then every other task of the

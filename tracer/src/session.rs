@@ -1061,7 +1061,7 @@ impl Flow {
             t.write(&Frame::Throttle {
                 boot_ns: now,
                 c: t.container(c),
-                ev: *ev,
+                ev: Box::new(*ev),
             });
         }
         self.journal("cpu_throttle", now, || {

@@ -513,7 +513,7 @@ mod tests {
         let sizes = any::<(u64, u64, u64, u64, u64, i16)>();
         let victim = (any::<(u32, u32, Option<u32>, Option<u64>)>(), text());
         (sizes, victim).prop_map(|((vm, anon, file, shmem, pgtables, adj), (v, comm))| {
-            Body::OomVictim(event::OomVictim {
+            Body::OomVictim(Box::new(event::OomVictim {
                 victim_pid: v.0,
                 victim_comm: comm,
                 victim_uid: v.1,
@@ -527,7 +527,7 @@ mod tests {
                 victim_cgroup_id: v.3,
                 victim_memcg: None,
                 oom_context: None,
-            })
+            }))
         })
     }
 
