@@ -9,4 +9,5 @@ mod faults;
 mod flood;
 mod journal;
 mod loss;
+mod stall;
 mod throttle;
