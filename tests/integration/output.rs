@@ -1,8 +1,9 @@
-//! `--output` files: an existing file is made 0600, a hard-linked file and a FIFO with no
-//! reader are refused before anything is attached, each with a message naming the path.
+//! `--output` files: an existing file is made 0600; a hard-linked file, a FIFO or a device
+//! (unless `--output-special`) and a FIFO with no reader are refused before anything is
+//! attached, each with a message naming the path.
 
 use std::{
-    os::unix::fs::PermissionsExt as _,
+    os::unix::fs::{FileTypeExt as _, PermissionsExt as _},
     process::Command,
     time::{Duration, Instant},
 };
@@ -68,17 +69,54 @@ fn an_existing_0644_output_file_is_made_0600_and_appended_to() {
     assert_eq!(last["type"], "stats", "{stderr}");
 }
 
-#[test]
-fn a_fifo_without_a_reader_fails_fast() {
-    let Some(bin) = require() else { return };
-    let dir = TempDir::new("out-fifo");
+/// A FIFO at `dir/events.fifo`.
+fn mkfifo(dir: &TempDir) -> std::path::PathBuf {
     let fifo = dir.0.join("events.fifo");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    fifo
+}
+
+#[test]
+fn a_fifo_or_a_device_is_refused_without_output_special() {
+    let Some(bin) = require() else { return };
+    let dir = TempDir::new("out-special");
+    let fifo = mkfifo(&dir);
+    for (path, what) in [
+        (fifo.as_path(), "a FIFO"),
+        (std::path::Path::new("/dev/null"), "a character device"),
+    ] {
+        let out = Command::new(&bin)
+            .args(["watch", "--no-journal", "--json", "--output"])
+            .arg(path)
+            .output_bounded()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(what), "{err}");
+        assert!(err.contains("--output-special"), "names the flag: {err}");
+    }
+    assert!(
+        std::fs::symlink_metadata(&fifo).is_ok_and(|m| m.file_type().is_fifo()),
+        "the FIFO is left as it was"
+    );
+}
+
+#[test]
+fn a_fifo_without_a_reader_fails_fast() {
+    let Some(bin) = require() else { return };
+    let dir = TempDir::new("out-fifo");
+    let fifo = mkfifo(&dir);
     let start = Instant::now();
     let out = Command::new(&bin)
-        .args(["watch", "--no-journal", "--json", "--output"])
+        .args([
+            "watch",
+            "--no-journal",
+            "--json",
+            "--output-special",
+            "--output",
+        ])
         .arg(&fifo)
         .output_bounded()
         .unwrap();

@@ -106,6 +106,7 @@ const KEYS: &[Key] = &[
     key("output", Kind::Text, For::Both),
     key("rotate_size", Kind::Scalar, For::Both),
     key("rotate_keep", Kind::Number, For::Both),
+    key("output_special", Kind::Bool, For::Both),
     key("runc_root", Kind::List, For::Both),
     key("container", Kind::List, For::Both),
     key("runtime", Kind::List, For::Both),

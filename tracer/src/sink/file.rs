@@ -6,10 +6,12 @@
 //!   make that user's file its own log, and the owner could chmod it open again);
 //! - a regular file with more than one hard link is refused: a link planted in the output
 //!   directory would point ctrace's records (and their mode change) at another file;
-//! - FIFOs and character devices are allowed. A FIFO is opened `O_NONBLOCK`, so one with no
-//!   reader fails at once with "no reader on FIFO" instead of hanging ctrace at start; once
-//!   opened (a reader exists), `O_NONBLOCK` is cleared and writes block like writes to a
-//!   pipe on stdout;
+//! - anything but a regular file is refused, with a message naming the flag that allows FIFOs
+//!   and character devices ([`Special::Allow`], `--output-special`): records meant for a
+//!   file must not go to a reader nobody checked. Allowed, a FIFO is opened `O_NONBLOCK`, so
+//!   one with no reader fails at once with "no reader on FIFO" instead of hanging ctrace at
+//!   start; once opened (a reader exists), `O_NONBLOCK` is cleared and writes block like
+//!   writes to a pipe on stdout;
 //! - a line is written whole, with one `write`, and rotation happens only between lines, so no
 //!   line is ever torn across two files;
 //! - `reopen` (on SIGHUP) closes and reopens the path, for external rotation tools.
@@ -70,10 +72,18 @@ impl LineSink for Stdout {
     }
 }
 
+/// Whether `--output` may be a FIFO or a character device (`--output-special`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Special {
+    Refuse,
+    Allow,
+}
+
 /// A file rotated when the next line would take it past `max_size`: `path` → `path.1` →
 /// ... → `path.<keep>`, the oldest dropped.
 pub struct RotatingFile {
     path: PathBuf,
+    special: Special,
     file: File,
     size: u64,
     max_size: Option<u64>,
@@ -81,8 +91,46 @@ pub struct RotatingFile {
     buf: Vec<u8>,
 }
 
-fn open(path: &Path) -> io::Result<File> {
+/// What a file that is not a regular one is, in words.
+fn what(ty: fs::FileType) -> &'static str {
+    if ty.is_fifo() {
+        "a FIFO"
+    } else if ty.is_char_device() {
+        "a character device"
+    } else if ty.is_block_device() {
+        "a block device"
+    } else if ty.is_socket() {
+        "a socket"
+    } else if ty.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn refused(path: &Path, what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} is {what}; --output writes to regular files (--output-special allows a FIFO \
+             or a character device)",
+            path.display()
+        ),
+    )
+}
+
+fn open(path: &Path, special: Special) -> io::Result<File> {
     let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    // Refused before opening when it can be told: opening a device can act on it. (What is
+    // opened is judged again below, in case the path changed in between.)
+    if special == Special::Refuse {
+        if let Ok(m) = fs::symlink_metadata(path) {
+            let ty = m.file_type();
+            if !ty.is_file() && !ty.is_symlink() {
+                return Err(refused(path, what(ty)));
+            }
+        }
+    }
     // O_NONBLOCK: opening a FIFO for writing blocks until a reader opens it; non-blocking, it
     // fails at once (ENXIO) instead, and ctrace says so rather than hang before tracing.
     let file = OpenOptions::new()
@@ -99,6 +147,7 @@ fn open(path: &Path) -> io::Result<File> {
                     path.display()
                 ),
             ),
+            Some(libc::ENXIO) if special == Special::Refuse => refused(path, "a FIFO"),
             Some(libc::ENXIO) => io::Error::new(
                 io::ErrorKind::NotConnected,
                 format!(
@@ -140,11 +189,8 @@ fn open(path: &Path) -> io::Result<File> {
             file.set_permissions(fs::Permissions::from_mode(0o600))
                 .map_err(named)?;
         }
-    } else if !(ty.is_fifo() || ty.is_char_device()) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a regular file", path.display()),
-        ));
+    } else if special == Special::Refuse || !(ty.is_fifo() || ty.is_char_device()) {
+        return Err(refused(path, what(ty)));
     }
     // A FIFO with a reader (or a device) is then written like stdout: blocking, so a slow
     // reader slows ctrace down (the ring buffer counts what that loses) rather than a write
@@ -170,11 +216,17 @@ fn clear_nonblock(file: &File) -> io::Result<()> {
 
 impl RotatingFile {
     /// Open (creating it, or setting it, `0600`) or fail with a message naming the path.
-    pub fn open(path: &Path, max_size: Option<u64>, keep: u32) -> io::Result<Self> {
-        let file = open(path)?;
+    pub fn open(
+        path: &Path,
+        max_size: Option<u64>,
+        keep: u32,
+        special: Special,
+    ) -> io::Result<Self> {
+        let file = open(path, special)?;
         let meta = file.metadata()?;
         Ok(Self {
             path: path.to_owned(),
+            special,
             file,
             size: meta.len(),
             // A FIFO or a device has no size to rotate on, and is never renamed away.
@@ -204,7 +256,7 @@ impl RotatingFile {
             }
             fs::rename(&self.path, self.rotated(1))?;
         }
-        self.file = open(&self.path)?;
+        self.file = open(&self.path, self.special)?;
         self.size = 0;
         Ok(())
     }
@@ -231,7 +283,7 @@ impl LineSink for RotatingFile {
     }
 
     fn reopen(&mut self) -> io::Result<()> {
-        self.file = open(&self.path)?;
+        self.file = open(&self.path, self.special)?;
         self.size = self.file.metadata()?.len();
         Ok(())
     }
@@ -254,7 +306,7 @@ mod tests {
     fn rotates_between_lines_and_keeps_n() {
         let d = tmp("rotate");
         let p = d.join("events.ndjson");
-        let mut f = RotatingFile::open(&p, Some(100), 2).unwrap();
+        let mut f = RotatingFile::open(&p, Some(100), 2, Special::Refuse).unwrap();
         for i in 0..20 {
             f.write_line(&format!("{{\"n\":{i},\"pad\":\"xxxxxxxxxxxxxxxxxxxx\"}}"))
                 .unwrap();
@@ -292,19 +344,19 @@ mod tests {
     fn created_0600_and_refuses_symlinks() {
         let d = tmp("perm");
         let p = d.join("out.ndjson");
-        RotatingFile::open(&p, None, 1).unwrap();
+        RotatingFile::open(&p, None, 1, Special::Refuse).unwrap();
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let target = d.join("target");
         fs::write(&target, b"").unwrap();
         let link = d.join("link.ndjson");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        let err = RotatingFile::open(&link, None, 1)
+        let err = RotatingFile::open(&link, None, 1, Special::Refuse)
             .err()
             .expect("symlink refused");
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert!(
-            RotatingFile::open(&d, None, 1).is_err(),
+            RotatingFile::open(&d, None, 1, Special::Refuse).is_err(),
             "a directory is refused"
         );
         let _ = fs::remove_dir_all(&d);
@@ -314,7 +366,7 @@ mod tests {
     fn reopen_follows_external_rotation() {
         let d = tmp("reopen");
         let p = d.join("out.ndjson");
-        let mut f = RotatingFile::open(&p, None, 1).unwrap();
+        let mut f = RotatingFile::open(&p, None, 1, Special::Refuse).unwrap();
         f.write_line("{\"a\":1}").unwrap();
         fs::rename(&p, d.join("moved")).unwrap();
         f.reopen().unwrap();
@@ -331,7 +383,7 @@ mod tests {
         let p = d.join("out.ndjson");
         fs::write(&p, b"{\"old\":1}\n").unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
-        let mut f = RotatingFile::open(&p, Some(40), 1).unwrap();
+        let mut f = RotatingFile::open(&p, Some(40), 1, Special::Refuse).unwrap();
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode(&p), 0o600, "an existing 0644 file is made 0600");
         assert_eq!(
@@ -361,7 +413,7 @@ mod tests {
         fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
         let link = d.join("out.ndjson");
         fs::hard_link(&target, &link).unwrap();
-        let err = RotatingFile::open(&link, None, 1)
+        let err = RotatingFile::open(&link, None, 1, Special::Refuse)
             .err()
             .expect("hard link refused");
         assert!(
@@ -376,7 +428,7 @@ mod tests {
         );
         // Alone again, the file is fine.
         fs::remove_file(&target).unwrap();
-        RotatingFile::open(&link, None, 1).unwrap();
+        RotatingFile::open(&link, None, 1, Special::Refuse).unwrap();
         let _ = fs::remove_dir_all(&d);
     }
 
@@ -390,7 +442,9 @@ mod tests {
         let p = d.join("out.ndjson");
         fs::write(&p, b"").unwrap();
         std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
-        let err = RotatingFile::open(&p, None, 1).err().expect("refused");
+        let err = RotatingFile::open(&p, None, 1, Special::Refuse)
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains("uid 65534"), "{err}");
         let _ = fs::remove_dir_all(&d);
     }
@@ -409,7 +463,7 @@ mod tests {
         let p = d.join("pipe");
         mkfifo(&p);
         let start = std::time::Instant::now();
-        let err = RotatingFile::open(&p, None, 1)
+        let err = RotatingFile::open(&p, None, 1, Special::Allow)
             .err()
             .expect("no reader: refused");
         assert!(err.to_string().contains("no reader on FIFO"), "{err}");
@@ -421,7 +475,7 @@ mod tests {
             .custom_flags(libc::O_NONBLOCK)
             .open(&p)
             .unwrap();
-        let mut f = RotatingFile::open(&p, Some(10), 1).unwrap();
+        let mut f = RotatingFile::open(&p, Some(10), 1, Special::Allow).unwrap();
         {
             use std::os::fd::AsRawFd as _;
             // SAFETY: F_GETFL on an fd the RotatingFile owns.
@@ -444,10 +498,49 @@ mod tests {
     }
 
     #[test]
-    fn unwritable_path_names_the_path() {
-        let err = RotatingFile::open(Path::new("/nonexistent-dir/x.ndjson"), None, 1)
+    fn fifos_and_devices_are_refused_unless_allowed_and_the_message_names_the_flag() {
+        let d = tmp("special");
+        let p = d.join("pipe");
+        mkfifo(&p);
+        for (path, what) in [
+            (p.as_path(), "a FIFO"),
+            (Path::new("/dev/null"), "a character device"),
+        ] {
+            let err = RotatingFile::open(path, None, 1, Special::Refuse)
+                .err()
+                .expect("refused");
+            let msg = err.to_string();
+            assert!(msg.contains(what), "{msg}");
+            assert!(msg.contains("--output-special"), "names the flag: {msg}");
+            assert!(
+                msg.contains(&path.display().to_string()),
+                "names the path: {msg}"
+            );
+        }
+        // Allowed: a device opens; a FIFO still needs a reader.
+        RotatingFile::open(Path::new("/dev/null"), Some(10), 1, Special::Allow).unwrap();
+        let err = RotatingFile::open(&p, None, 1, Special::Allow)
             .err()
-            .unwrap();
+            .expect("no reader");
+        assert!(err.to_string().contains("no reader on FIFO"), "{err}");
+        // A directory or a socket is never an output.
+        let err = RotatingFile::open(&d, None, 1, Special::Allow)
+            .err()
+            .expect("a directory");
+        assert!(err.to_string().contains("a directory"), "{err}");
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn unwritable_path_names_the_path() {
+        let err = RotatingFile::open(
+            Path::new("/nonexistent-dir/x.ndjson"),
+            None,
+            1,
+            Special::Refuse,
+        )
+        .err()
+        .unwrap();
         assert!(
             err.to_string().contains("/nonexistent-dir/x.ndjson"),
             "{err}"

@@ -119,6 +119,7 @@ all_threads = true
 output = "/var/log/ctrace/events.ndjson"
 rotate_size = "100MiB"
 rotate_keep = 3
+output_special = true
 runc_root = ["/run/a", "/run/b"]
 container = ["web", "db"]
 runtime = "docker"
@@ -163,6 +164,7 @@ fn every_key_is_parsed() {
     );
     assert_eq!(t.rotate_size, 100 << 20);
     assert_eq!(t.rotate_keep, 3);
+    assert!(t.output_special);
     assert_eq!(
         t.runc_root,
         [PathBuf::from("/run/a"), PathBuf::from("/run/b")]

@@ -63,6 +63,10 @@ pub struct WatchArgs {
     /// Rotated files to keep (FILE.1 ... FILE.N).
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub rotate_keep: u32,
+    /// Let --output be a FIFO or a character device (refused otherwise). A FIFO is opened
+    /// non-blocking, so one with no reader fails at once instead of hanging ctrace.
+    #[arg(long)]
+    pub output_special: bool,
     /// Also scan this runc state root (`runc --root DIR`) for containers; repeatable.
     #[arg(long, value_name = "DIR")]
     pub runc_root: Vec<PathBuf>,

@@ -19,7 +19,7 @@ use tracer::{
     session::{Next, Sink, Status},
     sink::{
         console, escape,
-        file::{Discard, LineSink, RotatingFile, Stdout},
+        file::{Discard, LineSink, RotatingFile, Special, Stdout},
         filter::Filter,
         json, Context, Loss,
     },
@@ -304,8 +304,17 @@ pub(super) fn open_output(args: &WatchArgs, mode: Mode) -> anyhow::Result<Box<dy
     Ok(match (&args.output, mode) {
         (Some(path), _) if is_stdout(path) => Box::new(Stdout::new()),
         (Some(path), _) => Box::new(
-            RotatingFile::open(path, Some(args.rotate_size), args.rotate_keep)
-                .context("cannot write --output")?,
+            RotatingFile::open(
+                path,
+                Some(args.rotate_size),
+                args.rotate_keep,
+                if args.output_special {
+                    Special::Allow
+                } else {
+                    Special::Refuse
+                },
+            )
+            .context("cannot write --output")?,
         ),
         (None, Mode::Agent { .. }) => Box::new(Discard),
         (None, Mode::Watch { .. }) => Box::new(Stdout::new()),
