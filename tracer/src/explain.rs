@@ -653,8 +653,12 @@ pub struct Correlator<M> {
     ooms: PidMap<u32, PendingOom>,
     /// Victims already reported, so a repeated mark_victim is not a second incident.
     recent_oom_victims: PidMap<u32, u64>,
-    /// The first exec seen in each container whose init the runtime's state has not named.
+    /// The first exec seen in each container whose init the runtime's state has not named
+    /// (see [`Correlator::init_unknown`]).
     first_exec: HashMap<String, u32>,
+    /// Per container, the init its state named when it was seen to stop: until the runtime's
+    /// state names another (a restart), that `init_pid` is a dead one and says nothing.
+    stopped_init: HashMap<String, u32>,
     /// (container id, init pid) already reported as started: busybox and shells exec more
     /// than once in the same pid.
     /// Bounded: an init whose exit was lost would otherwise stay forever.
@@ -677,6 +681,7 @@ impl<M: MemoryReader> Correlator<M> {
             ooms: PidMap::default(),
             recent_oom_victims: PidMap::default(),
             first_exec: HashMap::new(),
+            stopped_init: HashMap::new(),
             started: crate::once::OnceSet::new(STARTED_MAX),
             oom_killers: OOM_KILLERS.iter().map(|k| (*k).to_owned()).collect(),
             group_members: PidMap::default(),
@@ -711,14 +716,14 @@ impl<M: MemoryReader> Correlator<M> {
                                 filename: e.filename.clone(),
                             });
                         }
-                    } else if c.init_pid.is_none()
+                    } else if self.init_unknown(c)
                         && !self.first_exec.contains_key(&c.id)
                         && !is_runtime_exec(&e.filename, &ev.task.comm)
                     {
                         // The runtime's state did not name the init yet (a container that
-                        // just appeared): the first exec in a new container is its init's, as
-                        // runc's init process execs the container's program before anything
-                        // else can run there.
+                        // just appeared, or was restarted since its init exited): the first
+                        // exec in it is its init's, as runc's init process execs the
+                        // container's program before anything else can run there.
                         self.first_exec.insert(c.id.clone(), init.pid);
                         if self.started.insert((c.id.clone(), init.pid)) {
                             out.push(Incident::ContainerStart {
@@ -897,7 +902,7 @@ impl<M: MemoryReader> Correlator<M> {
         let is_init = exited.is_container_init()
             || exited
                 .container()
-                .is_some_and(|c| c.init_pid.is_none() && self.first_exec.get(&c.id) == Some(&pid));
+                .is_some_and(|c| self.init_unknown(c) && self.first_exec.get(&c.id) == Some(&pid));
         let info = ExitInfo::from(e);
         let mut reason = match info.signal {
             Some(_) => StopReason::Signaled,
@@ -931,6 +936,11 @@ impl<M: MemoryReader> Correlator<M> {
         if let (true, Some(c)) = (is_init, exited.container()) {
             self.started.remove(&(c.id.clone(), pid));
             self.first_exec.remove(&c.id);
+            // The init the state names is dead, whichever process this was (the state may
+            // still name the one before).
+            if let Some(named) = c.init_pid {
+                self.stopped_init.insert(c.id.clone(), named);
+            }
             out.push(Incident::ContainerStop {
                 boot_ns: ev.boot_ns,
                 container: Arc::clone(c),
@@ -978,7 +988,20 @@ impl<M: MemoryReader> Correlator<M> {
         if self.first_exec.len() > 10_000 {
             self.first_exec.clear();
         }
+        if self.stopped_init.len() > 10_000 {
+            self.stopped_init.clear();
+        }
         out
+    }
+
+    /// Whether `c`'s state names no living init: none yet, or the one seen to exit (a
+    /// restarted container whose new state has not been read; under load Docker's answer can
+    /// come after the new init's first records).
+    fn init_unknown(&self, c: &Container) -> bool {
+        match c.init_pid {
+            None => true,
+            Some(p) => self.stopped_init.get(&c.id) == Some(&p),
+        }
     }
 
     /// Everything still pending, reported as is (at shutdown).
@@ -1887,6 +1910,64 @@ mod tests {
         );
         let out = cor.observe(&ev(task(1001, "true", 500), 5, exit(0)), &a);
         assert!(out.is_empty(), "not the init");
+    }
+
+    #[test]
+    fn a_restarted_containers_new_init_starts_it_before_its_state_is_read_again() {
+        // The state still names the init that died (pid 50): Docker restarted the container
+        // and ctrace has not read its new state yet.
+        let c = container("web", 50);
+        let mut cor = Correlator::new(FixedMemory(None));
+        let a = Attrs {
+            process: in_c(&c),
+            other: None,
+        };
+        let exec = |pid: u32, f: &str| {
+            Body::Exec(Exec {
+                old_pid: pid,
+                filename: f.into(),
+            })
+        };
+        // Before any init exit, another process's exec is not a start.
+        assert!(cor
+            .observe(&ev(task(60, "true", 500), 0, exec(60, "/bin/true")), &a)
+            .is_empty());
+        let out = cor.observe(&ev(task(50, "tail", 500), 1, exit(137)), &a);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(matches!(out[0], Incident::ContainerStop { .. }));
+        // The runtime's own execs are not the new init's.
+        assert!(cor
+            .observe(
+                &ev(task(70, "runc", 500), 2, exec(70, "/proc/self/exe")),
+                &a
+            )
+            .is_empty());
+        let out = cor.observe(&ev(task(71, "tail", 500), 3, exec(71, "/bin/tail")), &a);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            out[0].explain(),
+            "container web (docker) started: /bin/tail (pid 71)"
+        );
+        // One start, and the new init's exit is the next stop.
+        assert!(cor
+            .observe(&ev(task(72, "true", 500), 4, exec(72, "/bin/true")), &a)
+            .is_empty());
+        let out = cor.observe(&ev(task(71, "tail", 500), 5, exit(137)), &a);
+        assert!(
+            matches!(out.as_slice(), [Incident::ContainerStop { .. }]),
+            "{out:?}"
+        );
+        // Once the state names the new init, it is the init as before.
+        let fresh = container("web", 80);
+        let a = Attrs {
+            process: in_c(&fresh),
+            other: None,
+        };
+        let out = cor.observe(&ev(task(80, "tail", 500), 6, exec(80, "/bin/tail")), &a);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(cor
+            .observe(&ev(task(81, "true", 500), 7, exec(81, "/bin/true")), &a)
+            .is_empty());
     }
 
     #[test]
