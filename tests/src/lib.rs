@@ -816,3 +816,38 @@ pub fn free_port() -> u16 {
         .expect("a free port")
         .port()
 }
+
+/// The loss books of a session that ended with its `stats` record (the last of `records`),
+/// for each of `kinds`: produced = delivered + lost, no decode error, every delivered record
+/// printed and every loss shown as `lost` records. Returns (produced, delivered, lost) per
+/// kind, in order.
+pub fn assert_books_balance(records: &[Value], kinds: &[&str]) -> Vec<(u64, u64, u64)> {
+    let stats = records.last().expect("records");
+    assert_eq!(stats["type"], "stats", "the last record: {stats}");
+    kinds
+        .iter()
+        .map(|&kind| {
+            let k = &stats["kinds"][kind];
+            let n = |f: &str| {
+                k[f].as_u64()
+                    .unwrap_or_else(|| panic!("{kind}: no {f}: {k}"))
+            };
+            let (produced, delivered, lost) =
+                (n("produced"), n("delivered"), n("lost_ringbuf_full"));
+            assert_eq!(k["decode_errors"], 0, "{kind}: {k}");
+            assert_eq!(produced, delivered + lost, "{kind}: {k}");
+            let shown = records.iter().filter(|v| v["type"] == kind).count() as u64;
+            assert_eq!(
+                shown, delivered,
+                "{kind}: every delivered record was printed"
+            );
+            let reported: u64 = records
+                .iter()
+                .filter(|v| v["type"] == "lost" && v["kind"] == kind)
+                .map(|v| v["count"].as_u64().expect("count"))
+                .sum();
+            assert_eq!(reported, lost, "{kind}: every loss appears as a gap record");
+            (produced, delivered, lost)
+        })
+        .collect()
+}
