@@ -108,6 +108,12 @@ fn what(ty: fs::FileType) -> &'static str {
     }
 }
 
+/// Whether a file of type `ty` may be an output: a regular file, or with [`Special::Allow`] a
+/// FIFO or a character device.
+fn allowed(ty: fs::FileType, special: Special) -> bool {
+    ty.is_file() || (special == Special::Allow && (ty.is_fifo() || ty.is_char_device()))
+}
+
 fn refused(path: &Path, what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
@@ -121,14 +127,13 @@ fn refused(path: &Path, what: &str) -> io::Error {
 
 fn open(path: &Path, special: Special) -> io::Result<File> {
     let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    // Refused before opening when it can be told: opening a device can act on it. (What is
-    // opened is judged again below, in case the path changed in between.)
-    if special == Special::Refuse {
-        if let Ok(m) = fs::symlink_metadata(path) {
-            let ty = m.file_type();
-            if !ty.is_file() && !ty.is_symlink() {
-                return Err(refused(path, what(ty)));
-            }
+    // Refused before opening when it can be told: opening a device can act on it, and a
+    // socket fails to open the way a FIFO with no reader does. (What is opened is judged again
+    // below, in case the path changed in between; a symbolic link is refused by the open.)
+    if let Ok(m) = fs::symlink_metadata(path) {
+        let ty = m.file_type();
+        if !ty.is_symlink() && !allowed(ty, special) {
+            return Err(refused(path, what(ty)));
         }
     }
     // O_NONBLOCK: opening a FIFO for writing blocks until a reader opens it; non-blocking, it
@@ -189,7 +194,7 @@ fn open(path: &Path, special: Special) -> io::Result<File> {
             file.set_permissions(fs::Permissions::from_mode(0o600))
                 .map_err(named)?;
         }
-    } else if special == Special::Refuse || !(ty.is_fifo() || ty.is_char_device()) {
+    } else if !allowed(ty, special) {
         return Err(refused(path, what(ty)));
     }
     // A FIFO with a reader (or a device) is then written like stdout: blocking, so a slow
@@ -528,6 +533,12 @@ mod tests {
             .err()
             .expect("a directory");
         assert!(err.to_string().contains("a directory"), "{err}");
+        let sock = d.join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let err = RotatingFile::open(&sock, None, 1, Special::Allow)
+            .err()
+            .expect("a socket");
+        assert!(err.to_string().contains("a socket"), "{err}");
         let _ = fs::remove_dir_all(&d);
     }
 
