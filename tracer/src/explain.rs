@@ -1173,6 +1173,13 @@ mod tests {
         })
     }
 
+    fn exec(old_pid: u32, filename: &str) -> Body {
+        Body::Exec(Exec {
+            old_pid,
+            filename: filename.into(),
+        })
+    }
+
     fn exit(status: u32) -> Body {
         Body::Exit(Exit {
             status: Some(status),
@@ -1836,12 +1843,9 @@ mod tests {
     fn container_start_is_the_inits_exec() {
         let c = container("web", 1000);
         let mut cor = Correlator::new(FixedMemory(None));
-        let exec = Body::Exec(Exec {
-            old_pid: 1000,
-            filename: "/bin/sh".into(),
-        });
+        let sh = exec(1000, "/bin/sh");
         let out = cor.observe(
-            &ev(task(1000, "sh", 500), 1, exec.clone()),
+            &ev(task(1000, "sh", 500), 1, sh.clone()),
             &Attrs {
                 process: in_c(&c),
                 other: None,
@@ -1852,7 +1856,7 @@ mod tests {
             "container web (docker) started: /bin/sh (pid 1000)"
         );
         let out = cor.observe(
-            &ev(task(1001, "sh", 500), 1, exec),
+            &ev(task(1001, "sh", 500), 1, sh),
             &Attrs {
                 process: in_c(&c),
                 other: None,
@@ -1871,25 +1875,22 @@ mod tests {
             process: in_c(&pending),
             other: None,
         };
-        let exec = |f: &str| {
-            Body::Exec(Exec {
-                old_pid: 1000,
-                filename: f.into(),
-            })
-        };
         // runc's bootstrap execs in the container's cgroup are not its start.
         assert!(cor
-            .observe(&ev(task(990, "runc", 500), 0, exec("/dev/fd/6")), &a)
+            .observe(&ev(task(990, "runc", 500), 0, exec(1000, "/dev/fd/6")), &a)
             .is_empty());
         assert!(cor
-            .observe(&ev(task(991, "exe", 500), 0, exec("/proc/self/exe")), &a)
+            .observe(
+                &ev(task(991, "exe", 500), 0, exec(1000, "/proc/self/exe")),
+                &a
+            )
             .is_empty());
         assert!(
             cor.observe(&ev(task(990, "runc", 500), 0, exit(0)), &a)
                 .is_empty(),
             "not a stop"
         );
-        let out = cor.observe(&ev(task(1000, "sh", 500), 1, exec("/bin/sh")), &a);
+        let out = cor.observe(&ev(task(1000, "sh", 500), 1, exec(1000, "/bin/sh")), &a);
         assert_eq!(out.len(), 1);
         assert_eq!(
             out[0].explain(),
@@ -1897,10 +1898,13 @@ mod tests {
         );
         // Exec again in the same pid (busybox applets), or another process: no second start.
         assert!(cor
-            .observe(&ev(task(1000, "sh", 500), 2, exec("/proc/self/exe")), &a)
+            .observe(
+                &ev(task(1000, "sh", 500), 2, exec(1000, "/proc/self/exe")),
+                &a
+            )
             .is_empty());
         assert!(cor
-            .observe(&ev(task(1001, "true", 500), 3, exec("/bin/true")), &a)
+            .observe(&ev(task(1001, "true", 500), 3, exec(1000, "/bin/true")), &a)
             .is_empty());
         // Its exit is the container's stop, though the state never named the init.
         let out = cor.observe(&ev(task(1000, "sh", 500), 4, exit(5 << 8)), &a);
@@ -1921,12 +1925,6 @@ mod tests {
         let a = Attrs {
             process: in_c(&c),
             other: None,
-        };
-        let exec = |pid: u32, f: &str| {
-            Body::Exec(Exec {
-                old_pid: pid,
-                filename: f.into(),
-            })
         };
         // Before any init exit, another process's exec is not a start.
         assert!(cor

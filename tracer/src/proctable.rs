@@ -10,14 +10,14 @@
 //! once, while they still exist.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::event::{Body, CgroupOp, Event};
 
 /// A map keyed by task ids (or other small keys) on the per-record path: foldhash instead of
 /// std's SipHash, which was a tenth of the pipeline's time (`perf` of `cargo bench --bench
 /// pipeline`). Still seeded per map, and the kernel, not a container, picks the (host) ids.
 pub type PidMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-use std::path::PathBuf;
-
-use crate::event::{Body, CgroupOp, Event};
 
 /// How long an exited task stays known, in boot-time nanoseconds.
 const EXITED_KEEP_NS: u64 = 10_000_000_000;
