@@ -57,6 +57,17 @@ const SERIES: [(&str, &str, &str); 2] = [
 /// an idle machine; several times that on a loaded one).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(900);
 
+/// How a guest kernel's console starts a report of trouble.
+const TROUBLE: &[&str] = &[
+    "Kernel panic",
+    "BUG:",
+    "Oops:",
+    "general protection fault",
+    "watchdog:",
+    "rcu_sched detected stall",
+    "rcu: INFO:",
+];
+
 /// The container memory limit of the OOM scenario.
 const OOM_LIMIT: u64 = 32 << 20;
 
@@ -68,8 +79,9 @@ set -u
 BIN=$1
 say() { echo "CTRACE-VM $*"; }
 fail() { say "FAIL $*"; exit 1; }
-# Kernel messages (the OOM report) must not interleave with the records on the console.
-echo 1 > /proc/sys/kernel/printk
+# The kernel's console is vng's stderr, apart from the records (stdout): all but debug
+# messages, so that a guest that dies (vng's exit status 255) leaves its oops in the log.
+echo 7 > /proc/sys/kernel/printk
 say kernel "$(uname -r)"
 # A fresh scratch folder made in the guest: folders the host made are not all visible here.
 S=/tmp/ctrace-guest.$$
@@ -230,9 +242,17 @@ pub fn vm_test(args: &VmArgs, bin: &Path) -> Result<()> {
 
 /// qemu (Debian) and virtme-ng (PyPI), installed when missing.
 fn install_tools() -> Result<()> {
-    if which("qemu-system-x86_64").is_none() {
-        say!("vm-test: installing qemu-system-x86 with apt-get");
-        apt_install(&["qemu-system-x86"])?;
+    // What boots the guests, and what the scenario runs in them from the host's own root:
+    // busybox (virtme-ng's initramfs, the containers' root) and runc.
+    for (cmd, package) in [
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("busybox", "busybox-static"),
+        ("runc", "runc"),
+    ] {
+        if which(cmd).is_none() {
+            say!("vm-test: installing {package} with apt-get");
+            apt_install(&[package])?;
+        }
     }
     if which("vng").is_none() {
         say!("vm-test: installing virtme-ng with pip");
@@ -259,6 +279,20 @@ fn image_version(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
         .ok()
 }
 
+/// The newest package of a series in apt's lists: (version, package name).
+fn newest_package(pattern: &str, prefix: &str, suffix: &str) -> Result<Option<(u64, String)>> {
+    let listing = capture(Command::new("apt-cache").args(["search", "--names-only", pattern]))
+        .context("apt-cache search")?;
+    Ok(listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|p| {
+            let v = image_version(p.strip_prefix("linux-image-")?, &prefix[8..], suffix)?;
+            Some((v, p.to_owned()))
+        })
+        .max())
+}
+
 /// The newest installed image of each series (all of them with `all`), installing the newest
 /// package of a series that has none.
 fn default_kernels(all: bool) -> Result<Vec<PathBuf>> {
@@ -266,18 +300,18 @@ fn default_kernels(all: bool) -> Result<Vec<PathBuf>> {
     for (pattern, prefix, suffix) in SERIES {
         let mut found = installed(prefix, suffix)?;
         if found.is_empty() {
-            let listing =
-                capture(Command::new("apt-cache").args(["search", "--names-only", pattern]))
-                    .context("apt-cache search")?;
-            let newest = listing
-                .lines()
-                .filter_map(|l| l.split_whitespace().next())
-                .filter_map(|p| {
-                    let v = image_version(p.strip_prefix("linux-image-")?, &prefix[8..], suffix)?;
-                    Some((v, p.to_owned()))
-                })
-                .max()
-                .with_context(|| format!("no package matches {pattern} (apt-get update?)"))?;
+            // Package lists on a fresh machine can predate a series: refreshed once when the
+            // search finds nothing.
+            let newest = match newest_package(pattern, prefix, suffix)? {
+                Some(p) => p,
+                None => {
+                    say!("vm-test: no package matches {pattern}: apt-get update");
+                    run(Command::new("apt-get").arg("update")).context("apt-get update")?;
+                    newest_package(pattern, prefix, suffix)?.with_context(|| {
+                        format!("no package matches {pattern}, even after apt-get update")
+                    })?
+                }
+            };
             say!("vm-test: installing {}", newest.1);
             apt_install(&[&newest.1])?;
             found = installed(prefix, suffix)?;
@@ -312,8 +346,20 @@ fn boot(kernel: &Path, script: &Path, bin: &Path) -> Result<String> {
     let mut cmd = Command::new("vng");
     cmd.arg("--run")
         .arg(kernel)
-        .args(["--disable-kvm", "--force-9p", "--memory", "2G", "--exec"])
+        .args([
+            "--disable-kvm",
+            "--force-9p",
+            "--memory",
+            "2G",
+            "--verbose",
+            "--exec",
+        ])
         .arg(format!("bash {} {}", script.display(), bin.display()))
+        // One TCG thread for both vCPUs. With a thread per vCPU, a vCPU can run code another
+        // is patching through int3 (text_poke_bp: a static key flips as runc attaches its
+        // device-cgroup program) after the patch is done, and the guest dies of
+        // "Oops: int3" in devcgroup_check_permission (seen on 6.12; vng's status 255).
+        .arg("--qemu-opts=-accel tcg,thread=single")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -365,15 +411,25 @@ fn boot(kernel: &Path, script: &Path, bin: &Path) -> Result<String> {
         let lines: Vec<&str> = s.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     };
+    // The kernel's console, from its first report of trouble (a guest that died with
+    // vng's status 255 has panicked or oopsed), or its last lines.
+    let console = |s: &str| {
+        let lines: Vec<&str> = s.lines().collect();
+        let from = lines
+            .iter()
+            .position(|l| TROUBLE.iter().any(|t| l.contains(t)))
+            .map_or(lines.len().saturating_sub(30), |i| i.saturating_sub(5));
+        lines[from..lines.len().min(from + 100)].join("\n")
+    };
     match status {
         None => bail!(
             "the guest did not finish within {} s\n{}\n{}",
             BOOT_TIMEOUT.as_secs(),
             tail(&out),
-            tail(&err)
+            console(&err)
         ),
         Some(st) if !st.success() => {
-            bail!("vng exited with {st}\n{}\n{}", tail(&out), tail(&err))
+            bail!("vng exited with {st}\n{}\n{}", tail(&out), console(&err))
         }
         Some(_) => Ok(out),
     }
