@@ -1,7 +1,9 @@
 //! Every record type ctrace emits, produced for real and validated against
 //! `docs/events.schema.json`.
 
-use std::{collections::BTreeMap, process::Command, time::Duration};
+use std::{
+    collections::BTreeMap, os::unix::process::CommandExt as _, process::Command, time::Duration,
+};
 
 use ctrace_tests::{get, require, require_docker, Bounded as _, DockerContainer, Watch};
 use serde_json::Value;
@@ -64,6 +66,24 @@ fn every_record_type_validates_against_the_schema() {
         &["--cpus", "0.01"],
         &["sh", "-c", "while :; do :; done"],
     );
+    // Repeated ignored SIGTERMs: a signal record with a count (the run's tail, at exit).
+    let mut deaf = Command::new("/bin/sleep");
+    deaf.arg("300");
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        deaf.pre_exec(|| {
+            libc::signal(libc::SIGTERM, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut deaf = deaf.spawn().expect("spawn sleep");
+    ctrace_tests::wait_comm(deaf.id(), "sleep");
+    for _ in 0..50 {
+        // SAFETY: signalling our own child.
+        assert_eq!(unsafe { libc::kill(deaf.id() as i32, libc::SIGTERM) }, 0);
+    }
+    deaf.kill().expect("kill sleep");
+    deaf.wait().expect("wait sleep");
     let pid = victim.init_pid();
     assert!(Command::new("kill")
         .args(["-9", &pid.to_string()])
@@ -124,6 +144,12 @@ fn every_record_type_validates_against_the_schema() {
             .entry(r["type"].as_str().unwrap().to_owned())
             .or_insert_with(|| r.clone());
     }
+    assert!(
+        records
+            .iter()
+            .any(|v| v["type"] == "signal" && v["count"].as_u64() > Some(1)),
+        "no folded signal record"
+    );
     for t in ALL_TYPES {
         assert!(
             by_type.contains_key(t),

@@ -115,8 +115,19 @@ fn opt_in_signals_are_filtered_in_the_kernel_unless_asked_for() {
         filtered >= N as u64,
         "{N} SIGUSR1 sent, only {filtered} filtered in the kernel: {stats}"
     );
-    // With --signals USR1 it is reported, each one.
-    let w = Watch::start(&bin, &["--events", "signal", "--signals", "USR1", "--host"]);
+    // With --signals USR1 it is reported, each one (no fold: `--signal-window 0`).
+    let w = Watch::start(
+        &bin,
+        &[
+            "--events",
+            "signal",
+            "--signals",
+            "USR1",
+            "--signal-window",
+            "0",
+            "--host",
+        ],
+    );
     let mut victim = spawn_ignoring();
     let vpid = victim.id();
     send_usr1(vpid);
@@ -132,4 +143,100 @@ fn opt_in_signals_are_filtered_in_the_kernel_unless_asked_for() {
         .collect();
     assert_eq!(usr1.len(), N, "every SIGUSR1 reported once");
     assert_eq!(usr1[0]["signal"], "SIGUSR1");
+}
+
+/// Repeated identical signals that change nothing (here SIGUSR1s to a process that ignores
+/// them) are folded in the kernel: the first is a record at once, the rest come as counts,
+/// and the counts add up to exactly what was sent, the tail included (read from the fold's
+/// slot when ctrace stops). Signals that may kill are never folded: the SIGKILL is a record.
+#[test]
+fn ignored_signals_are_folded_into_exact_counts() {
+    const N: u64 = 20_000;
+    let Some(bin) = require() else { return };
+    let dir = TempDir::new("fold");
+    let target = unique_binary(&dir, "/bin/sleep", "cttgt_fold");
+    let w = Watch::start(&bin, &["--events", "signal", "--signals", "USR1", "--host"]);
+    let mut cmd = Command::new(&target);
+    cmd.arg("60");
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGUSR1, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut victim = cmd.spawn().expect("spawn");
+    let vpid = victim.id();
+    wait_comm(vpid, "cttgt_fold");
+    for _ in 0..N {
+        // SAFETY: signalling our own child.
+        assert_eq!(unsafe { libc::kill(vpid as i32, libc::SIGUSR1) }, 0);
+    }
+    // The first one is reported without waiting for the rest.
+    let first = w.wait_for("the first SIGUSR1", WAIT, |v| {
+        v["type"] == "signal" && get(v, "target.pid") == vpid && v["signo"] == 10
+    });
+    assert_eq!(first["result"], "ignored");
+    assert!(
+        first.get("count").is_none(),
+        "the first stands for itself: {first}"
+    );
+    victim.kill().expect("kill");
+    victim.wait().expect("wait");
+    w.wait_for("SIGKILL after the SIGUSR1s", WAIT, |v| {
+        v["type"] == "signal" && get(v, "target.pid") == vpid && v["signo"] == 9
+    });
+    let (records, stderr) = w.stop();
+    let usr1: Vec<_> = records
+        .iter()
+        .filter(|v| v["type"] == "signal" && get(v, "target.pid") == vpid && v["signo"] == 10)
+        .collect();
+    let total: u64 = usr1
+        .iter()
+        .map(|v| v.get("count").map_or(1, |c| c.as_u64().expect("count")))
+        .sum();
+    assert_eq!(
+        total,
+        N,
+        "every SIGUSR1 counted once, in {} records",
+        usr1.len()
+    );
+    assert!(
+        (usr1.len() as u64) < N / 10,
+        "{} records for {N} identical ignored signals: not folded",
+        usr1.len()
+    );
+    for v in &usr1 {
+        assert_eq!(get(v, "process.pid"), std::process::id(), "sender: {v}");
+        if let Some(c) = v.get("count") {
+            assert!(
+                c.as_u64() > Some(1),
+                "a count is given only for more than one: {v}"
+            );
+            assert!(v["span_ns"].is_u64(), "a count comes with its span: {v}");
+            let text = v["explanation"].as_str().unwrap_or("");
+            assert!(
+                text.contains(&format!("(x{c}")),
+                "the explanation counts: {v}"
+            );
+        }
+    }
+    let stats = records.last().expect("records");
+    assert_eq!(stats["type"], "stats", "{stderr}");
+    let repeats = get(stats, "signal_folds.repeats_reported")
+        .as_u64()
+        .unwrap_or_else(|| panic!("no signal_folds in stats: {stats}"));
+    assert!(
+        repeats >= N - usr1.len() as u64,
+        "stats count {repeats} folded repeats, the records {}",
+        N - usr1.len() as u64
+    );
+    // Folded signals are filtered, not lost: the ring's books still balance.
+    let k = &stats["kinds"]["signal"];
+    assert_eq!(k["lost_ringbuf_full"], 0, "{k}");
+    assert_eq!(k["produced"], k["delivered"], "{k}");
+    assert!(
+        k["filtered_in_kernel"].as_u64() >= Some(repeats),
+        "each repeat counted as filtered in the kernel: {k}"
+    );
 }

@@ -17,6 +17,7 @@ pub mod names {
     pub const COUNTERS_MAP: &str = "COUNTERS";
     pub const CAP_DEDUP_MAP: &str = "CAP_DEDUP";
     pub const CAP_COUNTERS_MAP: &str = "CAP_COUNTERS";
+    pub const SIG_FOLD_MAP: &str = "SIG_FOLD";
     pub const RUNQ_MAP: &str = "RUNQ";
     pub const OOM_VICTIMS_MAP: &str = "OOM_VICTIMS";
     pub const READER_MAP: &str = "READER";
@@ -318,6 +319,9 @@ pub struct Config {
     /// Wake the reader when this many bytes are waiting in the ring buffer (records are
     /// otherwise submitted without a wakeup and the reader polls on a timer).
     pub wakeup_bytes: u64,
+    /// Ignored or already-pending signals identical to the run their CPU counts are folded
+    /// into it for this long after its last record (0: every signal is a record).
+    pub signal_window_ns: u64,
     pub tp: TpOffsets,
     pub task: TaskOffsets,
 }
@@ -334,6 +338,7 @@ impl Config {
         _pad0: 0,
         cap_window_ns: 5_000_000_000,
         wakeup_bytes: 64 * 1024,
+        signal_window_ns: 1_000_000_000,
         tp: TpOffsets::ABSENT,
         task: TaskOffsets::ABSENT,
     };
@@ -444,6 +449,57 @@ pub struct SignalEvent {
     pub flags: u32,
     /// cgroup v2 id of the target; valid with `signal_flags::TARGET_TASK`.
     pub target_cgroup_id: u64,
+    /// The fold of repeated identical signals that change nothing (ignored, or already
+    /// pending; see [`SigRun`]): the run this record reports on `cpu`, 0 when not folded.
+    pub run: u32,
+    pub cpu: u32,
+    /// Signals of `run` so far, this one included (cumulative, as [`CapabilityEvent::total`]).
+    pub total: u64,
+    /// The run `cpu` counted before this one started (0: none), its final total and when
+    /// its last signal was sent: the tail no record reported yet.
+    pub prev_run: u32,
+    pub _pad: u32,
+    pub prev_total: u64,
+    pub prev_last_ns: u64,
+}
+
+/// Size of [`SignalEvent`] in layouts before the fold: still decoded, as a signal of its own.
+pub const SIGNAL_EVENT_UNFOLDED_SIZE: usize = 112;
+
+/// What makes signals identical for the fold.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct SigKey {
+    /// Sender thread.
+    pub sender_pid: u32,
+    /// Target thread.
+    pub target_pid: u32,
+    pub sig: i32,
+    pub code: i32,
+    pub errno: i32,
+    pub group: i32,
+    pub result: i32,
+    pub _pad: u32,
+}
+
+/// The one slot per CPU of the signal fold (`SIG_FOLD`): the run of identical signals that
+/// CPU is counting. A signal that is ignored or already pending, with the key of the run,
+/// within [`Config::signal_window_ns`] of its last record, is counted here instead of being
+/// a record; any other signal to fold starts a new run, and its record carries the end of the
+/// old one. Userspace reads the slot each second for the tail of a run that nothing ended.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SigRun {
+    pub key: SigKey,
+    /// The run's number on this CPU (from 1, increasing); 0 while a new run is written.
+    pub run: u32,
+    pub _pad: u32,
+    /// Signals of this run so far.
+    pub total: u64,
+    /// When the run's last record was emitted.
+    pub last_emit_ns: u64,
+    /// When its last signal was sent.
+    pub last_ns: u64,
 }
 
 pub mod signal_flags {
@@ -648,6 +704,7 @@ mod pod {
     unsafe impl aya::Pod for Config {}
     unsafe impl aya::Pod for CapKey {}
     unsafe impl aya::Pod for CapState {}
+    unsafe impl aya::Pod for SigRun {}
     unsafe impl aya::Pod for RunqHist {}
     unsafe impl aya::Pod for OomVictimTask {}
 }
@@ -673,7 +730,8 @@ mod tests {
         assert_eq!(size_of::<ExecEvent>(), 56 + 8 + PATH_LEN);
         assert_eq!(size_of::<ExitEvent>(), 64);
         assert_eq!(size_of::<ForkEvent>(), 56 + 8 + 16);
-        assert_eq!(size_of::<SignalEvent>(), 56 + 24 + 16 + 16);
+        assert_eq!(size_of::<SignalEvent>(), 56 + 24 + 16 + 16 + 40);
+        assert_eq!(offset_of!(SignalEvent, run), SIGNAL_EVENT_UNFOLDED_SIZE);
         assert_eq!(offset_of!(SignalEvent, target_cgroup_id), 104);
         assert_eq!(offset_of!(SignalEvent, target_comm), 80);
         assert_eq!(size_of::<OomVictimEvent>(), 56 + 8 + 40 + 8 + 16);

@@ -27,7 +27,8 @@ use emit::{
 use tracer_common::{
     cap_counter, counter, exit_flags, kind, oom_context, signal_flags, CapKey, CapState,
     CapabilityEvent, CgroupEvent, Config, ExecEvent, ExitEvent, ForkEvent, MemcgCounter,
-    OomVictimEvent, OomVictimTask, SignalEvent, MEMCG_HOST, MEMCG_UNREAD, OFFSET_ABSENT,
+    OomVictimEvent, OomVictimTask, SigKey, SigRun, SignalEvent, MEMCG_HOST, MEMCG_UNREAD,
+    OFFSET_ABSENT,
 };
 
 /// Settings and offsets; written by userspace before load (`EbpfLoader::override_global`).
@@ -56,6 +57,10 @@ static CAP_DEDUP: LruPerCpuHashMap<CapKey, CapState> = LruPerCpuHashMap::with_ma
 /// named, not silently missing.
 #[map]
 static CAP_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(cap_counter::LEN, 0);
+
+/// The run of identical signals each CPU is counting (one slot, per CPU: no atomics).
+#[map]
+static SIG_FOLD: PerCpuArray<SigRun> = PerCpuArray::with_max_entries(1, 0);
 
 #[tracepoint]
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
@@ -220,6 +225,13 @@ pub fn signal_generate(ctx: TracePointContext) -> u32 {
         (*ev).target_tgid = 0;
         (*ev).flags = 0;
         (*ev).target_cgroup_id = 0;
+        (*ev).run = 0;
+        (*ev).cpu = 0;
+        (*ev).total = 0;
+        (*ev).prev_run = 0;
+        (*ev)._pad = 0;
+        (*ev).prev_total = 0;
+        (*ev).prev_last_ns = 0;
     }
     // A SIGKILL is what ends containers: get it to userspace without waiting for the timer.
     entry.submit(submit_flags(sig == 9));
@@ -258,11 +270,26 @@ pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
             emit::read_kernel::<i32>(p, conf!(task.siginfo_errno), kind::SIGNAL).unwrap_or(0),
         ),
     };
-    let Some(mut entry) = emit::reserve::<SignalEvent, _>(&ctx, kind::SIGNAL) else {
+    let k = kind::SIGNAL;
+    let target_pid = emit::read_kernel::<u32>(task, conf!(task.pid), k).unwrap_or(0);
+    let key = SigKey {
+        sender_pid: aya_ebpf::helpers::bpf_get_current_pid_tgid() as u32,
+        target_pid,
+        sig,
+        code,
+        errno,
+        group,
+        result,
+        _pad: 0,
+    };
+    let Some(fold) = sig_fold(&key) else {
+        count(k, counter::FILTERED);
+        return 0;
+    };
+    let Some(mut entry) = emit::reserve::<SignalEvent, _>(&ctx, k) else {
         return 0;
     };
     let ev = entry.as_mut_ptr();
-    let k = kind::SIGNAL;
     // SAFETY: reserved ring-buffer memory of the right size, fully written.
     unsafe {
         fill_header(&raw mut (*ev).hdr, k, size_of::<SignalEvent>());
@@ -271,7 +298,7 @@ pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
         (*ev).code = code;
         (*ev).group = group;
         (*ev).result = result;
-        (*ev).target_pid = emit::read_kernel::<u32>(task, conf!(task.pid), k).unwrap_or(0);
+        (*ev).target_pid = target_pid;
         (*ev).target_tgid = emit::read_kernel::<u32>(task, conf!(task.tgid), k).unwrap_or(0);
         (*ev).target_comm =
             emit::read_kernel::<[u8; 16]>(task, conf!(task.comm), k).unwrap_or([0; 16]);
@@ -286,9 +313,79 @@ pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
                 (*ev).flags = 0;
             }
         }
+        (*ev).run = fold.run;
+        (*ev).cpu = fold.cpu;
+        (*ev).total = fold.total;
+        (*ev).prev_run = fold.prev_run;
+        (*ev)._pad = 0;
+        (*ev).prev_total = fold.prev_total;
+        (*ev).prev_last_ns = fold.prev_last_ns;
     }
     entry.submit(submit_flags(sig == 9));
     0
+}
+
+/// What a signal record says of the fold (all 0: not folded).
+#[derive(Default)]
+struct Fold {
+    run: u32,
+    cpu: u32,
+    total: u64,
+    prev_run: u32,
+    prev_total: u64,
+    prev_last_ns: u64,
+}
+
+/// The fold of a signal with `key` (see [`SigRun`]): `None` when it is counted in its CPU's
+/// run and needs no record, else what its record says of the fold.
+#[inline(always)]
+fn sig_fold(key: &SigKey) -> Option<Fold> {
+    let window = conf!(signal_window_ns);
+    // Only signals that change nothing are folded (ignored, or already pending); a SIGKILL
+    // never is: every record that may be a kill stays one.
+    if window == 0 || !(key.result == 1 || key.result == 2) || key.sig == 9 {
+        return Some(Fold::default());
+    }
+    let Some(st) = SIG_FOLD.get_ptr_mut(0) else {
+        return Some(Fold::default());
+    };
+    // SAFETY: helpers without preconditions.
+    let (now, cpu) = unsafe { (bpf_ktime_get_boot_ns(), bpf_get_smp_processor_id()) };
+    // SAFETY: this CPU's slot; programs are not preempted mid-run, and the same program does
+    // not nest on a CPU. Userspace reads the slot meanwhile: `run` is 0 while a new run is
+    // written, so it never takes the old total for the new run's.
+    unsafe {
+        let run = (*st).run;
+        if run != 0 && (*st).key == *key {
+            (*st).total += 1;
+            (*st).last_ns = now;
+            if now.wrapping_sub((*st).last_emit_ns) < window {
+                return None;
+            }
+            (*st).last_emit_ns = now;
+            return Some(Fold {
+                run,
+                cpu,
+                total: (*st).total,
+                ..Fold::default()
+            });
+        }
+        let fold = Fold {
+            run: if run == u32::MAX { 1 } else { run + 1 },
+            cpu,
+            total: 1,
+            prev_run: run,
+            prev_total: (*st).total,
+            prev_last_ns: (*st).last_ns,
+        };
+        core::ptr::write_volatile(&raw mut (*st).run, 0);
+        (*st).key = *key;
+        (*st).total = 1;
+        (*st).last_ns = now;
+        (*st).last_emit_ns = now;
+        core::ptr::write_volatile(&raw mut (*st).run, fold.run);
+        Some(fold)
+    }
 }
 
 /// OOM victims' process and cgroup by thread id, written by `mark_victim_btf`.

@@ -220,6 +220,48 @@ pub struct CapFrame {
     pub generation: u32,
 }
 
+/// The signal fold's slots as read from the kernel, and the fold window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigFrames {
+    pub window_ns: u64,
+    pub slots: Vec<SigFrame>,
+}
+
+/// One CPU's slot of the signal fold: what a flush uses of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigFrame {
+    pub cpu: u32,
+    pub run: u32,
+    pub total: u64,
+    pub last_emit_ns: u64,
+    pub last_ns: u64,
+}
+
+impl SigFrame {
+    pub fn new(cpu: u32, st: &tracer_common::SigRun) -> Self {
+        Self {
+            cpu,
+            run: st.run,
+            total: st.total,
+            last_emit_ns: st.last_emit_ns,
+            last_ns: st.last_ns,
+        }
+    }
+
+    pub fn slot(&self) -> (u32, tracer_common::SigRun) {
+        (
+            self.cpu,
+            tracer_common::SigRun {
+                run: self.run,
+                total: self.total,
+                last_emit_ns: self.last_emit_ns,
+                last_ns: self.last_ns,
+                ..tracer_common::SigRun::default()
+            },
+        )
+    }
+}
+
 fn is_zero(v: &u32) -> bool {
     *v == 0
 }
@@ -340,6 +382,10 @@ pub enum Frame {
         caps: Option<Vec<CapFrame>>,
         /// Per kind: attempts, lost (ring buffer full), read errors, filtered.
         counters: Option<Vec<[u64; 4]>>,
+        /// The signal fold's slots, and its window (absent in captures of versions before
+        /// it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sigs: Option<SigFrames>,
     },
     /// The session ended; its closing `stats` record.
     End { stats: Option<Value> },

@@ -7,7 +7,7 @@ use std::mem::size_of;
 
 use tracer_common::{
     exit_flags, flags, kind, signal_flags, CapabilityEvent, CgroupEvent, EventHeader, ExecEvent,
-    ExitEvent, ForkEvent, OomVictimEvent, SignalEvent, LAYOUT_VERSION,
+    ExitEvent, ForkEvent, OomVictimEvent, SignalEvent, LAYOUT_VERSION, SIGNAL_EVENT_UNFOLDED_SIZE,
 };
 
 /// The task that was current when the tracepoint fired.
@@ -79,6 +79,41 @@ pub struct Signal {
     pub target_comm: String,
     pub group: bool,
     pub result: i32,
+    /// Repeats of this signal folded into the record (ignored or already pending ones).
+    pub fold: Fold,
+}
+
+/// What a signal record stands for in the kernel's fold of repeated identical signals that
+/// change nothing (tracer-common `SigRun`). All zero, but `count`, for a record not folded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Fold {
+    /// The run on `cpu` this record reports (0: not folded).
+    pub run: u32,
+    pub cpu: u32,
+    /// Signals of the run so far (cumulative).
+    pub total: u64,
+    /// The run `cpu` counted before, its final total and its last signal's time.
+    pub prev_run: u32,
+    pub prev_total: u64,
+    pub prev_last_ns: u64,
+    /// Signals this record stands for: 1 unless [`crate::pipeline::Pipeline`] says more.
+    pub count: u64,
+    /// Nanoseconds from the run's previous record to this one (0 for its first).
+    pub span_ns: u64,
+}
+
+impl Fold {
+    /// A record of one signal.
+    pub const ONE: Self = Self {
+        run: 0,
+        cpu: 0,
+        total: 0,
+        prev_run: 0,
+        prev_total: 0,
+        prev_last_ns: 0,
+        count: 1,
+        span_ns: 0,
+    };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -422,6 +457,10 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
         kind::EXEC => size_of::<ExecEvent>(),
         kind::EXIT => size_of::<ExitEvent>(),
         kind::FORK => size_of::<ForkEvent>(),
+        // Records of layouts before the fold are shorter, and still signals.
+        kind::SIGNAL if hdr.size as usize == SIGNAL_EVENT_UNFOLDED_SIZE => {
+            SIGNAL_EVENT_UNFOLDED_SIZE
+        }
         kind::SIGNAL => size_of::<SignalEvent>(),
         kind::OOM_VICTIM => size_of::<OomVictimEvent>(),
         kind::CAPABILITY => size_of::<CapabilityEvent>(),
@@ -441,7 +480,7 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
             need: expected,
         });
     }
-    let body = decode_body(hdr.kind, buf)?;
+    let body = decode_body(hdr.kind, &buf[..expected])?;
     check_fields(hdr.kind, &body)?;
     Ok(Event {
         kind: hdr.kind,
@@ -484,7 +523,11 @@ fn decode_body(kind_id: u16, buf: &[u8]) -> Result<Body, DecodeError> {
             })
         }
         kind::SIGNAL => {
-            let e: SignalEvent = read(buf)?;
+            // Zero-extended: the fold fields of a shorter (older) record read as not folded.
+            let mut full = [0u8; size_of::<SignalEvent>()];
+            let n = buf.len().min(full.len());
+            full[..n].copy_from_slice(&buf[..n]);
+            let e: SignalEvent = read(&full)?;
             let task = e.flags & signal_flags::TARGET_TASK != 0;
             Body::Signal(Signal {
                 sig: e.sig,
@@ -496,6 +539,16 @@ fn decode_body(kind_id: u16, buf: &[u8]) -> Result<Body, DecodeError> {
                 target_comm: c_str(&e.target_comm),
                 group: e.group != 0,
                 result: e.result,
+                fold: Fold {
+                    run: e.run,
+                    cpu: e.cpu,
+                    total: e.total,
+                    prev_run: e.prev_run,
+                    prev_total: e.prev_total,
+                    prev_last_ns: e.prev_last_ns,
+                    count: if e.run == 0 { 1 } else { e.total },
+                    span_ns: 0,
+                },
             })
         }
         kind::OOM_VICTIM => {
@@ -682,6 +735,13 @@ pub(crate) mod tests {
             target_tgid: 770,
             flags: signal_flags::TARGET_TASK,
             target_cgroup_id: 4711,
+            run: 0,
+            cpu: 0,
+            total: 0,
+            prev_run: 0,
+            _pad: 0,
+            prev_total: 0,
+            prev_last_ns: 0,
         }
     }
 
@@ -770,6 +830,7 @@ pub(crate) mod tests {
                     target_comm: "tail".into(),
                     group: true,
                     result: 0,
+                    fold: Fold::ONE,
                 }),
             ),
             (
@@ -873,6 +934,42 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    /// Signal records of layouts before the fold (112 bytes) still decode, as one signal;
+    /// a fold's fields are read from full records.
+    #[test]
+    fn signal_records_before_the_fold_decode_as_one_signal() {
+        let mut ev = signal_event(15, 1);
+        ev.hdr.size = SIGNAL_EVENT_UNFOLDED_SIZE as u32;
+        ev.run = 9;
+        let old = &as_bytes(&ev)[..SIGNAL_EVENT_UNFOLDED_SIZE];
+        let Body::Signal(s) = decode(old).unwrap().body else {
+            panic!("not a signal")
+        };
+        assert_eq!((s.sig, s.target_pid, s.fold), (15, 777, Fold::ONE));
+        ev.hdr.size = size_of::<SignalEvent>() as u32;
+        (
+            ev.cpu,
+            ev.total,
+            ev.prev_run,
+            ev.prev_total,
+            ev.prev_last_ns,
+        ) = (1, 5, 8, 70, 3);
+        let Body::Signal(s) = decode(&as_bytes(&ev)).unwrap().body else {
+            panic!("not a signal")
+        };
+        let want = Fold {
+            run: 9,
+            cpu: 1,
+            total: 5,
+            prev_run: 8,
+            prev_total: 70,
+            prev_last_ns: 3,
+            count: 5,
+            span_ns: 0,
+        };
+        assert_eq!(s.fold, want);
     }
 
     /// The header's kind alone says which layout follows: relabelled records are caught by

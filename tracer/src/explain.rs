@@ -1170,6 +1170,7 @@ mod tests {
             target_comm: comm.into(),
             group: true,
             result: 0,
+            fold: crate::event::Fold::ONE,
         })
     }
 

@@ -2,7 +2,7 @@
 //! turning the kernel's cumulative capability totals into exact per-record counts, and filling
 //! in signal targets and OOM victims the kernel side could not read, from the process table.
 
-use tracer_common::{kind, CapKey, CapState};
+use tracer_common::{kind, CapKey, CapState, SigRun};
 
 use crate::event::{decode, Body, Capability, Event, Task};
 use crate::proctable::{PidMap, ProcSource, ProcTable};
@@ -67,6 +67,15 @@ pub struct Pipeline {
     /// Checks of records that were not counted because their slot's reports were forgotten
     /// (its earlier reports unknown): left to `unreported`, never counted twice.
     pub cap_forgotten_records: u64,
+    /// Per CPU, the run of folded signals its records reported last.
+    sig_runs: PidMap<u32, SigRunSeen>,
+    /// Tails of runs that a later record ended, passed on with the next flush.
+    sig_tails: Vec<Event>,
+    /// Folded signals the records passed on stand for beyond one each.
+    pub sig_repeats: u64,
+    /// Signals of runs whose every record was lost (the ring was full): known only from the
+    /// total the next run's first record carries.
+    pub sig_unattributed: u64,
     /// Processes and cgroups of tasks, from every record (fork records included).
     pub procs: ProcTable,
     /// OOM victims as the kernel read them, when it does.
@@ -94,6 +103,34 @@ struct CapSeen {
     /// The last map read that found the slot (or a record of it came after): slots gone from
     /// the map are the only ones that may be forgotten.
     scan: u64,
+}
+
+/// What userspace reported of the run of identical signals one CPU counts (tracer-common
+/// `SigRun`).
+#[derive(Debug, Clone)]
+struct SigRunSeen {
+    run: u32,
+    /// Its cumulative total reported so far.
+    reported: u64,
+    /// When (boot clock) the last signal reported was sent.
+    last_ns: u64,
+    /// The run's first record: what a report of its tail repeats, with a count.
+    first: Event,
+}
+
+impl SigRunSeen {
+    /// A record of `count` more signals of the run, up to the one sent at `last_ns`.
+    fn tail(&mut self, count: u64, last_ns: u64) -> Event {
+        let mut ev = self.first.clone();
+        ev.boot_ns = last_ns;
+        if let Body::Signal(s) = &mut ev.body {
+            s.fold.count = count;
+            s.fold.span_ns = last_ns.saturating_sub(self.last_ns);
+        }
+        self.reported += count;
+        self.last_ns = last_ns;
+        ev
+    }
 }
 
 /// Cap on remembered capability slots. The kernel holds at most `CAP_DEDUP`'s 16384 keys on
@@ -189,7 +226,7 @@ impl Pipeline {
                     }
                     _ => {}
                 }
-                Some(ev)
+                self.fold_signal(&mut ev).then_some(ev)
             }
             Err(e) => {
                 self.decode_errors += 1;
@@ -204,6 +241,98 @@ impl Pipeline {
                 None
             }
         }
+    }
+
+    /// Turns a folded signal record's cumulative totals into its count, and keeps the tail of
+    /// the run it ended for the next flush. False: the record says nothing new (a flush
+    /// reported its signals already).
+    fn fold_signal(&mut self, ev: &mut Event) -> bool {
+        let Body::Signal(s) = &mut ev.body else {
+            return true;
+        };
+        let f = s.fold;
+        if f.run == 0 {
+            return true;
+        }
+        if f.prev_run != 0 {
+            match self.sig_runs.remove(&f.cpu) {
+                Some(mut seen) if seen.run == f.prev_run => {
+                    if f.prev_total > seen.reported {
+                        let count = f.prev_total - seen.reported;
+                        self.sig_repeats += count;
+                        self.sig_tails.push(seen.tail(count, f.prev_last_ns));
+                    }
+                }
+                // The run's records were all lost: its signals are known only as a number.
+                _ => self.sig_unattributed += f.prev_total,
+            }
+        }
+        let (count, span_ns) = match self.sig_runs.get_mut(&f.cpu) {
+            Some(seen) if seen.run == f.run => {
+                let count = f.total.saturating_sub(seen.reported);
+                if count == 0 {
+                    return false;
+                }
+                let span = ev.boot_ns.saturating_sub(seen.last_ns);
+                (seen.reported, seen.last_ns) = (f.total, ev.boot_ns);
+                self.sig_repeats += count - 1;
+                (count, span)
+            }
+            _ => {
+                // A run's first record (or its first one that arrived: the count then holds
+                // the signals of the lost ones).
+                self.sig_repeats += f.total.saturating_sub(1);
+                let mut first = ev.clone();
+                if let Body::Signal(s) = &mut first.body {
+                    s.fold.count = 1;
+                }
+                self.sig_runs.insert(
+                    f.cpu,
+                    SigRunSeen {
+                        run: f.run,
+                        reported: f.total,
+                        last_ns: ev.boot_ns,
+                        first,
+                    },
+                );
+                (f.total, 0)
+            }
+        };
+        let Body::Signal(s) = &mut ev.body else {
+            return true;
+        };
+        (s.fold.count, s.fold.span_ns) = (count, span_ns);
+        true
+    }
+
+    /// Folded signals no record reported yet: the tails of runs a later record ended, and of
+    /// runs still counting whose last record is older than `window_ns`, read from the
+    /// kernel's `SIG_FOLD` slots (CPU, slot). One record per run, with the count.
+    pub fn flush_signals(
+        &mut self,
+        slots: impl IntoIterator<Item = (u32, SigRun)>,
+        now_boot_ns: u64,
+        window_ns: u64,
+    ) -> Vec<Event> {
+        let mut out = std::mem::take(&mut self.sig_tails);
+        for (cpu, st) in slots {
+            let Some(seen) = self.sig_runs.get_mut(&cpu) else {
+                continue;
+            };
+            // A run the records did not name yet (the slot is read while a new run starts),
+            // or nothing new.
+            if st.run != seen.run || st.total <= seen.reported {
+                continue;
+            }
+            // A run still going: its next record, due within the window, reports these.
+            if now_boot_ns.saturating_sub(st.last_emit_ns) < window_ns {
+                continue;
+            }
+            let count = st.total - seen.reported;
+            self.sig_repeats += count;
+            out.push(seen.tail(count, st.last_ns));
+        }
+        out
     }
 
     fn remember_kill(&mut self, pid: u32, k: KilledTask) {
@@ -447,6 +576,92 @@ mod tests {
 
     /// Records of versions without generations (captures): a lower total is a restart, as it
     /// was.
+    /// A folded signal record of `run` on CPU 1 at `boot_ns`, with the run before it.
+    fn sig_record(run: u32, total: u64, prev: (u32, u64, u64), boot_ns: u64) -> Vec<u8> {
+        let mut ev = crate::event::tests::signal_event(15, 1);
+        ev.hdr.boot_ns = boot_ns;
+        (ev.run, ev.cpu, ev.total) = (run, 1, total);
+        (ev.prev_run, ev.prev_total, ev.prev_last_ns) = prev;
+        as_bytes(&ev)
+    }
+
+    fn fold(ev: &Event) -> (u64, u64, u64) {
+        match &ev.body {
+            Body::Signal(s) => (s.fold.count, s.fold.span_ns, ev.boot_ns),
+            _ => panic!("not a signal"),
+        }
+    }
+
+    fn slot(run: u32, total: u64, last_emit_ns: u64, last_ns: u64) -> (u32, SigRun) {
+        let st = SigRun {
+            run,
+            total,
+            last_emit_ns,
+            last_ns,
+            ..SigRun::default()
+        };
+        (1, st)
+    }
+
+    /// Every signal of a run is reported exactly once: by the kernel's records (cumulative
+    /// totals), by the next run's first record (the old run's final total), or by a reading
+    /// of the slot once the run is quiet for a window.
+    #[test]
+    fn folded_signals_are_each_reported_once() {
+        let mut p = Pipeline::new();
+        let s = 1_000_000_000;
+        let ev = p.ingest(&sig_record(7, 1, (0, 0, 0), 10 * s)).unwrap();
+        assert_eq!(
+            fold(&ev),
+            (1, 0, 10 * s),
+            "a run's first record stands for itself"
+        );
+        let ev = p.ingest(&sig_record(7, 500, (0, 0, 0), 11 * s)).unwrap();
+        assert_eq!(
+            fold(&ev),
+            (499, s, 11 * s),
+            "the window's repeats, over its time"
+        );
+        // A slot reading while the run goes on within the window: left to the kernel.
+        assert!(p
+            .flush_signals([slot(7, 600, 11 * s, 11 * s + 5)], 11 * s + 10, s)
+            .is_empty());
+        // A quiet run: its tail comes from the slot, once.
+        let tail = p.flush_signals([slot(7, 600, 11 * s, 11 * s + 5)], 12 * s + 1, s);
+        assert_eq!(
+            tail.iter().map(fold).collect::<Vec<_>>(),
+            [(100, 5, 11 * s + 5)]
+        );
+        assert!(p
+            .flush_signals([slot(7, 600, 11 * s, 11 * s + 5)], 13 * s, s)
+            .is_empty());
+        // The kernel's record of the same signals, read after the slot: nothing new.
+        assert!(p.ingest(&sig_record(7, 600, (0, 0, 0), 13 * s)).is_none());
+        // Another signal starts run 8 and ends run 7 at 800: 200 more, with the next flush.
+        let ev = p
+            .ingest(&sig_record(8, 1, (7, 800, 14 * s), 15 * s))
+            .unwrap();
+        assert_eq!(fold(&ev), (1, 0, 15 * s));
+        let tail = p.flush_signals([], 15 * s, s);
+        assert_eq!(
+            tail.iter().map(fold).collect::<Vec<_>>(),
+            [(200, 3 * s - 5, 14 * s)]
+        );
+        // Beyond the one signal of each of the run's two records.
+        assert_eq!(p.sig_repeats, 498 + 100 + 200);
+        assert_eq!(p.sig_unattributed, 0);
+        // Run 9's records were all lost: run 10 knows only its number of signals.
+        p.ingest(&sig_record(10, 1, (9, 42, 16 * s), 17 * s))
+            .unwrap();
+        assert_eq!(p.sig_unattributed, 42);
+        // Run 8 ended unseen with run 9: its tail is unknown, not guessed.
+        assert!(p.flush_signals([], 17 * s, 0).is_empty());
+        // Not folded: a record of one signal, whatever else came.
+        let mut plain = crate::event::tests::signal_event(9, 0);
+        plain.hdr.boot_ns = 18 * s;
+        assert_eq!(fold(&p.ingest(&as_bytes(&plain)).unwrap()), (1, 0, 18 * s));
+    }
+
     #[test]
     fn records_without_generations_keep_the_old_reading() {
         let mut p = Pipeline::new();
@@ -585,6 +800,13 @@ mod tests {
             target_tgid: 777,
             flags: signal_flags::TARGET_TASK,
             target_cgroup_id: 4711,
+            run: 0,
+            cpu: 0,
+            total: 0,
+            prev_run: 0,
+            _pad: 0,
+            prev_total: 0,
+            prev_last_ns: 0,
         };
         let victim = victim_record(777, comm);
         // A user-sent SIGKILL does not count.
@@ -632,6 +854,13 @@ mod tests {
             target_tgid: 0,
             flags: 0,
             target_cgroup_id: 0,
+            run: 0,
+            cpu: 0,
+            total: 0,
+            prev_run: 0,
+            _pad: 0,
+            prev_total: 0,
+            prev_last_ns: 0,
         };
         let Body::Signal(s) = p.ingest(&as_bytes(&classic)).unwrap().body else {
             panic!()

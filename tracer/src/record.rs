@@ -452,6 +452,13 @@ pub struct SignalRecord {
     /// `delivered`, `ignored`, `already_pending`, `overflow_fail`, `lose_info`, `unknown`.
     pub result: String,
     pub errno: i32,
+    /// Identical signals this record stands for, when more than one: repeats that changed
+    /// nothing (ignored, already pending), folded in the kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// With `count`: nanoseconds from the run's previous record to the last of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_ns: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -836,6 +843,22 @@ pub struct StatsRecord {
     /// and in records of older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capability_checks: Option<CapabilityCheckStats>,
+    /// Signals folded in the kernel (absent when none were, and in records of older
+    /// versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal_folds: Option<SignalFoldStats>,
+}
+
+/// Repeated identical signals that changed nothing (ignored, already pending), folded in the
+/// kernel into records with a `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalFoldStats {
+    /// Signals that the records' counts stand for beyond one per record (the kernel counts
+    /// them as `filtered_in_kernel`).
+    pub repeats_reported: u64,
+    /// Signals of runs whose every record was lost (the ring was full): known only as this
+    /// number, from the total the next run's first record carried.
+    pub unattributed: u64,
 }
 
 /// Capability checks (not records) at the end of a run: `checked = reported + insert_failed +

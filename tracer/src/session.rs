@@ -24,7 +24,7 @@ use tracer_common::{kind, kind_bit};
 
 use crate::{
     activity::Activity,
-    capture::{self, CapFrame, Frame, Tape},
+    capture::{self, CapFrame, Frame, SigFrame, SigFrames, Tape},
     cgroup::Mounts,
     clock::BootClock,
     container::Runtime,
@@ -803,6 +803,18 @@ impl Session {
             .counters()
             .map_err(|e| log::warn!("reading loss counters: {e}"))
             .ok();
+        // The fold's tails are due a window after their run's last record; all at the end.
+        let sig_window_ns = if window_ns == 0 {
+            0
+        } else {
+            u64::try_from(self.config.probe.signal_window.as_nanos()).unwrap_or(u64::MAX)
+        };
+        let sigs = self
+            .probe
+            .signal_runs()
+            .map_err(|e| log::warn!("reading the signal fold: {e}"))
+            .ok()
+            .map(|slots| (slots, sig_window_ns));
         if let Some(t) = &self.flow.tape {
             t.write(&Frame::Report {
                 boot_ns: now,
@@ -818,9 +830,16 @@ impl Session {
                         .map(|k| [k.attempts, k.lost_ringbuf_full, k.read_errors, k.filtered])
                         .collect()
                 }),
+                sigs: sigs.as_ref().map(|(slots, window_ns)| SigFrames {
+                    window_ns: *window_ns,
+                    slots: slots
+                        .iter()
+                        .map(|(cpu, st)| SigFrame::new(*cpu, st))
+                        .collect(),
+                }),
             });
         }
-        self.flow.report(now, window_ns, caps, counters, sink);
+        self.flow.report(now, window_ns, caps, counters, sigs, sink);
         // Checks that could not be counted in a slot are known at once; those of evicted
         // slots only at the end (`finish`).
         match self.probe.cap_counters() {
@@ -877,6 +896,13 @@ impl Session {
             v["state"] = state.json();
             if let Some(c) = &cap_checks {
                 v["capability_checks"] = serde_json::to_value(c).unwrap_or_default();
+            }
+            if pipeline.sig_repeats > 0 || pipeline.sig_unattributed > 0 {
+                let folds = crate::record::SignalFoldStats {
+                    repeats_reported: pipeline.sig_repeats,
+                    unattributed: pipeline.sig_unattributed,
+                };
+                v["signal_folds"] = serde_json::to_value(folds).unwrap_or_default();
             }
             v
         });
@@ -1147,12 +1173,18 @@ impl Flow {
         window_ns: u64,
         caps: Option<Vec<(tracer_common::CapKey, u32, tracer_common::CapState)>>,
         counters: Option<[KindCounters; kind::COUNT]>,
+        sigs: Option<(Vec<(u32, tracer_common::SigRun)>, u64)>,
         sink: &mut dyn Sink,
     ) {
         if let Some(states) = caps {
             for ev in self.pipeline.flush_caps(states, now, window_ns) {
                 self.handle(&ev, sink);
             }
+        }
+        // Tails of ended runs even without a slot reading (captures of older versions).
+        let (slots, sig_window_ns) = sigs.unwrap_or((Vec::new(), u64::MAX));
+        for ev in self.pipeline.flush_signals(slots, now, sig_window_ns) {
+            self.handle(&ev, sink);
         }
         for i in self.correlator.tick(now) {
             self.incident(&i, sink);
@@ -1367,10 +1399,13 @@ impl Flow {
                 window_ns,
                 caps,
                 counters,
+                sigs,
             } => {
                 let caps = caps.map(|v| v.iter().map(CapFrame::slot).collect());
                 let counters = counters.map(|v| kind_counters(&v));
-                self.report(boot_ns, window_ns, caps, counters, sink);
+                let sigs =
+                    sigs.map(|f| (f.slots.iter().map(SigFrame::slot).collect(), f.window_ns));
+                self.report(boot_ns, window_ns, caps, counters, sigs, sink);
             }
             Frame::End { stats } => {
                 for i in self.correlator.flush() {

@@ -102,6 +102,7 @@ const KEYS: &[Key] = &[
     key("signals", Kind::CommaList, For::Both),
     key("ring_size", Kind::Number, For::Both),
     key("cap_window", Kind::Number, For::Both),
+    key("signal_window", Kind::Number, For::Both),
     key("all_threads", Kind::Bool, For::Both),
     key("output", Kind::Text, For::Both),
     key("rotate_size", Kind::Scalar, For::Both),

@@ -301,6 +301,7 @@ impl KernelFacts {
             _pad0: 0,
             cap_window_ns: opts.cap_window.as_nanos().min(u128::from(u64::MAX)) as u64,
             wakeup_bytes: u64::from(opts.ring_bytes / 4),
+            signal_window_ns: opts.signal_window.as_nanos().min(u128::from(u64::MAX)) as u64,
             tp,
             task,
         };

@@ -24,7 +24,7 @@ use aya::{
     Ebpf,
 };
 use tracer_common::{
-    cap_counter, counter, kind, kind_bit, names, CapKey, CapState, RunqHist, TaskOffsets,
+    cap_counter, counter, kind, kind_bit, names, CapKey, CapState, RunqHist, SigRun, TaskOffsets,
     TpOffsets, OFFSET_ABSENT,
 };
 
@@ -167,6 +167,9 @@ pub struct Options {
     /// Ring buffer size in bytes (a power of two multiple of the page size).
     pub ring_bytes: u32,
     pub cap_window: Duration,
+    /// Ignored or already-pending signals identical to the last one their CPU saw are folded
+    /// into one record for this long after it (zero: every signal is a record).
+    pub signal_window: Duration,
     pub exit_all_threads: bool,
     /// Report allowed capability checks, not only denials.
     pub cap_allowed: bool,
@@ -186,6 +189,7 @@ impl Default for Options {
             signals: DEFAULT_SIGNALS.iter().fold(0, |m, &s| m | signal_bit(s)),
             ring_bytes: 4 << 20,
             cap_window: Duration::from_secs(5),
+            signal_window: Duration::from_secs(1),
             exit_all_threads: false,
             cap_allowed: false,
             runq: false,
@@ -589,6 +593,24 @@ impl Probe {
             }
         }
         Ok(out)
+    }
+
+    /// Each CPU's slot of the signal fold (`SIG_FOLD`), with runs only.
+    pub fn signal_runs(&self) -> Result<Vec<(u32, SigRun)>, ProbeError> {
+        let name = names::SIG_FOLD_MAP;
+        let err = |e: &dyn std::fmt::Display| ProbeError::Map {
+            map: name,
+            message: e.to_string(),
+        };
+        let map = self.ebpf.map(name).ok_or_else(|| err(&"missing"))?;
+        let arr = PerCpuArray::<_, SigRun>::try_from(map).map_err(|e| err(&e))?;
+        let values = arr.get(&0, 0).map_err(|e| err(&e))?;
+        Ok(values
+            .iter()
+            .enumerate()
+            .filter(|(_, st)| st.run != 0)
+            .map(|(cpu, st)| (cpu as u32, *st))
+            .collect())
     }
 
     /// Cumulative run-queue delay histograms per cgroup v2 id, summed over CPUs.

@@ -32,12 +32,13 @@ pub fn event(ev: &Event, attrs: &Attrs, ctx: &Context) -> String {
         },
         Body::Fork(f) => format!("child={} {}", f.child_pid, terminal(&f.child_comm)),
         Body::Signal(s) => format!(
-            "{} -> pid={} comm={}{} ({})",
+            "{} -> pid={} comm={}{} ({}){}",
             crate::names::signal_name(s.sig.into()),
             s.target_pid,
             terminal(&s.target_comm),
             other(s.target_cgroup_id),
-            json::signal_result(s.result)
+            json::signal_result(s.result),
+            json::repeat_note(s.fold.count, s.fold.span_ns)
         ),
         Body::OomVictim(o) => format!(
             "victim pid={} comm={}{} anon_rss={}KiB total_vm={}KiB",

@@ -249,6 +249,10 @@ impl Line<'_> {
         self.cgroup_id(o);
         o.num("code", s.code);
         self.container(o);
+        let folded = (s.fold.count > 1).then_some(s.fold);
+        if let Some(f) = folded {
+            o.num("count", f.count);
+        }
         o.num("errno", s.errno);
         self.explanation(o);
         o.bool("group", s.group);
@@ -259,6 +263,9 @@ impl Line<'_> {
         self.schema(o);
         o.str("signal", &signal_name(s.sig.into()));
         o.num("signo", s.sig);
+        if let Some(f) = folded {
+            o.num("span_ns", f.span_ns);
+        }
         let mut t = Obj::open(o.key("target"));
         t.num("cgroup_id", s.target_cgroup_id);
         t.str("comm", &s.target_comm);
@@ -492,8 +499,13 @@ mod tests {
             -1..6i32,
         );
         let target = (any::<(Option<u32>, Option<u64>, u32, bool)>(), text());
-        (numbers, target).prop_map(
-            |((errno, sig, code, code2, result), ((tgid, cgroup_id, pid, group), comm))| {
+        let fold = (1..4u64, any::<u64>());
+        (numbers, target, fold).prop_map(
+            |(
+                (errno, sig, code, code2, result),
+                ((tgid, cgroup_id, pid, group), comm),
+                (count, span_ns),
+            )| {
                 Body::Signal(event::Signal {
                     sig,
                     target_tgid: tgid,
@@ -504,6 +516,11 @@ mod tests {
                     target_comm: comm,
                     group,
                     result,
+                    fold: event::Fold {
+                        count,
+                        span_ns,
+                        ..event::Fold::ONE
+                    },
                 })
             },
         )

@@ -81,7 +81,7 @@ pub fn container(a: &Attribution) -> Value {
     serde_json::to_value(ContainerInfo::of(a)).unwrap_or(Value::Null)
 }
 
-/// ` (x12 in 5s)` after a folded capability check: how many, over how long; nothing for one.
+/// ` (x12 in 5s)` after a folded capability check or signal: how many, over how long; nothing for one.
 pub fn repeat_note(count: u64, span_ns: u64) -> String {
     match (count, span_ns) {
         (0 | 1, _) => String::new(),
@@ -210,12 +210,13 @@ pub(super) fn explain_event(
         Body::Fork(f) => write!(w, "{comm} (pid {pid}, {who}) forked {}", f.child_pid),
         Body::Signal(s) => write!(
             w,
-            "{comm} (pid {pid}, {who}) sent {} to {} (pid {}, {}): {}",
+            "{comm} (pid {pid}, {who}) sent {} to {} (pid {}, {}): {}{}",
             signal_name(s.sig.into()),
             s.target_comm,
             s.target_pid,
             whom(s.target_cgroup_id),
-            signal_result(s.result)
+            signal_result(s.result),
+            repeat_note(s.fold.count, s.fold.span_ns)
         ),
         Body::OomVictim(o) => write!(
             w,
@@ -316,6 +317,8 @@ fn signal_record(p: &Parts, event: EventBase, s: &event::Signal) -> Record {
         group: s.group,
         result: signal_result(s.result).to_owned(),
         errno: s.errno,
+        count: (s.fold.count > 1).then_some(s.fold.count),
+        span_ns: (s.fold.count > 1).then_some(s.fold.span_ns),
     })
 }
 
@@ -667,6 +670,7 @@ pub fn stats(
             .collect(),
         state: None,
         capability_checks: None,
+        signal_folds: None,
     }))
 }
 

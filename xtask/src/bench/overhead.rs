@@ -94,7 +94,12 @@ fn scrape(addr: &str) -> Result<usize> {
 /// each round so that no configuration always follows another), and reports per-round ratios to
 /// the untraced run of the same round.
 pub fn run(plan: &Plan, env: &Env<'_>) -> Result<Value> {
-    let mut configs = vec![Config::Baseline, Config::Watch, Config::Agent];
+    let mut configs = vec![
+        Config::Baseline,
+        Config::Watch,
+        Config::WatchUnfolded,
+        Config::Agent,
+    ];
     if crate::util::which("bpftrace").is_some() {
         configs.push(Config::Bpftrace);
     } else {
@@ -292,9 +297,10 @@ fn report(plan: &Plan, configs: &[Config], series: &BTreeMap<&str, Series>) -> V
 }
 
 /// Per BPF program: run count and ns per run over each storm, with the kernel's run-time
-/// statistics on only while a storm runs. Under ctrace (`watch`, defaults) and bpftrace.
+/// statistics on only while a storm runs. Under ctrace (`watch`, defaults; and with no signal
+/// folded) and bpftrace.
 pub fn bpf_costs(plan: &Plan, env: &Env<'_>) -> Result<Value> {
-    let mut configs = vec![Config::Watch];
+    let mut configs = vec![Config::Watch, Config::WatchUnfolded];
     if crate::util::which("bpftrace").is_some() {
         configs.push(Config::Bpftrace);
     }

@@ -3,7 +3,9 @@
 //!
 //! The records are SIGTERMs sent at a set rate to a process that ignores them: one record
 //! each, a kind ctrace reports by default, and a rate one thread can set precisely (far above
-//! what a fork/exec loop reaches on two cores).
+//! what a fork/exec loop reaches on two cores). Identical ignored signals are folded in the
+//! kernel by default, which would leave nothing to measure: `watch` runs here with
+//! `--signal-window 0`, every signal a record.
 
 use std::thread;
 
@@ -20,8 +22,9 @@ use crate::util::say;
 /// One trial: a fresh `watch`, signals at `rate` for the plan's time; (rate reached,
 /// delivered, lost).
 fn trial(plan: &Plan, env: &Env<'_>, rate: u64, log: &mut Vec<Value>) -> Result<(f64, u64, u64)> {
-    let t =
-        tracer::start(Config::Watch, env, Output::Discard, &[])?.context("watch is a tracer")?;
+    let unfolded = ["--signal-window".to_owned(), "0".to_owned()];
+    let t = tracer::start(Config::Watch, env, Output::Discard, &unfolded)?
+        .context("watch is a tracer")?;
     thread::sleep(std::time::Duration::from_millis(300));
     let reached = workload::signals_at(rate, plan.rate_secs)?;
     thread::sleep(std::time::Duration::from_millis(500));

@@ -23,6 +23,9 @@ pub enum Config {
     Baseline,
     /// `ctrace watch --json --host > /dev/null`, its defaults (journal on).
     Watch,
+    /// The same with `--signal-window 0`: every signal a record, as before the kernel
+    /// folded repeated ignored ones (what the fold buys, in the same run).
+    WatchUnfolded,
     /// `ctrace agent --output FILE --metrics-addr 127.0.0.1:PORT` (journal on).
     Agent,
     /// bpftrace printing pid, comm and cgroup on exec, exit and signal_generate.
@@ -34,6 +37,7 @@ impl Config {
         match self {
             Config::Baseline => "baseline",
             Config::Watch => "watch",
+            Config::WatchUnfolded => "watch_unfolded",
             Config::Agent => "agent",
             Config::Bpftrace => "bpftrace",
         }
@@ -43,6 +47,7 @@ impl Config {
         match self {
             Config::Baseline => "no tracer",
             Config::Watch => "ctrace watch --json --host >/dev/null (journal on)",
+            Config::WatchUnfolded => "the same, --signal-window 0 (no signal folded)",
             Config::Agent => "ctrace agent --output FILE --metrics-addr (journal on)",
             Config::Bpftrace => "bpftrace: pid, comm, cgroup on exec, exit, signal_generate",
         }
@@ -110,13 +115,16 @@ pub fn start(
     let mut output_file = None;
     let (mut cmd, ready, ready_on_stdout) = match config {
         Config::Baseline => return Ok(None),
-        Config::Watch => {
+        Config::Watch | Config::WatchUnfolded => {
             let journal = env.scratch.join("watch.db");
             remove_db(&journal);
             let mut cmd = Command::new(env.bin);
             cmd.args(["watch", "--json", "--host", "--journal"])
                 .arg(&journal)
                 .args(extra);
+            if config == Config::WatchUnfolded {
+                cmd.args(["--signal-window", "0"]);
+            }
             (cmd, "ctrace: tracing", false)
         }
         Config::Agent => {

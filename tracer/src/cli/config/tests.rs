@@ -115,6 +115,7 @@ throttle_threshold = 0.25
 signals = "SIGUSR1,SIGUSR2"
 ring_size = 1048576
 cap_window = 2
+signal_window = 0.25
 all_threads = true
 output = "/var/log/ctrace/events.ndjson"
 rotate_size = "100MiB"
@@ -156,6 +157,7 @@ fn every_key_is_parsed() {
     assert_eq!(t.signals.as_deref(), Some("SIGUSR1,SIGUSR2"));
     assert_eq!(t.ring_size, 1 << 20);
     assert_eq!(t.cap_window, 2.0);
+    assert_eq!(t.signal_window, 0.25);
     assert!(t.all_threads && t.host && t.verbose && t.no_docker && t.ebpf_log);
     assert!(t.no_tp_btf && !t.no_journal);
     assert_eq!(

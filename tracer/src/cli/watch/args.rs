@@ -50,6 +50,10 @@ pub struct WatchArgs {
     /// Fold repeated identical capability checks within this many seconds into one record.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     pub cap_window: f64,
+    /// Fold repeated identical signals that change nothing (ignored, or already pending)
+    /// within this many seconds into one record with a count (0: every signal a record).
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    pub signal_window: f64,
     /// Report the exit of every thread, not only of whole processes.
     #[arg(long)]
     pub all_threads: bool,
@@ -239,6 +243,10 @@ impl WatchArgs {
             anyhow::bail!("--cap-window must be a number of seconds >= 0");
         }
         o.cap_window = Duration::from_secs_f64(self.cap_window);
+        if !(self.signal_window.is_finite() && self.signal_window >= 0.0) {
+            anyhow::bail!("--signal-window must be a number of seconds >= 0");
+        }
+        o.signal_window = Duration::from_secs_f64(self.signal_window);
         if let Some(list) = &self.signals {
             for s in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 if s.eq_ignore_ascii_case("all") {
