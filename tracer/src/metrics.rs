@@ -578,7 +578,7 @@ fn encode_health(enc: &mut DescriptorEncoder, st: &State) -> Result<(), std::fmt
             enc,
             "ctrace_records_filtered_in_kernel",
             "Records the eBPF programs dropped by design (signals not asked for, folded \
-                 capability checks), by kind.",
+                 capability checks and ignored signals), by kind.",
             counter,
             kinds().map(|(k, n)| (vec![("kind", n)], ConstCounter::new(c[k].filtered))),
         )?;

@@ -784,29 +784,13 @@ mod tests {
 
     #[test]
     fn oom_victim_takes_process_and_cgroup_from_the_kernels_sigkill() {
-        use tracer_common::{signal_flags, SignalEvent};
+        use tracer_common::SignalEvent;
         let mut p = Pipeline::new();
         let mut comm = [0u8; 16];
         comm[..4].copy_from_slice(b"tail");
         let kill = SignalEvent {
-            hdr: header(kind::SIGNAL, std::mem::size_of::<SignalEvent>()),
-            sig: 9,
-            errno: 0,
-            code: 0x80,
-            target_pid: 777,
-            group: 1,
-            result: 0,
-            target_comm: comm,
             target_tgid: 777,
-            flags: signal_flags::TARGET_TASK,
-            target_cgroup_id: 4711,
-            run: 0,
-            cpu: 0,
-            total: 0,
-            prev_run: 0,
-            _pad: 0,
-            prev_total: 0,
-            prev_last_ns: 0,
+            ..crate::event::tests::signal_event(9, 0)
         };
         let victim = victim_record(777, comm);
         // A user-sent SIGKILL does not count.
@@ -843,24 +827,14 @@ mod tests {
             child_comm: comm,
         }));
         let classic = SignalEvent {
-            hdr: header(kind::SIGNAL, std::mem::size_of::<SignalEvent>()),
             sig: 15,
-            errno: 0,
             code: 0,
             target_pid: 900,
-            group: 1,
-            result: 0,
             target_comm: comm,
             target_tgid: 0,
             flags: 0,
             target_cgroup_id: 0,
-            run: 0,
-            cpu: 0,
-            total: 0,
-            prev_run: 0,
-            _pad: 0,
-            prev_total: 0,
-            prev_last_ns: 0,
+            ..crate::event::tests::signal_event(15, 0)
         };
         let Body::Signal(s) = p.ingest(&as_bytes(&classic)).unwrap().body else {
             panic!()

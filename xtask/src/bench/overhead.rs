@@ -34,7 +34,7 @@ impl Storm {
         }
     }
 
-    fn run(self, plan: &Plan) -> Result<Duration> {
+    fn run(self, plan: &Plan) -> Result<workload::Ran> {
         match self {
             Storm::Exec => workload::exec_storm(plan.execs),
             Storm::Signal => workload::signal_storm(plan.signals),
@@ -59,6 +59,8 @@ struct Sample {
     machine_cpu: f64,
     /// The tracer's own CPU seconds over the same span.
     tracer_cpu: f64,
+    /// The storm's own processes' CPU seconds (the programs run in their context).
+    workload_cpu: f64,
 }
 
 /// What one configuration measured over the rounds.
@@ -147,7 +149,7 @@ fn run_config(config: Config, plan: &Plan, env: &Env<'_>, s: &mut Series) -> Res
             .map(|t| stats::cpu_time(t.pid()))
             .transpose()?;
         let busy_before = stats::machine_busy_secs()?;
-        let wall = storm.run(plan)?;
+        let ran = storm.run(plan)?;
         thread::sleep(TAIL);
         let machine_cpu = stats::machine_busy_secs()? - busy_before;
         let tracer_cpu = match (&tracer, tracer_before) {
@@ -155,9 +157,10 @@ fn run_config(config: Config, plan: &Plan, env: &Env<'_>, s: &mut Series) -> Res
             _ => 0.0,
         };
         s.samples.entry(storm).or_default().push(Sample {
-            wall: wall.as_secs_f64(),
+            wall: ran.wall.as_secs_f64(),
             machine_cpu,
             tracer_cpu,
+            workload_cpu: ran.cpu_s,
         });
     }
     if let Some(t) = tracer {
@@ -199,8 +202,13 @@ fn report(plan: &Plan, configs: &[Config], series: &BTreeMap<&str, Series>) -> V
             }
         );
         println!(
-            "  {:<9} {:>24} {:>24} {:>24} {:>22}",
-            "config", "wall ratio", "machine cpu ratio", "tracer cpu s", "extra cpu us/event"
+            "  {:<14} {:>24} {:>24} {:>24} {:>24} {:>22}",
+            "config",
+            "wall ratio",
+            "machine cpu ratio",
+            "workload cpu ratio",
+            "tracer cpu s",
+            "extra cpu us/event"
         );
         let base_samples = &base.samples[&storm];
         let mut per_storm = serde_json::Map::new();
@@ -215,7 +223,10 @@ fn report(plan: &Plan, configs: &[Config], series: &BTreeMap<&str, Series>) -> V
                 Figure::default(),
                 Figure::default(),
             );
+            let (mut workload_cpu, mut workload_ratio) = (Figure::default(), Figure::default());
             for (x, b) in samples.iter().zip(base_samples) {
+                workload_cpu.push(x.workload_cpu);
+                workload_ratio.push(x.workload_cpu / b.workload_cpu);
                 wall.push(x.wall);
                 cpu.push(x.machine_cpu);
                 wall_ratio.push(x.wall / b.wall);
@@ -224,10 +235,11 @@ fn report(plan: &Plan, configs: &[Config], series: &BTreeMap<&str, Series>) -> V
                 extra.push((x.machine_cpu - b.machine_cpu) / f64::from(n) * 1e6);
             }
             println!(
-                "  {:<9} {:>24} {:>24} {:>24} {:>22}",
+                "  {:<14} {:>24} {:>24} {:>24} {:>24} {:>22}",
                 c.key(),
                 wall_ratio.show(3),
                 cpu_ratio.show(3),
+                workload_ratio.show(3),
                 if c == Config::Baseline {
                     "-".to_owned()
                 } else {
@@ -246,6 +258,8 @@ fn report(plan: &Plan, configs: &[Config], series: &BTreeMap<&str, Series>) -> V
                     "machine_cpu_s": cpu.json("s"),
                     "wall_ratio": wall_ratio.json("x baseline"),
                     "machine_cpu_ratio": cpu_ratio.json("x baseline"),
+                    "workload_cpu_s": workload_cpu.json("s"),
+                    "workload_cpu_ratio": workload_ratio.json("x baseline"),
                     "tracer_cpu_s": tracer_cpu.json("s"),
                     "extra_machine_cpu_us_per_event": extra.json("us"),
                 }),
@@ -260,7 +274,7 @@ fn report(plan: &Plan, configs: &[Config], series: &BTreeMap<&str, Series>) -> V
     for &c in configs.iter().filter(|&&c| c != Config::Baseline) {
         let s = &series[c.key()];
         println!(
-            "  {:<9} startup {} ms, peak RSS {} KiB, delivered {}, lost {}",
+            "  {:<14} startup {} ms, peak RSS {} KiB, delivered {}, lost {}",
             c.key(),
             s.startup_ms.show(0),
             s.rss_kib.show(0),

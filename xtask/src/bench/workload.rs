@@ -10,8 +10,29 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-/// A shell running `/bin/true` `n` times: a fork, an exec and an exit each.
-pub fn exec_storm(n: u32) -> Result<Duration> {
+/// How long a storm took, and the CPU time its own processes used: the tracer's programs run in
+/// their context (a tracepoint's program runs in the task that hit it), so this is the cost
+/// tracing adds to the traced work itself, apart from whatever else the machine does.
+#[derive(Debug, Clone, Copy)]
+pub struct Ran {
+    pub wall: Duration,
+    pub cpu_s: f64,
+}
+
+/// User + system seconds of `getrusage(who)`.
+fn rusage_secs(who: libc::c_int) -> f64 {
+    // SAFETY: an all-zero rusage is a valid value; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    unsafe { libc::getrusage(who, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// A shell running `/bin/true` `n` times: a fork, an exec and an exit each. Its CPU time is
+/// that of the shell and everything it waited for (the bench's waited-for children).
+pub fn exec_storm(n: u32) -> Result<Ran> {
+    let cpu_before = rusage_secs(libc::RUSAGE_CHILDREN);
     let start = Instant::now();
     let st = Command::new("/bin/sh")
         .args([
@@ -25,7 +46,10 @@ pub fn exec_storm(n: u32) -> Result<Duration> {
     if !st.success() {
         bail!("the fork/exec storm failed: {st}");
     }
-    Ok(took)
+    Ok(Ran {
+        wall: took,
+        cpu_s: rusage_secs(libc::RUSAGE_CHILDREN) - cpu_before,
+    })
 }
 
 /// A process that ignores SIGTERM: each SIGTERM sent to it is a `signal_generate` (result
@@ -68,14 +92,19 @@ impl Drop for Target {
     }
 }
 
-/// `n` SIGTERMs as fast as one thread sends them, to a process that ignores them.
-pub fn signal_storm(n: u32) -> Result<Duration> {
+/// `n` SIGTERMs as fast as one thread sends them, to a process that ignores them. Its CPU time
+/// is the sending thread's (kill(2), and the programs on `signal_generate` within it).
+pub fn signal_storm(n: u32) -> Result<Ran> {
     let target = Target::spawn()?;
+    let cpu_before = rusage_secs(libc::RUSAGE_THREAD);
     let start = Instant::now();
     for _ in 0..n {
         target.signal()?;
     }
-    Ok(start.elapsed())
+    Ok(Ran {
+        wall: start.elapsed(),
+        cpu_s: rusage_secs(libc::RUSAGE_THREAD) - cpu_before,
+    })
 }
 
 /// SIGTERMs at `rate` per second for `secs` seconds, paced per millisecond; returns the rate
