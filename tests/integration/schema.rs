@@ -1,9 +1,7 @@
 //! Every record type ctrace emits, produced for real and validated against
 //! `docs/events.schema.json`.
 
-use std::{
-    collections::BTreeMap, os::unix::process::CommandExt as _, process::Command, time::Duration,
-};
+use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
 
 use ctrace_tests::{get, require, require_docker, Bounded as _, DockerContainer, Watch};
 use serde_json::Value;
@@ -67,17 +65,8 @@ fn every_record_type_validates_against_the_schema() {
         &["sh", "-c", "while :; do :; done"],
     );
     // Repeated ignored SIGTERMs: a signal record with a count (the run's tail, at exit).
-    let mut deaf = Command::new("/bin/sleep");
-    deaf.arg("300");
-    // SAFETY: signal(2) is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        deaf.pre_exec(|| {
-            libc::signal(libc::SIGTERM, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let mut deaf = deaf.spawn().expect("spawn sleep");
-    ctrace_tests::wait_comm(deaf.id(), "sleep");
+    let mut deaf =
+        ctrace_tests::spawn_ignoring(Path::new("/bin/sleep"), &["300"], libc::SIGTERM, "sleep");
     for _ in 0..50 {
         // SAFETY: signalling our own child.
         assert_eq!(unsafe { libc::kill(deaf.id() as i32, libc::SIGTERM) }, 0);

@@ -1,8 +1,8 @@
 //! signal_generate: sender and target of kill(2) between two test processes.
 
-use std::{os::unix::process::CommandExt as _, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
-use ctrace_tests::{get, require, unique_binary, wait_comm, TempDir, Watch};
+use ctrace_tests::{get, require, unique_binary, TempDir, Watch};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -68,20 +68,8 @@ fn opt_in_signals_are_filtered_in_the_kernel_unless_asked_for() {
     let target = unique_binary(&dir, "/bin/sleep", "cttgt_usr1");
     // A target that ignores SIGUSR1 (SIG_IGN survives exec), so it lives through all N. The
     // kernel still generates each signal, and the tracepoint fires with result "ignored".
-    let spawn_ignoring = || {
-        let mut cmd = Command::new(&target);
-        cmd.arg("30");
-        // SAFETY: signal(2) is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::signal(libc::SIGUSR1, libc::SIG_IGN);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("spawn");
-        wait_comm(child.id(), "cttgt_usr1");
-        child
-    };
+    let spawn_ignoring =
+        || ctrace_tests::spawn_ignoring(&target, &["30"], libc::SIGUSR1, "cttgt_usr1");
     let send_usr1 = |pid: u32| {
         for _ in 0..N {
             // SAFETY: signalling our own child.
@@ -156,18 +144,8 @@ fn ignored_signals_are_folded_into_exact_counts() {
     let dir = TempDir::new("fold");
     let target = unique_binary(&dir, "/bin/sleep", "cttgt_fold");
     let w = Watch::start(&bin, &["--events", "signal", "--signals", "USR1", "--host"]);
-    let mut cmd = Command::new(&target);
-    cmd.arg("60");
-    // SAFETY: signal(2) is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::signal(libc::SIGUSR1, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let mut victim = cmd.spawn().expect("spawn");
+    let mut victim = ctrace_tests::spawn_ignoring(&target, &["60"], libc::SIGUSR1, "cttgt_fold");
     let vpid = victim.id();
-    wait_comm(vpid, "cttgt_fold");
     for _ in 0..N {
         // SAFETY: signalling our own child.
         assert_eq!(unsafe { libc::kill(vpid as i32, libc::SIGUSR1) }, 0);

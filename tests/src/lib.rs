@@ -736,6 +736,25 @@ pub fn wait_comm(pid: u32, comm: &str) {
     );
 }
 
+/// `program args` with signal `sig` ignored (a disposition exec keeps), once it runs as
+/// `comm`: a target whose every signal `sig` is generated with the result "ignored".
+pub fn spawn_ignoring(program: &Path, args: &[&str], sig: i32, comm: &str) -> Child {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            libc::signal(sig, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {}: {e}", program.display()));
+    wait_comm(child.id(), comm);
+    child
+}
+
 impl RuncContainer {
     /// Like [`RuncContainer::run`], with `edit` applied to the bundle's `config.json` before
     /// the container starts (e.g. to set `linux.resources.memory.limit`).

@@ -748,7 +748,10 @@ mod tests {
         assert_eq!(core::mem::offset_of!(OomVictimTask, cgroup_id), 8);
         assert_eq!(size_of::<TpOffsets>(), 36 * 2);
         assert_eq!(size_of::<TaskOffsets>(), 28 * 2);
-        assert_eq!(size_of::<Config>(), 48 + 72 + 56);
+        assert_eq!(size_of::<Config>(), 56 + 72 + 56);
+        assert_eq!(size_of::<SigKey>(), 32);
+        assert_eq!(size_of::<SigRun>(), 32 + 8 + 24);
+        assert_eq!(offset_of!(SigRun, total), 40);
     }
 
     #[test]
