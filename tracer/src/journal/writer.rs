@@ -1,7 +1,7 @@
 //! The batching writer thread: producers hand entries over without ever blocking.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -92,6 +92,11 @@ struct Shared {
     disabled: AtomicBool,
     closed: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Entries sent and not yet received by the writer: the queue's bound is kept with this
+    /// count, not with a channel of fixed size. A bounded channel allocates and writes every
+    /// slot up front: 2 MiB of the agent's memory for the default 65,536 entries, held
+    /// while the queue is empty, which it nearly always is.
+    queued: AtomicUsize,
 }
 
 impl Shared {
@@ -122,7 +127,8 @@ impl Shared {
 /// [`try_send`]: JournalHandle::try_send
 #[derive(Clone)]
 pub struct JournalHandle {
-    tx: SyncSender<Msg>,
+    tx: Sender<Msg>,
+    capacity: usize,
     shared: Arc<Shared>,
 }
 
@@ -143,9 +149,15 @@ impl JournalHandle {
             s.drop_n(1);
             return false;
         }
-        match self.tx.try_send(Msg::Entry(Box::new(entry.into()))) {
+        if s.queued.fetch_add(1, Ordering::Relaxed) >= self.capacity {
+            s.queued.fetch_sub(1, Ordering::Relaxed);
+            s.drop_n(1);
+            return false;
+        }
+        match self.tx.send(Msg::Entry(Box::new(entry.into()))) {
             Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+            Err(_) => {
+                s.queued.fetch_sub(1, Ordering::Relaxed);
                 s.drop_n(1);
                 false
             }
@@ -162,23 +174,13 @@ impl JournalHandle {
         self.shared.status()
     }
 
-    /// Hands a control message over, waiting for queue space until `deadline`; then waits
-    /// for the writer's acknowledgement. `false` if the writer is gone or time ran out.
+    /// Hands a control message over (behind the entries queued before it; control messages
+    /// are not counted against the bound), then waits for the writer's acknowledgement until
+    /// `deadline`. `false` if the writer is gone or time ran out.
     fn control(&self, make: fn(SyncSender<()>) -> Msg, deadline: Option<Instant>) -> bool {
         let (ack_tx, ack_rx) = mpsc::sync_channel(1);
-        let mut msg = make(ack_tx);
-        loop {
-            match self.tx.try_send(msg) {
-                Ok(()) => break,
-                Err(TrySendError::Disconnected(_)) => return false,
-                Err(TrySendError::Full(m)) => {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return false;
-                    }
-                    msg = m;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            }
+        if self.tx.send(make(ack_tx)).is_err() {
+            return false;
         }
         match deadline {
             Some(d) => ack_rx
@@ -223,7 +225,7 @@ pub(crate) fn spawn(
     journal: Journal,
     opts: WriterOptions,
 ) -> (JournalHandle, JoinHandle<WriterStatus>) {
-    let (tx, rx) = mpsc::sync_channel(opts.capacity.max(1));
+    let (tx, rx) = mpsc::channel();
     let shared = Arc::new(Shared::default());
     if let Some(reason) = journal.read_only_reason() {
         shared.disabled.store(true, Ordering::Relaxed);
@@ -231,6 +233,7 @@ pub(crate) fn spawn(
     }
     let handle = JournalHandle {
         tx,
+        capacity: opts.capacity.max(1),
         shared: Arc::clone(&shared),
     };
     let thread = std::thread::Builder::new()
@@ -287,7 +290,7 @@ impl Writer {
                 None => IDLE_TICK,
             };
             match rx.recv_timeout(timeout) {
-                Ok(Msg::Entry(e)) => self.push(*e),
+                Ok(Msg::Entry(e)) => self.take(*e),
                 Ok(Msg::Flush(ack)) => {
                     self.commit();
                     let _ = ack.send(());
@@ -320,7 +323,7 @@ impl Writer {
     fn drain(&mut self, rx: &Receiver<Msg>) {
         loop {
             match rx.try_recv() {
-                Ok(Msg::Entry(e)) => self.push(*e),
+                Ok(Msg::Entry(e)) => self.take(*e),
                 Ok(Msg::Flush(ack) | Msg::Close(ack)) => {
                     self.commit();
                     let _ = ack.send(());
@@ -329,6 +332,12 @@ impl Writer {
             }
         }
         self.commit();
+    }
+
+    /// An entry off the queue.
+    fn take(&mut self, e: Entry) {
+        self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+        self.push(e);
     }
 
     fn push(&mut self, e: Entry) {
