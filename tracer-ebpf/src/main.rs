@@ -225,13 +225,7 @@ pub fn signal_generate(ctx: TracePointContext) -> u32 {
         (*ev).target_tgid = 0;
         (*ev).flags = 0;
         (*ev).target_cgroup_id = 0;
-        (*ev).run = 0;
-        (*ev).cpu = 0;
-        (*ev).total = 0;
-        (*ev).prev_run = 0;
-        (*ev)._pad = 0;
-        (*ev).prev_total = 0;
-        (*ev).prev_last_ns = 0;
+        write_fold(ev, &Fold::default());
     }
     // A SIGKILL is what ends containers: get it to userspace without waiting for the timer.
     entry.submit(submit_flags(sig == 9));
@@ -313,13 +307,7 @@ pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
                 (*ev).flags = 0;
             }
         }
-        (*ev).run = fold.run;
-        (*ev).cpu = fold.cpu;
-        (*ev).total = fold.total;
-        (*ev).prev_run = fold.prev_run;
-        (*ev)._pad = 0;
-        (*ev).prev_total = fold.prev_total;
-        (*ev).prev_last_ns = fold.prev_last_ns;
+        write_fold(ev, &fold);
     }
     entry.submit(submit_flags(sig == 9));
     0
@@ -334,6 +322,24 @@ struct Fold {
     prev_run: u32,
     prev_total: u64,
     prev_last_ns: u64,
+}
+
+/// Writes what a signal record says of the fold.
+///
+/// # Safety
+/// `ev` must point at writable memory for a `SignalEvent`.
+#[inline(always)]
+unsafe fn write_fold(ev: *mut SignalEvent, f: &Fold) {
+    // SAFETY: caller guarantees `ev` is valid for writes.
+    unsafe {
+        (*ev).run = f.run;
+        (*ev).cpu = f.cpu;
+        (*ev).total = f.total;
+        (*ev).prev_run = f.prev_run;
+        (*ev)._pad = 0;
+        (*ev).prev_total = f.prev_total;
+        (*ev).prev_last_ns = f.prev_last_ns;
+    }
 }
 
 /// The fold of a signal with `key` (see [`SigRun`]): `None` when it is counted in its CPU's

@@ -298,10 +298,9 @@ impl Pipeline {
                 (f.total, 0)
             }
         };
-        let Body::Signal(s) = &mut ev.body else {
-            return true;
-        };
-        (s.fold.count, s.fold.span_ns) = (count, span_ns);
+        if let Body::Signal(s) = &mut ev.body {
+            (s.fold.count, s.fold.span_ns) = (count, span_ns);
+        }
         true
     }
 
@@ -574,8 +573,6 @@ mod tests {
         assert_eq!(p.cap_reported, 12 + 2 + 2 + 1);
     }
 
-    /// Records of versions without generations (captures): a lower total is a restart, as it
-    /// was.
     /// A folded signal record of `run` on CPU 1 at `boot_ns`, with the run before it.
     fn sig_record(run: u32, total: u64, prev: (u32, u64, u64), boot_ns: u64) -> Vec<u8> {
         let mut ev = crate::event::tests::signal_event(15, 1);
@@ -662,6 +659,8 @@ mod tests {
         assert_eq!(fold(&p.ingest(&as_bytes(&plain)).unwrap()), (1, 0, 18 * s));
     }
 
+    /// Records of versions without generations (captures): a lower total is a restart, as it
+    /// was.
     #[test]
     fn records_without_generations_keep_the_old_reading() {
         let mut p = Pipeline::new();
