@@ -62,6 +62,13 @@ const CAP_CHOWN: u32 = 0;
 /// Fork a child that drops CAP_CHOWN from its effective set and calls chown `n` times on a
 /// root-owned file: `n` denied checks from one process. Returns the child's pid once it exited.
 fn chown_burst(path: &std::path::Path, n: u32) -> u32 {
+    chown_child(path, n, true)
+}
+
+/// Fork a child that calls chown `n` times on a root-owned file: denied checks when `deny`
+/// (it drops CAP_CHOWN first), else allowed ones (it gives the file to uid 1 and back).
+/// Returns the child's pid once it exited.
+fn chown_child(path: &std::path::Path, n: u32, deny: bool) -> u32 {
     let cpath = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: the child only makes raw syscalls and _exits; no allocation, no locks.
     let pid = unsafe { libc::fork() };
@@ -69,20 +76,23 @@ fn chown_burst(path: &std::path::Path, n: u32) -> u32 {
     if pid == 0 {
         // SAFETY: raw syscalls on valid buffers; then _exit.
         unsafe {
-            let mut hdr = CapHeader {
-                version: CAPABILITY_VERSION_3,
-                pid: 0,
-            };
-            let mut data = [CapData::default(); 2];
-            if libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) != 0 {
-                libc::_exit(10);
+            if deny {
+                let mut hdr = CapHeader {
+                    version: CAPABILITY_VERSION_3,
+                    pid: 0,
+                };
+                let mut data = [CapData::default(); 2];
+                if libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) != 0 {
+                    libc::_exit(10);
+                }
+                data[0].effective &= !(1 << CAP_CHOWN);
+                if libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) != 0 {
+                    libc::_exit(11);
+                }
             }
-            data[0].effective &= !(1 << CAP_CHOWN);
-            if libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) != 0 {
-                libc::_exit(11);
-            }
-            for _ in 0..n {
-                if libc::chown(cpath.as_ptr(), 1, u32::MAX) == 0 {
+            for i in 0..n {
+                let owner = if deny { 1 } else { i % 2 ^ 1 };
+                if (libc::chown(cpath.as_ptr(), owner, u32::MAX) == 0) == deny {
                     libc::_exit(12);
                 }
             }
@@ -94,7 +104,7 @@ fn chown_burst(path: &std::path::Path, n: u32) -> u32 {
     unsafe { libc::waitpid(pid, &mut status, 0) };
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "burst child status {status:#x}"
+        "chown child status {status:#x}"
     );
     pid as u32
 }
@@ -196,4 +206,55 @@ fn ctraces_own_checks_are_not_reported() {
         "kinds.capability.filtered_in_kernel",
     );
     assert!(filtered.as_u64().unwrap_or(0) > 0, "{filtered}");
+}
+
+/// Allowed checks are traced for the journal, which keeps containers' only: once a record
+/// places a cgroup on the host, the kernel drops its allowed checks (counted apart) rather
+/// than fold and report them. Denials still come.
+#[test]
+fn allowed_checks_of_a_host_cgroup_stop_in_the_kernel_once_it_is_placed() {
+    let Some(bin) = require() else { return };
+    let dir = TempDir::new("caphost");
+    let file = dir.0.join("owned-by-root");
+    std::fs::write(&file, b"x").unwrap();
+    let journal = dir.0.join("journal.db");
+    // Capability checks in the journal: allowed ones are traced, but not shown.
+    let w = Watch::start(
+        &bin,
+        &[
+            "--events",
+            "capability",
+            "--host",
+            "--journal",
+            journal.to_str().unwrap(),
+        ],
+    );
+    // The first process's allowed checks are reported (the cgroup is not placed yet) and
+    // place it. The denied check after them is a later record: once it is out, so is the
+    // mark (ctrace tells the kernel before it writes the records that prompted it).
+    chown_child(&file, 2, false);
+    let marker = chown_burst(&file, 1);
+    w.wait_for("the first marker's denied check", WAIT, |v| {
+        v["type"] == "capability" && get(v, "process.pid") == marker
+    });
+    // Each of these would be new slots of the kernel's fold, and records.
+    for _ in 0..10 {
+        chown_child(&file, 20, false);
+    }
+    let marker = chown_burst(&file, 1);
+    w.wait_for("the second marker's denied check", WAIT, |v| {
+        v["type"] == "capability" && get(v, "process.pid") == marker && v["verdict"] == "denied"
+    });
+    let (records, stderr) = w.stop();
+    let stats = records.last().expect("records");
+    assert_eq!(stats["type"], "stats", "{stderr}");
+    let dropped = get(stats, "capability_checks.host_dropped")
+        .as_u64()
+        .unwrap_or_else(|| panic!("no host_dropped: {stats}"));
+    assert!(
+        dropped >= 10 * 20,
+        "the 200 allowed checks after the mark were dropped in the kernel: {dropped}"
+    );
+    let filtered = get(stats, "kinds.capability.filtered_in_kernel").as_u64();
+    assert!(filtered >= Some(dropped), "{filtered:?} < {dropped}");
 }

@@ -17,6 +17,7 @@ pub mod names {
     pub const COUNTERS_MAP: &str = "COUNTERS";
     pub const CAP_DEDUP_MAP: &str = "CAP_DEDUP";
     pub const CAP_COUNTERS_MAP: &str = "CAP_COUNTERS";
+    pub const CAP_HOST_MAP: &str = "CAP_HOST";
     pub const SIG_FOLD_MAP: &str = "SIG_FOLD";
     pub const RUNQ_MAP: &str = "RUNQ";
     pub const OOM_VICTIMS_MAP: &str = "OOM_VICTIMS";
@@ -69,7 +70,22 @@ pub mod cap_counter {
     /// Checks that found no slot and could not make one (the LRU map had no free element):
     /// counted here and nowhere else.
     pub const INSERT_FAILED: u32 = 2;
+    /// Allowed checks of cgroups userspace placed on the host, dropped before the fold
+    /// (`cap_allowed::NOT_HOST`); not in [`CHECKS`].
+    pub const HOST_DROPPED: u32 = 3;
     pub const LEN: u32 = 4;
+}
+
+/// Values of [`Config::cap_allowed`].
+pub mod cap_allowed {
+    /// Allowed checks are not reported.
+    pub const NONE: u32 = 0;
+    /// Every allowed check is reported.
+    pub const ALL: u32 = 1;
+    /// Allowed checks are reported unless their cgroup is in the `CAP_HOST` map: cgroups
+    /// userspace placed on the host, whose allowed checks nothing it runs wants (the journal
+    /// keeps containers' only). Checks of cgroups it has not placed yet are reported.
+    pub const NOT_HOST: u32 = 2;
 }
 
 /// Bits of [`Config::event_mask`]: which kinds are enabled.
@@ -304,7 +320,8 @@ pub struct Config {
     pub signal_mask_hi: u32,
     /// Emit an exit record for every thread, not only the thread-group leader.
     pub exit_all_threads: u32,
-    /// Report allowed capability checks too (denials are always reported).
+    /// Which allowed capability checks are reported (denials always are): one of
+    /// [`cap_allowed`]'s values.
     pub cap_allowed: u32,
     /// Aggregate run-queue delay per cgroup (sched_wakeup/sched_switch programs attached).
     pub runq_enabled: u32,
@@ -312,7 +329,9 @@ pub struct Config {
     /// none). Its capability checks (reading its maps asks for CAP_BPF, CAP_PERFMON) are
     /// filtered: reporting them would make ctrace watch itself being watched.
     pub self_tgid: u32,
-    pub _pad0: u32,
+    /// The ring buffer's size in bytes as created (0: the programs ask the ring), so that a
+    /// record need not ask it each time.
+    pub ring_bytes: u32,
     /// Capability checks with the same (cgroup, tgid, cap, verdict) within this window are
     /// folded into one record with a count.
     pub cap_window_ns: u64,
@@ -335,7 +354,7 @@ impl Config {
         cap_allowed: 0,
         runq_enabled: 0,
         self_tgid: 0,
-        _pad0: 0,
+        ring_bytes: 0,
         cap_window_ns: 5_000_000_000,
         wakeup_bytes: 64 * 1024,
         signal_window_ns: 1_000_000_000,

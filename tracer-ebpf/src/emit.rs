@@ -64,10 +64,51 @@ fn urgent_kind(k: u16) -> bool {
     k == kind::SIGNAL || k == kind::OOM_VICTIM
 }
 
+/// A reserved record, with what the ring held before it when the reserve read that.
+pub struct Reserved<T: 'static> {
+    entry: RingBufEntry<T>,
+    /// Bytes waiting in the ring before this record ([`UNREAD`]: the reserve did not look).
+    waiting: u64,
+}
+
+const UNREAD: u64 = u64::MAX;
+
+impl<T: 'static> Reserved<T> {
+    #[inline(always)]
+    pub fn as_mut_ptr(&mut self) -> *mut T {
+        self.entry.as_mut_ptr()
+    }
+
+    /// Records go out without waking the reader (it polls on a short timer) unless the record
+    /// is `urgent`, the reader stopped polling, or the ring is filling up: a wakeup per record
+    /// costs several times more.
+    #[inline(always)]
+    pub fn submit(self, urgent: bool) {
+        let wake = urgent
+            || READER.get(0).is_some_and(|asleep| *asleep != 0)
+            || match self.waiting {
+                UNREAD => EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)),
+                w => w + record_bytes::<T>(),
+            } >= conf!(wakeup_bytes);
+        self.entry.submit(u64::from(if wake {
+            BPF_RB_FORCE_WAKEUP
+        } else {
+            BPF_RB_NO_WAKEUP
+        }));
+    }
+}
+
+/// What a record takes in the ring: itself and an 8-byte header (BPF_RINGBUF_HDR_SZ), rounded
+/// up to 8.
+#[inline(always)]
+fn record_bytes<T>() -> u64 {
+    (size_of::<T>() as u64 + 8 + 7) & !7
+}
+
 /// Reserve a record, counting the attempt and, when the buffer is full, the loss. Records of
 /// urgent kinds may use the whole ring, others all but the reserve.
 #[inline(always)]
-pub fn reserve<T: 'static, C: EbpfContext>(ctx: &C, k: u16) -> Option<RingBufEntry<T>> {
+pub fn reserve<T: 'static, C: EbpfContext>(ctx: &C, k: u16) -> Option<Reserved<T>> {
     reserve_as(ctx, k, urgent_kind(k))
 }
 
@@ -78,25 +119,29 @@ pub fn reserve_as<T: 'static, C: EbpfContext>(
     ctx: &C,
     k: u16,
     urgent: bool,
-) -> Option<RingBufEntry<T>> {
+) -> Option<Reserved<T>> {
     count(k, counter::EMIT_ATTEMPT);
+    let mut waiting = UNREAD;
     if !urgent {
-        // Both figures are read without a lock: the kernel's own reservation is the exact
-        // check, this one only keeps the reserve free. Each record also takes an 8-byte
-        // header (BPF_RINGBUF_HDR_SZ).
-        let size = EVENTS.query(u64::from(BPF_RB_RING_SIZE));
-        let used = EVENTS.query(u64::from(BPF_RB_AVAIL_DATA));
-        let need = (size_of::<T>() as u64 + 8 + 7) & !7;
-        if used + need > size - (size >> URGENT_RESERVE_SHIFT) {
+        // Read without a lock: the kernel's own reservation is the exact check, this one only
+        // keeps the reserve free. The ring's size is a setting (asked only when it is not).
+        let size = match conf!(ring_bytes) {
+            0 => EVENTS.query(u64::from(BPF_RB_RING_SIZE)),
+            n => u64::from(n),
+        };
+        waiting = EVENTS.query(u64::from(BPF_RB_AVAIL_DATA));
+        if waiting + record_bytes::<T>() > size - (size >> URGENT_RESERVE_SHIFT) {
             lost(ctx, k);
             return None;
         }
     }
-    let entry = EVENTS.reserve::<T>(0);
-    if entry.is_none() {
-        lost(ctx, k);
+    match EVENTS.reserve::<T>(0) {
+        Some(entry) => Some(Reserved { entry, waiting }),
+        None => {
+            lost(ctx, k);
+            None
+        }
     }
-    entry
 }
 
 #[inline(always)]
@@ -105,21 +150,6 @@ fn lost<C: EbpfContext>(ctx: &C, k: u16) {
     // Diagnostics for ctrace's developers (`--ebpf-log`); off unless userspace raises
     // AYA_LOG_LEVEL, and only on this already-failing path.
     aya_log_ebpf::warn!(ctx, "ring buffer full: a record of kind {} was lost", k);
-}
-
-/// Records go out without waking the reader (it polls on a short timer) unless the buffer is
-/// filling up, the record is urgent, or the reader stopped polling: a wakeup per record costs
-/// several times more.
-#[inline(always)]
-pub fn submit_flags(urgent: bool) -> u64 {
-    if urgent
-        || READER.get(0).is_some_and(|asleep| *asleep != 0)
-        || EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= conf!(wakeup_bytes)
-    {
-        u64::from(BPF_RB_FORCE_WAKEUP)
-    } else {
-        u64::from(BPF_RB_NO_WAKEUP)
-    }
 }
 
 #[inline(always)]

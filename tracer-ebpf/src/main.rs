@@ -21,12 +21,10 @@ use aya_ebpf::{
     },
     EbpfContext,
 };
-use emit::{
-    count, current_task, enabled, fill_header, read_comm_at, read_data_loc_str, submit_flags,
-};
+use emit::{count, current_task, enabled, fill_header, read_comm_at, read_data_loc_str};
 use tracer_common::{
-    cap_counter, counter, exit_flags, kind, oom_context, signal_flags, CapKey, CapState,
-    CapabilityEvent, CgroupEvent, Config, ExecEvent, ExitEvent, ForkEvent, MemcgCounter,
+    cap_allowed, cap_counter, counter, exit_flags, kind, oom_context, signal_flags, CapKey,
+    CapState, CapabilityEvent, CgroupEvent, Config, ExecEvent, ExitEvent, ForkEvent, MemcgCounter,
     OomVictimEvent, OomVictimTask, SigKey, SigRun, SignalEvent, MEMCG_HOST, MEMCG_UNREAD,
     OFFSET_ABSENT,
 };
@@ -51,6 +49,12 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::LEN, 
 /// Capability-check de-duplication state, per CPU so that updates need no atomics.
 #[map]
 static CAP_DEDUP: LruPerCpuHashMap<CapKey, CapState> = LruPerCpuHashMap::with_max_entries(16384, 0);
+
+/// Cgroups userspace placed on the host (`cap_allowed::NOT_HOST`): their allowed capability
+/// checks are dropped before the fold. An LRU, so that a host with churning cgroups cannot fill
+/// it; an evicted cgroup is marked again after its next reported check.
+#[map]
+static CAP_HOST: LruHashMap<u64, u8> = LruHashMap::with_max_entries(4096, 0);
 
 /// Per-CPU counts of capability checks (`cap_counter::*`): what userspace balances its reported
 /// counts against, so that checks in slots the LRU evicted before they were reported are
@@ -83,7 +87,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
             kind::EXEC,
         );
     }
-    entry.submit(submit_flags(false));
+    entry.submit(false);
     0
 }
 
@@ -138,7 +142,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         (*ev).exit_code = exit_code;
         (*ev).flags = flags;
     }
-    entry.submit(submit_flags(false));
+    entry.submit(false);
     0
 }
 
@@ -171,7 +175,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
             );
         }
     }
-    entry.submit(submit_flags(false));
+    entry.submit(false);
     0
 }
 
@@ -228,7 +232,7 @@ pub fn signal_generate(ctx: TracePointContext) -> u32 {
         write_fold(ev, &Fold::default());
     }
     // A SIGKILL is what ends containers: get it to userspace without waiting for the timer.
-    entry.submit(submit_flags(sig == 9));
+    entry.submit(sig == 9);
     0
 }
 
@@ -309,7 +313,7 @@ pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
         }
         write_fold(ev, &fold);
     }
-    entry.submit(submit_flags(sig == 9));
+    entry.submit(sig == 9);
     0
 }
 
@@ -468,7 +472,7 @@ pub fn mark_victim(ctx: TracePointContext) -> u32 {
         (*ev).victim_comm = [0; 16];
         read_data_loc_str(&ctx, conf!(tp.oom_comm), &mut (*ev).victim_comm, k);
     }
-    entry.submit(submit_flags(true));
+    entry.submit(true);
     0
 }
 
@@ -649,7 +653,8 @@ pub fn cap_capable_kretprobe(ctx: RetProbeContext) -> u32 {
 #[inline(always)]
 fn cap_fold<C: EbpfContext>(ctx: &C, cap: u32, ret: i32) {
     let k = kind::CAPABILITY;
-    if ret == 0 && conf!(cap_allowed) == 0 {
+    let allowed = conf!(cap_allowed);
+    if ret == 0 && allowed == cap_allowed::NONE {
         count(k, counter::FILTERED);
         return;
     }
@@ -662,6 +667,15 @@ fn cap_fold<C: EbpfContext>(ctx: &C, cap: u32, ret: i32) {
     }
     // SAFETY: helper without preconditions.
     let cgroup_id = unsafe { aya_ebpf::helpers::bpf_get_current_cgroup_id() };
+    // Allowed checks of the host's processes, when nothing wants them: one lookup here
+    // instead of a slot of the fold (an insert per new process) and a record per capability.
+    // SAFETY: the value is not kept.
+    if ret == 0 && allowed == cap_allowed::NOT_HOST && unsafe { CAP_HOST.get(&cgroup_id) }.is_some()
+    {
+        count(k, counter::FILTERED);
+        cap_count(cap_counter::HOST_DROPPED);
+        return;
+    }
     let key = CapKey {
         cgroup_id,
         tgid: (pid_tgid >> 32) as u32,
@@ -723,7 +737,7 @@ fn cap_fold<C: EbpfContext>(ctx: &C, cap: u32, ret: i32) {
         (*ev).generation = generation;
         (*ev).total = total;
     }
-    entry.submit(submit_flags(false));
+    entry.submit(false);
 }
 
 /// Adds one to this CPU's capability counter `which`.
@@ -767,7 +781,7 @@ fn cgroup_dir(ctx: &TracePointContext, k: u16) {
         (*ev).pid = 0;
         (*ev).path_len = read_data_loc_str(ctx, conf!(tp.cg_path), &mut (*ev).path, k);
     }
-    entry.submit(submit_flags(false));
+    entry.submit(false);
 }
 
 #[tracepoint]
@@ -808,7 +822,7 @@ pub fn cgroup_attach_task(ctx: TracePointContext) -> u32 {
         (*ev).pid = emit::read_ctx_u32(&ctx, conf!(tp.cga_pid), k);
         (*ev).path_len = read_data_loc_str(&ctx, conf!(tp.cga_path), &mut (*ev).path, k);
     }
-    entry.submit(submit_flags(false));
+    entry.submit(false);
     0
 }
 

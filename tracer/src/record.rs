@@ -881,6 +881,9 @@ pub struct CapabilityCheckStats {
     pub slots: u64,
     /// Records not counted because their slot had been forgotten to bound ctrace's memory.
     pub forgotten_records: u64,
+    /// Allowed checks of host cgroups the kernel dropped before the fold, when only the
+    /// journal wanted allowed checks (it keeps containers' only); not in `checked`.
+    pub host_dropped: u64,
 }
 
 impl CapabilityCheckStats {
@@ -895,6 +898,7 @@ impl CapabilityCheckStats {
             over_reported: accounted.saturating_sub(kernel.checks),
             slots: kernel.slots,
             forgotten_records,
+            host_dropped: kernel.host_dropped,
         }
     }
 }

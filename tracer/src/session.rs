@@ -10,6 +10,8 @@
 //! The journal is the session's own: it records what happened to every container whatever
 //! the sink shows, so that a post-mortem has it.
 
+mod host_cgroups;
+
 use std::{
     path::PathBuf,
     sync::Arc,
@@ -20,6 +22,7 @@ use aya::maps::{MapData, RingBuf};
 use serde_json::Value;
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 
+use host_cgroups::HostCgroups;
 use tracer_common::{kind, kind_bit};
 
 use crate::{
@@ -433,6 +436,8 @@ struct Flow {
     tape: Option<Tape>,
     /// Replaying: attributions and host answers come from the tape.
     replay: bool,
+    /// Cgroups whose allowed capability checks the kernel may drop (live only).
+    host_cgroups: HostCgroups,
 }
 
 impl Session {
@@ -538,6 +543,7 @@ impl Session {
             losses: LossTracker::default(),
             tape,
             replay: false,
+            host_cgroups: HostCgroups::new(probe.cap_host_filter),
         };
         Ok(Self {
             probe,
@@ -698,6 +704,12 @@ impl Session {
                     Some(Control::Stop) | None => break,
                 },
                 () = sleep_until(deadline) => break,
+            }
+            // Before the records that prompted them are out: who reads them can count on it.
+            if self.flow.host_cgroups.has_pending() {
+                for (id, host) in self.flow.host_cgroups.take() {
+                    self.probe.mark_host_cgroup(id, host);
+                }
             }
             if sink.flush() == Next::Stop {
                 break;
@@ -965,6 +977,7 @@ impl Flow {
                 if let Some(t) = tape {
                     t.attrs(&a);
                 }
+                self.host_cgroups.observe(ev, &a);
                 a
             }
         };
@@ -1098,6 +1111,9 @@ impl Flow {
 
     fn update(&mut self, u: &Update, sink: &mut dyn Sink) {
         let now = u.boot_ns;
+        if let Some(id) = u.cgroup_id {
+            self.host_cgroups.unmark(id);
+        }
         if let Some(t) = self.tape.as_ref().filter(|_| !self.replay) {
             t.write(&Frame::Update {
                 boot_ns: now,
@@ -1340,6 +1356,7 @@ impl Flow {
             losses: LossTracker::default(),
             tape: Some(tape.clone()),
             replay: true,
+            host_cgroups: HostCgroups::new(false),
         }
     }
 

@@ -11,7 +11,7 @@ use aya::{
     },
     Ebpf, EbpfLoader,
 };
-use tracer_common::{kind, kind_bit, names, Config, TaskOffsets, OFFSET_ABSENT};
+use tracer_common::{cap_allowed, kind, kind_bit, names, Config, TaskOffsets, OFFSET_ABSENT};
 
 use super::{
     btf, cap_arg_index, cap_hooks, offsets_from_btf, tp_offsets_and_gaps, tracefs, AttachedProgram,
@@ -292,13 +292,17 @@ impl KernelFacts {
             signal_mask_lo: opts.signals as u32,
             signal_mask_hi: (opts.signals >> 32) as u32,
             exit_all_threads: u32::from(opts.exit_all_threads),
-            cap_allowed: u32::from(opts.cap_allowed),
+            cap_allowed: match (opts.cap_allowed, opts.cap_allowed_host) {
+                (false, _) => cap_allowed::NONE,
+                (true, true) => cap_allowed::ALL,
+                (true, false) => cap_allowed::NOT_HOST,
+            },
             runq_enabled: u32::from(opts.runq && task.pid != OFFSET_ABSENT),
             // Our pid as the kernel sees it when ctrace shares the host's pid namespace (as
             // it must to read other containers' /proc); in a pid namespace of its own the
             // ids differ and nothing is filtered.
             self_tgid: std::process::id(),
-            _pad0: 0,
+            ring_bytes: opts.ring_bytes,
             cap_window_ns: opts.cap_window.as_nanos().min(u128::from(u64::MAX)) as u64,
             wakeup_bytes: u64::from(opts.ring_bytes / 4),
             signal_window_ns: opts.signal_window.as_nanos().min(u128::from(u64::MAX)) as u64,
@@ -627,6 +631,8 @@ impl Loading {
             hooks: self.hooks,
             field_gaps: facts.gaps.clone(),
             exit_codes: facts.task.exit_code != OFFSET_ABSENT,
+            cap_host_filter: facts.config.cap_allowed == cap_allowed::NOT_HOST
+                && self.kinds & kind_bit(kind::CAPABILITY) != 0,
             logger,
         })
     }

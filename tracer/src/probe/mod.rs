@@ -173,6 +173,9 @@ pub struct Options {
     pub exit_all_threads: bool,
     /// Report allowed capability checks, not only denials.
     pub cap_allowed: bool,
+    /// With `cap_allowed`, also those of host processes. When not, the kernel drops the
+    /// allowed checks of cgroups [`Probe::mark_host_cgroup`] named (the others still come).
+    pub cap_allowed_host: bool,
     /// Aggregate run-queue delay per cgroup in the kernel (sched_wakeup/sched_switch).
     pub runq: bool,
     /// Let the programs log their own diagnostics (aya-log), read by [`Probe::take_logger`].
@@ -192,6 +195,7 @@ impl Default for Options {
             signal_window: Duration::from_secs(1),
             exit_all_threads: false,
             cap_allowed: false,
+            cap_allowed_host: true,
             runq: false,
             ebpf_log: false,
             btf_tracepoints: true,
@@ -250,6 +254,9 @@ pub struct CapCounters {
     pub slots: u64,
     /// Checks that found no slot and could not make one.
     pub insert_failed: u64,
+    /// Allowed checks of cgroups marked host ([`Probe::mark_host_cgroup`]), dropped before
+    /// the fold (not in `checks`).
+    pub host_dropped: u64,
 }
 
 /// An attachment, to detach by program name.
@@ -420,6 +427,9 @@ pub struct Probe {
     pub field_gaps: BTreeMap<String, Vec<String>>,
     /// Exit codes are read from the task (`task_struct.exit_code` is in the kernel's BTF).
     pub exit_codes: bool,
+    /// The kernel drops allowed capability checks of the cgroups marked host
+    /// ([`Probe::mark_host_cgroup`]).
+    pub cap_host_filter: bool,
 }
 
 impl Probe {
@@ -466,6 +476,38 @@ impl Probe {
         slot.set(0, u32::from(asleep), 0)
             .map_err(|e| log::debug!("{}: {e}", names::READER_MAP))
             .is_ok()
+    }
+
+    /// Tells the programs that cgroup `id` is the host's (`host`), or no longer known to be
+    /// (`!host`): while marked, its allowed capability checks are dropped in the kernel
+    /// (with [`Options::cap_allowed_host`] off). The map is an LRU: a cgroup it evicts comes
+    /// back with its next check. Errors are logged only: the cost of a missed mark is a
+    /// record userspace drops anyway.
+    pub fn mark_host_cgroup(&mut self, id: u64, host: bool) {
+        if !self.cap_host_filter {
+            return;
+        }
+        let Some(map) = self.ebpf.map_mut(names::CAP_HOST_MAP) else {
+            return;
+        };
+        let mut set = match aya::maps::HashMap::<_, u64, u8>::try_from(map) {
+            Ok(m) => m,
+            Err(e) => {
+                log::debug!("{}: {e}", names::CAP_HOST_MAP);
+                return;
+            }
+        };
+        let r = if host {
+            set.insert(id, 1, 0)
+        } else {
+            set.remove(&id)
+        };
+        match r {
+            // Removing a cgroup the LRU already evicted is not an error worth a line.
+            Err(_) if !host => {}
+            Err(e) => log::debug!("{}: {e}", names::CAP_HOST_MAP),
+            Ok(()) => {}
+        }
     }
 
     /// Take the ring buffer (once), with its size in bytes as the kernel reports it.
@@ -642,6 +684,7 @@ impl Probe {
             checks: sum(cap_counter::CHECKS),
             slots: sum(cap_counter::SLOTS),
             insert_failed: sum(cap_counter::INSERT_FAILED),
+            host_dropped: sum(cap_counter::HOST_DROPPED),
         }))
     }
 

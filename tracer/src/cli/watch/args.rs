@@ -232,6 +232,8 @@ impl WatchArgs {
         let mut o = Options {
             kinds: kernel_kinds,
             cap_allowed: self.shows_allowed_caps(kinds) || journal_caps,
+            // Allowed checks traced for the journal only: the host's are of no use to it.
+            cap_allowed_host: self.shows_allowed_caps(kinds),
             ring_bytes: probe::ring_bytes(self.ring_size),
             runq: throttle,
             ebpf_log: self.ebpf_log,
