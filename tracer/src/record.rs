@@ -1043,9 +1043,12 @@ mod tests {
             checks: 100,
             slots: 3,
             insert_failed: 2,
+            host_dropped: 40,
         };
         let c = CapabilityCheckStats::new(&kernel, 90, 1);
         assert_eq!((c.unreported, c.over_reported), (8, 0));
+        // Dropped before the fold: apart from the books of what was folded.
+        assert_eq!(c.host_dropped, 40);
         assert_eq!(c.checked, c.reported + c.insert_failed + c.unreported);
         let c = CapabilityCheckStats::new(&kernel, 99, 0);
         assert_eq!((c.unreported, c.over_reported), (0, 1), "never hidden");
