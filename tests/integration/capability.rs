@@ -91,7 +91,7 @@ fn chown_child(path: &std::path::Path, n: u32, deny: bool) -> u32 {
                 }
             }
             for i in 0..n {
-                let owner = if deny { 1 } else { i % 2 ^ 1 };
+                let owner = if deny { 1 } else { (i % 2) ^ 1 };
                 if (libc::chown(cpath.as_ptr(), owner, u32::MAX) == 0) == deny {
                     libc::_exit(12);
                 }
