@@ -4,8 +4,9 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
-        bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
+        bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+        bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
+        generated::bpf_get_current_task_btf,
     },
     maps::ring_buf::RingBufEntry,
     programs::TracePointContext,
@@ -152,12 +153,6 @@ fn lost<C: EbpfContext>(ctx: &C, k: u16) {
     aya_log_ebpf::warn!(ctx, "ring buffer full: a record of kind {} was lost", k);
 }
 
-#[inline(always)]
-pub fn current_task() -> u64 {
-    // SAFETY: helper without preconditions.
-    unsafe { bpf_get_current_task() }
-}
-
 /// Fill the common header from the current task.
 ///
 /// # Safety
@@ -189,6 +184,15 @@ pub unsafe fn fill_header(hdr: *mut EventHeader, k: u16, size: usize) {
     }
 }
 
+/// The current task as a BTF-typed pointer, for [`btf_load`]. Call it only where a task
+/// offset is known (behind a `btf_load` of one): without the kernel's BTF the helper cannot be
+/// verified, and offsets are then all absent, so the call is never reached.
+#[inline(always)]
+pub fn current_task_btf() -> u64 {
+    // SAFETY: helper without preconditions.
+    unsafe { bpf_get_current_task_btf() as u64 }
+}
+
 /// `current->real_parent->tgid`, with offsets from BTF.
 #[inline(always)]
 fn read_ppid() -> Option<u32> {
@@ -197,12 +201,8 @@ fn read_ppid() -> Option<u32> {
     if rp == OFFSET_ABSENT || tgid == OFFSET_ABSENT {
         return None;
     }
-    let task = current_task();
-    // SAFETY: bpf_probe_read_kernel tolerates any address; offsets come from this kernel's BTF.
-    let parent: u64 =
-        unsafe { bpf_probe_read_kernel((task + u64::from(rp)) as *const u64) }.ok()?;
-    // SAFETY: as above.
-    unsafe { bpf_probe_read_kernel((parent + u64::from(tgid)) as *const u32) }.ok()
+    let parent: u64 = btf_load(current_task_btf(), rp)?;
+    btf_load(parent, tgid)
 }
 
 /// Read a `T` at `base + off` in kernel memory; `None` (and a counted read error) when the
@@ -220,6 +220,30 @@ pub fn read_kernel<T>(base: u64, off: u16, k: u16) -> Option<T> {
             None
         }
     }
+}
+
+/// Read a `T` at `base + off` of a BTF-typed kernel pointer (a BTF tracepoint's argument, what
+/// `bpf_get_current_task_btf()` returns, or a pointer read this way) with a plain load, not a
+/// helper call. The verifier checks the access against the kernel's BTF: `off` is a constant
+/// to it, as `CONFIG` is a read-only, frozen map, and it comes from that same BTF. The JIT
+/// guards the load as a probe read would (a fault reads 0). `None` where the offset is
+/// unknown (the branch is then never verified, nor run) or `base` is null.
+#[inline(always)]
+pub fn btf_load<T: Copy>(base: u64, off: u16) -> Option<T> {
+    if off == OFFSET_ABSENT || base == 0 {
+        return None;
+    }
+    // SAFETY: see above: a load the verifier admits only at a member of `base`'s type.
+    Some(unsafe { core::ptr::read_volatile((base + u64::from(off)) as *const T) })
+}
+
+/// [`task_cgroup_id`] of a BTF-typed task pointer, with plain loads.
+#[inline(always)]
+pub fn btf_task_cgroup_id(task: u64) -> Option<u64> {
+    let css_set: u64 = btf_load(task, conf!(task.cgroups))?;
+    let cgroup: u64 = btf_load(css_set, conf!(task.css_set_dfl_cgrp))?;
+    let kn: u64 = btf_load(cgroup, conf!(task.cgroup_kn))?;
+    btf_load(kn, conf!(task.kernfs_node_id))
 }
 
 /// `task->cgroups->dfl_cgrp->kn->id`: the cgroup v2 id, as `bpf_get_current_cgroup_id()`

@@ -21,7 +21,7 @@ use aya_ebpf::{
     },
     EbpfContext,
 };
-use emit::{count, current_task, enabled, fill_header, read_comm_at, read_data_loc_str};
+use emit::{count, enabled, fill_header, read_comm_at, read_data_loc_str};
 use tracer_common::{
     cap_allowed, cap_counter, counter, exit_flags, kind, oom_context, signal_flags, CapKey,
     CapState, CapabilityEvent, CgroupEvent, Config, ExecEvent, ExitEvent, ForkEvent, MemcgCounter,
@@ -119,15 +119,12 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let mut exit_code = 0u32;
     let off = conf!(task.exit_code);
     if off != OFFSET_ABSENT {
-        // SAFETY: the current task pointer is valid while it runs; offset from BTF.
-        match unsafe {
-            aya_ebpf::helpers::bpf_probe_read_kernel((current_task() + off as u64) as *const u32)
-        } {
-            Ok(c) => {
+        match emit::btf_load::<u32>(emit::current_task_btf(), off) {
+            Some(c) => {
                 exit_code = c;
                 flags |= exit_flags::CODE_VALID;
             }
-            Err(_) => count(kind::EXIT, counter::READ_ERROR),
+            None => count(kind::EXIT, counter::READ_ERROR),
         }
     }
     // A death by a signal (low 7 bits of the wait status) ends kill and OOM incidents: urgent.
@@ -263,13 +260,15 @@ pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
     let (code, errno) = match info {
         SEND_SIG_NOINFO => (SI_USER, 0),
         SEND_SIG_PRIV => (SI_KERNEL, 0),
+        // The verifier takes `info` for a number (it may be one of those markers): probe
+        // reads. `task` is a BTF-typed pointer: plain loads (`emit::btf_load`).
         p => (
             emit::read_kernel::<i32>(p, conf!(task.siginfo_code), kind::SIGNAL).unwrap_or(0),
             emit::read_kernel::<i32>(p, conf!(task.siginfo_errno), kind::SIGNAL).unwrap_or(0),
         ),
     };
     let k = kind::SIGNAL;
-    let target_pid = emit::read_kernel::<u32>(task, conf!(task.pid), k).unwrap_or(0);
+    let target_pid = emit::btf_load::<u32>(task, conf!(task.pid)).unwrap_or(0);
     let key = SigKey {
         sender_pid: aya_ebpf::helpers::bpf_get_current_pid_tgid() as u32,
         target_pid,
@@ -297,10 +296,10 @@ pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
         (*ev).group = group;
         (*ev).result = result;
         (*ev).target_pid = target_pid;
-        (*ev).target_tgid = emit::read_kernel::<u32>(task, conf!(task.tgid), k).unwrap_or(0);
+        (*ev).target_tgid = emit::btf_load::<u32>(task, conf!(task.tgid)).unwrap_or(0);
         (*ev).target_comm =
             emit::read_kernel::<[u8; 16]>(task, conf!(task.comm), k).unwrap_or([0; 16]);
-        match emit::task_cgroup_id(task) {
+        match emit::btf_task_cgroup_id(task) {
             Some(id) => {
                 (*ev).target_cgroup_id = id;
                 (*ev).flags = signal_flags::TARGET_TASK;

@@ -3,14 +3,14 @@
 //! container's users. Aggregated in the kernel into per-cgroup histograms, never streamed.
 
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
+    helpers::bpf_ktime_get_ns,
     macros::{btf_tracepoint, map},
     maps::{LruHashMap, LruPerCpuHashMap},
     programs::BtfTracePointContext,
 };
-use tracer_common::{RunqHist, OFFSET_ABSENT};
+use tracer_common::RunqHist;
 
-use crate::emit::task_cgroup_id;
+use crate::emit::{btf_load, btf_task_cgroup_id};
 
 /// When each thread became runnable; 0 while it is not waiting. Entries are updated in place
 /// and never deleted on the hot path: an insert and a delete per context switch (an LRU
@@ -23,14 +23,10 @@ static RUNQ_SINCE: LruHashMap<u32, u64> = LruHashMap::with_max_entries(32768, 0)
 #[map]
 static RUNQ: LruPerCpuHashMap<u64, RunqHist> = LruPerCpuHashMap::with_max_entries(8192, 0);
 
+/// The programs' `task` is a BTF-typed argument: its members are read with plain loads.
 #[inline(always)]
 fn task_tid(task: u64) -> Option<u32> {
-    let off = conf!(task.pid);
-    if off == OFFSET_ABSENT || task == 0 {
-        return None;
-    }
-    // SAFETY: probe-read at an offset from this kernel's BTF.
-    unsafe { bpf_probe_read_kernel((task + u64::from(off)) as *const u32) }.ok()
+    btf_load(task, conf!(task.pid))
 }
 
 #[inline(always)]
@@ -68,7 +64,7 @@ fn dequeue(task: u64) {
     }
     // SAFETY: helper without preconditions.
     let delay = unsafe { bpf_ktime_get_ns() }.saturating_sub(since);
-    let Some(cgroup) = task_cgroup_id(task) else {
+    let Some(cgroup) = btf_task_cgroup_id(task) else {
         return;
     };
     let hist = match RUNQ.get_ptr_mut(&cgroup) {
