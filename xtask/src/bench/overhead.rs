@@ -153,7 +153,9 @@ fn run_config(config: Config, plan: &Plan, env: &Env<'_>, s: &mut Series) -> Res
         thread::sleep(TAIL);
         let machine_cpu = stats::machine_busy_secs()? - busy_before;
         let tracer_cpu = match (&tracer, tracer_before) {
-            (Some(t), Some(before)) => (stats::cpu_time(t.pid())? - before).as_secs_f64(),
+            (Some(t), Some(before)) => stats::cpu_time(t.pid())?
+                .saturating_sub(before)
+                .as_secs_f64(),
             _ => 0.0,
         };
         s.samples.entry(storm).or_default().push(Sample {
@@ -310,6 +312,26 @@ fn report(plan: &Plan, configs: &[Config], series: &BTreeMap<&str, Series>) -> V
     Value::Object(out)
 }
 
+/// One configuration's whole cost on one storm, per round (see `bpf_costs`).
+#[derive(Default)]
+struct Totals {
+    bpf_us: Figure,
+    tracer_us: Figure,
+    ratio: Figure,
+}
+
+impl Totals {
+    fn push(&mut self, bpf_s: f64, tracer_cpu_s: f64, storm_cpu_s: f64, events: u32) {
+        let per_event = 1e6 / f64::from(events.max(1));
+        self.bpf_us.push(bpf_s * per_event);
+        self.tracer_us.push(tracer_cpu_s * per_event);
+        let untraced = storm_cpu_s - bpf_s;
+        if untraced > 0.0 {
+            self.ratio.push((storm_cpu_s + tracer_cpu_s) / untraced);
+        }
+    }
+}
+
 /// Per BPF program: run count and ns per run over each storm, with the kernel's run-time
 /// statistics on only while a storm runs. Under ctrace (`watch`, defaults; and with no signal
 /// folded) and bpftrace.
@@ -321,6 +343,8 @@ pub fn bpf_costs(plan: &Plan, env: &Env<'_>) -> Result<Value> {
     say!("bench: bpf: per-program cost, {} rounds", plan.rounds);
     // (config, storm, program) -> (ns per run, runs per event)
     let mut figures: BTreeMap<(&str, Storm, String), (Figure, Figure)> = BTreeMap::new();
+    // (config, storm) -> the whole tracer's cost in the same run (see `Totals`)
+    let mut totals: BTreeMap<(&str, Storm), Totals> = BTreeMap::new();
     for round in 0..plan.rounds {
         for &config in &configs {
             let before_start = bpf::programs()?;
@@ -337,10 +361,23 @@ pub fn bpf_costs(plan: &Plan, env: &Env<'_>) -> Result<Value> {
                 thread::sleep(SETTLE);
                 let on = bpf::enable()?;
                 let before = bpf::programs()?;
-                storm.run(plan)?;
+                let tracer_before = stats::cpu_time(tracer.pid())?;
+                let ran = storm.run(plan)?;
                 let after = bpf::programs()?;
                 drop(on);
-                for (name, runs, ns) in bpf::delta(&ids, &before, &after) {
+                thread::sleep(TAIL);
+                let tracer_cpu = stats::cpu_time(tracer.pid())?
+                    .saturating_sub(tracer_before)
+                    .as_secs_f64();
+                let deltas = bpf::delta(&ids, &before, &after);
+                let bpf_s = deltas.iter().map(|d| d.2).sum::<u64>() as f64 / 1e9;
+                totals.entry((config.key(), storm)).or_default().push(
+                    bpf_s,
+                    tracer_cpu,
+                    ran.cpu_s,
+                    storm.size(plan),
+                );
+                for (name, runs, ns) in deltas {
                     let f = figures.entry((config.key(), storm, name)).or_default();
                     if runs > 0 {
                         f.0.push(ns as f64 / runs as f64);
@@ -379,6 +416,36 @@ pub fn bpf_costs(plan: &Plan, env: &Env<'_>) -> Result<Value> {
                 )
             });
     }
+    println!();
+    println!(
+        "The whole tracer per storm event, same runs, median [min..max]: its programs' time \
+         (in the storm's own tasks), its process's CPU, and the CPU ratio they imply"
+    );
+    for ((config, storm), t) in &totals {
+        println!(
+            "  {config:<9} {:<13} bpf {:>22} us/event   process {:>22} us/event   \
+             est. cpu ratio {:>24}",
+            storm.key(),
+            t.bpf_us.show(2),
+            t.tracer_us.show(2),
+            t.ratio.show(4)
+        );
+        if let Some(s) = out
+            .get_mut(*config)
+            .and_then(Value::as_object_mut)
+            .and_then(|c| c.get_mut(storm.key()))
+            .and_then(Value::as_object_mut)
+        {
+            s.insert(
+                "total".to_owned(),
+                json!({
+                    "bpf_us_per_event": t.bpf_us.json("us"),
+                    "tracer_cpu_us_per_event": t.tracer_us.json("us"),
+                    "estimated_cpu_ratio": t.ratio.json("ratio"),
+                }),
+            );
+        }
+    }
     out.insert(
         "method".to_owned(),
         json!(
@@ -386,7 +453,12 @@ pub fn bpf_costs(plan: &Plan, env: &Env<'_>) -> Result<Value> {
              kernel.bpf_stats_enabled) on only while a storm runs; run_time_ns and run_cnt \
              of each program the tracer loaded, from `bpftool prog show --json`, before and \
              after the storm. The statistics add a clock read to each run: these runs are not \
-             the ones the overhead section times."
+             the ones the overhead section times. `total`: per storm event, the sum of all the \
+             tracer's programs' run time, the tracer process's CPU over the storm and the \
+             500 ms after it, and the CPU ratio they imply, (storm CPU + tracer CPU) / (storm \
+             CPU - BPF time), where the storm's CPU is its own tasks' (the programs run in \
+             them): a same-run estimate that leaves out what the statistics cannot see (the \
+             tracepoint's own dispatch, caches the programs evict)."
         ),
     );
     Ok(Value::Object(out))

@@ -136,7 +136,7 @@ pub fn run(plan: &Plan, env: &Env<'_>) -> Result<Value> {
             thread::sleep(SETTLE);
             let before = stats::cpu_time(t.pid())?;
             thread::sleep(plan.idle);
-            let used = stats::cpu_time(t.pid())? - before;
+            let used = stats::cpu_time(t.pid())?.saturating_sub(before);
             let (rss, hwm) = stats::rss_kib(t.pid())?;
             t.stop()?;
             p.idle_cpu_s_per_min

@@ -101,9 +101,21 @@ pub fn process(pid: u32) -> Result<procfs::process::Process> {
     procfs::process::Process::new(pid).with_context(|| format!("reading /proc/{pid}"))
 }
 
-/// utime + stime of a process (all its threads), from /proc/PID/stat.
+/// CPU time of a process: the sum of its threads' run time in nanoseconds
+/// (`/proc/PID/task/TID/schedstat`), else utime + stime from `/proc/PID/stat`, whose clock
+/// ticks (10 ms) are too coarse for a tracer's share of a storm of a few seconds. Threads that
+/// ended are not in the sum: callers subtract with `saturating_sub`.
 pub fn cpu_time(pid: u32) -> Result<Duration> {
-    let stat = process(pid)?
+    let p = process(pid)?;
+    let threads: Option<u64> = p.tasks().ok().and_then(|tasks| {
+        tasks
+            .map(|t| t.ok()?.schedstat().ok().map(|s| s.sum_exec_runtime))
+            .sum()
+    });
+    if let Some(ns) = threads.filter(|&ns| ns > 0) {
+        return Ok(Duration::from_nanos(ns));
+    }
+    let stat = p
         .stat()
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
     let hz = procfs::ticks_per_second().max(1);
