@@ -107,9 +107,12 @@ pub fn process(pid: u32) -> Result<procfs::process::Process> {
 /// ended are not in the sum: callers subtract with `saturating_sub`.
 pub fn cpu_time(pid: u32) -> Result<Duration> {
     let p = process(pid)?;
-    let threads: Option<u64> = p.tasks().ok().and_then(|tasks| {
+    // A thread that ends between the listing and its read is left out, like one that ended
+    // before: one such thread must not send the whole reading back to clock ticks.
+    let threads: Option<u64> = p.tasks().ok().map(|tasks| {
         tasks
-            .map(|t| t.ok()?.schedstat().ok().map(|s| s.sum_exec_runtime))
+            .filter_map(|t| t.ok()?.schedstat().ok())
+            .map(|s| s.sum_exec_runtime)
             .sum()
     });
     if let Some(ns) = threads.filter(|&ns| ns > 0) {
