@@ -184,24 +184,26 @@ pub unsafe fn fill_header(hdr: *mut EventHeader, k: u16, size: usize) {
     }
 }
 
-/// The current task as a BTF-typed pointer, for [`btf_load`]. Call it only where a task
-/// offset is known (behind a `btf_load` of one): without the kernel's BTF the helper cannot be
-/// verified, and offsets are then all absent, so the call is never reached.
+/// [`btf_load`] of the current task's member at `off`. The offset is checked before the task
+/// is asked for: without the kernel's BTF `bpf_get_current_task_btf()` cannot be verified, and
+/// offsets are then all absent, so the call is never reached.
 #[inline(always)]
-pub fn current_task_btf() -> u64 {
+pub fn current_load<T: Copy>(off: u16) -> Option<T> {
+    if off == OFFSET_ABSENT {
+        return None;
+    }
     // SAFETY: helper without preconditions.
-    unsafe { bpf_get_current_task_btf() as u64 }
+    btf_load(unsafe { bpf_get_current_task_btf() } as u64, off)
 }
 
 /// `current->real_parent->tgid`, with offsets from BTF.
 #[inline(always)]
 fn read_ppid() -> Option<u32> {
-    let rp = conf!(task.real_parent);
     let tgid = conf!(task.tgid);
-    if rp == OFFSET_ABSENT || tgid == OFFSET_ABSENT {
+    if tgid == OFFSET_ABSENT {
         return None;
     }
-    let parent: u64 = btf_load(current_task_btf(), rp)?;
+    let parent: u64 = current_load(conf!(task.real_parent))?;
     btf_load(parent, tgid)
 }
 

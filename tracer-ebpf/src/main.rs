@@ -119,7 +119,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let mut exit_code = 0u32;
     let off = conf!(task.exit_code);
     if off != OFFSET_ABSENT {
-        match emit::btf_load::<u32>(emit::current_task_btf(), off) {
+        match emit::current_load::<u32>(off) {
             Some(c) => {
                 exit_code = c;
                 flags |= exit_flags::CODE_VALID;
