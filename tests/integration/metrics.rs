@@ -99,7 +99,15 @@ impl Drop for Prometheus {
 /// The agent, without a journal, writing to `output` and serving metrics on a free port; and
 /// that address.
 fn start_agent(bin: &std::path::Path, output: &std::path::Path) -> (Watch, String) {
-    let w = Watch::start_agent(
+    start_agent_with_env(bin, output, &[])
+}
+
+fn start_agent_with_env(
+    bin: &std::path::Path,
+    output: &std::path::Path,
+    env: &[(&str, &std::path::Path)],
+) -> (Watch, String) {
+    let w = Watch::start_agent_with_env(
         bin,
         &[
             "--no-journal",
@@ -108,6 +116,7 @@ fn start_agent(bin: &std::path::Path, output: &std::path::Path) -> (Watch, Strin
             "--metrics-addr",
             "127.0.0.1:0",
         ],
+        env,
     );
     let addr = metrics_addr(&w);
     (w, addr)
@@ -279,4 +288,116 @@ fn a_quiet_container_is_skipped_until_it_runs_again() {
         sample(&text, usage, &label).filter(|u| *u >= before + 12.0 * 1024.0 * 1024.0)
     });
     eprintln!("usage of the quiet container: {before} then {after} bytes");
+}
+
+/// `ctrace_container_runqueue_delay_seconds_sum` of container `name`, when the agent has it.
+fn runqueue_delay_sum(addr: &str, name: &str) -> Option<f64> {
+    let text = http_get(addr, "/metrics")?;
+    let label = format!("container=\"{name}\"");
+    text.lines()
+        .filter(|l| l.starts_with("ctrace_container_runqueue_delay_seconds_sum{"))
+        .find(|l| l.contains(&label))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The run-queue delay the kernel itself accounted to these processes
+/// (`/proc/PID/schedstat`, second field, ns), summed.
+fn kernel_run_delay_ns(pids: &[u32]) -> u64 {
+    pids.iter()
+        .map(|&pid| {
+            let bytes = ctrace_tests::proc_bytes(pid, "schedstat")
+                .unwrap_or_else(|| panic!("/proc/{pid}/schedstat"));
+            let text = String::from_utf8(bytes).unwrap();
+            text.split_whitespace()
+                .nth(1)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("run_delay in /proc/{pid}/schedstat: {text:?}"))
+        })
+        .sum()
+}
+
+/// The next value of the container's run-queue delay sum that differs from `after`, read as
+/// soon as the agent publishes it, with the kernel's own figure read right after.
+fn next_runqueue_sample(addr: &str, name: &str, after: f64, pids: &[u32]) -> (f64, u64) {
+    eventually("the agent's next run-queue sample", WAIT, || {
+        let m = runqueue_delay_sum(addr, name).filter(|m| *m > after)?;
+        Some((m, kernel_run_delay_ns(pids)))
+    })
+}
+
+/// Two busy loops pinned to one CPU wait for each other: the run-queue delay the agent
+/// exports for their container follows what the kernel accounted to them
+/// (`/proc/PID/schedstat`), whichever source the programs read: the kernel's own stamp
+/// (`sched_switch` alone, the default here) or the wakeups' stamps (the fallback, forced).
+#[test]
+fn runqueue_delay_follows_the_kernels_own_accounting() {
+    let Some(bin) = require() else { return };
+    if !require_docker() {
+        return;
+    }
+    let name = "ctrace-it-metrics-runq";
+    let c = DockerContainer::run(
+        name,
+        &["--cpuset-cpus", "0"],
+        &["sh", "-c", "(while :; do :; done) & while :; do :; done"],
+    );
+    let init = c.init_pid();
+    let pids = eventually("the container's second loop", WAIT, || {
+        let all = procfs::process::all_processes().ok()?;
+        let mut pids: Vec<u32> = all
+            .filter_map(Result::ok)
+            .filter(|p| p.stat().is_ok_and(|s| s.ppid == init as i32))
+            .map(|p| p.pid as u32)
+            .collect();
+        (!pids.is_empty()).then(|| {
+            pids.push(init);
+            pids
+        })
+    });
+    let dir = TempDir::new("metrics-runq");
+    for source in ["sched_info", "stamps"] {
+        // The source asked for is the one loaded (`ctrace doctor` names the hooks).
+        let doctor = Command::new(&bin)
+            .arg("doctor")
+            .env("CTRACE_RUNQ_SOURCE", source)
+            .output_bounded()
+            .unwrap();
+        let doctor = String::from_utf8_lossy(&doctor.stdout).into_owned();
+        let line = doctor
+            .lines()
+            .find(|l| l.trim_start().starts_with("runq_delay"))
+            .unwrap_or_else(|| panic!("no runq_delay in ctrace doctor:\n{doctor}"));
+        assert_eq!(line.contains("sched_wakeup"), source == "stamps", "{line}");
+        let output = dir.0.join(format!("{source}.ndjson"));
+        let (w, addr) = start_agent_with_env(
+            &bin,
+            &output,
+            &[("CTRACE_RUNQ_SOURCE", std::path::Path::new(source))],
+        );
+        let doctor_line = w.stderr();
+        let first = eventually("the container's run-queue delay", WAIT, || {
+            runqueue_delay_sum(&addr, name)
+        });
+        let (m0, k0) = next_runqueue_sample(&addr, name, first, &pids);
+        // Two loops sharing a CPU each wait about half the time: several seconds of waiting
+        // make the samples' misalignment (a poll of the metrics) small beside them.
+        let mut m1 = m0;
+        let mut k1 = k0;
+        while m1 - m0 < 6.0 {
+            (m1, k1) = next_runqueue_sample(&addr, name, m1, &pids);
+        }
+        let ours = m1 - m0;
+        let kernel = (k1 - k0) as f64 / 1e9;
+        let ratio = ours / kernel;
+        eprintln!("{source}: agent {ours:.3} s, kernel {kernel:.3} s of run-queue delay");
+        assert!(
+            (0.8..=1.2).contains(&ratio),
+            "{source}: the agent counted {ours:.3} s of run-queue delay where the kernel \
+             counted {kernel:.3} s ({ratio:.3}); agent said:\n{doctor_line}"
+        );
+        drop(w);
+    }
 }

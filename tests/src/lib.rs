@@ -114,9 +114,14 @@ impl Watch {
     /// Start `ctrace agent ARGS` and wait until it says it is tracing. Its stdout must stay
     /// empty: [`Watch::records`] shows anything it printed there.
     pub fn start_agent(bin: &Path, args: &[&str]) -> Self {
+        Self::start_agent_with_env(bin, args, &[])
+    }
+
+    /// [`Watch::start_agent`] with extra environment variables.
+    pub fn start_agent_with_env(bin: &Path, args: &[&str], env: &[(&str, &Path)]) -> Self {
         let mut argv = vec!["agent"];
         argv.extend_from_slice(args);
-        Self::spawn(bin, &argv, "ctrace agent: tracing")
+        Self::spawn_env(bin, &argv, env, "ctrace agent: tracing")
     }
 
     fn spawn(bin: &Path, argv: &[&str], ready: &'static str) -> Self {

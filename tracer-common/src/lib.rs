@@ -88,6 +88,20 @@ pub mod cap_allowed {
     pub const NOT_HOST: u32 = 2;
 }
 
+/// Values of [`Config::runq_source`]: where the run-queue programs learn when a task started
+/// waiting.
+pub mod runq_source {
+    /// Run-queue delay is not measured.
+    pub const OFF: u32 = 0;
+    /// `sched_wakeup`, `sched_wakeup_new` and a preempted `sched_switch` stamp the task in a
+    /// map; `sched_switch` reads the stamp back when the task gets a CPU.
+    pub const STAMPS: u32 = 1;
+    /// `sched_switch` alone: the kernel stamps every task it queues
+    /// (`task_struct.sched_info.last_queued`, by the run queue's clock, which `sched_switch`
+    /// reads from the run queue), so no program runs on wakeups and no map holds tasks.
+    pub const SCHED_INFO: u32 = 2;
+}
+
 /// Bits of [`Config::event_mask`]: which kinds are enabled.
 pub const fn kind_bit(kind: u16) -> u32 {
     1 << kind
@@ -249,6 +263,15 @@ pub struct TaskOffsets {
     pub task_signal: u16,
     /// `signal_struct.oom_score_adj` (short)
     pub signal_oom_score_adj: u16,
+    /// `task_struct.sched_info.last_queued` (u64): when the task joined its run queue, by its
+    /// run queue's clock; 0 while it is not waiting (`CONFIG_SCHED_INFO`)
+    pub task_last_queued: u16,
+    /// `task_struct.se.cfs_rq` (`struct cfs_rq *`: the queue its scheduling entity is on)
+    pub task_cfs_rq: u16,
+    /// `cfs_rq.rq` (`struct rq *`: the CPU's run queue; `CONFIG_FAIR_GROUP_SCHED`)
+    pub cfs_rq_rq: u16,
+    /// `rq.clock` (u64: the run queue's clock, which `sched_info` stamps with)
+    pub rq_clock: u16,
     pub _pad: [u16; 2],
 }
 
@@ -280,6 +303,10 @@ impl TaskOffsets {
         css_cgroup: OFFSET_ABSENT,
         task_signal: OFFSET_ABSENT,
         signal_oom_score_adj: OFFSET_ABSENT,
+        task_last_queued: OFFSET_ABSENT,
+        task_cfs_rq: OFFSET_ABSENT,
+        cfs_rq_rq: OFFSET_ABSENT,
+        rq_clock: OFFSET_ABSENT,
         _pad: [0; 2],
     };
 
@@ -294,6 +321,16 @@ impl TaskOffsets {
             && self.kernfs_node_id != OFFSET_ABSENT
             && self.siginfo_errno != OFFSET_ABSENT
             && self.siginfo_code != OFFSET_ABSENT
+    }
+
+    /// Everything `runq_switch` needs to read a task's wait from the kernel's own stamp
+    /// ([`runq_source::SCHED_INFO`]).
+    pub const fn sched_info_complete(&self) -> bool {
+        self.pid != OFFSET_ABSENT
+            && self.task_last_queued != OFFSET_ABSENT
+            && self.task_cfs_rq != OFFSET_ABSENT
+            && self.cfs_rq_rq != OFFSET_ABSENT
+            && self.rq_clock != OFFSET_ABSENT
     }
 
     /// Everything `mark_victim_btf` needs to read the victim's memory cgroup counters.
@@ -323,8 +360,9 @@ pub struct Config {
     /// Which allowed capability checks are reported (denials always are): one of
     /// [`cap_allowed`]'s values.
     pub cap_allowed: u32,
-    /// Aggregate run-queue delay per cgroup (sched_wakeup/sched_switch programs attached).
-    pub runq_enabled: u32,
+    /// How run-queue delay is aggregated per cgroup, if at all: one of [`runq_source`]'s
+    /// values.
+    pub runq_source: u32,
     /// ctrace's own process (thread group id, as the kernel's init pid namespace sees it; 0:
     /// none). Its capability checks (reading its maps asks for CAP_BPF, CAP_PERFMON) are
     /// filtered: reporting them would make ctrace watch itself being watched.
@@ -352,7 +390,7 @@ impl Config {
         signal_mask_hi: 0,
         exit_all_threads: 0,
         cap_allowed: 0,
-        runq_enabled: 0,
+        runq_source: runq_source::OFF,
         self_tgid: 0,
         ring_bytes: 0,
         cap_window_ns: 5_000_000_000,
@@ -766,8 +804,8 @@ mod tests {
         assert_eq!(core::mem::offset_of!(OomVictimTask, memcg), 24);
         assert_eq!(core::mem::offset_of!(OomVictimTask, cgroup_id), 8);
         assert_eq!(size_of::<TpOffsets>(), 36 * 2);
-        assert_eq!(size_of::<TaskOffsets>(), 28 * 2);
-        assert_eq!(size_of::<Config>(), 56 + 72 + 56);
+        assert_eq!(size_of::<TaskOffsets>(), 32 * 2);
+        assert_eq!(size_of::<Config>(), 56 + 72 + 64);
         assert_eq!(size_of::<SigKey>(), 32);
         assert_eq!(size_of::<SigRun>(), 32 + 8 + 24);
         assert_eq!(offset_of!(SigRun, total), 40);

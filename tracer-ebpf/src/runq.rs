@@ -1,6 +1,14 @@
 //! Run-queue delay per cgroup: the time a task waits between becoming runnable (woken up, or
 //! preempted while still runnable) and getting a CPU. This is what CFS throttling costs the
 //! container's users. Aggregated in the kernel into per-cgroup histograms, never streamed.
+//!
+//! Two sources for when the wait began ([`runq_source`]). Where BTF has the members, the
+//! kernel's own stamp: every task it queues gets `sched_info.last_queued` by its run queue's
+//! clock, and `sched_switch` fires after that clock was updated for this switch and before the
+//! kernel consumes the stamp (`sched_info_arrive()` in `context_switch()`), so the wait is the
+//! clock minus the stamp, the same figure the kernel adds to the task's `run_delay`
+//! (`/proc/PID/schedstat`). One program then, on switches only. Otherwise, programs on the
+//! wakeups stamp tasks in a map.
 
 use aya_ebpf::{
     helpers::bpf_ktime_get_ns,
@@ -8,7 +16,7 @@ use aya_ebpf::{
     maps::{LruHashMap, LruPerCpuHashMap},
     programs::BtfTracePointContext,
 };
-use tracer_common::RunqHist;
+use tracer_common::{runq_source, RunqHist};
 
 use crate::emit::{btf_load, btf_task_cgroup_id};
 
@@ -47,12 +55,11 @@ fn enqueue(task: u64) {
     }
 }
 
+/// The wait of `task`, switched in now, from the map's stamp.
 #[inline(always)]
-fn dequeue(task: u64) {
-    let Some(tid) = task_tid(task) else { return };
-    let Some(slot) = RUNQ_SINCE.get_ptr_mut(&tid) else {
-        return;
-    };
+fn stamped_wait(task: u64) -> Option<u64> {
+    let tid = task_tid(task)?;
+    let slot = RUNQ_SINCE.get_ptr_mut(&tid)?;
     // SAFETY: an element of the map; read and cleared at once (see `RUNQ_SINCE`).
     let since = unsafe {
         let since = *slot;
@@ -60,10 +67,32 @@ fn dequeue(task: u64) {
         since
     };
     if since == 0 {
-        return; // not waiting: switched in without a wakeup seen (or counted already)
+        return None; // not waiting: switched in without a wakeup seen (or counted already)
     }
     // SAFETY: helper without preconditions.
-    let delay = unsafe { bpf_ktime_get_ns() }.saturating_sub(since);
+    Some(unsafe { bpf_ktime_get_ns() }.saturating_sub(since))
+}
+
+/// The wait of `task`, switched in now, from the kernel's stamp and its run queue's clock.
+/// `None` for a task the kernel did not stamp (the idle task, one switched in without having
+/// been queued).
+#[inline(always)]
+fn queued_wait(task: u64) -> Option<u64> {
+    let since: u64 = btf_load(task, conf!(task.task_last_queued))?;
+    if since == 0 {
+        return None;
+    }
+    let cfs_rq: u64 = btf_load(task, conf!(task.task_cfs_rq))?;
+    let rq: u64 = btf_load(cfs_rq, conf!(task.cfs_rq_rq))?;
+    let now: u64 = btf_load(rq, conf!(task.rq_clock))?;
+    // A stamp from another CPU's clock (a task migrated while it waited) can be a little
+    // ahead of this one's: a wait of 0, as it was short.
+    Some(now.saturating_sub(since))
+}
+
+#[inline(always)]
+fn dequeue(task: u64, delay: Option<u64>) {
+    let Some(delay) = delay else { return };
     let Some(cgroup) = btf_task_cgroup_id(task) else {
         return;
     };
@@ -88,19 +117,19 @@ fn dequeue(task: u64) {
     }
 }
 
-/// `sched_wakeup(struct task_struct *p)`
+/// `sched_wakeup(struct task_struct *p)` (attached with [`runq_source::STAMPS`] only)
 #[btf_tracepoint(function = "sched_wakeup")]
 pub fn runq_wakeup(ctx: BtfTracePointContext) -> u32 {
-    if conf!(runq_enabled) != 0 {
+    if conf!(runq_source) == runq_source::STAMPS {
         enqueue(ctx.arg(0));
     }
     0
 }
 
-/// `sched_wakeup_new(struct task_struct *p)`
+/// `sched_wakeup_new(struct task_struct *p)` (attached with [`runq_source::STAMPS`] only)
 #[btf_tracepoint(function = "sched_wakeup_new")]
 pub fn runq_wakeup_new(ctx: BtfTracePointContext) -> u32 {
-    if conf!(runq_enabled) != 0 {
+    if conf!(runq_source) == runq_source::STAMPS {
         enqueue(ctx.arg(0));
     }
     0
@@ -108,18 +137,21 @@ pub fn runq_wakeup_new(ctx: BtfTracePointContext) -> u32 {
 
 /// `sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
 /// unsigned int prev_state)`: `next` leaves the run queue; `prev`, if it was preempted while
-/// runnable (`prev_state == TASK_RUNNING`, 0), joins it again.
+/// runnable (`prev_state == TASK_RUNNING`, 0), joins it again (the kernel stamps it itself
+/// with [`runq_source::SCHED_INFO`]).
 #[btf_tracepoint(function = "sched_switch")]
 pub fn runq_switch(ctx: BtfTracePointContext) -> u32 {
-    if conf!(runq_enabled) == 0 {
-        return 0;
-    }
-    let prev: u64 = ctx.arg(1);
     let next: u64 = ctx.arg(2);
-    let prev_state: u32 = ctx.arg(3);
-    if prev_state == 0 {
-        enqueue(prev);
+    match conf!(runq_source) {
+        runq_source::SCHED_INFO => dequeue(next, queued_wait(next)),
+        runq_source::STAMPS => {
+            let prev_state: u32 = ctx.arg(3);
+            if prev_state == 0 {
+                enqueue(ctx.arg(1));
+            }
+            dequeue(next, stamped_wait(next));
+        }
+        _ => {}
     }
-    dequeue(next);
     0
 }

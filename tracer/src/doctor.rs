@@ -341,11 +341,16 @@ fn kernel_features(p: &Probe) -> Vec<Feature> {
         _ => Feature::off("capability", true, failures(p, "cap_capable")),
     });
     out.push(if p.runq_active {
+        let stamps = p.programs().iter().any(|a| a.name == "runq_wakeup");
         Feature::on(
             "runq_delay",
             false,
             Some("tp_btf"),
-            "tp_btf sched_wakeup, sched_wakeup_new, sched_switch".into(),
+            if stamps {
+                "tp_btf sched_wakeup, sched_wakeup_new, sched_switch".into()
+            } else {
+                "tp_btf sched_switch (the kernel's sched_info stamps)".into()
+            },
         )
     } else {
         Feature::off("runq_delay", false, failures(p, "runq_"))

@@ -474,7 +474,7 @@ fn encode_cpu(enc: &mut DescriptorEncoder, series: &[&Series]) -> Result<(), std
         let mut m = enc.encode_descriptor(
             "ctrace_container_runqueue_delay_seconds",
             "Time the container's tasks waited on a run queue before running, measured in \
-                 the kernel (sched_wakeup to sched_switch).",
+                 the kernel (from being queued to sched_switch).",
             None,
             MetricType::Histogram,
         )?;

@@ -11,14 +11,16 @@ use aya::{
     },
     Ebpf, EbpfLoader,
 };
-use tracer_common::{cap_allowed, kind, kind_bit, names, Config, TaskOffsets, OFFSET_ABSENT};
+use tracer_common::{
+    cap_allowed, kind, kind_bit, names, runq_source, Config, TaskOffsets, OFFSET_ABSENT,
+};
 
 use super::{
     btf, cap_arg_index, cap_hooks, offsets_from_btf, tp_offsets_and_gaps, tracefs, AttachedProgram,
     EbpfLog, Link, Options, Probe, ProbeError, CAP_FEXIT_PROGRAM, CAP_FUNCTION, CAP_HOOKS_ENV,
     CAP_KPROBE_PROGRAM, CAP_KRETPROBE_PROGRAM, FORMATS_DIR_ENV, OBJECT, OOM_FENTRY_PROGRAM,
     OOM_FUNCTION, OOM_KPROBE_PROGRAM, OOM_VICTIM_BTF_PROGRAM, PROBES, RUNQ_PROGRAMS,
-    SIGNAL_BTF_PROGRAM,
+    RUNQ_SOURCE_ENV, SIGNAL_BTF_PROGRAM,
 };
 use crate::event::kind_name;
 
@@ -199,7 +201,7 @@ impl Probe {
         };
         let signal_targets_in_kernel = l.tracepoints(opts, &facts)?;
         l.capability_fallback(&facts);
-        let runq_active = l.runq(opts);
+        let runq_active = l.runq(opts, facts.config.runq_source);
         l.finish(
             opts,
             &facts,
@@ -297,7 +299,11 @@ impl KernelFacts {
                 (true, true) => cap_allowed::ALL,
                 (true, false) => cap_allowed::NOT_HOST,
             },
-            runq_enabled: u32::from(opts.runq && task.pid != OFFSET_ABSENT),
+            runq_source: if opts.runq {
+                runq_source_for(&task, std::env::var(RUNQ_SOURCE_ENV).ok().as_deref())?
+            } else {
+                runq_source::OFF
+            },
             // Our pid as the kernel sees it when ctrace shares the host's pid namespace (as
             // it must to read other containers' /proc); in a pid namespace of its own the
             // ids differ and nothing is filtered.
@@ -319,6 +325,26 @@ impl KernelFacts {
             config,
             gaps,
         })
+    }
+}
+
+/// Where run-queue delay comes from on a kernel with these offsets, as [`RUNQ_SOURCE_ENV`]
+/// (`sched_info`, `stamps`, unset: the first that can be read) allows.
+fn runq_source_for(task: &TaskOffsets, env: Option<&str>) -> Result<u32, ProbeError> {
+    let stamps = if task.pid == OFFSET_ABSENT {
+        runq_source::OFF
+    } else {
+        runq_source::STAMPS
+    };
+    match env.map(str::trim) {
+        None | Some("") if task.sched_info_complete() => Ok(runq_source::SCHED_INFO),
+        None | Some("") | Some("stamps") => Ok(stamps),
+        Some("sched_info") if task.sched_info_complete() => Ok(runq_source::SCHED_INFO),
+        // Asked for by a test: not silently something else.
+        Some("sched_info") => Ok(runq_source::OFF),
+        Some(other) => Err(ProbeError::Env(format!(
+            "{RUNQ_SOURCE_ENV}={other:?}: expected `sched_info` or `stamps`"
+        ))),
     }
 }
 
@@ -547,9 +573,18 @@ impl Loading {
         }
     }
 
-    /// Run-queue delay histograms (three BTF-typed scheduler tracepoints), all or none.
-    fn runq(&mut self, opts: &Options) -> bool {
+    /// Run-queue delay histograms: `sched_switch` alone where it reads the kernel's stamp,
+    /// else with both wakeups; all or none.
+    fn runq(&mut self, opts: &Options, source: u32) -> bool {
         if !opts.runq {
+            return false;
+        }
+        if source == runq_source::OFF {
+            self.warnings.push(
+                "run-queue delay needs task_struct members this kernel's BTF lacks: not \
+                 measured (throttling is reported from cgroup counters only)"
+                    .to_owned(),
+            );
             return false;
         }
         if !opts.btf_tracepoints {
@@ -562,6 +597,12 @@ impl Loading {
         }
         for (program, tracepoint) in RUNQ_PROGRAMS {
             let attempt = HookAttempt::new("tp_btf", tracepoint, program);
+            if source == runq_source::SCHED_INFO && program != "runq_switch" {
+                self.hooks.push(attempt.not_tried(
+                    "sched_switch reads the kernel's own stamp (sched_info.last_queued)",
+                ));
+                continue;
+            }
             match attach_btf(&mut self.ebpf, &self.btf, program, tracepoint) {
                 Ok(link) => {
                     self.links.push((program, Link::Btf(link)));
@@ -847,5 +888,39 @@ mod tests {
              it out"
         );
         assert!(gap_warning("mark_victim", &["uid".to_owned()]).ends_with("reported as 0 or empty"));
+    }
+
+    #[test]
+    fn runq_source_prefers_the_kernels_stamp_and_falls_back() {
+        let full = TaskOffsets {
+            pid: 1,
+            task_last_queued: 2,
+            task_cfs_rq: 3,
+            cfs_rq_rq: 4,
+            rq_clock: 5,
+            ..TaskOffsets::ABSENT
+        };
+        let no_rq = TaskOffsets {
+            cfs_rq_rq: OFFSET_ABSENT,
+            ..full
+        };
+        let nothing = TaskOffsets::ABSENT;
+        let source = |t: &TaskOffsets, env| runq_source_for(t, env).unwrap();
+        assert_eq!(source(&full, None), runq_source::SCHED_INFO);
+        assert_eq!(source(&full, Some("")), runq_source::SCHED_INFO);
+        assert_eq!(source(&full, Some("stamps")), runq_source::STAMPS);
+        assert_eq!(source(&no_rq, None), runq_source::STAMPS);
+        assert_eq!(source(&nothing, None), runq_source::OFF);
+        assert_eq!(source(&nothing, Some("stamps")), runq_source::OFF);
+        assert_eq!(source(&full, Some(" sched_info ")), runq_source::SCHED_INFO);
+        // Asked for where it cannot be: off (with the loader's warning), never the other one.
+        assert_eq!(source(&no_rq, Some("sched_info")), runq_source::OFF);
+        let err = runq_source_for(&full, Some("wakeups"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CTRACE_RUNQ_SOURCE=\"wakeups\"") && err.contains("`stamps`"),
+            "{err}"
+        );
     }
 }

@@ -79,6 +79,9 @@ pub enum ProbeError {
     Map { map: &'static str, message: String },
     #[error("none of the requested events can be traced on this kernel")]
     NothingAttached,
+    /// An environment variable for tests holds a value ctrace does not know.
+    #[error("{0}")]
+    Env(String),
 }
 
 /// One program and the tracepoint it attaches to.
@@ -176,7 +179,8 @@ pub struct Options {
     /// With `cap_allowed`, also those of host processes. When not, the kernel drops the
     /// allowed checks of cgroups [`Probe::mark_host_cgroup`] named (the others still come).
     pub cap_allowed_host: bool,
-    /// Aggregate run-queue delay per cgroup in the kernel (sched_wakeup/sched_switch).
+    /// Aggregate run-queue delay per cgroup in the kernel (sched_switch; the wakeups too where
+    /// the kernel's own stamp cannot be read).
     pub runq: bool,
     /// Let the programs log their own diagnostics (aya-log), read by [`Probe::take_logger`].
     pub ebpf_log: bool,
@@ -370,12 +374,20 @@ pub fn cap_arg_index(btf: &btf::Btf) -> Result<u16, String> {
 /// Where the programs on [`CAP_FUNCTION`] read `cap` (tracer-ebpf's `CAP_ARG`).
 const CAP_ARG: usize = 2;
 
-/// Programs of the run-queue delay histograms and their BTF tracepoints.
+/// Programs of the run-queue delay histograms and their BTF tracepoints: the wakeups' stamp
+/// tasks ([`runq_source::STAMPS`](tracer_common::runq_source::STAMPS)) and are attached only
+/// where the kernel's own stamp cannot be read.
 const RUNQ_PROGRAMS: [(&str, &str); 3] = [
+    ("runq_switch", "sched_switch"),
     ("runq_wakeup", "sched_wakeup"),
     ("runq_wakeup_new", "sched_wakeup_new"),
-    ("runq_switch", "sched_switch"),
 ];
+
+/// Environment variable choosing where run-queue delay comes from: `sched_info` (the kernel's
+/// stamp, read by `sched_switch` alone) or `stamps` (programs on the wakeups): for tests, to
+/// exercise the fallback on a kernel that offers both. Unset: `sched_info` where BTF has its
+/// members, else `stamps`.
+pub const RUNQ_SOURCE_ENV: &str = "CTRACE_RUNQ_SOURCE";
 
 /// Environment variable naming a directory laid out like tracefs's `events/` to read
 /// tracepoint formats from instead (for tests: a tracepoint absent there counts as absent).
@@ -771,6 +783,13 @@ pub fn offsets_from_btf(btf: &btf::Btf) -> TaskOffsets {
             .unwrap_or(OFFSET_ABSENT)
     };
     let off = |m: &str| member("task_struct", m);
+    // A member of a member that is a struct itself (not a pointer).
+    let nested = |(s, m): (&str, &str), (inner, im): (&str, &str)| {
+        btf.member_offset(s, m)
+            .zip(btf.member_offset(inner, im))
+            .and_then(|(a, b)| u16::try_from(a + b).ok())
+            .unwrap_or(OFFSET_ABSENT)
+    };
     // `css_set.subsys[memory_cgrp_id]`: an array of pointers indexed by controller id.
     let css_set_memcg = btf
         .enum_value("memory_cgrp_id")
@@ -821,6 +840,10 @@ pub fn offsets_from_btf(btf: &btf::Btf) -> TaskOffsets {
         css_cgroup: member("cgroup_subsys_state", "cgroup"),
         task_signal: off("signal"),
         signal_oom_score_adj: member("signal_struct", "oom_score_adj"),
+        task_last_queued: nested(("task_struct", "sched_info"), ("sched_info", "last_queued")),
+        task_cfs_rq: nested(("task_struct", "se"), ("sched_entity", "cfs_rq")),
+        cfs_rq_rq: member("cfs_rq", "rq"),
+        rq_clock: member("rq", "clock"),
         _pad: [0; 2],
     }
 }
