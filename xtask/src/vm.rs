@@ -686,6 +686,18 @@ fn check_doctor(g: &Guest) -> Result<String> {
             bail!("doctor: {feature} served by {got}, expected {want}: {d}");
         }
     }
+    // Debian's kernels have the members the kernel's own run-queue stamp needs: run-queue
+    // delay then comes from sched_switch alone, and the verifier of these kernels admits it.
+    let runq = d["features"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["feature"] == "runq_delay")
+        .and_then(|f| f["mechanism"].as_str())
+        .unwrap_or("");
+    if !runq.contains("sched_info") {
+        bail!("doctor: run-queue delay not from the kernel's sched_info stamps: {runq:?}");
+    }
     if d["kernel"]["cgroup_mode"] != "v2" {
         bail!(
             "doctor: cgroup mode {} in a pure v2 guest",
