@@ -9,13 +9,23 @@ use ctrace_tests::{expect, require, require_docker, Bounded as _, DockerContaine
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Whichever program serves the tracepoint: the BTF-typed one by default, the classic one with
+/// `--no-tp-btf` (what kernels whose BTF-typed program cannot load get).
 #[test]
 fn capability_records_have_the_shape_every_kernel_gives() {
     let Some(bin) = require() else { return };
     if !require_docker() {
         return;
     }
-    let w = Watch::start(&bin, &["--events", "capability:all,exec"]);
+    for (args, want) in [(&[][..], "tp_btf"), (&["--no-tp-btf"][..], "tracepoint")] {
+        capability_records_of(&bin, args, want);
+    }
+}
+
+fn capability_records_of(bin: &std::path::Path, args: &[&str], want: &str) {
+    let mut argv = vec!["--events", "capability:all,exec"];
+    argv.extend_from_slice(args);
+    let w = Watch::start(bin, &argv);
     let denied = DockerContainer::run(
         "ctrace-it-kernels-deny",
         &["--cap-drop", "CHOWN"],
@@ -54,6 +64,7 @@ fn capability_records_have_the_shape_every_kernel_gives() {
         .find(|v| v["type"] == "stats")
         .expect("a closing stats record");
     let mechanism = expect::capability_mechanism(stats).unwrap();
+    assert_eq!(mechanism, want, "{args:?}: {stats}");
     assert!(
         stderr.contains(expect::capability_start_line(mechanism)),
         "watch names the hook it uses ({mechanism}) at start: {stderr}"
@@ -97,7 +108,8 @@ fn capability_checks_without_a_usable_hook_are_disabled_loudly() {
 
 /// `ctrace doctor --json` on this host: a report that holds together, every core feature on
 /// (exit 0), and the mechanisms this kernel (6.18, the CI machines' kind) gives: capability
-/// checks through the tracepoint, the same hook `watch` reports in its stats record.
+/// checks through the BTF-typed program on the tracepoint, the same hook `watch` reports in
+/// its stats record.
 #[test]
 fn doctor_reports_this_kernels_mechanisms() {
     let Some(bin) = require() else { return };
@@ -118,7 +130,7 @@ fn doctor_reports_this_kernels_mechanisms() {
         Some(0),
         "every core feature on: {stdout}"
     );
-    assert_eq!(expect::doctor_hook(&v, "capability"), Ok("tracepoint"));
+    assert_eq!(expect::doctor_hook(&v, "capability"), Ok("tp_btf"));
     assert_eq!(expect::doctor_hook(&v, "exec_exit"), Ok("tracepoint"));
     assert_eq!(expect::doctor_hook(&v, "oom"), Ok("tracepoint"));
     // fentry is refused here (EPERM): the OOM killer's context is not read, and doctor says
@@ -147,8 +159,8 @@ fn doctor_reports_this_kernels_mechanisms() {
             |l| l.split_whitespace().collect::<Vec<_>>()[..].starts_with(&[
                 "capability",
                 "on",
-                "tracepoint",
-                "capability:cap_capable"
+                "tp_btf",
+                "cap_capable"
             ])
         ),
         "{text}"

@@ -27,7 +27,7 @@ pub const CAPABILITY_FIELDS: &[&str] = &[
 pub const CAPABILITY_PROCESS_FIELDS: &[&str] = &["comm", "pid", "ppid", "tid", "uid"];
 
 /// The hooks that may serve capability checks.
-pub const CAPABILITY_HOOKS: &[&str] = &["tracepoint", "fexit", "kprobe"];
+pub const CAPABILITY_HOOKS: &[&str] = &["tp_btf", "tracepoint", "fexit", "kprobe"];
 
 fn keys(v: &Value) -> Vec<&str> {
     let mut k: Vec<&str> = v
@@ -118,6 +118,9 @@ pub fn capability_mechanism(stats: &Value) -> Result<&str, String> {
 pub fn capability_start_line(mechanism: &str) -> &'static str {
     match mechanism {
         "tracepoint" => "ctrace: capability checks via the capability:cap_capable tracepoint",
+        "tp_btf" => {
+            "ctrace: capability checks via the capability:cap_capable tracepoint (BTF-typed)"
+        }
         "fexit" => "ctrace: capability checks via fexit on cap_capable()",
         "kprobe" => "ctrace: capability checks via kprobe/kretprobe on cap_capable()",
         _ => "ctrace: capability checks via ?",

@@ -592,6 +592,28 @@ pub fn cap_capable(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// Where `cap` and `ret` are among the `cap_capable` tracepoint's arguments: `TP_PROTO(const
+/// struct cred *cred, struct user_namespace *target_ns, const struct user_namespace
+/// *capable_ns, int cap, int ret)` (6.13+). Userspace checks the prototype in the kernel's BTF
+/// before it attaches [`cap_capable_btf`].
+const CAP_TP_CAP_ARG: usize = 3;
+const CAP_TP_RET_ARG: usize = 4;
+
+/// BTF-typed `cap_capable` tracepoint: the same check as [`cap_capable`], its arguments read as
+/// arguments. Preferred where it loads: the classic program's record is first copied out by the
+/// tracepoint, then read back with a helper call, on every check (eight per fork+exec).
+#[btf_tracepoint(function = "cap_capable")]
+pub fn cap_capable_btf(ctx: BtfTracePointContext) -> u32 {
+    let k = kind::CAPABILITY;
+    if !enabled(k) {
+        return 0;
+    }
+    let cap: u64 = ctx.arg(CAP_TP_CAP_ARG);
+    let ret: u64 = ctx.arg(CAP_TP_RET_ARG);
+    cap_fold(&ctx, cap as u32, ret as u32 as i32);
+    0
+}
+
 /// Index of the `cap` argument of `cap_capable()`. Userspace checks it against the running
 /// kernel's BTF prototype before attaching (`probe::cap_arg_index`): the verifier admits
 /// context reads at constant offsets only, so it cannot be a setting.

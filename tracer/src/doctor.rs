@@ -359,10 +359,10 @@ fn kernel_features(p: &Probe) -> Vec<Feature> {
 }
 
 fn cap_target(hook: &str) -> &'static str {
-    if hook == "tracepoint" {
-        "capability:cap_capable"
-    } else {
-        probe::CAP_FUNCTION
+    match hook {
+        "tracepoint" => "capability:cap_capable",
+        "tp_btf" => "cap_capable (the tracepoint)",
+        _ => probe::CAP_FUNCTION,
     }
 }
 

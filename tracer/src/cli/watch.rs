@@ -256,6 +256,7 @@ async fn serve_metrics(mode: Mode) -> anyhow::Result<Option<Metrics>> {
 fn cap_mechanism(hook: &str) -> String {
     match hook {
         "tracepoint" => "the capability:cap_capable tracepoint".to_owned(),
+        "tp_btf" => "the capability:cap_capable tracepoint (BTF-typed)".to_owned(),
         "fexit" => format!("fexit on {}()", tracer::probe::CAP_FUNCTION),
         "kprobe" => format!("kprobe/kretprobe on {}()", tracer::probe::CAP_FUNCTION),
         other => other.to_owned(),

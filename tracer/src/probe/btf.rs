@@ -21,6 +21,7 @@ const MAGIC: u16 = 0xeb9f;
 
 // BTF kinds (include/uapi/linux/btf.h).
 const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
 const KIND_ARRAY: u32 = 3;
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
@@ -175,8 +176,8 @@ fn parse_type(
             vlen * 8
         }
         KIND_DATASEC => vlen * 12,
-        2 | 7 | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_FUNC | 16
-        | KIND_TYPE_TAG => 0,
+        KIND_PTR | 7 | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_FUNC
+        | 16 | KIND_TYPE_TAG => 0,
         _ => return Err(BtfError::UnknownKind { kind, id }),
     };
     at += extra;
@@ -302,6 +303,36 @@ impl Btf {
         )
     }
 
+    /// The arguments of tracepoint `name` as its BTF-typed programs get them (the prototype of
+    /// `btf_trace_<name>`, without its leading `void *`): each type's name after typedefs and
+    /// qualifiers, as [`Btf::func_params`] gives them (empty for pointers). `None` when the
+    /// kernel's BTF has no such tracepoint.
+    pub fn tracepoint_args(&self, name: &str) -> Option<Vec<String>> {
+        let typedef = format!("btf_trace_{name}");
+        let t = self
+            .types
+            .iter()
+            .find(|t| t.kind == KIND_TYPEDEF && self.name(t.name) == typedef)?;
+        let ptr = self.types.get(t.type_ref as usize)?;
+        let proto = self.resolve(ptr.type_ref)?;
+        if ptr.kind != KIND_PTR || proto.kind != KIND_FUNC_PROTO {
+            return None;
+        }
+        Some(
+            proto
+                .members
+                .iter()
+                .skip(1)
+                .map(|p| {
+                    self.resolve(p.type_id)
+                        .filter(|t| t.kind == KIND_INT || t.kind == KIND_ENUM)
+                        .map_or("", |t| self.name(t.name))
+                        .to_owned()
+                })
+                .collect(),
+        )
+    }
+
     /// Value of the enumerator `name` (`memory_cgrp_id`, ...).
     pub fn enum_value(&self, name: &str) -> Option<i64> {
         self.enumerators.get(name).copied()
@@ -399,6 +430,19 @@ pub(crate) mod tests {
             let proto_id = self.last_id;
             let n = self.str(name);
             self.push(n, KIND_FUNC, 1, proto_id);
+        }
+        /// A function prototype alone (as a tracepoint's typedef points at); its id.
+        pub fn proto(&mut self, ret: u32, params: &[u32]) -> u32 {
+            self.push(0, KIND_FUNC_PROTO, params.len() as u32, ret);
+            for &ty in params {
+                self.types.extend_from_slice(&0u32.to_le_bytes());
+                self.types.extend_from_slice(&ty.to_le_bytes());
+            }
+            self.last_id
+        }
+        pub fn typedef(&mut self, name: &str, to: u32) {
+            let n = self.str(name);
+            self.push(n, KIND_TYPEDEF, 0, to);
         }
         pub fn build(&self) -> Vec<u8> {
             let mut out = Vec::new();
@@ -499,6 +543,35 @@ pub(crate) mod tests {
         assert_eq!(btf.func_params("oom_kill_process"), None);
         // A struct of the same name is not a function.
         assert_eq!(btf.func_params("cred"), None);
+    }
+
+    /// `cap_capable`'s tracepoint as 6.13 to 6.18 declare it, and one whose `cap` is unsigned.
+    pub fn cap_tracepoint_btf(cap_type: &str) -> Vec<u8> {
+        let mut b = Builder::new();
+        b.int("int", 4); // 1
+        b.int(cap_type, 4); // 2
+        b.strukt("cred", 8, &[]); // 3
+        b.ptr(3); // 4
+        b.ptr(0); // 5: void *
+        let proto = b.proto(0, &[5, 4, 4, 4, 2, 1]); // 6
+        b.ptr(proto); // 7
+        b.typedef("btf_trace_cap_capable", 7); // 8
+        b.build()
+    }
+
+    #[test]
+    fn finds_tracepoint_arguments() {
+        let btf = Btf::parse(&cap_tracepoint_btf("int")).unwrap();
+        assert_eq!(
+            btf.tracepoint_args("cap_capable").unwrap(),
+            ["", "", "", "int", "int"]
+        );
+        assert_eq!(btf.tracepoint_args("signal_generate"), None);
+        let btf = Btf::parse(&cap_tracepoint_btf("unsigned int")).unwrap();
+        assert_eq!(
+            btf.tracepoint_args("cap_capable").unwrap(),
+            ["", "", "", "unsigned int", "int"]
+        );
     }
 
     #[test]

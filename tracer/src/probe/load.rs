@@ -17,10 +17,10 @@ use tracer_common::{
 
 use super::{
     btf, cap_arg_index, cap_hooks, offsets_from_btf, tp_offsets_and_gaps, tracefs, AttachedProgram,
-    EbpfLog, Link, Options, Probe, ProbeError, CAP_FEXIT_PROGRAM, CAP_FUNCTION, CAP_HOOKS_ENV,
-    CAP_KPROBE_PROGRAM, CAP_KRETPROBE_PROGRAM, FORMATS_DIR_ENV, OBJECT, OOM_FENTRY_PROGRAM,
-    OOM_FUNCTION, OOM_KPROBE_PROGRAM, OOM_VICTIM_BTF_PROGRAM, PROBES, RUNQ_PROGRAMS,
-    RUNQ_SOURCE_ENV, SIGNAL_BTF_PROGRAM,
+    EbpfLog, Link, Options, Probe, ProbeError, CAP_BTF_PROGRAM, CAP_FEXIT_PROGRAM, CAP_FUNCTION,
+    CAP_HOOKS_ENV, CAP_KPROBE_PROGRAM, CAP_KRETPROBE_PROGRAM, FORMATS_DIR_ENV, OBJECT,
+    OOM_FENTRY_PROGRAM, OOM_FUNCTION, OOM_KPROBE_PROGRAM, OOM_VICTIM_BTF_PROGRAM, PROBES,
+    RUNQ_PROGRAMS, RUNQ_SOURCE_ENV, SIGNAL_BTF_PROGRAM,
 };
 use crate::event::kind_name;
 
@@ -129,6 +129,9 @@ struct KernelFacts {
     cap_fallback: bool,
     cap_hooks: Vec<&'static str>,
     kernel_btf: Result<btf::Btf, String>,
+    /// The BTF-typed `cap_capable` program can read this kernel's tracepoint arguments, or why
+    /// not.
+    cap_btf: Result<(), String>,
     task: TaskOffsets,
     config: Config,
     gaps: BTreeMap<String, Vec<String>>,
@@ -315,16 +318,42 @@ impl KernelFacts {
             tp,
             task,
         };
+        let cap_btf = kernel_btf
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(cap_tracepoint_args);
         Ok(Self {
             kinds,
             formats,
             cap_fallback,
             cap_hooks,
             kernel_btf,
+            cap_btf,
             task,
             config,
             gaps,
         })
+    }
+}
+
+/// Whether the `cap_capable` tracepoint's arguments are where `cap_capable_btf` reads them:
+/// `(cred, target_ns, capable_ns, int cap, int ret)`, as in 6.13 to 6.18.
+fn cap_tracepoint_args(btf: &btf::Btf) -> Result<(), String> {
+    let args = btf
+        .tracepoint_args(CAP_FUNCTION)
+        .ok_or_else(|| "no btf_trace_cap_capable in the kernel's BTF".to_owned())?;
+    let expected = ["", "", "", "int", "int"];
+    if args == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "the cap_capable tracepoint's arguments are ({}), not (cred, target_ns, capable_ns, \
+             int cap, int ret)",
+            args.iter()
+                .map(|a| if a.is_empty() { "pointer" } else { a.as_str() })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
     }
 }
 
@@ -369,6 +398,42 @@ impl Loading {
         for spec in PROBES.iter().filter(|s| self.kinds & kind_bit(s.kind) != 0) {
             if spec.kind == kind::CAPABILITY && facts.cap_fallback {
                 continue;
+            }
+            if spec.kind == kind::CAPABILITY && opts.btf_tracepoints {
+                let attempt = HookAttempt::new("tp_btf", spec.tracepoint, CAP_BTF_PROGRAM);
+                match &facts.cap_btf {
+                    Err(why) => self.hooks.push(attempt.not_tried(why.clone())),
+                    Ok(()) => match attach_btf(
+                        &mut self.ebpf,
+                        &self.btf,
+                        CAP_BTF_PROGRAM,
+                        spec.tracepoint,
+                    ) {
+                        Ok(link) => {
+                            self.links.push((CAP_BTF_PROGRAM, Link::Btf(link)));
+                            self.hooks.push(attempt);
+                            self.hooks.push(
+                                HookAttempt::new(
+                                    "tracepoint",
+                                    format!("{}:{}", spec.category, spec.tracepoint),
+                                    spec.program,
+                                )
+                                .not_tried(
+                                    "the BTF-typed program on the same tracepoint serves it",
+                                ),
+                            );
+                            continue;
+                        }
+                        Err(e) => {
+                            self.hooks.push(attempt.failed(&e));
+                            self.warnings.push(format!(
+                                "BTF-typed {} unavailable ({e}): the classic tracepoint serves \
+                                 capability checks",
+                                spec.tracepoint
+                            ));
+                        }
+                    },
+                }
             }
             if spec.kind == kind::SIGNAL
                 && opts.btf_tracepoints
@@ -888,6 +953,21 @@ mod tests {
              it out"
         );
         assert!(gap_warning("mark_victim", &["uid".to_owned()]).ends_with("reported as 0 or empty"));
+    }
+
+    #[test]
+    fn the_btf_typed_capability_program_needs_the_arguments_it_reads() {
+        let parse = |cap_type| btf::Btf::parse(&btf::tests::cap_tracepoint_btf(cap_type)).unwrap();
+        assert_eq!(cap_tracepoint_args(&parse("int")), Ok(()));
+        let err = cap_tracepoint_args(&parse("unsigned int")).unwrap_err();
+        assert!(
+            err.contains("(pointer, pointer, pointer, unsigned int, int)"),
+            "{err}"
+        );
+        let none = btf::Btf::parse(&btf::tests::Builder::new().build()).unwrap();
+        assert!(cap_tracepoint_args(&none)
+            .unwrap_err()
+            .contains("no btf_trace_cap_capable"));
     }
 
     #[test]

@@ -289,6 +289,8 @@ impl Link {
 pub const CAP_FUNCTION: &str = "cap_capable";
 /// fexit on [`CAP_FUNCTION`]: arguments and verdict in one run.
 const CAP_FEXIT_PROGRAM: &str = "cap_capable_fexit";
+/// The BTF-typed program on the `cap_capable` tracepoint, preferred to the classic one.
+const CAP_BTF_PROGRAM: &str = "cap_capable_btf";
 /// kprobe and kretprobe on [`CAP_FUNCTION`], where fexit is refused.
 const CAP_KPROBE_PROGRAM: &str = "cap_capable_kprobe";
 const CAP_KRETPROBE_PROGRAM: &str = "cap_capable_kretprobe";
@@ -1090,6 +1092,8 @@ mod tests {
         );
         let m = mechanisms(&[p("cap_capable", "tracepoint")]);
         assert_eq!(m.get("capability"), Some(&"tracepoint"));
+        let m = mechanisms(&[p(CAP_BTF_PROGRAM, "tp_btf")]);
+        assert_eq!(m.get("capability"), Some(&"tp_btf"));
         assert!(mechanisms(&[p("signal_generate_btf", "tp_btf")]).is_empty());
         let m = mechanisms(&[
             p(OOM_FENTRY_PROGRAM, "fentry"),
