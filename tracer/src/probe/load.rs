@@ -395,23 +395,23 @@ impl Loading {
     /// the classic one where it loads). Returns whether signal targets are read in the kernel.
     fn tracepoints(&mut self, opts: &Options, facts: &KernelFacts) -> Result<bool, ProbeError> {
         let mut signal_targets_in_kernel = false;
-        for spec in PROBES.iter().filter(|s| self.kinds & kind_bit(s.kind) != 0) {
+        let kinds = self.kinds;
+        for spec in PROBES.iter().filter(|s| kinds & kind_bit(s.kind) != 0) {
             if spec.kind == kind::CAPABILITY && facts.cap_fallback {
                 continue;
             }
             if spec.kind == kind::CAPABILITY && opts.btf_tracepoints {
-                let attempt = HookAttempt::new("tp_btf", spec.tracepoint, CAP_BTF_PROGRAM);
                 match &facts.cap_btf {
-                    Err(why) => self.hooks.push(attempt.not_tried(why.clone())),
-                    Ok(()) => match attach_btf(
-                        &mut self.ebpf,
-                        &self.btf,
-                        CAP_BTF_PROGRAM,
-                        spec.tracepoint,
-                    ) {
-                        Ok(link) => {
-                            self.links.push((CAP_BTF_PROGRAM, Link::Btf(link)));
-                            self.hooks.push(attempt);
+                    Err(why) => self.hooks.push(
+                        HookAttempt::new("tp_btf", spec.tracepoint, CAP_BTF_PROGRAM)
+                            .not_tried(why.clone()),
+                    ),
+                    Ok(()) => {
+                        if self.btf_instead_of_classic(
+                            CAP_BTF_PROGRAM,
+                            spec.tracepoint,
+                            "the classic tracepoint serves capability checks",
+                        ) {
                             self.hooks.push(
                                 HookAttempt::new(
                                     "tracepoint",
@@ -424,43 +424,20 @@ impl Loading {
                             );
                             continue;
                         }
-                        Err(e) => {
-                            self.hooks.push(attempt.failed(&e));
-                            self.warnings.push(format!(
-                                "BTF-typed {} unavailable ({e}): the classic tracepoint serves \
-                                 capability checks",
-                                spec.tracepoint
-                            ));
-                        }
-                    },
+                    }
                 }
             }
             if spec.kind == kind::SIGNAL
                 && opts.btf_tracepoints
                 && facts.task.signal_target_complete()
-            {
-                let attempt = HookAttempt::new("tp_btf", spec.tracepoint, SIGNAL_BTF_PROGRAM);
-                match attach_btf(
-                    &mut self.ebpf,
-                    &self.btf,
+                && self.btf_instead_of_classic(
                     SIGNAL_BTF_PROGRAM,
                     spec.tracepoint,
-                ) {
-                    Ok(link) => {
-                        self.links.push((SIGNAL_BTF_PROGRAM, Link::Btf(link)));
-                        self.hooks.push(attempt);
-                        signal_targets_in_kernel = true;
-                        continue;
-                    }
-                    Err(e) => {
-                        self.hooks.push(attempt.failed(&e));
-                        self.warnings.push(format!(
-                            "BTF-typed {} unavailable ({e}): signal targets are placed from \
-                             ctrace's process table",
-                            spec.tracepoint
-                        ));
-                    }
-                }
+                    "signal targets are placed from ctrace's process table",
+                )
+            {
+                signal_targets_in_kernel = true;
+                continue;
             }
             let program = spec.program;
             let attempt = HookAttempt::new(
@@ -480,6 +457,32 @@ impl Loading {
             }
         }
         Ok(signal_targets_in_kernel)
+    }
+
+    /// The BTF-typed `program` on `tracepoint`, where it loads, instead of (or beside) the
+    /// classic one: true when attached. Otherwise the attempt is kept with its error and a
+    /// warning says what ctrace does `instead`.
+    fn btf_instead_of_classic(
+        &mut self,
+        program: &'static str,
+        tracepoint: &'static str,
+        instead: &str,
+    ) -> bool {
+        let attempt = HookAttempt::new("tp_btf", tracepoint, program);
+        match attach_btf(&mut self.ebpf, &self.btf, program, tracepoint) {
+            Ok(link) => {
+                self.links.push((program, Link::Btf(link)));
+                self.hooks.push(attempt);
+                true
+            }
+            Err(e) => {
+                self.hooks.push(attempt.failed(&e));
+                self.warnings.push(format!(
+                    "BTF-typed {tracepoint} unavailable ({e}): {instead}"
+                ));
+                false
+            }
+        }
     }
 
     /// Capability checks where the tracepoint is missing: fexit on `cap_capable()`, else a
@@ -616,26 +619,11 @@ impl Loading {
             self.hooks.push(attempt.not_tried(why));
             return false;
         }
-        match attach_btf(
-            &mut self.ebpf,
-            &self.btf,
+        self.btf_instead_of_classic(
             OOM_VICTIM_BTF_PROGRAM,
             "mark_victim",
-        ) {
-            Ok(link) => {
-                self.links.push((OOM_VICTIM_BTF_PROGRAM, Link::Btf(link)));
-                self.hooks.push(attempt);
-                true
-            }
-            Err(e) => {
-                self.hooks.push(attempt.failed(&e));
-                self.warnings.push(format!(
-                    "BTF-typed mark_victim unavailable ({e}): OOM victims are placed from the \
-                     OOM killer's SIGKILL and ctrace's process table"
-                ));
-                false
-            }
-        }
+            "OOM victims are placed from the OOM killer's SIGKILL and ctrace's process table",
+        )
     }
 
     /// Run-queue delay histograms: `sched_switch` alone where it reads the kernel's stamp,
