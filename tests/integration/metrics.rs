@@ -308,13 +308,10 @@ fn runqueue_delay_sum(addr: &str, name: &str) -> Option<f64> {
 fn kernel_run_delay_ns(pids: &[u32]) -> u64 {
     pids.iter()
         .map(|&pid| {
-            let bytes = ctrace_tests::proc_bytes(pid, "schedstat")
-                .unwrap_or_else(|| panic!("/proc/{pid}/schedstat"));
-            let text = String::from_utf8(bytes).unwrap();
-            text.split_whitespace()
-                .nth(1)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or_else(|| panic!("run_delay in /proc/{pid}/schedstat: {text:?}"))
+            ctrace_tests::process(pid)
+                .and_then(|p| p.schedstat().ok())
+                .unwrap_or_else(|| panic!("/proc/{pid}/schedstat"))
+                .run_delay
         })
         .sum()
 }

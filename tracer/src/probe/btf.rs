@@ -293,11 +293,10 @@ impl Btf {
                 .members
                 .iter()
                 .map(|p| {
-                    let ty = self
-                        .resolve(p.type_id)
-                        .filter(|t| t.kind == KIND_INT || t.kind == KIND_ENUM)
-                        .map_or("", |t| self.name(t.name));
-                    (self.name(p.name).to_owned(), ty.to_owned())
+                    (
+                        self.name(p.name).to_owned(),
+                        self.param_type(p.type_id).to_owned(),
+                    )
                 })
                 .collect(),
         )
@@ -323,14 +322,17 @@ impl Btf {
                 .members
                 .iter()
                 .skip(1)
-                .map(|p| {
-                    self.resolve(p.type_id)
-                        .filter(|t| t.kind == KIND_INT || t.kind == KIND_ENUM)
-                        .map_or("", |t| self.name(t.name))
-                        .to_owned()
-                })
+                .map(|p| self.param_type(p.type_id).to_owned())
                 .collect(),
         )
+    }
+
+    /// A parameter's type as [`Btf::func_params`] and [`Btf::tracepoint_args`] name it: an
+    /// integer's or enum's name after typedefs and qualifiers, empty for anything else.
+    fn param_type(&self, id: u32) -> &str {
+        self.resolve(id)
+            .filter(|t| t.kind == KIND_INT || t.kind == KIND_ENUM)
+            .map_or("", |t| self.name(t.name))
     }
 
     /// Value of the enumerator `name` (`memory_cgrp_id`, ...).
