@@ -23,6 +23,8 @@ fn replay(bin: &std::path::Path, capture: &std::path::Path, args: &[&str]) -> (S
         .arg("replay")
         .arg(capture)
         .args(args)
+        // A replay out of step names the answer it wanted and the frame it found.
+        .env("CTRACE_LOG", "warn,tracer::capture=debug")
         .stdin(Stdio::null())
         .output_bounded()
         .unwrap();

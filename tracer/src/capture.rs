@@ -33,8 +33,11 @@ use crate::throttle::detector::ThrottleEvent;
 
 /// The `format` of a capture's header.
 pub const FORMAT: &str = "ctrace-capture";
-/// The version of the frames written here; a reader refuses others.
-pub const VERSION: u32 = 1;
+/// The version of the frames written here. Version 2 added [`Frame::Close`]; a reader takes
+/// every version from [`OLDEST_VERSION`] and refuses the others.
+pub const VERSION: u32 = 2;
+/// The oldest version this ctrace replays.
+pub const OLDEST_VERSION: u32 = 1;
 
 /// The first line of a capture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -387,6 +390,14 @@ pub enum Frame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sigs: Option<SigFrames>,
     },
+    /// The session is closing: its programs are detached and the ring is drained, so what
+    /// was pending is told now (the answers it needs follow), with the capability checks the
+    /// kernel counted and no record reported (`[insert_failed, unreported]`). Version 2.
+    Close {
+        boot_ns: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cap_losses: Option<[u64; 2]>,
+    },
     /// The session ended; its closing `stats` record.
     End { stats: Option<Value> },
 }
@@ -401,7 +412,9 @@ pub enum CaptureError {
     },
     #[error("{path}: not a ctrace capture (its first line is not a capture header)")]
     NotACapture { path: PathBuf },
-    #[error("{path}: capture version {found}, this ctrace reads version {VERSION}")]
+    #[error(
+        "{path}: capture version {found}, this ctrace reads versions {OLDEST_VERSION} to {VERSION}"
+    )]
     Version { path: PathBuf, found: u32 },
     #[error(
         "{path}: its records have layout {found}, this ctrace decodes layout {}",
@@ -517,7 +530,7 @@ impl Tape {
             return Err(not_capture());
         }
         let found = probe.get("version").and_then(Value::as_u64).unwrap_or(0);
-        if found != u64::from(VERSION) {
+        if !(u64::from(OLDEST_VERSION)..=u64::from(VERSION)).contains(&found) {
             return Err(CaptureError::Version {
                 path: path.to_owned(),
                 found: u32::try_from(found).unwrap_or(u32::MAX),

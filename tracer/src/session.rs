@@ -883,14 +883,16 @@ impl Session {
                     p.cap_forgotten_records,
                 )
             });
-        if let Some(c) = &cap_checks {
-            let now = BootClock::boot_now_ns();
-            self.flow
-                .cap_losses(now, c.insert_failed, Some(c.unreported), sink);
+        let now = BootClock::boot_now_ns();
+        let cap_losses = cap_checks.as_ref().map(|c| [c.insert_failed, c.unreported]);
+        // Written before what it prompts: the answers the pending incidents need come next.
+        if let Some(t) = &self.flow.tape {
+            t.write(&Frame::Close {
+                boot_ns: now,
+                cap_losses,
+            });
         }
-        for i in self.flow.correlator.flush() {
-            self.flow.incident(&i, sink);
-        }
+        self.flow.close(now, cap_losses, sink);
         let _ = sink.flush();
         // Detached but still loaded: the programs' final recursion misses.
         self.probe.refresh_programs();
@@ -1242,6 +1244,17 @@ impl Flow {
         }
     }
 
+    /// The session is closing, at boot time `now`: the capability checks the kernel counted
+    /// and no record reported (`[insert_failed, unreported]`), and every pending incident.
+    fn close(&mut self, now: u64, cap_losses: Option<[u64; 2]>, sink: &mut dyn Sink) {
+        if let Some([insert_failed, unreported]) = cap_losses {
+            self.cap_losses(now, insert_failed, Some(unreported), sink);
+        }
+        for i in self.correlator.flush() {
+            self.incident(&i, sink);
+        }
+    }
+
     fn sample_memory(&mut self) {
         let now = self.ctx.clock.unix_ns(BootClock::boot_now_ns());
         if let Some(r) = &mut self.recorder {
@@ -1424,6 +1437,12 @@ impl Flow {
                     sigs.map(|f| (f.slots.iter().map(SigFrame::slot).collect(), f.window_ns));
                 self.report(boot_ns, window_ns, caps, counters, sigs, sink);
             }
+            Frame::Close {
+                boot_ns,
+                cap_losses,
+            } => self.close(boot_ns, cap_losses, sink),
+            // Captures of version 1 have no `Close`: what was pending is told here (the
+            // answers it needed, written before, are out of step).
             Frame::End { stats } => {
                 for i in self.correlator.flush() {
                     self.incident(&i, sink);

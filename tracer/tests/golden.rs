@@ -8,6 +8,16 @@
 use std::{path::Path, process::Command};
 
 fn replay(capture: &Path, args: &[&str]) -> String {
+    let (stdout, stderr) = replay_with_warnings(capture, args);
+    assert!(
+        !stderr.contains("did not match") && !stderr.contains("cut short"),
+        "{stderr}"
+    );
+    stdout
+}
+
+/// A replay's output and its warnings (stderr).
+fn replay_with_warnings(capture: &Path, args: &[&str]) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ctrace"))
         .arg("replay")
         .arg(capture)
@@ -21,12 +31,10 @@ fn replay(capture: &Path, args: &[&str]) -> String {
         capture.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("did not match") && !stderr.contains("cut short"),
-        "{stderr}"
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
+    (
+        String::from_utf8(out.stdout).expect("UTF-8 output"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The first line that differs, for a readable failure.
@@ -98,4 +106,63 @@ fn a_replay_can_show_one_container_only() {
             );
         }
     }
+}
+
+/// A session stopped while an OOM kill waited for its victim's exit: the incident is told at
+/// the close, and the kernel's report it asks for is written after the `close` frame, where
+/// the replay asks for it. Made from the golden capture, cut after the victim's record.
+#[test]
+fn an_incident_told_at_the_close_replays_in_step() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/captures/lab.capture");
+    let text = std::fs::read_to_string(&golden).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let frame = |l: &str| serde_json::from_str::<serde_json::Value>(l).unwrap();
+    let at = |f: &str| {
+        lines
+            .iter()
+            .position(|l| frame(l)["f"] == f)
+            .unwrap_or_else(|| panic!("no {f} frame in {}", golden.display()))
+    };
+    let (victim, kmsg) = (at("victim"), at("kmsg"));
+    // The victim's record, its answers (the kernel's victim map, attribution, memory
+    // figures): up to the record after them, the victim's exit.
+    let memory = victim + 2;
+    assert_eq!(frame(lines[memory])["f"], "memory");
+    let boot_ns = frame(lines[victim])["answer"]["boot_ns"].as_u64().unwrap() + 1;
+    let mut header = frame(lines[0]);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, header: &serde_json::Value, close: bool| {
+        let mut out = vec![header.to_string()];
+        out.extend(lines[1..=memory].iter().map(|l| (*l).to_owned()));
+        if close {
+            out.push(format!(r#"{{"f":"close","boot_ns":{boot_ns}}}"#));
+        }
+        out.push(lines[kmsg].to_owned());
+        out.push(r#"{"f":"end","stats":null}"#.to_owned());
+        let path = dir.path().join(name);
+        std::fs::write(&path, out.join("\n") + "\n").unwrap();
+        path
+    };
+
+    header["version"] = 2.into();
+    let v2 = write("v2.capture", &header, true);
+    let got = replay(&v2, &["--json", "--host"]);
+    let oom: Vec<serde_json::Value> = got
+        .lines()
+        .map(frame)
+        .filter(|v| v["type"] == "oom_kill")
+        .collect();
+    assert_eq!(oom.len(), 1, "{got}");
+    // The kernel's report was the answer: the tasks of the OOM domain are in the incident.
+    assert!(oom[0]["tasks"].is_object(), "{}", oom[0]);
+
+    // Version 1 had no `close`: the same session's report comes before the end, where its
+    // replay did not ask for it; the replay says so.
+    header["version"] = 1.into();
+    let v1 = write("v1.capture", &header, false);
+    let (_, stderr) = replay_with_warnings(&v1, &["--json", "--host"]);
+    assert!(
+        stderr.contains("2 answers of the capture did not match"),
+        "{stderr}"
+    );
 }
