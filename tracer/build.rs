@@ -1,5 +1,6 @@
-//! Builds the eBPF object (`tracer-ebpf`) with aya-build and leaves it in `OUT_DIR/tracer`,
-//! where `src/probe/mod.rs` embeds it (`OBJECT`).
+//! Builds the eBPF objects (`tracer-ebpf`) with aya-build and leaves them in `OUT_DIR/tracer`,
+//! where `src/probe/mod.rs` embeds it (`OBJECT`), and `OUT_DIR/floor`, the bench's reference
+//! probe (`src/probe/floor.rs`).
 //!
 //! Without bpf-linker on PATH, or with `CTRACE_EBPF_STUB=1`/`AYA_BUILD_SKIP=1`, an empty stub is
 //! written instead so that `cargo check`, clippy and unit tests work on any machine; the
@@ -33,7 +34,9 @@ fn main() -> anyhow::Result<()> {
                  programs (run `cargo xtask setup`, or build with `cargo xtask build`)"
             );
         }
-        fs::write(&object, b"").with_context(|| format!("writing {}", object.display()))?;
+        for o in [&object, &out_dir.join("floor")] {
+            fs::write(o, b"").with_context(|| format!("writing {}", o.display()))?;
+        }
         println!("cargo:rustc-env=CTRACE_EBPF_STUB=1");
         return Ok(());
     }

@@ -224,3 +224,51 @@ fn doctor_without_root_reports_what_it_can_and_exits_2() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("ctrace: error: "), "{err}");
 }
+
+/// Fork records name the child (pid and comm) and the parent whichever program serves them:
+/// the BTF-typed one by default (it reads the child task), the classic one with `--no-tp-btf`
+/// (it reads the tracepoint's record).
+#[test]
+fn fork_records_name_the_child_from_either_program() {
+    let Some(bin) = require() else { return };
+    for (args, program, hook) in [
+        (&[][..], "sched_process_fork_btf", "tp_btf"),
+        (&["--no-tp-btf"][..], "sched_process_fork", "tracepoint"),
+    ] {
+        let mut argv = vec!["--host", "--events", "fork"];
+        argv.extend_from_slice(args);
+        let w = Watch::start(&bin, &argv);
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 0.1 & echo $$ $!; wait"])
+            .output_bounded()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let pids: Vec<u64> = text
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        let [shell, child] = pids[..] else {
+            panic!("the shell printed {text:?}")
+        };
+        let fork = w.wait_for("the shell's fork", WAIT, |v| {
+            v["type"] == "fork" && v["child"]["pid"] == child
+        });
+        assert_eq!(fork["process"]["pid"], shell, "{args:?}: {fork}");
+        // The child is a copy of the shell until it executes sleep.
+        assert_eq!(fork["child"]["comm"], "sh", "{args:?}: {fork}");
+        let (records, _) = w.stop();
+        let stats = records
+            .iter()
+            .rev()
+            .find(|v| v["type"] == "stats")
+            .expect("a closing stats record");
+        assert!(
+            stats["programs"]
+                .as_array()
+                .expect("programs")
+                .iter()
+                .any(|p| p["name"] == program && p["hook"] == hook),
+            "{args:?}: {program} ({hook}) serves forks: {stats}"
+        );
+    }
+}

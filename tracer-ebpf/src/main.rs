@@ -176,6 +176,35 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// Index of the child in the `sched_process_fork(parent, child)` tracepoint's arguments.
+/// Userspace checks the prototype in the kernel's BTF before attaching.
+const FORK_TP_CHILD_ARG: usize = 1;
+
+/// BTF-typed `sched_process_fork`: the same record as [`sched_process_fork`], the child's pid
+/// and comm read from the child task with plain loads. Preferred where it loads: the classic
+/// tracepoint first copies both comms into its record, which the program then reads back with
+/// two helper calls.
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn sched_process_fork_btf(ctx: BtfTracePointContext) -> u32 {
+    if !enabled(kind::FORK) {
+        return 0;
+    }
+    let child: u64 = ctx.arg(FORK_TP_CHILD_ARG);
+    let Some(mut entry) = emit::reserve::<ForkEvent, _>(&ctx, kind::FORK) else {
+        return 0;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: reserved ring-buffer memory of the right size, fully written.
+    unsafe {
+        fill_header(&raw mut (*ev).hdr, kind::FORK, size_of::<ForkEvent>());
+        (*ev).child_pid = emit::btf_load::<u32>(child, conf!(task.pid)).unwrap_or(0);
+        (*ev)._pad = 0;
+        (*ev).child_comm = emit::btf_load::<[u8; 16]>(child, conf!(task.comm)).unwrap_or([0; 16]);
+    }
+    entry.submit(false);
+    0
+}
+
 /// Whether `sig` is among the signals userspace asked for.
 #[inline(always)]
 fn signal_wanted(sig: u32) -> bool {

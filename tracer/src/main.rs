@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => return cli::doctor::main(args),
         Command::Completions(args) => cli::shell::completions(args),
         Command::Man(args) => cli::shell::man(args),
+        Command::BenchFloor(args) => cli::floor::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod caps;
 pub mod config;
 pub mod doctor;
+pub mod floor;
 pub mod history;
 pub mod inspect;
 pub mod postmortem;
@@ -195,6 +196,10 @@ pub enum Command {
     /// Write the man pages (ctrace.1, ctrace-<subcommand>.1) into DIR: `cargo xtask dist`.
     #[command(hide = true)]
     Man(shell::ManArgs),
+    /// The bench's reference probe: a ring record per exec, exit, fork and signal, and
+    /// nothing else (`cargo xtask bench`).
+    #[command(hide = true)]
+    BenchFloor(floor::FloorArgs),
 }
 
 #[cfg(test)]

@@ -18,9 +18,9 @@ use tracer_common::{
 use super::{
     btf, cap_arg_index, cap_hooks, offsets_from_btf, tp_offsets_and_gaps, tracefs, AttachedProgram,
     EbpfLog, Link, Options, Probe, ProbeError, CAP_BTF_PROGRAM, CAP_FEXIT_PROGRAM, CAP_FUNCTION,
-    CAP_HOOKS_ENV, CAP_KPROBE_PROGRAM, CAP_KRETPROBE_PROGRAM, FORMATS_DIR_ENV, OBJECT,
-    OOM_FENTRY_PROGRAM, OOM_FUNCTION, OOM_KPROBE_PROGRAM, OOM_VICTIM_BTF_PROGRAM, PROBES,
-    RUNQ_PROGRAMS, RUNQ_SOURCE_ENV, SIGNAL_BTF_PROGRAM,
+    CAP_HOOKS_ENV, CAP_KPROBE_PROGRAM, CAP_KRETPROBE_PROGRAM, FORK_BTF_PROGRAM, FORK_TRACEPOINT,
+    FORMATS_DIR_ENV, OBJECT, OOM_FENTRY_PROGRAM, OOM_FUNCTION, OOM_KPROBE_PROGRAM,
+    OOM_VICTIM_BTF_PROGRAM, PROBES, RUNQ_PROGRAMS, RUNQ_SOURCE_ENV, SIGNAL_BTF_PROGRAM,
 };
 use crate::event::kind_name;
 
@@ -132,6 +132,8 @@ struct KernelFacts {
     /// The BTF-typed `cap_capable` program can read this kernel's tracepoint arguments, or why
     /// not.
     cap_btf: Result<(), String>,
+    /// The same for `sched_process_fork_btf`: the prototype, and the child's pid and comm.
+    fork_btf: Result<(), String>,
     task: TaskOffsets,
     config: Config,
     gaps: BTreeMap<String, Vec<String>>,
@@ -322,6 +324,17 @@ impl KernelFacts {
             .as_ref()
             .map_err(Clone::clone)
             .and_then(cap_tracepoint_args);
+        let fork_btf = kernel_btf
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(fork_tracepoint_args)
+            .and_then(|()| {
+                if task.pid == OFFSET_ABSENT || task.comm == OFFSET_ABSENT {
+                    Err("the kernel's BTF lacks task_struct's pid or comm".to_owned())
+                } else {
+                    Ok(())
+                }
+            });
         Ok(Self {
             kinds,
             formats,
@@ -329,6 +342,7 @@ impl KernelFacts {
             cap_hooks,
             kernel_btf,
             cap_btf,
+            fork_btf,
             task,
             config,
             gaps,
@@ -339,16 +353,36 @@ impl KernelFacts {
 /// Whether the `cap_capable` tracepoint's arguments are where `cap_capable_btf` reads them:
 /// `(cred, target_ns, capable_ns, int cap, int ret)`, as in 6.13 to 6.18.
 fn cap_tracepoint_args(btf: &btf::Btf) -> Result<(), String> {
+    tracepoint_args_are(
+        btf,
+        CAP_FUNCTION,
+        &["", "", "", "int", "int"],
+        "cred, target_ns, capable_ns, int cap, int ret",
+    )
+}
+
+/// Whether the `sched_process_fork` tracepoint's arguments are where `sched_process_fork_btf`
+/// reads them: `(parent, child)`, two tasks, as in 6.1 to 6.18.
+fn fork_tracepoint_args(btf: &btf::Btf) -> Result<(), String> {
+    tracepoint_args_are(btf, FORK_TRACEPOINT, &["", ""], "parent, child")
+}
+
+/// Whether the BTF prototype of `tracepoint` has the argument types `expected` (an integer's
+/// type name, empty for a pointer), named `described` in the error.
+fn tracepoint_args_are(
+    btf: &btf::Btf,
+    tracepoint: &str,
+    expected: &[&str],
+    described: &str,
+) -> Result<(), String> {
     let args = btf
-        .tracepoint_args(CAP_FUNCTION)
-        .ok_or_else(|| "no btf_trace_cap_capable in the kernel's BTF".to_owned())?;
-    let expected = ["", "", "", "int", "int"];
+        .tracepoint_args(tracepoint)
+        .ok_or_else(|| format!("no btf_trace_{tracepoint} in the kernel's BTF"))?;
     if args == expected {
         Ok(())
     } else {
         Err(format!(
-            "the cap_capable tracepoint's arguments are ({}), not (cred, target_ns, capable_ns, \
-             int cap, int ret)",
+            "the {tracepoint} tracepoint's arguments are ({}), not ({described})",
             args.iter()
                 .map(|a| if a.is_empty() { "pointer" } else { a.as_str() })
                 .collect::<Vec<_>>()
@@ -422,6 +456,23 @@ impl Loading {
                                     "the BTF-typed program on the same tracepoint serves it",
                                 ),
                             );
+                            continue;
+                        }
+                    }
+                }
+            }
+            if spec.kind == kind::FORK && opts.btf_tracepoints {
+                match &facts.fork_btf {
+                    Err(why) => self.hooks.push(
+                        HookAttempt::new("tp_btf", spec.tracepoint, FORK_BTF_PROGRAM)
+                            .not_tried(why.clone()),
+                    ),
+                    Ok(()) => {
+                        if self.btf_instead_of_classic(
+                            FORK_BTF_PROGRAM,
+                            spec.tracepoint,
+                            "the classic tracepoint serves forks",
+                        ) {
                             continue;
                         }
                     }
@@ -956,6 +1007,33 @@ mod tests {
         assert!(cap_tracepoint_args(&none)
             .unwrap_err()
             .contains("no btf_trace_cap_capable"));
+    }
+
+    #[test]
+    fn the_btf_typed_fork_program_needs_two_tasks() {
+        let fork = |args: &[u32]| {
+            let mut b = btf::tests::Builder::new();
+            b.int("int", 4); // 1
+            b.strukt("task_struct", 8, &[]); // 2
+            b.ptr(2); // 3
+            b.ptr(0); // 4: void *
+            let mut params = vec![4];
+            params.extend_from_slice(args);
+            let proto = b.proto(0, &params); // 5
+            b.ptr(proto); // 6
+            b.typedef("btf_trace_sched_process_fork", proto + 1);
+            btf::Btf::parse(&b.build()).unwrap()
+        };
+        assert_eq!(fork_tracepoint_args(&fork(&[3, 3])), Ok(()));
+        let err = fork_tracepoint_args(&fork(&[3, 3, 1])).unwrap_err();
+        assert!(
+            err.contains("are (pointer, pointer, int), not (parent, child)"),
+            "{err}"
+        );
+        let none = btf::Btf::parse(&btf::tests::Builder::new().build()).unwrap();
+        assert!(fork_tracepoint_args(&none)
+            .unwrap_err()
+            .contains("no btf_trace_sched_process_fork"));
     }
 
     #[test]

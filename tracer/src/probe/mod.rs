@@ -2,6 +2,7 @@
 
 mod batch;
 pub mod btf;
+pub mod floor;
 mod load;
 pub mod proginfo;
 pub mod tracefs;
@@ -397,6 +398,9 @@ pub const FORMATS_DIR_ENV: &str = "CTRACE_TRACEFS_EVENTS";
 
 /// The BTF-typed variant of a classic program, preferred when it loads.
 const SIGNAL_BTF_PROGRAM: &str = "signal_generate_btf";
+/// The same for forks.
+const FORK_BTF_PROGRAM: &str = "sched_process_fork_btf";
+const FORK_TRACEPOINT: &str = "sched_process_fork";
 /// Beside the classic `mark_victim`: the victim task's process and cgroup into `OOM_VICTIMS`.
 const OOM_VICTIM_BTF_PROGRAM: &str = "mark_victim_btf";
 

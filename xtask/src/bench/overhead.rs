@@ -101,6 +101,7 @@ pub fn run(plan: &Plan, env: &Env<'_>) -> Result<Value> {
         Config::Watch,
         Config::WatchUnfolded,
         Config::Agent,
+        Config::Floor,
     ];
     if crate::util::which("bpftrace").is_some() {
         configs.push(Config::Bpftrace);
@@ -336,7 +337,7 @@ impl Totals {
 /// statistics on only while a storm runs. Under ctrace (`watch`, defaults; and with no signal
 /// folded) and bpftrace.
 pub fn bpf_costs(plan: &Plan, env: &Env<'_>) -> Result<Value> {
-    let mut configs = vec![Config::Watch, Config::WatchUnfolded];
+    let mut configs = vec![Config::Watch, Config::WatchUnfolded, Config::Floor];
     if crate::util::which("bpftrace").is_some() {
         configs.push(Config::Bpftrace);
     }

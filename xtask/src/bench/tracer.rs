@@ -30,6 +30,9 @@ pub enum Config {
     Agent,
     /// bpftrace printing pid, comm and cgroup on exec, exit and signal_generate.
     Bpftrace,
+    /// `ctrace bench-floor`: a ring record per exec, exit, fork and signal with pid, comm and
+    /// cgroup, no wakeup, read every 10 ms and dropped: the least a streaming probe does.
+    Floor,
 }
 
 impl Config {
@@ -40,6 +43,7 @@ impl Config {
             Config::WatchUnfolded => "watch_unfolded",
             Config::Agent => "agent",
             Config::Bpftrace => "bpftrace",
+            Config::Floor => "floor",
         }
     }
 
@@ -50,6 +54,7 @@ impl Config {
             Config::WatchUnfolded => "the same, --signal-window 0 (no signal folded)",
             Config::Agent => "ctrace agent --output FILE --metrics-addr (journal on)",
             Config::Bpftrace => "bpftrace: pid, comm, cgroup on exec, exit, signal_generate",
+            Config::Floor => "ctrace bench-floor: a bare ring record per exec, exit, fork, signal",
         }
     }
 }
@@ -143,6 +148,11 @@ pub fn start(
             metrics_addr = Some(addr);
             output_file = Some(out);
             (cmd, "ctrace agent: tracing", false)
+        }
+        Config::Floor => {
+            let mut cmd = Command::new(env.bin);
+            cmd.arg("bench-floor");
+            (cmd, "ctrace floor: tracing", false)
         }
         Config::Bpftrace => {
             // Its output goes to a pipe the bench drains: with `-o FILE` bpftrace buffers,
