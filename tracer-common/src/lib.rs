@@ -346,6 +346,24 @@ impl TaskOffsets {
     }
 }
 
+/// The last `1 / 2^URGENT_RESERVE_SHIFT` of the ring (512 KiB of the default 4 MiB, thousands
+/// of records) is kept for urgent records: signals and OOM victims (what incidents are made
+/// of), and the exits of processes a signal killed. A container that forks and execs as fast as
+/// it can fills the ring with exec, exit and fork records when the reader falls behind; those
+/// are then refused at the reserve's edge, so a kill or an OOM elsewhere still finds room.
+pub const URGENT_RESERVE_SHIFT: u32 = 3;
+
+/// [`Config::reserve_budget_max`] for a ring of `ring_bytes` shared by `cpus` CPUs: half the
+/// urgent reserve, split among them. Ordinary records look at how full the ring is only when
+/// their CPU's budget is spent (a budget is granted only while the ring is less full than the
+/// wakeup mark, and never more than its share of the room left below that mark), so stale
+/// budgets together can reach at most half of the reserve into it: urgent records always keep
+/// the other half.
+pub const fn reserve_budget_max(ring_bytes: u32, cpus: u32) -> u64 {
+    let cpus = if cpus == 0 { 1 } else { cpus };
+    ((ring_bytes as u64) >> URGENT_RESERVE_SHIFT) / 2 / cpus as u64
+}
+
 /// Runtime settings of the eBPF programs, set by userspace at load time.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -370,6 +388,12 @@ pub struct Config {
     /// The ring buffer's size in bytes as created (0: the programs ask the ring), so that a
     /// record need not ask it each time.
     pub ring_bytes: u32,
+    /// CPUs the per-CPU maps have a slot for (the reserve budget is shared among them).
+    pub cpus: u32,
+    pub _pad: u32,
+    /// The most ring bytes a CPU may reserve for ordinary records between two looks at how
+    /// full the ring is (0: look at every record). See [`reserve_budget_max`].
+    pub reserve_budget_max: u64,
     /// Capability checks with the same (cgroup, tgid, cap, verdict) within this window are
     /// folded into one record with a count.
     pub cap_window_ns: u64,
@@ -393,6 +417,9 @@ impl Config {
         runq_source: runq_source::OFF,
         self_tgid: 0,
         ring_bytes: 0,
+        cpus: 1,
+        _pad: 0,
+        reserve_budget_max: 0,
         cap_window_ns: 5_000_000_000,
         wakeup_bytes: 64 * 1024,
         signal_window_ns: 1_000_000_000,
@@ -805,10 +832,26 @@ mod tests {
         assert_eq!(core::mem::offset_of!(OomVictimTask, cgroup_id), 8);
         assert_eq!(size_of::<TpOffsets>(), 36 * 2);
         assert_eq!(size_of::<TaskOffsets>(), 32 * 2);
-        assert_eq!(size_of::<Config>(), 56 + 72 + 64);
+        assert_eq!(size_of::<Config>(), 72 + 72 + 64);
         assert_eq!(size_of::<SigKey>(), 32);
         assert_eq!(size_of::<SigRun>(), 32 + 8 + 24);
         assert_eq!(offset_of!(SigRun, total), 40);
+    }
+
+    #[test]
+    fn reserve_budgets_together_take_at_most_half_the_urgent_reserve() {
+        let ring = 4 << 20;
+        let reserve = u64::from(ring) >> URGENT_RESERVE_SHIFT;
+        assert_eq!(reserve, 512 << 10);
+        for cpus in [1, 2, 3, 64, 4096] {
+            let each = reserve_budget_max(ring, cpus);
+            assert!(each * u64::from(cpus) <= reserve / 2, "{cpus} CPUs: {each}");
+            assert!(each > 0, "{cpus} CPUs");
+        }
+        // A CPU count the loader could not read gives no budget larger than one CPU's.
+        assert_eq!(reserve_budget_max(ring, 0), reserve / 2);
+        // The smallest ring still splits (into nothing: every record looks).
+        assert_eq!(reserve_budget_max(4096, 4096), 0);
     }
 
     #[test]

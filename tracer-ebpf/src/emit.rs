@@ -14,10 +14,10 @@ use aya_ebpf::{
 };
 use tracer_common::{
     counter, flags, kind, kind_bit, EventHeader, MemcgCounter, LAYOUT_VERSION, MEMCG_MAX_DEPTH,
-    MEMCG_UNREAD, OFFSET_ABSENT,
+    MEMCG_UNREAD, OFFSET_ABSENT, URGENT_RESERVE_SHIFT,
 };
 
-use crate::{CONFIG, COUNTERS, EVENTS, READER};
+use crate::{CONFIG, COUNTERS, EVENTS, READER, RESERVE_BUDGET};
 
 /// Read one field of `CONFIG` without copying the whole struct to the stack. The volatile read
 /// keeps the compiler from folding the default value in: userspace rewrites it at load time.
@@ -49,15 +49,10 @@ pub fn count(k: u16, which: u32) {
     }
 }
 
-/// The last `1 / 2^URGENT_RESERVE_SHIFT` of the ring (512 KiB of the default 4 MiB, thousands
-/// of records) is kept for urgent records: signals and OOM victims (what incidents are made
-/// of), and the exits of processes a signal killed. A container that forks and execs as fast as
-/// it can fills the ring with exec, exit and fork records when the reader falls behind; those
-/// are then refused at the reserve's edge, so a kill or an OOM elsewhere still finds room.
-/// Every refusal is counted as `LOST_RINGBUF_FULL` of its kind, like a full ring: for that
-/// record the ring *is* full. (Urgent records can still be lost when urgent ones alone fill
-/// the reserve, e.g. a kill storm; those are counted the same way.)
-pub const URGENT_RESERVE_SHIFT: u32 = 3;
+// The urgent reserve (`tracer_common::URGENT_RESERVE_SHIFT`): records of other kinds are
+// refused at its edge. Every refusal is counted as `LOST_RINGBUF_FULL` of its kind, like a full
+// ring: for that record the ring *is* full. (Urgent records can still be lost when urgent ones
+// alone fill the reserve, e.g. a kill storm; those are counted the same way.)
 
 /// Kinds that may use the reserve whatever the record says.
 #[inline(always)]
@@ -73,6 +68,9 @@ pub struct Reserved<T: 'static> {
 }
 
 const UNREAD: u64 = u64::MAX;
+/// The record was paid from its CPU's budget: the ring was not looked at, and it was below
+/// the wakeup mark when it last was.
+const BUDGETED: u64 = u64::MAX - 1;
 
 impl<T: 'static> Reserved<T> {
     #[inline(always)]
@@ -89,6 +87,7 @@ impl<T: 'static> Reserved<T> {
             || READER.get(0).is_some_and(|asleep| *asleep != 0)
             || match self.waiting {
                 UNREAD => EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)),
+                BUDGETED => 0,
                 w => w + record_bytes::<T>(),
             } >= conf!(wakeup_bytes);
         self.entry.submit(u64::from(if wake {
@@ -124,16 +123,39 @@ pub fn reserve_as<T: 'static, C: EbpfContext>(
     count(k, counter::EMIT_ATTEMPT);
     let mut waiting = UNREAD;
     if !urgent {
-        // Read without a lock: the kernel's own reservation is the exact check, this one only
-        // keeps the reserve free. The ring's size is a setting (asked only when it is not).
-        let size = match conf!(ring_bytes) {
-            0 => EVENTS.query(u64::from(BPF_RB_RING_SIZE)),
-            n => u64::from(n),
-        };
-        waiting = EVENTS.query(u64::from(BPF_RB_AVAIL_DATA));
-        if waiting + record_bytes::<T>() > size - (size >> URGENT_RESERVE_SHIFT) {
-            lost(ctx, k);
-            return None;
+        let need = record_bytes::<T>();
+        let budget = RESERVE_BUDGET.get_ptr_mut(0);
+        // SAFETY: this CPU's slot; programs on one CPU do not interleave within a run.
+        match budget.map(|b| unsafe { &mut *b }) {
+            Some(b) if *b >= need => {
+                *b -= need;
+                waiting = BUDGETED;
+            }
+            b => {
+                // Read without a lock: the kernel's own reservation is the exact check, this
+                // one only keeps the reserve free. The ring's size is a setting (asked only
+                // when it is not).
+                let size = match conf!(ring_bytes) {
+                    0 => EVENTS.query(u64::from(BPF_RB_RING_SIZE)),
+                    n => u64::from(n),
+                };
+                waiting = EVENTS.query(u64::from(BPF_RB_AVAIL_DATA));
+                if waiting + need > size - (size >> URGENT_RESERVE_SHIFT) {
+                    lost(ctx, k);
+                    return None;
+                }
+                // Below the wakeup mark, the next records of this CPU need not look: its
+                // share of the room left below the mark, at most the budget's cap.
+                if let Some(b) = b {
+                    let mark = conf!(wakeup_bytes);
+                    *b = if waiting + need < mark {
+                        let share = (mark - waiting - need) / u64::from(conf!(cpus).max(1));
+                        share.min(conf!(reserve_budget_max))
+                    } else {
+                        0
+                    };
+                }
+            }
         }
     }
     match EVENTS.reserve::<T>(0) {

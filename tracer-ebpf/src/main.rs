@@ -42,6 +42,11 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 #[map]
 static READER: Array<u32> = Array::with_max_entries(1, 0);
 
+/// Bytes each CPU may still reserve for ordinary records before it looks at how full the
+/// ring is again (`emit::reserve_as`, `tracer_common::reserve_budget_max`).
+#[map]
+static RESERVE_BUDGET: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 /// Per-CPU counters, `kind * counter::STRIDE + counter::*`.
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::LEN, 0);

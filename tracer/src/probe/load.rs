@@ -294,6 +294,14 @@ impl KernelFacts {
         if kinds & kind_bit(kind::EXIT) != 0 && task.exit_code == OFFSET_ABSENT {
             warnings.push("task_struct.exit_code not found in BTF: exit codes unknown".into());
         }
+        // Without the count, no reserve budget: every ordinary record looks at the ring.
+        let (cpus, reserve_budget_max) = match aya::util::nr_cpus() {
+            Ok(n) => {
+                let n = u32::try_from(n).unwrap_or(u32::MAX);
+                (n, tracer_common::reserve_budget_max(opts.ring_bytes, n))
+            }
+            Err(_) => (1, 0),
+        };
         let config = Config {
             event_mask: kinds,
             signal_mask_lo: opts.signals as u32,
@@ -314,6 +322,9 @@ impl KernelFacts {
             // ids differ and nothing is filtered.
             self_tgid: std::process::id(),
             ring_bytes: opts.ring_bytes,
+            cpus,
+            _pad: 0,
+            reserve_budget_max,
             cap_window_ns: opts.cap_window.as_nanos().min(u128::from(u64::MAX)) as u64,
             wakeup_bytes: u64::from(opts.ring_bytes / 4),
             signal_window_ns: opts.signal_window.as_nanos().min(u128::from(u64::MAX)) as u64,
