@@ -445,48 +445,22 @@ impl Loading {
             if spec.kind == kind::CAPABILITY && facts.cap_fallback {
                 continue;
             }
-            if spec.kind == kind::CAPABILITY && opts.btf_tracepoints {
-                match &facts.cap_btf {
-                    Err(why) => self.hooks.push(
-                        HookAttempt::new("tp_btf", spec.tracepoint, CAP_BTF_PROGRAM)
-                            .not_tried(why.clone()),
-                    ),
-                    Ok(()) => {
-                        if self.btf_instead_of_classic(
-                            CAP_BTF_PROGRAM,
-                            spec.tracepoint,
-                            "the classic tracepoint serves capability checks",
-                        ) {
-                            self.hooks.push(
-                                HookAttempt::new(
-                                    "tracepoint",
-                                    format!("{}:{}", spec.category, spec.tracepoint),
-                                    spec.program,
-                                )
-                                .not_tried(
-                                    "the BTF-typed program on the same tracepoint serves it",
-                                ),
-                            );
-                            continue;
-                        }
-                    }
-                }
-            }
-            if spec.kind == kind::FORK && opts.btf_tracepoints {
-                match &facts.fork_btf {
-                    Err(why) => self.hooks.push(
-                        HookAttempt::new("tp_btf", spec.tracepoint, FORK_BTF_PROGRAM)
-                            .not_tried(why.clone()),
-                    ),
-                    Ok(()) => {
-                        if self.btf_instead_of_classic(
-                            FORK_BTF_PROGRAM,
-                            spec.tracepoint,
-                            "the classic tracepoint serves forks",
-                        ) {
-                            continue;
-                        }
-                    }
+            let checked_btf = match spec.kind {
+                kind::CAPABILITY => Some((&facts.cap_btf, CAP_BTF_PROGRAM, "capability checks")),
+                kind::FORK => Some((&facts.fork_btf, FORK_BTF_PROGRAM, "forks")),
+                _ => None,
+            };
+            if let Some((checked, program, what)) = checked_btf.filter(|_| opts.btf_tracepoints) {
+                if self.checked_btf_instead_of_classic(checked, program, spec.tracepoint, what) {
+                    self.hooks.push(
+                        HookAttempt::new(
+                            "tracepoint",
+                            format!("{}:{}", spec.category, spec.tracepoint),
+                            spec.program,
+                        )
+                        .not_tried("the BTF-typed program on the same tracepoint serves it"),
+                    );
+                    continue;
                 }
             }
             if spec.kind == kind::SIGNAL
@@ -519,6 +493,30 @@ impl Loading {
             }
         }
         Ok(signal_targets_in_kernel)
+    }
+
+    /// [`Self::btf_instead_of_classic`] for a program whose prototype was `checked` in the
+    /// kernel's BTF first: not tried, with why, when it does not match. The classic program
+    /// serves `what` otherwise.
+    fn checked_btf_instead_of_classic(
+        &mut self,
+        checked: &Result<(), String>,
+        program: &'static str,
+        tracepoint: &'static str,
+        what: &str,
+    ) -> bool {
+        match checked {
+            Err(why) => {
+                self.hooks
+                    .push(HookAttempt::new("tp_btf", tracepoint, program).not_tried(why.clone()));
+                false
+            }
+            Ok(()) => self.btf_instead_of_classic(
+                program,
+                tracepoint,
+                &format!("the classic tracepoint serves {what}"),
+            ),
+        }
     }
 
     /// The BTF-typed `program` on `tracepoint`, where it loads, instead of (or beside) the
