@@ -9,6 +9,35 @@ use ctrace_tests::{
 
 const WAIT: Duration = Duration::from_secs(15);
 
+/// Records carry the uid the process runs as when it acts, read from its credentials.
+#[test]
+fn records_carry_the_uid_of_the_process() {
+    let Some(bin) = require() else { return };
+    let dir = TempDir::new("uid");
+    let sh = unique_binary(&dir, "/bin/sh", "ctsh_uid");
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let w = Watch::start(&bin, &["--events", "exec,exit", "--host"]);
+    let status = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&sh)
+        .args(["-c", "exit 3"])
+        .status_bounded()
+        .expect("setpriv");
+    assert_eq!(status.code(), Some(3));
+    for ty in ["exec", "exit"] {
+        let v = w.wait_for(&format!("{ty} of ctsh_uid"), WAIT, |v| {
+            v["type"] == ty && get(v, "process.comm") == "ctsh_uid"
+        });
+        assert_eq!(get(&v, "process.uid"), 65534, "{v}");
+    }
+    // And root's own processes say 0.
+    let exec = w.wait_for("an exec as root", WAIT, |v| {
+        v["type"] == "exec" && get(v, "process.comm") == "setpriv"
+    });
+    assert_eq!(get(&exec, "process.uid"), 0, "{exec}");
+    w.stop();
+}
+
 #[test]
 fn exec_and_exit_of_host_processes_carry_pid_comm_and_exit_code() {
     let Some(bin) = require() else { return };
