@@ -225,21 +225,32 @@ fn doctor_without_root_reports_what_it_can_and_exits_2() {
     assert!(err.starts_with("ctrace: error: "), "{err}");
 }
 
-/// Fork records name the child (pid and comm) and the parent whichever program serves them:
-/// the BTF-typed one by default (it reads the child task), the classic one with `--no-tp-btf`
-/// (it reads the tracepoint's record).
+/// Fork and exec records name the child (pid and comm), the parent and the file executed,
+/// whichever program serves them: the BTF-typed ones by default (they read the tasks and the
+/// exec's `linux_binprm`), the classic ones with `--no-tp-btf` (they read the tracepoints'
+/// records).
 #[test]
-fn fork_records_name_the_child_from_either_program() {
+fn fork_and_exec_records_are_the_same_from_either_program() {
     let Some(bin) = require() else { return };
-    for (args, program, hook) in [
-        (&[][..], "sched_process_fork_btf", "tp_btf"),
-        (&["--no-tp-btf"][..], "sched_process_fork", "tracepoint"),
+    let sleep = std::fs::canonicalize("/bin/sleep").expect("sleep");
+    for (args, programs, hook) in [
+        (
+            &[][..],
+            ["sched_process_fork_btf", "sched_process_exec_btf"],
+            "tp_btf",
+        ),
+        (
+            &["--no-tp-btf"][..],
+            ["sched_process_fork", "sched_process_exec"],
+            "tracepoint",
+        ),
     ] {
-        let mut argv = vec!["--host", "--events", "fork"];
+        let mut argv = vec!["--host", "--events", "fork,exec"];
         argv.extend_from_slice(args);
         let w = Watch::start(&bin, &argv);
         let out = std::process::Command::new("/bin/sh")
-            .args(["-c", "sleep 0.1 & echo $$ $!; wait"])
+            .arg("-c")
+            .arg(format!("{} 0.1 & echo $$ $!; wait", sleep.display()))
             .output_bounded()
             .unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
@@ -256,19 +267,31 @@ fn fork_records_name_the_child_from_either_program() {
         assert_eq!(fork["process"]["pid"], shell, "{args:?}: {fork}");
         // The child is a copy of the shell until it executes sleep.
         assert_eq!(fork["child"]["comm"], "sh", "{args:?}: {fork}");
+        let exec = w.wait_for("the child's exec", WAIT, |v| {
+            v["type"] == "exec" && v["process"]["pid"] == child
+        });
+        assert_eq!(
+            exec["filename"],
+            sleep.to_str().unwrap(),
+            "{args:?}: {exec}"
+        );
+        assert_eq!(exec["old_pid"], child, "{args:?}: {exec}");
+        assert_eq!(exec["process"]["comm"], "sleep", "{args:?}: {exec}");
         let (records, _) = w.stop();
         let stats = records
             .iter()
             .rev()
             .find(|v| v["type"] == "stats")
             .expect("a closing stats record");
-        assert!(
-            stats["programs"]
-                .as_array()
-                .expect("programs")
-                .iter()
-                .any(|p| p["name"] == program && p["hook"] == hook),
-            "{args:?}: {program} ({hook}) serves forks: {stats}"
-        );
+        for program in programs {
+            assert!(
+                stats["programs"]
+                    .as_array()
+                    .expect("programs")
+                    .iter()
+                    .any(|p| p["name"] == program && p["hook"] == hook),
+                "{args:?}: {program} ({hook}) serves its tracepoint: {stats}"
+            );
+        }
     }
 }

@@ -272,7 +272,10 @@ pub struct TaskOffsets {
     pub cfs_rq_rq: u16,
     /// `rq.clock` (u64: the run queue's clock, which `sched_info` stamps with)
     pub rq_clock: u16,
-    pub _pad: [u16; 2],
+    /// `linux_binprm.filename` (`const char *`: the file an exec runs, as the exec
+    /// tracepoint copies it)
+    pub bprm_filename: u16,
+    pub _pad: u16,
 }
 
 impl TaskOffsets {
@@ -307,7 +310,8 @@ impl TaskOffsets {
         task_cfs_rq: OFFSET_ABSENT,
         cfs_rq_rq: OFFSET_ABSENT,
         rq_clock: OFFSET_ABSENT,
-        _pad: [0; 2],
+        bprm_filename: OFFSET_ABSENT,
+        _pad: 0,
     };
 
     /// Everything the BTF-typed `signal_generate` program reads from the target task.

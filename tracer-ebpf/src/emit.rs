@@ -439,9 +439,15 @@ pub fn read_data_loc_str(ctx: &TracePointContext, off: u16, dst: &mut [u8], k: u
     }
     let loc = read_ctx_u32(ctx, off, k);
     let str_off = u64::from(loc & 0xffff);
-    let src = (ctx.as_ptr_u64() + str_off) as *const u8;
-    // SAFETY: probe-read of the tracepoint record; the helper bounds the copy by `dst`.
-    match unsafe { bpf_probe_read_kernel_str_bytes(src, dst) } {
+    read_kernel_str(ctx.as_ptr_u64() + str_off, dst, k)
+}
+
+/// Copy the NUL-terminated kernel string at `src` into `dst`, NUL-terminated. Returns its
+/// length without the NUL; 0 (and a counted read error of kind `k`) when it cannot be read.
+#[inline(always)]
+pub fn read_kernel_str(src: u64, dst: &mut [u8], k: u16) -> u32 {
+    // SAFETY: the helper tolerates any address and bounds the copy by `dst`.
+    match unsafe { bpf_probe_read_kernel_str_bytes(src as *const u8, dst) } {
         Ok(s) => s.len() as u32,
         Err(_) => {
             count(k, counter::READ_ERROR);

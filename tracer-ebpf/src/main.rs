@@ -181,6 +181,43 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// Indexes of `old_pid` and `bprm` in the `sched_process_exec(p, old_pid, bprm)` tracepoint's
+/// arguments. Userspace checks the prototype in the kernel's BTF before attaching.
+const EXEC_TP_OLD_PID_ARG: usize = 1;
+const EXEC_TP_BPRM_ARG: usize = 2;
+
+/// BTF-typed `sched_process_exec`: the same record as [`sched_process_exec`], the file name read
+/// from `bprm->filename`. Preferred where it loads: the classic tracepoint first copies the
+/// file name into its record, which the program then copies again.
+#[btf_tracepoint(function = "sched_process_exec")]
+pub fn sched_process_exec_btf(ctx: BtfTracePointContext) -> u32 {
+    if !enabled(kind::EXEC) {
+        return 0;
+    }
+    let old_pid: i32 = ctx.arg(EXEC_TP_OLD_PID_ARG);
+    let bprm: u64 = ctx.arg(EXEC_TP_BPRM_ARG);
+    let Some(mut entry) = emit::reserve::<ExecEvent, _>(&ctx, kind::EXEC) else {
+        return 0;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: reserved ring-buffer memory of the right size; every field userspace reads is
+    // written below.
+    unsafe {
+        fill_header(&raw mut (*ev).hdr, kind::EXEC, size_of::<ExecEvent>());
+        (*ev).old_pid = old_pid as u32;
+        (*ev).filename_len = match emit::btf_load::<u64>(bprm, conf!(task.bprm_filename)) {
+            Some(name) => emit::read_kernel_str(name, &mut (*ev).filename, kind::EXEC),
+            None => {
+                count(kind::EXEC, counter::READ_ERROR);
+                (*ev).filename[0] = 0;
+                0
+            }
+        };
+    }
+    entry.submit(false);
+    0
+}
+
 /// Index of the child in the `sched_process_fork(parent, child)` tracepoint's arguments.
 /// Userspace checks the prototype in the kernel's BTF before attaching.
 const FORK_TP_CHILD_ARG: usize = 1;

@@ -281,7 +281,11 @@ fn kernel_features(p: &Probe) -> Vec<Feature> {
             "exec_exit",
             true,
             Some("tracepoint"),
-            "tracepoint sched:sched_process_exec, sched:sched_process_exit".into(),
+            if attached("sched_process_exec_btf") {
+                "tp_btf sched_process_exec, tracepoint sched:sched_process_exit".into()
+            } else {
+                "tracepoint sched:sched_process_exec, sched:sched_process_exit".into()
+            },
         );
         if !p.exit_codes {
             f = f.note("task_struct.exit_code is not in the kernel's BTF: exit codes unknown");

@@ -18,9 +18,10 @@ use tracer_common::{
 use super::{
     btf, cap_arg_index, cap_hooks, offsets_from_btf, tp_offsets_and_gaps, tracefs, AttachedProgram,
     EbpfLog, Link, Options, Probe, ProbeError, CAP_BTF_PROGRAM, CAP_FEXIT_PROGRAM, CAP_FUNCTION,
-    CAP_HOOKS_ENV, CAP_KPROBE_PROGRAM, CAP_KRETPROBE_PROGRAM, FORK_BTF_PROGRAM, FORK_TRACEPOINT,
-    FORMATS_DIR_ENV, OBJECT, OOM_FENTRY_PROGRAM, OOM_FUNCTION, OOM_KPROBE_PROGRAM,
-    OOM_VICTIM_BTF_PROGRAM, PROBES, RUNQ_PROGRAMS, RUNQ_SOURCE_ENV, SIGNAL_BTF_PROGRAM,
+    CAP_HOOKS_ENV, CAP_KPROBE_PROGRAM, CAP_KRETPROBE_PROGRAM, EXEC_BTF_PROGRAM, EXEC_TRACEPOINT,
+    FORK_BTF_PROGRAM, FORK_TRACEPOINT, FORMATS_DIR_ENV, OBJECT, OOM_FENTRY_PROGRAM, OOM_FUNCTION,
+    OOM_KPROBE_PROGRAM, OOM_VICTIM_BTF_PROGRAM, PROBES, RUNQ_PROGRAMS, RUNQ_SOURCE_ENV,
+    SIGNAL_BTF_PROGRAM,
 };
 use crate::event::kind_name;
 
@@ -134,6 +135,8 @@ struct KernelFacts {
     cap_btf: Result<(), String>,
     /// The same for `sched_process_fork_btf`: the prototype, and the child's pid and comm.
     fork_btf: Result<(), String>,
+    /// The same for `sched_process_exec_btf`: the prototype, and `linux_binprm.filename`.
+    exec_btf: Result<(), String>,
     task: TaskOffsets,
     config: Config,
     gaps: BTreeMap<String, Vec<String>>,
@@ -346,6 +349,17 @@ impl KernelFacts {
                     Ok(())
                 }
             });
+        let exec_btf = kernel_btf
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(exec_tracepoint_args)
+            .and_then(|()| {
+                if task.bprm_filename == OFFSET_ABSENT {
+                    Err("the kernel's BTF lacks linux_binprm's filename".to_owned())
+                } else {
+                    Ok(())
+                }
+            });
         Ok(Self {
             kinds,
             formats,
@@ -354,6 +368,7 @@ impl KernelFacts {
             kernel_btf,
             cap_btf,
             fork_btf,
+            exec_btf,
             task,
             config,
             gaps,
@@ -376,6 +391,17 @@ fn cap_tracepoint_args(btf: &btf::Btf) -> Result<(), String> {
 /// reads them: `(parent, child)`, two tasks, as in 6.1 to 6.18.
 fn fork_tracepoint_args(btf: &btf::Btf) -> Result<(), String> {
     tracepoint_args_are(btf, FORK_TRACEPOINT, &["", ""], "parent, child")
+}
+
+/// Whether the `sched_process_exec` tracepoint's arguments are where `sched_process_exec_btf`
+/// reads them: `(p, pid_t old_pid, bprm)`, as in 6.1 to 6.18.
+fn exec_tracepoint_args(btf: &btf::Btf) -> Result<(), String> {
+    tracepoint_args_are(
+        btf,
+        EXEC_TRACEPOINT,
+        &["", "int", ""],
+        "p, int old_pid, bprm",
+    )
 }
 
 /// Whether the BTF prototype of `tracepoint` has the argument types `expected` (an integer's
@@ -448,6 +474,7 @@ impl Loading {
             let checked_btf = match spec.kind {
                 kind::CAPABILITY => Some((&facts.cap_btf, CAP_BTF_PROGRAM, "capability checks")),
                 kind::FORK => Some((&facts.fork_btf, FORK_BTF_PROGRAM, "forks")),
+                kind::EXEC => Some((&facts.exec_btf, EXEC_BTF_PROGRAM, "execs")),
                 _ => None,
             };
             if let Some((checked, program, what)) = checked_btf.filter(|_| opts.btf_tracepoints) {
@@ -1043,6 +1070,30 @@ mod tests {
         assert!(fork_tracepoint_args(&none)
             .unwrap_err()
             .contains("no btf_trace_sched_process_fork"));
+    }
+
+    #[test]
+    fn the_btf_typed_exec_program_needs_old_pid_and_bprm() {
+        let exec = |args: &[u32]| {
+            let mut b = btf::tests::Builder::new();
+            b.int("int", 4); // 1
+            b.strukt("task_struct", 8, &[]); // 2
+            b.ptr(2); // 3
+            b.ptr(0); // 4: void *
+            b.typedef("pid_t", 1); // 5
+            let mut params = vec![4];
+            params.extend_from_slice(args);
+            let proto = b.proto(0, &params); // 6
+            b.ptr(proto); // 7
+            b.typedef("btf_trace_sched_process_exec", proto + 1);
+            btf::Btf::parse(&b.build()).unwrap()
+        };
+        assert_eq!(exec_tracepoint_args(&exec(&[3, 5, 3])), Ok(()));
+        let err = exec_tracepoint_args(&exec(&[3, 3])).unwrap_err();
+        assert!(
+            err.contains("are (pointer, pointer), not (p, int old_pid, bprm)"),
+            "{err}"
+        );
     }
 
     #[test]

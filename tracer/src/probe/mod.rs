@@ -398,8 +398,10 @@ pub const FORMATS_DIR_ENV: &str = "CTRACE_TRACEFS_EVENTS";
 
 /// The BTF-typed variant of a classic program, preferred when it loads.
 const SIGNAL_BTF_PROGRAM: &str = "signal_generate_btf";
-/// The same for forks.
+/// The same for forks and execs.
 const FORK_BTF_PROGRAM: &str = "sched_process_fork_btf";
+const EXEC_BTF_PROGRAM: &str = "sched_process_exec_btf";
+const EXEC_TRACEPOINT: &str = "sched_process_exec";
 const FORK_TRACEPOINT: &str = "sched_process_fork";
 /// Beside the classic `mark_victim`: the victim task's process and cgroup into `OOM_VICTIMS`.
 const OOM_VICTIM_BTF_PROGRAM: &str = "mark_victim_btf";
@@ -850,7 +852,8 @@ pub fn offsets_from_btf(btf: &btf::Btf) -> TaskOffsets {
         task_cfs_rq: nested(("task_struct", "se"), ("sched_entity", "cfs_rq")),
         cfs_rq_rq: member("cfs_rq", "rq"),
         rq_clock: member("rq", "clock"),
-        _pad: [0; 2],
+        bprm_filename: member("linux_binprm", "filename"),
+        _pad: 0,
     }
 }
 
