@@ -334,32 +334,19 @@ impl KernelFacts {
             tp,
             task,
         };
-        let cap_btf = kernel_btf
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(cap_tracepoint_args);
-        let fork_btf = kernel_btf
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(fork_tracepoint_args)
-            .and_then(|()| {
-                if task.pid == OFFSET_ABSENT || task.comm == OFFSET_ABSENT {
-                    Err("the kernel's BTF lacks task_struct's pid or comm".to_owned())
-                } else {
-                    Ok(())
-                }
-            });
-        let exec_btf = kernel_btf
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(exec_tracepoint_args)
-            .and_then(|()| {
-                if task.bprm_filename == OFFSET_ABSENT {
-                    Err("the kernel's BTF lacks linux_binprm's filename".to_owned())
-                } else {
-                    Ok(())
-                }
-            });
+        let cap_btf = btf_program_ready(&kernel_btf, cap_tracepoint_args, &[], "");
+        let fork_btf = btf_program_ready(
+            &kernel_btf,
+            fork_tracepoint_args,
+            &[task.pid, task.comm],
+            "task_struct's pid or comm",
+        );
+        let exec_btf = btf_program_ready(
+            &kernel_btf,
+            exec_tracepoint_args,
+            &[task.bprm_filename],
+            "linux_binprm's filename",
+        );
         Ok(Self {
             kinds,
             formats,
@@ -374,6 +361,22 @@ impl KernelFacts {
             gaps,
         })
     }
+}
+
+/// Whether a BTF-typed program can run on this kernel: its BTF was read, the tracepoint's
+/// prototype passes `args`, and every member offset the program reads is known (else the
+/// error says the BTF `lacks` them).
+fn btf_program_ready(
+    kernel_btf: &Result<btf::Btf, String>,
+    args: fn(&btf::Btf) -> Result<(), String>,
+    offsets: &[u16],
+    lacks: &str,
+) -> Result<(), String> {
+    args(kernel_btf.as_ref().map_err(Clone::clone)?)?;
+    if offsets.contains(&OFFSET_ABSENT) {
+        return Err(format!("the kernel's BTF lacks {lacks}"));
+    }
+    Ok(())
 }
 
 /// Whether the `cap_capable` tracepoint's arguments are where `cap_capable_btf` reads them:
@@ -1045,21 +1048,27 @@ mod tests {
             .contains("no btf_trace_cap_capable"));
     }
 
+    /// A kernel BTF with only `btf_trace_<tracepoint>`, its arguments (after the `void *`
+    /// every such prototype starts with) by type id: 1 `int`, 3 `struct task_struct *`,
+    /// 5 `pid_t`.
+    fn tracepoint_btf(tracepoint: &str, args: &[u32]) -> btf::Btf {
+        let mut b = btf::tests::Builder::new();
+        b.int("int", 4); // 1
+        b.strukt("task_struct", 8, &[]); // 2
+        b.ptr(2); // 3
+        b.ptr(0); // 4: void *
+        b.typedef("pid_t", 1); // 5
+        let mut params = vec![4];
+        params.extend_from_slice(args);
+        let proto = b.proto(0, &params); // 6
+        b.ptr(proto); // 7
+        b.typedef(&format!("btf_trace_{tracepoint}"), proto + 1);
+        btf::Btf::parse(&b.build()).unwrap()
+    }
+
     #[test]
     fn the_btf_typed_fork_program_needs_two_tasks() {
-        let fork = |args: &[u32]| {
-            let mut b = btf::tests::Builder::new();
-            b.int("int", 4); // 1
-            b.strukt("task_struct", 8, &[]); // 2
-            b.ptr(2); // 3
-            b.ptr(0); // 4: void *
-            let mut params = vec![4];
-            params.extend_from_slice(args);
-            let proto = b.proto(0, &params); // 5
-            b.ptr(proto); // 6
-            b.typedef("btf_trace_sched_process_fork", proto + 1);
-            btf::Btf::parse(&b.build()).unwrap()
-        };
+        let fork = |args: &[u32]| tracepoint_btf("sched_process_fork", args);
         assert_eq!(fork_tracepoint_args(&fork(&[3, 3])), Ok(()));
         let err = fork_tracepoint_args(&fork(&[3, 3, 1])).unwrap_err();
         assert!(
@@ -1074,25 +1083,34 @@ mod tests {
 
     #[test]
     fn the_btf_typed_exec_program_needs_old_pid_and_bprm() {
-        let exec = |args: &[u32]| {
-            let mut b = btf::tests::Builder::new();
-            b.int("int", 4); // 1
-            b.strukt("task_struct", 8, &[]); // 2
-            b.ptr(2); // 3
-            b.ptr(0); // 4: void *
-            b.typedef("pid_t", 1); // 5
-            let mut params = vec![4];
-            params.extend_from_slice(args);
-            let proto = b.proto(0, &params); // 6
-            b.ptr(proto); // 7
-            b.typedef("btf_trace_sched_process_exec", proto + 1);
-            btf::Btf::parse(&b.build()).unwrap()
-        };
+        let exec = |args: &[u32]| tracepoint_btf("sched_process_exec", args);
         assert_eq!(exec_tracepoint_args(&exec(&[3, 5, 3])), Ok(()));
         let err = exec_tracepoint_args(&exec(&[3, 3])).unwrap_err();
         assert!(
             err.contains("are (pointer, pointer), not (p, int old_pid, bprm)"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_btf_typed_program_needs_the_members_it_reads() {
+        let btf = Ok(tracepoint_btf("sched_process_fork", &[3, 3]));
+        assert_eq!(
+            btf_program_ready(&btf, fork_tracepoint_args, &[8, 16], "x"),
+            Ok(())
+        );
+        assert_eq!(
+            btf_program_ready(
+                &btf,
+                fork_tracepoint_args,
+                &[8, OFFSET_ABSENT],
+                "pid or comm"
+            ),
+            Err("the kernel's BTF lacks pid or comm".to_owned())
+        );
+        assert_eq!(
+            btf_program_ready(&Err("no BTF".to_owned()), fork_tracepoint_args, &[], ""),
+            Err("no BTF".to_owned())
         );
     }
 
