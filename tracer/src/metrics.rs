@@ -13,7 +13,7 @@
 
 use std::{
     cell::RefCell,
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap},
     net::SocketAddr,
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
@@ -69,6 +69,8 @@ struct State {
     config: MetricsConfig,
     /// By container key (`runtime/id`).
     containers: BTreeMap<String, Series>,
+    /// CPU samplings so far: a series stamped with the current one is of a live container.
+    samplings: u64,
     refused: u64,
     health: Health,
 }
@@ -77,6 +79,11 @@ struct State {
 #[derive(Debug, Default)]
 struct Series {
     labels: Vec<(&'static str, String)>,
+    /// The container the labels were made from. The resolver makes a new one on every
+    /// change, so the labels are made again only when this is not the one it has now.
+    labelled: Option<Arc<Container>>,
+    /// The CPU sampling at which the container was last live.
+    live_at: u64,
     oom_kills: BTreeMap<&'static str, u64>,
     /// By (signal, sender kind).
     kills: BTreeMap<(String, &'static str), u64>,
@@ -155,6 +162,7 @@ impl Metrics {
         Self(Arc::new(Mutex::new(State {
             config,
             containers: BTreeMap::new(),
+            samplings: 0,
             refused: 0,
             health: Health::default(),
         })))
@@ -175,7 +183,7 @@ impl Metrics {
     }
 
     /// Series of container `c`, created if the bound allows; `None` when refused.
-    fn series<'a>(st: &'a mut State, c: &Container) -> Option<&'a mut Series> {
+    fn series<'a>(st: &'a mut State, c: &Arc<Container>) -> Option<&'a mut Series> {
         let key = recorder::key(c);
         if !st.containers.contains_key(&key) {
             if st.containers.len() >= st.config.max_containers {
@@ -194,7 +202,10 @@ impl Metrics {
             );
         }
         let s = st.containers.get_mut(&key)?;
-        s.labels = container_labels(c);
+        if !s.labelled.as_ref().is_some_and(|l| Arc::ptr_eq(l, c)) {
+            s.labels = container_labels(c);
+            s.labelled = Some(Arc::clone(c));
+        }
         Some(s)
     }
 
@@ -262,9 +273,9 @@ impl Metrics {
         now: Instant,
     ) {
         self.with(|st| {
-            let mut live = std::collections::BTreeSet::new();
+            st.samplings += 1;
+            let now_live = st.samplings;
             for (c, id) in tick.live {
-                live.insert(recorder::key(c));
                 let look = match (tick.activity.stirred(*id), tick.activity.settling(*id)) {
                     (false, _) => Look::Quiet,
                     (true, false) => Look::Due,
@@ -274,6 +285,7 @@ impl Metrics {
                 let Some(s) = Self::series(st, c) else {
                     continue;
                 };
+                s.live_at = now_live;
                 s.gone_since = None;
                 s.memory_usage = usage;
                 s.memory_limit = limit;
@@ -290,8 +302,8 @@ impl Metrics {
                 }
             }
             let expire = st.config.expire_after;
-            st.containers.retain(|key, s| {
-                if live.contains(key) {
+            st.containers.retain(|_, s| {
+                if s.live_at == now_live {
                     return true;
                 }
                 let since = *s.gone_since.get_or_insert(now);
@@ -675,7 +687,18 @@ pub struct MetricsSink {
     pub metrics: Metrics,
     mounts: Mounts,
     /// Each container's memory figures and when they were read (see [`MEMORY_EVERY`]).
-    memory: RefCell<HashMap<String, (Instant, MemoryFigures)>>,
+    memory: RefCell<HashMap<String, MemoryRead>>,
+    /// CPU samplings so far: an entry of `memory` not stamped with the current one is of a
+    /// container no longer live.
+    samplings: std::cell::Cell<u64>,
+}
+
+/// A container's memory figures, when they were read, and the CPU sampling that last asked.
+#[derive(Debug, Clone, Copy)]
+struct MemoryRead {
+    at: Instant,
+    figures: MemoryFigures,
+    asked: u64,
 }
 
 /// Usage, limit and peak of a container's memory cgroup.
@@ -703,17 +726,20 @@ impl MetricsSink {
             metrics,
             mounts: Mounts::current(),
             memory: RefCell::default(),
+            samplings: std::cell::Cell::new(0),
         }
     }
 
     /// `c`'s memory figures: those read last, or read again as `look` says.
     fn memory_of(&self, c: &Container, look: Look, now: Instant) -> MemoryFigures {
+        let asked = self.samplings.get();
         let key = recorder::key(c);
         let mut cache = self.memory.borrow_mut();
-        if let Some((at, figures)) = cache.get(&key) {
-            let fresh = now.duration_since(*at) < MEMORY_EVERY;
+        if let Some(read) = cache.get_mut(&key) {
+            let fresh = now.duration_since(read.at) < MEMORY_EVERY;
             if look == Look::Quiet || (look == Look::Due && fresh) {
-                return *figures;
+                read.asked = asked;
+                return read.figures;
             }
         }
         let figures = match c
@@ -727,7 +753,14 @@ impl MetricsSink {
             ),
             None => (None, None, None),
         };
-        cache.insert(key, (now, figures));
+        cache.insert(
+            key,
+            MemoryRead {
+                at: now,
+                figures,
+                asked,
+            },
+        );
         figures
     }
 }
@@ -748,11 +781,12 @@ impl Sink for MetricsSink {
     }
     fn cpu(&mut self, tick: &CpuTick<'_>) {
         let now = Instant::now();
+        let sampling = self.samplings.get() + 1;
+        self.samplings.set(sampling);
         self.metrics
             .cpu(tick, |c, look| self.memory_of(c, look, now), now);
-        // Forget containers no longer live.
-        let live: HashSet<String> = tick.live.iter().map(|(c, _)| recorder::key(c)).collect();
-        self.memory.borrow_mut().retain(|k, _| live.contains(k));
+        // Forget containers no longer live: every live one was asked for just now.
+        self.memory.borrow_mut().retain(|_, r| r.asked == sampling);
     }
 }
 
@@ -860,6 +894,31 @@ mod tests {
         let text = m.render();
         assert!(!text.contains("container=\"db\""), "{text}");
         assert!(text.contains("container=\"web\""));
+        assert!(text.contains("ctrace_metrics_containers 1\n"), "{text}");
+    }
+
+    #[test]
+    fn labels_follow_the_container_the_resolver_has_now() {
+        let m = Metrics::new(MetricsConfig::default());
+        let a = container("a", "web");
+        let t0 = Instant::now();
+        tick(&m, &[&a], &[], t0);
+        tick(&m, &[&a], &[], t0 + Duration::from_secs(1));
+        assert!(m.render().contains("container=\"web\""));
+        // Renamed: the resolver holds a new container under the same key.
+        let mut renamed = (*a).clone();
+        renamed.name = Some("web-2".to_owned());
+        renamed.image = Some("busybox:local".to_owned());
+        let b = Arc::new(renamed);
+        tick(&m, &[&b], &[], t0 + Duration::from_secs(2));
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"container="web-2",runtime="docker",namespace="",pod="",image="busybox:local""#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("container=\"web\""), "{text}");
         assert!(text.contains("ctrace_metrics_containers 1\n"), "{text}");
     }
 

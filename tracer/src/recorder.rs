@@ -270,7 +270,6 @@ impl Recorder {
     /// Write a container's metadata when it is new or changed; `exit_code` with `gone`.
     pub fn container(&mut self, c: &Arc<Container>, unix_ns: i128, exit_code: Option<i32>) {
         let k = key(c);
-        let now = (c.name.clone(), c.image.clone(), c.gone);
         // The init's capability sets, read once the runtime's setup is over; they change the
         // metadata, so they are written when first read.
         let new_caps = !c.gone
@@ -279,14 +278,18 @@ impl Recorder {
                 self.held_caps.insert(k.clone(), caps);
                 true
             });
-        if exit_code.is_none() && !new_caps && self.written.get(&k) == Some(&now) {
+        let unchanged = self.written.get(&k).is_some_and(|(name, image, gone)| {
+            *name == c.name && *image == c.image && *gone == c.gone
+        });
+        if exit_code.is_none() && !new_caps && unchanged {
             return;
         }
         if self.held_caps.len() > self.written.len() + 1024 {
             let written = &self.written;
             self.held_caps.retain(|k, _| written.contains_key(k));
         }
-        self.written.insert(k.clone(), now);
+        self.written
+            .insert(k.clone(), (c.name.clone(), c.image.clone(), c.gone));
         let mut meta = serde_json::to_value(c.as_ref()).ok();
         if let (Some(Value::Object(m)), Some(caps)) = (&mut meta, self.held_caps.get(&k)) {
             m.insert("capabilities".to_owned(), caps.clone());

@@ -941,6 +941,25 @@ impl Resolver {
         v
     }
 
+    /// The live containers with the cgroup id each is tracked under, in the order of those ids
+    /// (without one, last, by id): what each tick walks, without [`Resolver::containers`]'
+    /// sort by name.
+    pub fn live(&self) -> Vec<(Arc<Container>, Option<u64>)> {
+        let mut v: Vec<_> = self
+            .tracked
+            .values()
+            .filter(|t| t.gone_at.is_none())
+            .map(|t| (Arc::clone(&t.container), t.cgroup_id))
+            .collect();
+        v.sort_unstable_by(|a, b| match (a.1, b.1) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.0.id.cmp(&b.0.id),
+        });
+        v
+    }
+
     /// The containers `selector` names, by [`Selector::best`]: the strongest matches (a full
     /// id, else an exact name, else a pod name, else an id prefix).
     pub fn find(&self, selector: &Selector) -> Vec<Arc<Container>> {
@@ -1345,6 +1364,33 @@ mod tests {
             .containers()
             .iter()
             .any(|(c, _, gone)| c.id == ID && *gone));
+        assert!(r.live().iter().all(|(c, _)| c.id != ID), "{:?}", r.live());
+    }
+
+    #[test]
+    fn live_containers_come_in_the_order_of_their_cgroup_ids() {
+        let lab = Lab::new("live");
+        let mut ids = Vec::new();
+        for id in [ID, ID2] {
+            let path = format!("/docker/{id}");
+            ids.push((lab.cgroup(&path), id));
+            lab.state("docker/runtime-runc/moby", id, &path, &[]);
+        }
+        ids.sort_unstable();
+        let mut r = Resolver::start(lab.cfg());
+        let live: Vec<_> = r
+            .live()
+            .iter()
+            .map(|(c, cg)| (cg.unwrap(), c.id.clone()))
+            .collect();
+        let want: Vec<_> = ids.iter().map(|(cg, id)| (*cg, (*id).to_owned())).collect();
+        assert_eq!(live, want);
+        // The one whose cgroup is removed is live no more; the other still is.
+        let (gone_cg, _) = ids[0];
+        r.cgroup_removed(gone_cg);
+        let live: Vec<_> = r.live().iter().map(|(c, _)| c.id.clone()).collect();
+        assert_eq!(live, vec![ids[1].1.to_owned()]);
+        assert_eq!(r.counts().live, 1);
     }
 
     fn cgroup_event(op: CgroupOp, id: u64, path: &str) -> Event {

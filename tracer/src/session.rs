@@ -719,8 +719,7 @@ impl Session {
     }
 
     fn status(&self, records_per_sec: f64, recursion_misses: u64) -> Status {
-        let containers = self.flow.resolver.containers();
-        let live = containers.iter().filter(|(_, _, gone)| !gone).count();
+        let held = self.flow.resolver.counts();
         let counters = self.probe.counters();
         let pipeline = &self.flow.pipeline;
         Status {
@@ -734,8 +733,8 @@ impl Session {
             counters: counters.ok(),
             delivered_by_kind: pipeline.delivered,
             decode_errors_by_kind: pipeline.decode_errors_by_kind,
-            live_containers: live,
-            gone_containers: containers.len() - live,
+            live_containers: held.live,
+            gone_containers: held.tombstones,
             quiet_containers: self.flow.activity.quiet().len(),
             journal: self.flow.recorder.as_ref().map(Recorder::status),
             enrichment_failures: self.flow.enrichment_failures,
@@ -747,14 +746,7 @@ impl Session {
     }
 
     fn throttle_tick(&mut self, sink: &mut dyn Sink) {
-        let live: Vec<_> = self
-            .flow
-            .resolver
-            .containers()
-            .into_iter()
-            .filter(|(_, _, gone)| !gone)
-            .map(|(c, id, _)| (c, id))
-            .collect();
+        let live = self.flow.resolver.live();
         let runq = if self.probe.runq_active {
             self.probe.runq().ok().map(|h| self.cpu.runq_deltas(h))
         } else {
@@ -1210,10 +1202,8 @@ impl Flow {
         let mut health = None;
         if let Some(r) = &mut self.recorder {
             let at = self.ctx.clock.unix_ns(now);
-            for (c, _, gone) in self.resolver.containers() {
-                if !gone {
-                    r.container(&c, at, None);
-                }
+            for (c, _) in self.resolver.live() {
+                r.container(&c, at, None);
             }
             health = r.health();
         }
@@ -1258,8 +1248,8 @@ impl Flow {
     fn sample_memory(&mut self) {
         let now = self.ctx.clock.unix_ns(BootClock::boot_now_ns());
         if let Some(r) = &mut self.recorder {
-            for (c, id, gone) in self.resolver.containers() {
-                if !gone && self.activity.stirred(id) {
+            for (c, id) in self.resolver.live() {
+                if self.activity.stirred(id) {
                     r.sample(&c, now);
                 }
             }
@@ -1269,11 +1259,8 @@ impl Flow {
     fn sample_young(&mut self) {
         let now = self.ctx.clock.unix_ns(BootClock::boot_now_ns());
         if let Some(r) = self.recorder.as_mut() {
-            let live = self.resolver.containers();
-            r.sample_young(
-                live.iter().filter(|(_, _, gone)| !gone).map(|(c, _, _)| c),
-                now,
-            );
+            let live = self.resolver.live();
+            r.sample_young(live.iter().map(|(c, _)| c), now);
         }
     }
 }
