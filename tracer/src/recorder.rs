@@ -140,6 +140,9 @@ pub fn key(c: &Container) -> String {
     container_key(c.runtime.as_str(), c.namespace.as_deref(), &c.id)
 }
 
+/// The least size of [`Recorder`]'s settled containers at which they are swept.
+const SETTLED_SWEEP_MIN: usize = 64;
+
 pub struct Recorder {
     handle: JournalHandle,
     join: Option<JoinHandle<WriterStatus>>,
@@ -157,6 +160,13 @@ pub struct Recorder {
     caps: Mutex<CapFold>,
     /// The capability sets of each container's init, once read (kept in its metadata).
     held_caps: HashMap<String, Value>,
+    /// Containers found with nothing more to write, by address. The resolver makes a new
+    /// container on every change, so meeting the same one again (held here, its address
+    /// cannot be reused) needs no key, no lookup by key and no compare: a second's pass over
+    /// hundreds of idle containers stays cheap.
+    settled: HashMap<usize, Arc<Container>>,
+    /// `settled`'s size at which those no one else holds any more are dropped.
+    settled_sweep_at: usize,
     /// Each container's last memory sample written: its usage and when.
     sampled: Mutex<HashMap<String, LastSample>>,
 }
@@ -182,6 +192,8 @@ impl Recorder {
                 last_write: Instant::now(),
             }),
             held_caps: HashMap::new(),
+            settled: HashMap::new(),
+            settled_sweep_at: SETTLED_SWEEP_MIN,
             sampled: Mutex::new(HashMap::new()),
         })
     }
@@ -269,6 +281,10 @@ impl Recorder {
 
     /// Write a container's metadata when it is new or changed; `exit_code` with `gone`.
     pub fn container(&mut self, c: &Arc<Container>, unix_ns: i128, exit_code: Option<i32>) {
+        let addr = Arc::as_ptr(c) as usize;
+        if exit_code.is_none() && self.settled.get(&addr).is_some_and(|s| Arc::ptr_eq(s, c)) {
+            return;
+        }
         let k = key(c);
         // The init's capability sets, read once the runtime's setup is over; they change the
         // metadata, so they are written when first read.
@@ -282,6 +298,10 @@ impl Recorder {
             *name == c.name && *image == c.image && *gone == c.gone
         });
         if exit_code.is_none() && !new_caps && unchanged {
+            // Nothing more will come for this one: its capabilities are read (or it is gone).
+            if c.gone || self.held_caps.contains_key(&k) {
+                self.settle(c);
+            }
             return;
         }
         if self.held_caps.len() > self.written.len() + 1024 {
@@ -308,6 +328,15 @@ impl Recorder {
             exit_code,
             meta,
         });
+    }
+
+    fn settle(&mut self, c: &Arc<Container>) {
+        if self.settled.len() >= self.settled_sweep_at {
+            // Those the resolver replaced or forgot: only this map holds them now.
+            self.settled.retain(|_, s| Arc::strong_count(s) > 1);
+            self.settled_sweep_at = (self.settled.len() * 2).max(SETTLED_SWEEP_MIN);
+        }
+        self.settled.insert(Arc::as_ptr(c) as usize, Arc::clone(c));
     }
 
     /// A memory sample of a live container: usage, limit, and its five largest processes.
@@ -596,6 +625,74 @@ mod tests {
             .caps
             .unwrap();
         assert_eq!(caps["effective"], own.effective.to_hex());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A container met again unchanged is settled and passed over; the resolver's new one
+    /// (renamed) is written, and so is an exit whatever else.
+    #[test]
+    fn containers_are_written_when_new_changed_or_ended() {
+        let dir = std::env::temp_dir().join(format!("ctrace-rec-settle-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("j.db");
+        let types: Vec<String> = DEFAULT_TYPES.iter().map(|t| (*t).to_owned()).collect();
+        let mut r = Recorder::open(&path, JournalOptions::default(), &types).unwrap();
+        let s: i128 = 1_000_000_000;
+        let mut c = Container::named("abc123", "web", crate::container::Runtime::Docker);
+        c.init_pid = Some(std::process::id());
+        let first = Arc::new(c);
+        r.container(&first, 10 * s, None);
+        assert!(r.settled.is_empty(), "written, not settled yet");
+        r.container(&first, 11 * s, None);
+        assert!(r.settled.contains_key(&(Arc::as_ptr(&first) as usize)));
+        r.container(&first, 12 * s, None);
+        let mut renamed = (*first).clone();
+        renamed.name = Some("web-2".to_owned());
+        let second = Arc::new(renamed);
+        r.container(&second, 13 * s, None);
+        r.container(&second, 14 * s, Some(137));
+        r.close();
+        let j = Journal::open_read_only(&path).unwrap();
+        let row = j
+            .container("docker/abc123")
+            .unwrap()
+            .expect("container row");
+        assert_eq!(row.name.as_deref(), Some("web-2"));
+        assert_eq!(row.gone_ns, Some(i64::try_from(14 * s).unwrap()));
+        assert_eq!(row.exit_code, Some(137));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn settled_containers_no_one_else_holds_are_swept() {
+        let dir = std::env::temp_dir().join(format!("ctrace-rec-sweep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let types: Vec<String> = DEFAULT_TYPES.iter().map(|t| (*t).to_owned()).collect();
+        let mut r = Recorder::open(&dir.join("j.db"), JournalOptions::default(), &types).unwrap();
+        let kept: Vec<_> = (0..SETTLED_SWEEP_MIN)
+            .map(|i| {
+                let mut c =
+                    Container::named(&format!("c{i}"), "x", crate::container::Runtime::Runc);
+                c.gone = true;
+                Arc::new(c)
+            })
+            .collect();
+        for c in &kept {
+            r.container(c, 1, None);
+            r.container(c, 2, None);
+        }
+        assert_eq!(r.settled.len(), SETTLED_SWEEP_MIN);
+        // Half are replaced (the resolver let go of them): the next one settled sweeps them.
+        let kept: Vec<_> = kept.into_iter().step_by(2).collect();
+        let mut c = Container::named("late", "x", crate::container::Runtime::Runc);
+        c.gone = true;
+        let late = Arc::new(c);
+        r.container(&late, 1, None);
+        r.container(&late, 2, None);
+        assert_eq!(r.settled.len(), kept.len() + 1);
+        r.close();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
