@@ -20,6 +20,7 @@ pub mod names {
     pub const CAP_HOST_MAP: &str = "CAP_HOST";
     pub const SIG_FOLD_MAP: &str = "SIG_FOLD";
     pub const RUNQ_MAP: &str = "RUNQ";
+    pub const RUNQ_CURRENT_MAP: &str = "RUNQ_CURRENT";
     pub const OOM_VICTIMS_MAP: &str = "OOM_VICTIMS";
     pub const READER_MAP: &str = "READER";
     pub const CONFIG_GLOBAL: &str = "CONFIG";

@@ -13,7 +13,7 @@
 use aya_ebpf::{
     helpers::bpf_ktime_get_ns,
     macros::{btf_tracepoint, map},
-    maps::{LruHashMap, LruPerCpuHashMap},
+    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray},
     programs::BtfTracePointContext,
 };
 use tracer_common::{runq_source, RunqHist};
@@ -30,6 +30,12 @@ static RUNQ_SINCE: LruHashMap<u32, u64> = LruHashMap::with_max_entries(32768, 0)
 /// Histograms per cgroup v2 id, per CPU.
 #[map]
 static RUNQ: LruPerCpuHashMap<u64, RunqHist> = LruPerCpuHashMap::with_max_entries(8192, 0);
+
+/// The cgroup v2 id of the task each CPU last switched to (its idle task's is the root's).
+/// A thread that runs on alone is not switched in again while it runs: userspace reads this
+/// at each tick, and a container found here ran, whatever its switch-in counts say.
+#[map]
+static RUNQ_CURRENT: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// The programs' `task` is a BTF-typed argument: its members are read with plain loads.
 #[inline(always)]
@@ -91,9 +97,8 @@ fn queued_wait(task: u64) -> Option<u64> {
 }
 
 #[inline(always)]
-fn dequeue(task: u64, delay: Option<u64>) {
-    let Some(delay) = delay else { return };
-    let Some(cgroup) = btf_task_cgroup_id(task) else {
+fn dequeue(cgroup: Option<u64>, delay: Option<u64>) {
+    let (Some(cgroup), Some(delay)) = (cgroup, delay) else {
         return;
     };
     let hist = match RUNQ.get_ptr_mut(&cgroup) {
@@ -142,14 +147,21 @@ pub fn runq_wakeup_new(ctx: BtfTracePointContext) -> u32 {
 #[btf_tracepoint(function = "sched_switch")]
 pub fn runq_switch(ctx: BtfTracePointContext) -> u32 {
     let next: u64 = ctx.arg(2);
+    let cgroup = btf_task_cgroup_id(next);
+    // Written only with an id: a default for `None` lets LLVM read the id's register on the
+    // path where it was never set, which the verifier refuses (`!read_ok`).
+    if let (Some(id), Some(current)) = (cgroup, RUNQ_CURRENT.get_ptr_mut(0)) {
+        // SAFETY: this CPU's slot; a program run is not interrupted by another on this CPU.
+        unsafe { *current = id };
+    }
     match conf!(runq_source) {
-        runq_source::SCHED_INFO => dequeue(next, queued_wait(next)),
+        runq_source::SCHED_INFO => dequeue(cgroup, queued_wait(next)),
         runq_source::STAMPS => {
             let prev_state: u32 = ctx.arg(3);
             if prev_state == 0 {
                 enqueue(ctx.arg(1));
             }
-            dequeue(next, stamped_wait(next));
+            dequeue(cgroup, stamped_wait(next));
         }
         _ => {}
     }

@@ -5,7 +5,9 @@
 //! containers then costs almost what an empty one does.
 //!
 //! Limits, and what covers them:
-//! - a thread running alone on a CPU is not switched in again while it runs: every
+//! - a thread running alone on a CPU is not switched in again while it runs: the run-queue
+//!   program also notes what each CPU switched to last, and a container found running on a
+//!   CPU at this tick or the last one counts as stirred. Where that is not known, every
 //!   [`QUIET_CHECK_EVERY`] ticks a quiet container's CPU time (one file) is compared with what
 //!   it was, and a container whose CPU time moved is read again;
 //! - a quiet container's figures can still move without it running (the host reclaims its
@@ -43,22 +45,28 @@ pub struct Activity {
     /// The containers on their first quiet tick: to be read in full whatever the reader's own
     /// cadence, so that the figures that then stand are the settled ones.
     settling: HashSet<u64>,
+    /// The cgroup ids running on the CPUs at the last tick, when known.
+    last_running: Vec<u64>,
 }
 
 impl Activity {
     /// One tick. `live`: the cgroup ids of the live containers; `deltas`: the run-queue counts
     /// since the previous tick, `None` when they could not be read (then nothing is skipped);
-    /// `owner`: the live container's id for a cgroup below it (a container with its own
-    /// cgroup tree), `None` for the host's; `usage`: a container's CPU time now.
+    /// `running`: the cgroup ids each CPU last switched to, read after `deltas`, `None` when
+    /// not known (then quiet containers' CPU time is checked with `usage`); `owner`: the live
+    /// container's id for a cgroup below it (a container with its own cgroup tree), `None` for
+    /// the host's; `usage`: a container's CPU time now.
     pub fn tick(
         &mut self,
         live: impl IntoIterator<Item = u64>,
         deltas: Option<&HashMap<u64, RunqDelta>>,
+        running: Option<&[u64]>,
         owner: impl Fn(u64) -> Option<u64>,
         mut usage: impl FnMut(u64) -> Option<u64>,
     ) {
         self.quiet.clear();
         self.settling.clear();
+        let last_running = std::mem::take(&mut self.last_running);
         let Some(deltas) = deltas else {
             self.state.clear();
             return;
@@ -78,29 +86,38 @@ impl Activity {
             );
             next.insert(id, q);
         }
-        for (id, d) in deltas {
-            if d.count == 0 {
-                continue;
-            }
-            let id = if next.contains_key(id) {
-                Some(*id)
+        let mut stir = |id: u64| {
+            let id = if next.contains_key(&id) {
+                Some(id)
             } else {
-                owner(*id)
+                owner(id)
             };
             if let Some(q) = id.and_then(|id| next.get_mut(&id)) {
                 q.ticks = 0;
             }
+        };
+        for (id, d) in deltas {
+            if d.count > 0 {
+                stir(*id);
+            }
+        }
+        // Whatever ran on a CPU across the last tick or runs on one now, switched in or not:
+        // at the last tick it ran on after that reading; now, it came since.
+        for &id in running.unwrap_or_default().iter().chain(&last_running) {
+            stir(id);
         }
         for (&id, q) in &mut next {
             match q.ticks {
                 0 => {}
                 // The first quiet tick: read once more, and note the CPU time to compare with.
                 1 => {
-                    q.usage = usage(id);
+                    if running.is_none() {
+                        q.usage = usage(id);
+                    }
                     self.settling.insert(id);
                 }
                 n => {
-                    if n % QUIET_CHECK_EVERY == 0 {
+                    if running.is_none() && n % QUIET_CHECK_EVERY == 0 {
                         let now = usage(id);
                         if now.is_none() || now != q.usage {
                             // It ran unseen: read it from now on as if it had been seen.
@@ -115,6 +132,9 @@ impl Activity {
             }
         }
         self.state = next;
+        if let Some(running) = running {
+            self.last_running = running.to_vec();
+        }
     }
 
     /// The cgroup ids of the containers to skip this tick.
@@ -167,6 +187,7 @@ mod tests {
             a.tick(
                 [7],
                 Some(&none()),
+                None,
                 |_| None,
                 |_| {
                     checks += 1;
@@ -186,18 +207,18 @@ mod tests {
     fn a_running_container_is_read_every_tick_and_once_more_after() {
         let mut a = Activity::default();
         for _ in 0..5 {
-            a.tick([7], Some(&none()), |_| None, still);
+            a.tick([7], Some(&none()), None, |_| None, still);
         }
         assert!(!a.stirred(Some(7)));
-        a.tick([7], Some(&ran(&[7])), |_| None, still);
+        a.tick([7], Some(&ran(&[7])), None, |_| None, still);
         assert!(a.stirred(Some(7)));
-        a.tick([7], Some(&ran(&[7])), |_| None, still);
+        a.tick([7], Some(&ran(&[7])), None, |_| None, still);
         assert!(a.stirred(Some(7)));
         assert!(!a.settling(Some(7)));
         // Stopped running: one more look at the settled figures, then quiet.
-        a.tick([7], Some(&HashMap::new()), |_| None, still);
+        a.tick([7], Some(&HashMap::new()), None, |_| None, still);
         assert!(a.stirred(Some(7)) && a.settling(Some(7)));
-        a.tick([7], Some(&HashMap::new()), |_| None, still);
+        a.tick([7], Some(&HashMap::new()), None, |_| None, still);
         assert!(!a.stirred(Some(7)) && !a.settling(Some(7)));
         assert_eq!(a.quiet(), &HashSet::from([7]));
     }
@@ -212,7 +233,7 @@ mod tests {
             if t >= 15 {
                 usage += 1;
             }
-            a.tick([7], Some(&HashMap::new()), |_| None, |_| Some(usage));
+            a.tick([7], Some(&HashMap::new()), None, |_| None, |_| Some(usage));
             if a.stirred(Some(7)) {
                 reads.push(t);
             }
@@ -223,16 +244,47 @@ mod tests {
     }
 
     #[test]
+    fn a_container_found_running_on_a_cpu_is_stirred_without_reading_its_cpu_time() {
+        let mut a = Activity::default();
+        let mut reads = Vec::new();
+        for t in 0..40u32 {
+            // A thread of container 7, in a cgroup (70) below it, spins alone on a CPU from
+            // tick 15 to tick 24: never switched in again after the first time (counted at 15).
+            let running: &[u64] = if (15..25).contains(&t) {
+                &[70, 1]
+            } else {
+                &[1]
+            };
+            let deltas = if t == 15 { ran(&[70]) } else { HashMap::new() };
+            a.tick(
+                [7],
+                Some(&deltas),
+                Some(running),
+                |id| (id == 70).then_some(7),
+                |_| panic!("no CPU time is read while what runs is known"),
+            );
+            if a.stirred(Some(7)) {
+                reads.push(t);
+            }
+        }
+        // First looks at 0 and 1; from 15 while it runs; 25, as it ran on after the reading
+        // of 24; 26, the settled figures; then quiet.
+        let want: Vec<u32> = [0, 1].into_iter().chain(15..=26).collect();
+        assert_eq!(reads, want);
+    }
+
+    #[test]
     fn threads_in_a_cgroup_below_the_container_stir_it() {
         let mut a = Activity::default();
         for _ in 0..3 {
-            a.tick([7, 8], Some(&HashMap::new()), |_| None, still);
+            a.tick([7, 8], Some(&HashMap::new()), None, |_| None, still);
         }
         assert!(!a.stirred(Some(7)) && !a.stirred(Some(8)));
         // 70 lies below container 7; 99 is the host's.
         a.tick(
             [7, 8],
             Some(&ran(&[70, 99])),
+            None,
             |id| (id == 70).then_some(7),
             still,
         );
@@ -244,13 +296,13 @@ mod tests {
     fn without_run_queue_counts_everything_is_read() {
         let mut a = Activity::default();
         for _ in 0..3 {
-            a.tick([7], Some(&HashMap::new()), |_| None, still);
+            a.tick([7], Some(&HashMap::new()), None, |_| None, still);
         }
         assert!(!a.stirred(Some(7)));
-        a.tick([7], None, |_| None, still);
+        a.tick([7], None, None, |_| None, still);
         assert!(a.stirred(Some(7)));
         // And the count starts again from a first look.
-        a.tick([7], Some(&HashMap::new()), |_| None, still);
+        a.tick([7], Some(&HashMap::new()), None, |_| None, still);
         assert!(a.stirred(Some(7)));
         // A container without a cgroup id is always read.
         assert!(a.stirred(None));
@@ -261,7 +313,7 @@ mod tests {
         let mut a = Activity::default();
         let mut reads = 0;
         for _ in 0..=QUIET_CHECK_EVERY {
-            a.tick([7], Some(&HashMap::new()), |_| None, |_| None);
+            a.tick([7], Some(&HashMap::new()), None, |_| None, |_| None);
             reads += usize::from(a.stirred(Some(7)));
         }
         assert_eq!(
@@ -274,9 +326,9 @@ mod tests {
     fn containers_gone_are_forgotten() {
         let mut a = Activity::default();
         for _ in 0..3 {
-            a.tick([7, 8], Some(&HashMap::new()), |_| None, still);
+            a.tick([7, 8], Some(&HashMap::new()), None, |_| None, still);
         }
-        a.tick([8], Some(&HashMap::new()), |_| None, still);
+        a.tick([8], Some(&HashMap::new()), None, |_| None, still);
         assert_eq!(a.quiet(), &HashSet::from([8]));
         assert_eq!(a.state.len(), 1);
     }

@@ -752,11 +752,15 @@ impl Session {
         } else {
             None
         };
+        // After the counts: a thread switched in between the two readings is in the next
+        // counts, and one running on across this tick is found here.
+        let running = runq.as_ref().and_then(|_| self.probe.runq_current().ok());
         let resolver = &self.flow.resolver;
         let cpu = &self.cpu;
         self.flow.activity.tick(
             live.iter().filter_map(|(_, id)| *id),
             runq.as_ref(),
+            running.as_deref(),
             |id| resolver.container_cgroup_of(id),
             |id| {
                 let (c, _) = live.iter().find(|(_, i)| *i == Some(id))?;

@@ -675,6 +675,20 @@ impl Probe {
             .collect())
     }
 
+    /// The cgroup v2 id of the task each CPU last switched to (`RUNQ_CURRENT`): what runs on
+    /// each CPU now, as far as the run-queue program saw (0 where it has not run yet).
+    pub fn runq_current(&self) -> Result<Vec<u64>, ProbeError> {
+        let name = names::RUNQ_CURRENT_MAP;
+        let err = |e: &dyn std::fmt::Display| ProbeError::Map {
+            map: name,
+            message: e.to_string(),
+        };
+        let map = self.ebpf.map(name).ok_or_else(|| err(&"missing"))?;
+        let arr = PerCpuArray::<_, u64>::try_from(map).map_err(|e| err(&e))?;
+        let values = arr.get(&0, 0).map_err(|e| err(&e))?;
+        Ok(values.iter().copied().filter(|&id| id != 0).collect())
+    }
+
     /// Cumulative run-queue delay histograms per cgroup v2 id, summed over CPUs.
     pub fn runq(&self) -> Result<HashMap<u64, RunqHist>, ProbeError> {
         let mut out = HashMap::new();
