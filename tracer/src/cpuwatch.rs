@@ -8,6 +8,7 @@ use tracer_common::RunqHist;
 
 use crate::{
     activity::Activity,
+    cgroup::CpuHierarchy,
     recorder,
     resolve::Container,
     runq::{RunqDelta, RunqTracker},
@@ -96,6 +97,8 @@ pub struct Report {
 
 pub struct CpuWatch {
     config: DetectorConfig,
+    /// Where the `cpu` controller is, read once.
+    hierarchy: CpuHierarchy,
     states: HashMap<String, State>,
     runq: RunqTracker,
     /// Ticks between full reads of a container without a quota (1: every tick).
@@ -108,6 +111,7 @@ impl CpuWatch {
     pub fn new(config: DetectorConfig) -> Self {
         Self {
             config,
+            hierarchy: CpuHierarchy::current(),
             states: HashMap::new(),
             runq: RunqTracker::default(),
             full_every: 1,
@@ -152,8 +156,9 @@ impl CpuWatch {
         for (c, cgroup_id) in containers {
             let key = recorder::key(c);
             let config = self.config;
+            let hierarchy = &self.hierarchy;
             let state = self.states.entry(key).or_insert_with(|| State {
-                paths: c.cgroup_path_for("cpu").and_then(CpuPaths::for_cgroup),
+                paths: c.cgroup_path_for("cpu").and_then(|p| hierarchy.paths(p)),
                 detector: ThrottleDetector::new(config),
                 seen: true,
                 last: None,

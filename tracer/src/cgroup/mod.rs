@@ -28,8 +28,8 @@ pub mod reading;
 
 pub use self::{
     cpu::{
-        monotonic_now, read_cpu, read_quota, read_sample, read_usage, CpuPaths, CpuSample, Quota,
-        SampleError,
+        monotonic_now, read_cpu, read_quota, read_sample, read_usage, CpuHierarchy, CpuPaths,
+        CpuSample, Quota, SampleError,
     },
     memory::{
         parse_memory_limit, read_memory, Bounding, Limit, MemoryBreakdown, MemoryDir, MemorySource,

@@ -636,3 +636,36 @@ fn read_usage_reads_one_file_of_each_layout() {
     let bad = t.sub("bad", &[("cpuacct.usage", b"twelve\n")]);
     assert!(read_usage(&v1(Some(&bad), None)).is_err());
 }
+
+#[test]
+fn a_hierarchy_read_once_gives_the_paths_of_every_cgroup() {
+    // Pure v2: the root's cgroup.controllers, read once, says whether cpu is there.
+    let t = TempDir::new();
+    let with_cpu = t.sub(
+        "with",
+        &[("cgroup.controllers", b"cpuset cpu io memory pids\n")],
+    );
+    let without_cpu = t.sub("without", &[("cgroup.controllers", b"memory pids\n")]);
+    let v2 = |root: &Path| Mounts {
+        v2: Some(root.to_owned()),
+        ..Mounts::default()
+    };
+    let h = CpuHierarchy::of(v2(&with_cpu));
+    // The file goes: the paths come from what was read.
+    fs::remove_file(with_cpu.join("cgroup.controllers")).unwrap();
+    for id in ["a", "b"] {
+        assert_eq!(
+            h.paths(&format!("/docker/{id}")),
+            Some(CpuPaths::V2 {
+                dir: with_cpu.join("docker").join(id)
+            })
+        );
+    }
+    assert_eq!(CpuHierarchy::of(v2(&without_cpu)).paths("/docker/a"), None);
+    // v1 with cpu: no file is read.
+    let m = Mounts::parse("cgroup /c/cpu cgroup rw,cpu 0 0\n");
+    assert_eq!(
+        CpuHierarchy::of(m.clone()).paths("/docker/a"),
+        CpuPaths::from_mounts(&m, "/docker/a", None)
+    );
+}
