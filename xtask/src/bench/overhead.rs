@@ -77,19 +77,7 @@ struct Series {
 
 /// GET /metrics: the size of the answer.
 fn scrape(addr: &str) -> Result<usize> {
-    use std::io::{Read as _, Write as _};
-    let mut c = std::net::TcpStream::connect(addr).with_context(|| format!("connecting {addr}"))?;
-    c.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        c,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut body = Vec::new();
-    c.read_to_end(&mut body).context("reading /metrics")?;
-    if !body.starts_with(b"HTTP/1.1 200") {
-        anyhow::bail!("/metrics did not answer 200");
-    }
-    Ok(body.len())
+    Ok(tracer::metrics_text(addr)?.len())
 }
 
 /// Runs both storms under every configuration, interleaved round by round (the order rotates

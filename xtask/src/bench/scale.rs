@@ -22,9 +22,11 @@ use crate::{
 
 /// The label every container of the bench carries, so that they can all be found and removed.
 pub(super) const LABEL: &str = "org.ctrace.bench=1";
-/// After "tracing", before the idle CPU is measured: the agent's first passes over the
-/// containers (names, cgroups, first memory samples) are start-up, not idling.
+/// After "tracing", before the idle CPU is measured, at least: the agent's first passes over
+/// the containers (names, cgroups, first memory samples) are start-up, not idling.
 const SETTLE: Duration = Duration::from_secs(3);
+/// The longest wait for the agent to find every live container quiet (see [`settle`]).
+const SETTLE_MAX: Duration = Duration::from_secs(60);
 
 /// The bench's containers: removed when dropped, whatever happened.
 pub(super) struct Sleepers {
@@ -100,9 +102,38 @@ fn remove_all() -> Result<()> {
     Ok(())
 }
 
+/// Waits until the agent's metrics say every live container is quiet (its first full reads
+/// done, nothing of it read again until it runs: what an idle host costs from then on), at
+/// least [`SETTLE`] after "tracing", at most [`SETTLE_MAX`]. Returns the time waited and
+/// whether it settled.
+fn settle(t: &tracer::Running) -> Result<(Duration, bool)> {
+    let addr = t
+        .metrics_addr
+        .as_deref()
+        .context("the agent serves no metrics")?;
+    let start = std::time::Instant::now();
+    thread::sleep(SETTLE);
+    loop {
+        let text = tracer::metrics_text(addr)?;
+        let live = tracer::metric(&text, "ctrace_containers{state=\"live\"}");
+        let quiet = tracer::metric(&text, "ctrace_containers_quiet");
+        if let (Some(live), Some(quiet)) = (live, quiet) {
+            if quiet >= live {
+                return Ok((start.elapsed(), true));
+            }
+        }
+        if start.elapsed() >= SETTLE_MAX {
+            return Ok((start.elapsed(), false));
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[derive(Default)]
 struct Point {
     startup_ms: Figure,
+    settle_s: Figure,
+    startup_cpu_s: Figure,
     rss_mib: Figure,
     hwm_mib: Figure,
     idle_cpu_s_per_min: Figure,
@@ -133,8 +164,16 @@ pub fn run(plan: &Plan, env: &Env<'_>) -> Result<Value> {
             let t = tracer::start(Config::Agent, env, Output::Discard, &[])?
                 .context("the agent is a tracer")?;
             p.startup_ms.push(t.startup.as_secs_f64() * 1e3);
-            thread::sleep(SETTLE);
+            let (waited, settled) = settle(&t)?;
+            if !settled {
+                say!(
+                    "bench: scale: {n} containers: the agent did not find every container quiet within {} s; measuring anyway",
+                    SETTLE_MAX.as_secs()
+                );
+            }
             let before = stats::cpu_time(t.pid())?;
+            p.settle_s.push(waited.as_secs_f64());
+            p.startup_cpu_s.push(before.as_secs_f64());
             thread::sleep(plan.idle);
             let used = stats::cpu_time(t.pid())?.saturating_sub(before);
             let (rss, hwm) = stats::rss_kib(t.pid())?;
@@ -144,10 +183,12 @@ pub fn run(plan: &Plan, env: &Env<'_>) -> Result<Value> {
             p.rss_mib.push(rss as f64 / 1024.0);
             p.hwm_mib.push(hwm as f64 / 1024.0);
             say!(
-                "bench: scale: {n} containers, round {}/{}: start-up {:.0} ms, RSS {:.1} MiB, idle {:.3} CPU-s/min",
+                "bench: scale: {n} containers, round {}/{}: start-up {:.0} ms, settled after {:.1} s ({:.2} CPU-s since launch), RSS {:.1} MiB, idle {:.3} CPU-s/min",
                 round + 1,
                 plan.rounds,
                 p.startup_ms.values.last().unwrap_or(&0.0),
+                waited.as_secs_f64(),
+                before.as_secs_f64(),
                 rss as f64 / 1024.0,
                 p.idle_cpu_s_per_min.values.last().unwrap_or(&0.0)
             );
@@ -161,14 +202,20 @@ pub fn run(plan: &Plan, env: &Env<'_>) -> Result<Value> {
         plan.rounds
     );
     println!(
-        "  {:>10} {:>24} {:>24} {:>24} {:>26}",
-        "containers", "start-up ms", "RSS MiB", "peak RSS MiB", "idle CPU s/min"
+        "  {:>10} {:>24} {:>24} {:>24} {:>24} {:>26}",
+        "containers",
+        "start-up ms",
+        "settled s (CPU-s)",
+        "RSS MiB",
+        "peak RSS MiB",
+        "idle CPU s/min"
     );
     let mut list = Vec::new();
     for (n, p) in &points {
         println!(
-            "  {n:>10} {:>24} {:>24} {:>24} {:>26}",
+            "  {n:>10} {:>24} {:>24} {:>24} {:>24} {:>26}",
             p.startup_ms.show(0),
+            format!("{} ({})", p.settle_s.show(1), p.startup_cpu_s.show(2)),
             p.rss_mib.show(1),
             p.hwm_mib.show(1),
             p.idle_cpu_s_per_min.show(3)
@@ -176,6 +223,8 @@ pub fn run(plan: &Plan, env: &Env<'_>) -> Result<Value> {
         list.push(json!({
             "containers": n,
             "startup_ms": p.startup_ms.json("ms, launch to \"tracing\""),
+            "settle_s": p.settle_s.json("s, \"tracing\" to every live container quiet"),
+            "startup_cpu_s": p.startup_cpu_s.json("CPU seconds, launch to settled"),
             "rss_mib": p.rss_mib.json("MiB (VmRSS after the idle period)"),
             "peak_rss_mib": p.hwm_mib.json("MiB (VmHWM)"),
             "idle_cpu_s_per_min": p.idle_cpu_s_per_min.json("CPU seconds per minute"),
@@ -211,11 +260,13 @@ pub fn run(plan: &Plan, env: &Env<'_>) -> Result<Value> {
         "method": format!(
             "busybox `sleep` containers (docker run -d --network none, {} at a time) created \
              before and removed after; per count and round the agent is started (--output, \
-             --metrics-addr, journal on), start-up is launch to its \"tracing\" line, then {} s \
-             of settling, then its utime+stime over {} s of idling scaled to a minute, and \
-             VmRSS/VmHWM at the end.",
+             --metrics-addr, journal on), start-up is launch to its \"tracing\" line, then it \
+             settles: at least {} s, until its metrics find every live container quiet (at \
+             most {} s; the CPU it used until then is startup_cpu_s), then its CPU time over {} s \
+             of idling scaled to a minute, and VmRSS/VmHWM at the end.",
             plan.batch,
             SETTLE.as_secs(),
+            SETTLE_MAX.as_secs(),
             plan.idle.as_secs()
         ),
     }))

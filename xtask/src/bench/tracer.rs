@@ -94,6 +94,29 @@ pub struct Running {
     pub output_file: Option<PathBuf>,
 }
 
+/// GET /metrics of an agent at `addr`: the whole answer, status line and headers included.
+pub fn metrics_text(addr: &str) -> Result<String> {
+    use std::io::{Read as _, Write as _};
+    let mut c = std::net::TcpStream::connect(addr).with_context(|| format!("connecting {addr}"))?;
+    c.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        c,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut body = Vec::new();
+    c.read_to_end(&mut body).context("reading /metrics")?;
+    if !body.starts_with(b"HTTP/1.1 200") {
+        anyhow::bail!("/metrics did not answer 200");
+    }
+    String::from_utf8(body).context("/metrics is not UTF-8")
+}
+
+/// The value of the sample `name` (with its labels, as written) in a metrics text.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// A port on 127.0.0.1 nobody listens on now.
 fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
