@@ -23,8 +23,11 @@ use crate::{
 /// The label every container of the bench carries, so that they can all be found and removed.
 pub(super) const LABEL: &str = "org.ctrace.bench=1";
 /// After "tracing", before the idle CPU is measured, at least: the agent's first passes over
-/// the containers (names, cgroups, first memory samples) are start-up, not idling.
-const SETTLE: Duration = Duration::from_secs(3);
+/// the containers (cgroups, first memory samples, journal rows) and what the runtime's API
+/// then tells of them (names, images: each a new container for the resolver, written again)
+/// are start-up, not idling. With 500 containers that took 3 to 5 s here (the agent's CPU
+/// in 5 s steps after "tracing": 0.70, then 0.01–0.02 s each).
+const SETTLE: Duration = Duration::from_secs(10);
 /// The longest wait for the agent to find every live container quiet (see [`settle`]).
 const SETTLE_MAX: Duration = Duration::from_secs(60);
 
