@@ -558,17 +558,24 @@ mod tests {
         })
     }
 
+    /// A recorder on a new journal in a scratch directory named after `test`: the directory
+    /// (to remove at the end) and the journal's path with it.
+    fn scratch(test: &str) -> (std::path::PathBuf, std::path::PathBuf, Recorder) {
+        let dir = std::env::temp_dir().join(format!("ctrace-rec-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("j.db");
+        let types: Vec<String> = DEFAULT_TYPES.iter().map(|t| (*t).to_owned()).collect();
+        let r = Recorder::open(&path, JournalOptions::default(), &types).unwrap();
+        (dir, path, r)
+    }
+
     /// Allowed checks are written folded per container, capability and program, with their
     /// counts summed; denied ones as they come. A container's init's capability sets go into
     /// its metadata.
     #[test]
     fn allowed_checks_are_folded_and_held_caps_kept() {
-        let dir = std::env::temp_dir().join(format!("ctrace-rec-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("j.db");
-        let types: Vec<String> = DEFAULT_TYPES.iter().map(|t| (*t).to_owned()).collect();
-        let mut r = Recorder::open(&path, JournalOptions::default(), &types).unwrap();
+        let (dir, path, mut r) = scratch("folded");
         let s: i64 = 1_000_000_000;
         r.record(i128::from(10 * s), &check("chown", "allowed", 2));
         r.record(i128::from(11 * s), &check("chown", "allowed", 3));
@@ -632,12 +639,7 @@ mod tests {
     /// (renamed) is written, and so is an exit whatever else.
     #[test]
     fn containers_are_written_when_new_changed_or_ended() {
-        let dir = std::env::temp_dir().join(format!("ctrace-rec-settle-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("j.db");
-        let types: Vec<String> = DEFAULT_TYPES.iter().map(|t| (*t).to_owned()).collect();
-        let mut r = Recorder::open(&path, JournalOptions::default(), &types).unwrap();
+        let (dir, path, mut r) = scratch("settle");
         let s: i128 = 1_000_000_000;
         let mut c = Container::named("abc123", "web", crate::container::Runtime::Docker);
         c.init_pid = Some(std::process::id());
@@ -666,11 +668,7 @@ mod tests {
 
     #[test]
     fn settled_containers_no_one_else_holds_are_swept() {
-        let dir = std::env::temp_dir().join(format!("ctrace-rec-sweep-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let types: Vec<String> = DEFAULT_TYPES.iter().map(|t| (*t).to_owned()).collect();
-        let mut r = Recorder::open(&dir.join("j.db"), JournalOptions::default(), &types).unwrap();
+        let (dir, _, mut r) = scratch("sweep");
         let kept: Vec<_> = (0..SETTLED_SWEEP_MIN)
             .map(|i| {
                 let mut c =

@@ -657,36 +657,35 @@ impl Probe {
         Ok(out)
     }
 
-    /// Each CPU's slot of the signal fold (`SIG_FOLD`), with runs only.
-    pub fn signal_runs(&self) -> Result<Vec<(u32, SigRun)>, ProbeError> {
-        let name = names::SIG_FOLD_MAP;
+    /// Each CPU's value of the one slot of per-CPU array `name`.
+    fn per_cpu_slot<T: aya::Pod>(&self, name: &'static str) -> Result<Vec<T>, ProbeError> {
         let err = |e: &dyn std::fmt::Display| ProbeError::Map {
             map: name,
             message: e.to_string(),
         };
         let map = self.ebpf.map(name).ok_or_else(|| err(&"missing"))?;
-        let arr = PerCpuArray::<_, SigRun>::try_from(map).map_err(|e| err(&e))?;
+        let arr = PerCpuArray::<_, T>::try_from(map).map_err(|e| err(&e))?;
         let values = arr.get(&0, 0).map_err(|e| err(&e))?;
-        Ok(values
-            .iter()
+        Ok(values.iter().copied().collect())
+    }
+
+    /// Each CPU's slot of the signal fold (`SIG_FOLD`), with runs only.
+    pub fn signal_runs(&self) -> Result<Vec<(u32, SigRun)>, ProbeError> {
+        Ok(self
+            .per_cpu_slot::<SigRun>(names::SIG_FOLD_MAP)?
+            .into_iter()
             .enumerate()
             .filter(|(_, st)| st.run != 0)
-            .map(|(cpu, st)| (cpu as u32, *st))
+            .map(|(cpu, st)| (cpu as u32, st))
             .collect())
     }
 
     /// The cgroup v2 id of the task each CPU last switched to (`RUNQ_CURRENT`): what runs on
     /// each CPU now, as far as the run-queue program saw (0 where it has not run yet).
     pub fn runq_current(&self) -> Result<Vec<u64>, ProbeError> {
-        let name = names::RUNQ_CURRENT_MAP;
-        let err = |e: &dyn std::fmt::Display| ProbeError::Map {
-            map: name,
-            message: e.to_string(),
-        };
-        let map = self.ebpf.map(name).ok_or_else(|| err(&"missing"))?;
-        let arr = PerCpuArray::<_, u64>::try_from(map).map_err(|e| err(&e))?;
-        let values = arr.get(&0, 0).map_err(|e| err(&e))?;
-        Ok(values.iter().copied().filter(|&id| id != 0).collect())
+        let mut ids = self.per_cpu_slot::<u64>(names::RUNQ_CURRENT_MAP)?;
+        ids.retain(|&id| id != 0);
+        Ok(ids)
     }
 
     /// Cumulative run-queue delay histograms per cgroup v2 id, summed over CPUs.
