@@ -281,8 +281,8 @@ impl Recorder {
 
     /// Write a container's metadata when it is new or changed; `exit_code` with `gone`.
     pub fn container(&mut self, c: &Arc<Container>, unix_ns: i128, exit_code: Option<i32>) {
-        let addr = Arc::as_ptr(c) as usize;
-        if exit_code.is_none() && self.settled.get(&addr).is_some_and(|s| Arc::ptr_eq(s, c)) {
+        // The map holds what it keys, so an address in it is this very container.
+        if exit_code.is_none() && self.settled.contains_key(&(Arc::as_ptr(c) as usize)) {
             return;
         }
         let k = key(c);

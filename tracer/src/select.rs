@@ -39,19 +39,12 @@ const RUNTIMES: [Runtime; 5] = [
 
 /// The journal key of a container: `containerd/<namespace>/<id>`, else `<runtime>/<id>`.
 pub fn key(runtime: &str, namespace: Option<&str>, id: &str) -> String {
-    // Made for every live container several times a tick: one allocation of the right size.
-    let ns = match (runtime, namespace) {
-        ("containerd", Some(ns)) => Some(ns),
-        _ => None,
-    };
-    let mut k = String::with_capacity(runtime.len() + ns.map_or(0, |n| n.len() + 1) + id.len() + 1);
-    for part in [Some(runtime), ns, Some(id)].into_iter().flatten() {
-        if !k.is_empty() {
-            k.push('/');
-        }
-        k.push_str(part);
+    // Made for every live container several times a tick: `join` sizes it first, one
+    // allocation.
+    match (runtime, namespace) {
+        ("containerd", Some(ns)) => ["containerd", ns, id].join("/"),
+        _ => [runtime, id].join("/"),
     }
-    k
 }
 
 /// What a selector looks at in a container.
