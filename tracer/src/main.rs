@@ -7,6 +7,8 @@ mod cli;
 use cli::Command;
 
 fn main() -> ExitCode {
+    // Before any thread: one malloc arena for all of them (see `host::heap`).
+    tracer::host::heap::one_arena();
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("CTRACE_LOG", "warn"))
         .format_timestamp(None)
         .init();

@@ -3,6 +3,46 @@
 //! Start-up parses the kernel's BTF (several MiB of types) and seeds the process table; glibc
 //! keeps the freed pages in its heap, where they count in the agent's RSS for as long as it
 //! runs. A trim after start-up, and once in a while after bursts, returns them.
+//!
+//! glibc also gives each new thread an arena of its own (up to eight per CPU). The agent's few
+//! threads (the event loop, the journal's writer, start-up's helpers) allocate little, but each
+//! arena keeps its own slack between live blocks, which no trim can return: 1.4 MiB of the
+//! agent's 25 MiB with 100 containers. One arena holds the same blocks with less; the threads'
+//! caches (tcache) keep most small allocations off its lock.
+
+/// Has every thread allocate from the one main arena, unless the environment already chose
+/// (`MALLOC_ARENA_MAX`, or `arena_max` in `GLIBC_TUNABLES`: glibc reads those itself). Called
+/// first thing in `main`, before any thread starts. Whether the limit was set here.
+pub fn one_arena() -> bool {
+    let chosen = |name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
+    if !arenas_left_to_us(
+        chosen("MALLOC_ARENA_MAX").as_deref(),
+        chosen("GLIBC_TUNABLES").as_deref(),
+    ) {
+        return false;
+    }
+    one_arena_impl()
+}
+
+/// Whether the environment leaves the arena count to the program.
+fn arenas_left_to_us(arena_max: Option<&str>, tunables: Option<&str>) -> bool {
+    arena_max.is_none()
+        && !tunables.is_some_and(|t| {
+            t.split(':')
+                .any(|kv| kv.split('=').next() == Some("glibc.malloc.arena_max"))
+        })
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn one_arena_impl() -> bool {
+    // SAFETY: mallopt only sets one of the allocator's parameters; M_ARENA_MAX takes a count.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) == 1 }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn one_arena_impl() -> bool {
+    false
+}
 
 /// Returns free heap pages to the kernel. Whether anything was returned.
 pub fn trim() -> bool {
@@ -18,6 +58,25 @@ fn trim_impl() -> bool {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn trim_impl() -> bool {
     false
+}
+
+#[cfg(test)]
+mod choice_tests {
+    use super::arenas_left_to_us;
+
+    #[test]
+    fn the_environment_s_arena_choice_wins() {
+        assert!(arenas_left_to_us(None, None));
+        assert!(arenas_left_to_us(None, Some("glibc.malloc.tcache_count=0")));
+        assert!(!arenas_left_to_us(Some("4"), None));
+        assert!(!arenas_left_to_us(Some(""), None));
+        assert!(!arenas_left_to_us(
+            None,
+            Some("glibc.malloc.check=0:glibc.malloc.arena_max=2")
+        ));
+        // A prefix of the name is another tunable.
+        assert!(arenas_left_to_us(None, Some("glibc.malloc.arena_maxx=2")));
+    }
 }
 
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
