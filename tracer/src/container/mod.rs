@@ -119,7 +119,10 @@ pub struct ContainerMeta {
     /// The container's cgroup inside the unified hierarchy (else a v1 one), e.g.
     /// `/docker/<id>`.
     pub cgroup_path: Option<String>,
-    /// Cgroup paths inside their hierarchies, by controller (`""`: unified).
+    /// Cgroup paths inside their hierarchies, by controller, where one differs from
+    /// `cgroup_path` (on hybrid hosts runc records the same path for each of a dozen
+    /// controllers); `""`, the unified path, whenever runc recorded one. Look a controller
+    /// up with `Container::cgroup_path_for`, which falls back to `cgroup_path`.
     pub cgroup_paths: BTreeMap<String, String>,
     /// cgroup v2 id (inode of the unified cgroup directory; what
     /// `bpf_get_current_cgroup_id()` returns), when it could be read.
@@ -150,7 +153,7 @@ impl ContainerMeta {
                 labels.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
-        let cgroup_paths = state.hierarchy_cgroup_paths();
+        let mut cgroup_paths = state.hierarchy_cgroup_paths();
         let cgroup_path = cgroup_paths
             .get("")
             .or_else(|| {
@@ -165,6 +168,9 @@ impl ContainerMeta {
                     .clone()
                     .filter(|p| p.starts_with('/') && p.len() > 1)
             });
+        // Kept per container for as long as the agent runs: a v1 controller's path only where
+        // it is not the one path already kept.
+        cgroup_paths.retain(|ctrl, p| ctrl.is_empty() || cgroup_path.as_ref() != Some(p));
         if runtime == Runtime::Runc {
             let hint = cgroup_path
                 .as_deref()
@@ -486,6 +492,41 @@ mod tests {
         assert_eq!(meta.init_pid, Some(6071));
         assert_eq!(meta.cgroup_path.as_deref(), Some(&*format!("/docker/{ID}")));
         assert_eq!(meta.runtime_hint(), RuntimeHint::Docker);
+        // Ten controllers in the state, one path: only the unified entry is kept.
+        assert_eq!(
+            meta.cgroup_paths,
+            BTreeMap::from([(String::new(), format!("/docker/{ID}"))])
+        );
+    }
+
+    #[test]
+    fn meta_keeps_only_controller_paths_that_differ() {
+        let state = parse_runc_state(
+            br#"{"id":"x","cgroup_paths":{"":"/sys/fs/cgroup/unified/a/x",
+                "cpu":"/sys/fs/cgroup/cpu/a/x","memory":"/sys/fs/cgroup/memory/b/x"}}"#,
+        )
+        .unwrap();
+        let meta = ContainerMeta::from_state(&state, Path::new("/run/runc"), None);
+        assert_eq!(meta.cgroup_path.as_deref(), Some("/a/x"));
+        let kept: Vec<_> = meta
+            .cgroup_paths
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(kept, [("", "/a/x"), ("memory", "/b/x")]);
+
+        // No unified entry (a v1-only host): the path kept is the memory controller's.
+        let state = parse_runc_state(
+            br#"{"id":"x","cgroup_paths":{"cpu":"/sys/fs/cgroup/cpu/a/x",
+                "memory":"/sys/fs/cgroup/memory/a/x","pids":"/sys/fs/cgroup/pids/c/x"}}"#,
+        )
+        .unwrap();
+        let meta = ContainerMeta::from_state(&state, Path::new("/run/runc"), None);
+        assert_eq!(meta.cgroup_path.as_deref(), Some("/a/x"));
+        assert_eq!(
+            meta.cgroup_paths,
+            BTreeMap::from([("pids".to_owned(), "/c/x".to_owned())])
+        );
     }
 
     #[test]
