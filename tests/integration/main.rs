@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod conventions;
 mod deploy;
+mod floor;
 mod hostile;
 mod image;
 mod incidents;

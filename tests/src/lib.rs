@@ -124,6 +124,14 @@ impl Watch {
         Self::spawn_env(bin, &argv, env, "ctrace agent: tracing")
     }
 
+    /// Start `ctrace bench-floor ARGS` (the bench's reference probe) and wait until it says it
+    /// is tracing. It prints nothing on stdout.
+    pub fn start_bench_floor(bin: &Path, args: &[&str]) -> Self {
+        let mut argv = vec!["bench-floor"];
+        argv.extend_from_slice(args);
+        Self::spawn(bin, &argv, "ctrace floor: tracing")
+    }
+
     fn spawn(bin: &Path, argv: &[&str], ready: &'static str) -> Self {
         Self::spawn_env(bin, argv, &[], ready)
     }

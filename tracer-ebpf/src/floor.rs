@@ -4,6 +4,9 @@
 //! which polls. No configuration, no counters, no filtering, no reserve for urgent records.
 //! `ctrace bench-floor` loads it; `cargo xtask bench` runs it beside ctrace and reports each
 //! of its programs' cost per run next to ctrace's.
+//!
+//! Below it, the `empty_*` programs (`ctrace bench-floor --empty`) do nothing at all: what any
+//! program costs per run on a machine, its dispatch and the statistics' own clock reads.
 #![no_std]
 #![no_main]
 
@@ -109,6 +112,26 @@ pub fn floor_fork(_ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn floor_signal(ctx: TracePointContext) -> u32 {
     emit(3, first_field(&ctx));
+    0
+}
+
+#[tracepoint]
+pub fn empty_exec(_ctx: TracePointContext) -> u32 {
+    0
+}
+
+#[tracepoint]
+pub fn empty_exit(_ctx: TracePointContext) -> u32 {
+    0
+}
+
+#[tracepoint]
+pub fn empty_fork(_ctx: TracePointContext) -> u32 {
+    0
+}
+
+#[tracepoint]
+pub fn empty_signal(_ctx: TracePointContext) -> u32 {
     0
 }
 

@@ -2,14 +2,18 @@
 
 use anyhow::Context as _;
 use tokio::signal::unix::{signal, SignalKind};
-use tracer::probe::floor::{self, Floor};
+use tracer::probe::floor::{self, Floor, Programs};
 
 #[derive(Debug, clap::Args)]
-pub struct FloorArgs {}
+pub struct FloorArgs {
+    /// Attach programs that do nothing instead: what running any program costs.
+    #[arg(long)]
+    pub empty: bool,
+}
 
 /// Attach the floor, say so on stderr, read its ring every 10 ms until told to stop, then
 /// say how many records it read.
-pub fn run(_args: &FloorArgs) -> anyhow::Result<()> {
+pub fn run(args: &FloorArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -17,7 +21,11 @@ pub fn run(_args: &FloorArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
         let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-        let mut probe = Floor::attach()?;
+        let mut probe = Floor::attach(if args.empty {
+            Programs::Empty
+        } else {
+            Programs::Recording
+        })?;
         eprintln!("ctrace floor: tracing");
         let mut records = 0u64;
         let mut poll = tokio::time::interval(floor::POLL);

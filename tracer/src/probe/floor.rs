@@ -3,6 +3,9 @@
 //! record per exec, exit, fork and signal, submitted without a wakeup and read every 10 ms,
 //! counted and dropped. `cargo xtask bench` runs it beside ctrace: what ctrace costs above it
 //! is what its filtering, folding, loss accounting and enrichment cost.
+//!
+//! With [`Programs::Empty`], programs that return at once on the same tracepoints: what running
+//! any program at all costs there, the floor's floor.
 
 use std::time::Duration;
 
@@ -20,12 +23,29 @@ static FLOOR_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR")
 pub const POLL: Duration = Duration::from_millis(10);
 
 /// (program, tracepoint category, tracepoint): every program of the floor.
-const PROGRAMS: [(&str, &str, &str); 4] = [
+const RECORDING: [(&str, &str, &str); 4] = [
     ("floor_exec", "sched", "sched_process_exec"),
     ("floor_exit", "sched", "sched_process_exit"),
     ("floor_fork", "sched", "sched_process_fork"),
     ("floor_signal", "signal", "signal_generate"),
 ];
+
+/// The same tracepoints, programs that do nothing.
+const EMPTY: [(&str, &str, &str); 4] = [
+    ("empty_exec", "sched", "sched_process_exec"),
+    ("empty_exit", "sched", "sched_process_exit"),
+    ("empty_fork", "sched", "sched_process_fork"),
+    ("empty_signal", "signal", "signal_generate"),
+];
+
+/// Which of the floor's programs to attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Programs {
+    /// A bare ring record per event.
+    Recording,
+    /// Nothing per event: the cost of running a program at all.
+    Empty,
+}
 
 /// The floor, loaded and attached; detached when dropped.
 pub struct Floor {
@@ -36,14 +56,18 @@ pub struct Floor {
 }
 
 impl Floor {
-    /// Load the floor's programs and attach each to its tracepoint.
-    pub fn attach() -> anyhow::Result<Self> {
+    /// Load the floor's programs and attach each of `which` to its tracepoint.
+    pub fn attach(which: Programs) -> anyhow::Result<Self> {
         if FLOOR_OBJECT.is_empty() {
             bail!("this ctrace was built without eBPF programs (no bpf-linker): run `cargo xtask build`");
         }
         let mut ebpf = Ebpf::load(FLOOR_OBJECT).context("loading the floor's eBPF object")?;
         let mut links = Vec::new();
-        for (name, category, tracepoint) in PROGRAMS {
+        let programs = match which {
+            Programs::Recording => RECORDING,
+            Programs::Empty => EMPTY,
+        };
+        for (name, category, tracepoint) in programs {
             let prog: &mut TracePoint = ebpf
                 .program_mut(name)
                 .with_context(|| format!("no program {name} in the floor's object"))?

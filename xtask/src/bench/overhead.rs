@@ -325,7 +325,12 @@ impl Totals {
 /// statistics on only while a storm runs. Under ctrace (`watch`, defaults; and with no signal
 /// folded) and bpftrace.
 pub fn bpf_costs(plan: &Plan, env: &Env<'_>) -> Result<Value> {
-    let mut configs = vec![Config::Watch, Config::WatchUnfolded, Config::Floor];
+    let mut configs = vec![
+        Config::Watch,
+        Config::WatchUnfolded,
+        Config::Floor,
+        Config::Empty,
+    ];
     if crate::util::which("bpftrace").is_some() {
         configs.push(Config::Bpftrace);
     }

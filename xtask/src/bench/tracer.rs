@@ -33,6 +33,9 @@ pub enum Config {
     /// `ctrace bench-floor`: a ring record per exec, exit, fork and signal with pid, comm and
     /// cgroup, no wakeup, read every 10 ms and dropped: the least a streaming probe does.
     Floor,
+    /// `ctrace bench-floor --empty`: programs that return at once on the same tracepoints,
+    /// what running any program costs (bpf section only).
+    Empty,
 }
 
 impl Config {
@@ -44,6 +47,7 @@ impl Config {
             Config::Agent => "agent",
             Config::Bpftrace => "bpftrace",
             Config::Floor => "floor",
+            Config::Empty => "empty",
         }
     }
 
@@ -55,6 +59,7 @@ impl Config {
             Config::Agent => "ctrace agent --output FILE --metrics-addr (journal on)",
             Config::Bpftrace => "bpftrace: pid, comm, cgroup on exec, exit, signal_generate",
             Config::Floor => "ctrace bench-floor: a bare ring record per exec, exit, fork, signal",
+            Config::Empty => "ctrace bench-floor --empty: a program that does nothing, same hooks",
         }
     }
 }
@@ -172,9 +177,12 @@ pub fn start(
             output_file = Some(out);
             (cmd, "ctrace agent: tracing", false)
         }
-        Config::Floor => {
+        Config::Floor | Config::Empty => {
             let mut cmd = Command::new(env.bin);
             cmd.arg("bench-floor");
+            if config == Config::Empty {
+                cmd.arg("--empty");
+            }
             (cmd, "ctrace floor: tracing", false)
         }
         Config::Bpftrace => {
