@@ -5,7 +5,9 @@
 //! (`task_struct.exit_code`, ...) are computed here from `/sys/kernel/btf/vmlinux` and handed to
 //! the programs as globals. Format: <https://docs.kernel.org/bpf/btf.html>.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher as _;
+
+use hashbrown::HashTable;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BtfError {
@@ -51,18 +53,32 @@ struct Type {
     kind: u32,
     /// Referenced type for modifiers and typedefs.
     type_ref: u32,
-    members: Vec<Member>,
+    /// Its members (struct, union) or parameters (function prototype): where they start in
+    /// [`Btf::members`], and how many.
+    members_at: u32,
+    members_len: u32,
 }
 
 /// Parsed type section, enough to resolve struct member offsets.
+///
+/// Parsed at every start, on one thread while aya parses the same BTF on another: nothing is
+/// allocated per type or per name (the kernel's BTF has about 150,000 types, 60,000 functions
+/// and 25,000 enumerators). The indexes hold string offsets, hashed and compared through
+/// `strings`.
 pub struct Btf {
     types: Vec<Type>, // index = type id; id 0 is `void`
+    /// Every type's members, in type order.
+    members: Vec<Member>,
     strings: Vec<u8>,
-    structs_by_name: HashMap<String, Vec<u32>>,
-    /// Function name → its `FUNC` type id (the first of that name).
-    funcs_by_name: HashMap<String, u32>,
-    /// Enumerator name → value (C enumerators share one namespace).
-    enumerators: HashMap<String, i64>,
+    hasher: foldhash::fast::FixedState,
+    /// Struct and union type ids, by name (several may share one).
+    structs_by_name: HashTable<u32>,
+    /// `FUNC` type ids by name, the first of each name.
+    funcs_by_name: HashTable<u32>,
+    /// Enumerators (name offset, value); C enumerators share one namespace.
+    enumerators: Vec<(u32, i64)>,
+    /// Indexes into `enumerators` by name, the first of each name.
+    enumerators_by_name: HashTable<u32>,
 }
 
 fn u32_at(buf: &[u8], at: usize) -> Result<u32, BtfError> {
@@ -110,6 +126,7 @@ fn parse_type(
     buf: &[u8],
     at: usize,
     id: u32,
+    members: &mut Vec<Member>,
     enumerators: &mut Vec<(u32, i64)>,
 ) -> Result<(Type, usize), BtfError> {
     let mut at = at;
@@ -120,7 +137,7 @@ fn parse_type(
     let vlen = (info & 0xffff) as usize;
     let kind = (info >> 24) & 0x1f;
     let kind_flag = info >> 31 == 1;
-    let mut members = Vec::new();
+    let members_at = members.len();
     let extra = match kind {
         KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
         KIND_ARRAY => 12,
@@ -181,12 +198,15 @@ fn parse_type(
         _ => return Err(BtfError::UnknownKind { kind, id }),
     };
     at += extra;
+    // At most 0xffff members per type (`vlen`), and a type section of at most 4 GiB.
+    let members_len = (members.len() - members_at) as u32;
     Ok((
         Type {
             name,
             kind,
             type_ref: size_or_type,
-            members,
+            members_at: members_at as u32,
+            members_len,
         },
         at,
     ))
@@ -196,54 +216,112 @@ impl Btf {
     /// Parse raw BTF (little endian, as in `/sys/kernel/btf/vmlinux`).
     pub fn parse(buf: &[u8]) -> Result<Self, BtfError> {
         let (types_start, types_end, strings) = sections(buf)?;
-        let mut types = vec![Type {
+        // A type takes at least 12 bytes; most have no members.
+        let mut types = Vec::with_capacity((types_end - types_start) / 16);
+        types.push(Type {
             name: 0,
             kind: 0,
             type_ref: 0,
-            members: Vec::new(),
-        }];
+            members_at: 0,
+            members_len: 0,
+        });
+        let mut members = Vec::new();
         let mut enumerators = Vec::new();
         let mut at = types_start;
         while at < types_end {
-            let (t, next) = parse_type(buf, at, types.len() as u32, &mut enumerators)?;
+            let (t, next) =
+                parse_type(buf, at, types.len() as u32, &mut members, &mut enumerators)?;
             types.push(t);
             at = next;
         }
         if at != types_end {
             return Err(BtfError::Truncated(types_end));
         }
-        Ok(Self::indexed(types, strings, enumerators))
+        Ok(Self::indexed(types, members, strings, enumerators))
     }
 
     /// The parsed types with their lookups by name.
-    fn indexed(types: Vec<Type>, strings: Vec<u8>, enumerators: Vec<(u32, i64)>) -> Self {
+    fn indexed(
+        types: Vec<Type>,
+        members: Vec<Member>,
+        strings: Vec<u8>,
+        enumerators: Vec<(u32, i64)>,
+    ) -> Self {
         let mut btf = Self {
             types,
+            members,
             strings,
-            structs_by_name: HashMap::new(),
-            funcs_by_name: HashMap::new(),
-            enumerators: HashMap::new(),
+            hasher: foldhash::fast::FixedState::default(),
+            structs_by_name: HashTable::new(),
+            funcs_by_name: HashTable::new(),
+            enumerators,
+            enumerators_by_name: HashTable::new(),
         };
-        for (name, val) in enumerators {
-            let name = btf.name(name).to_owned();
-            if !name.is_empty() {
-                btf.enumerators.entry(name).or_insert(val);
-            }
+        let (mut structs, mut funcs, mut enums) =
+            (HashTable::new(), HashTable::new(), HashTable::new());
+        for (i, &(name, _)) in btf.enumerators.iter().enumerate() {
+            btf.index_first(&mut enums, name, i as u32, |b, i| {
+                b.enumerators.get(i as usize).map_or(0, |e| e.0)
+            });
         }
         for (id, t) in btf.types.iter().enumerate() {
             if t.kind == KIND_STRUCT || t.kind == KIND_UNION {
-                let name = btf.name(t.name).to_owned();
+                let name = btf.name(t.name);
                 if !name.is_empty() {
-                    btf.structs_by_name.entry(name).or_default().push(id as u32);
+                    let hash = btf.hasher.hash_one(name);
+                    structs.insert_unique(hash, id as u32, |&id: &u32| btf.type_name_hash(id));
                 }
             } else if t.kind == KIND_FUNC {
-                let name = btf.name(t.name).to_owned();
-                if !name.is_empty() {
-                    btf.funcs_by_name.entry(name).or_insert(id as u32);
-                }
+                btf.index_first(&mut funcs, t.name, id as u32, |b, id| {
+                    b.types.get(id as usize).map_or(0, |t| t.name)
+                });
             }
         }
+        btf.structs_by_name = structs;
+        btf.funcs_by_name = funcs;
+        btf.enumerators_by_name = enums;
         btf
+    }
+
+    /// Adds `entry` (named by the string at `name`) to `table` unless an entry of that name is
+    /// there already; `name_of` gives an entry's name offset.
+    fn index_first(
+        &self,
+        table: &mut HashTable<u32>,
+        name: u32,
+        entry: u32,
+        name_of: impl Fn(&Self, u32) -> u32,
+    ) {
+        let name = self.name(name);
+        if name.is_empty() {
+            return;
+        }
+        let hash = self.hasher.hash_one(name);
+        let eq = |&e: &u32| self.name(name_of(self, e)) == name;
+        let rehash = |&e: &u32| self.hasher.hash_one(self.name(name_of(self, e)));
+        if let hashbrown::hash_table::Entry::Vacant(v) = table.entry(hash, eq, rehash) {
+            v.insert(entry);
+        }
+    }
+
+    /// The hash of type `id`'s name, as the indexes keep it.
+    fn type_name_hash(&self, id: u32) -> u64 {
+        let name = self.types.get(id as usize).map_or(0, |t| t.name);
+        self.hasher.hash_one(self.name(name))
+    }
+
+    /// The entry of `table` named `name`, the first of that name.
+    fn lookup(
+        &self,
+        table: &HashTable<u32>,
+        name: &str,
+        name_of: impl Fn(u32) -> u32,
+    ) -> Option<u32> {
+        table
+            .find(self.hasher.hash_one(name), |&e| {
+                self.name(name_of(e)) == name
+            })
+            .copied()
     }
 
     fn name(&self, off: u32) -> &str {
@@ -252,6 +330,14 @@ impl Btf {
         };
         let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
         std::str::from_utf8(&rest[..end]).unwrap_or("")
+    }
+
+    /// The members (or parameters) of `t`.
+    fn members(&self, t: &Type) -> &[Member] {
+        let at = t.members_at as usize;
+        self.members
+            .get(at..at + t.members_len as usize)
+            .unwrap_or(&[])
     }
 
     /// Skip typedefs and qualifiers.
@@ -271,9 +357,19 @@ impl Btf {
     /// Byte offset of `member` in `struct name`, looking into anonymous structs and unions
     /// (where the kernel keeps many `task_struct` fields). `None` if absent or a bitfield.
     pub fn member_offset(&self, name: &str, member: &str) -> Option<u32> {
-        self.structs_by_name
-            .get(name)?
-            .iter()
+        // Structs of one name in type order, as the kernel's BTF lists them.
+        let mut ids: Vec<u32> = self
+            .structs_by_name
+            .iter_hash(self.hasher.hash_one(name))
+            .copied()
+            .filter(|&id| {
+                self.types
+                    .get(id as usize)
+                    .is_some_and(|t| self.name(t.name) == name)
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.iter()
             .filter_map(|&id| self.types.get(id as usize))
             .find_map(|t| self.find_member(t, member, 0))
     }
@@ -283,14 +379,16 @@ impl Btf {
     /// int`; empty for pointers and anonymous types). `None` when the function is not in BTF
     /// (not built, inlined everywhere, or static and not traceable).
     pub fn func_params(&self, name: &str) -> Option<Vec<(String, String)>> {
-        let func = self.types.get(*self.funcs_by_name.get(name)? as usize)?;
+        let func = self.lookup(&self.funcs_by_name, name, |id| {
+            self.types.get(id as usize).map_or(0, |t| t.name)
+        })?;
+        let func = self.types.get(func as usize)?;
         let proto = self.types.get(func.type_ref as usize)?;
         if proto.kind != KIND_FUNC_PROTO {
             return None;
         }
         Some(
-            proto
-                .members
+            self.members(proto)
                 .iter()
                 .map(|p| {
                     (
@@ -318,8 +416,7 @@ impl Btf {
             return None;
         }
         Some(
-            proto
-                .members
+            self.members(proto)
                 .iter()
                 .skip(1)
                 .map(|p| self.param_type(p.type_id).to_owned())
@@ -337,14 +434,17 @@ impl Btf {
 
     /// Value of the enumerator `name` (`memory_cgrp_id`, ...).
     pub fn enum_value(&self, name: &str) -> Option<i64> {
-        self.enumerators.get(name).copied()
+        let i = self.lookup(&self.enumerators_by_name, name, |i| {
+            self.enumerators.get(i as usize).map_or(0, |e| e.0)
+        })?;
+        self.enumerators.get(i as usize).map(|e| e.1)
     }
 
     fn find_member(&self, t: &Type, member: &str, depth: u32) -> Option<u32> {
         if depth > 8 {
             return None;
         }
-        for m in &t.members {
+        for m in self.members(t) {
             let mname = self.name(m.name);
             if mname == member {
                 return (m.bit_offset % 8 == 0).then_some(m.bit_offset / 8);
@@ -511,6 +611,34 @@ pub(crate) mod tests {
         assert_eq!(btf.member_offset("task_struct", "exit_code"), Some(24));
         assert_eq!(btf.member_offset("task_struct", "nope"), None);
         assert_eq!(btf.member_offset("nope", "pid"), None);
+    }
+
+    #[test]
+    fn names_shared_by_types_resolve_to_the_first_in_type_order() {
+        let mut b = Builder::new();
+        b.int("int", 4); // 1
+        b.strukt("dup", 8, &[("y", 1, 0)]); // 2
+        b.strukt("dup", 16, &[("x", 1, 0), ("y", 1, 64)]); // 3
+        b.enumeration("first", &[("SHARED", 1)]); // 4
+        b.enumeration("second", &[("SHARED", 2), ("OWN", 3)]); // 5
+        b.func("twice", 1, &[("a", 1)]); // 6, 7
+        b.func("twice", 1, &[("b", 1), ("c", 1)]); // 8, 9
+                                                   // Enough names for the indexes to grow several times.
+        for i in 0..1000u32 {
+            b.strukt(&format!("s{i}"), 8 * (i + 1), &[("m", 1, 64 * i)]);
+        }
+        let btf = Btf::parse(&b.build()).unwrap();
+        assert_eq!(btf.member_offset("dup", "y"), Some(0));
+        // A member only the second struct of the name has.
+        assert_eq!(btf.member_offset("dup", "x"), Some(0));
+        assert_eq!(btf.enum_value("SHARED"), Some(1));
+        assert_eq!(btf.enum_value("OWN"), Some(3));
+        let params = btf.func_params("twice").unwrap();
+        assert_eq!(params, [("a".to_owned(), "int".to_owned())]);
+        for i in [0u32, 1, 499, 999] {
+            assert_eq!(btf.member_offset(&format!("s{i}"), "m"), Some(8 * i));
+        }
+        assert_eq!(btf.member_offset("s1000", "m"), None);
     }
 
     #[test]
