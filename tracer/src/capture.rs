@@ -684,6 +684,25 @@ impl Tape {
         }
     }
 
+    /// The next frame of a replay if `pick` takes it; otherwise nothing, the frame left and
+    /// nothing counted: for frames that may or may not come at this point.
+    pub fn take_if<T>(&self, pick: impl FnOnce(&Frame) -> Option<T>) -> Option<T> {
+        let mut inner = self.lock();
+        let Inner::Reading(r) = &mut *inner else {
+            return None;
+        };
+        let v = r.frames.front().and_then(pick)?;
+        r.frames.pop_front();
+        Some(v)
+    }
+
+    /// Counts a frame the replay could not use (a container the tape never named).
+    pub fn stray(&self) {
+        if let Inner::Reading(r) = &mut *self.lock() {
+            r.out_of_step += 1;
+        }
+    }
+
     /// The container of an index (replay).
     pub fn container_at(&self, i: u32) -> Option<Arc<Container>> {
         match &*self.lock() {

@@ -1129,6 +1129,9 @@ impl Flow {
 
     /// Report what the resolver learnt, and start enrichment of new containers.
     fn after(&mut self, sink: &mut dyn Sink) {
+        if self.replay {
+            self.replay_updates(sink);
+        }
         for u in self.resolver.take_updates() {
             self.update(&u, sink);
         }
@@ -1364,6 +1367,57 @@ impl Flow {
         }
     }
 
+    /// Replays a container update as the live session reported it; false for a container the
+    /// tape never named.
+    fn replay_update(
+        &mut self,
+        tape: &Tape,
+        boot_ns: u64,
+        cgroup_id: Option<u64>,
+        c: u32,
+        reason: &str,
+        sink: &mut dyn Sink,
+    ) -> bool {
+        let Some(container) = tape.container_at(c) else {
+            return false;
+        };
+        let reason = Update::REASONS
+            .into_iter()
+            .find(|r| *r == reason)
+            .unwrap_or("changed");
+        let u = Update {
+            cgroup_id,
+            container,
+            reason,
+            boot_ns,
+        };
+        self.update(&u, sink);
+        true
+    }
+
+    /// Replay: the updates the live session reported at this point, after a record was
+    /// handled. Most come as the next frames of the loop; but a report's flush handles several
+    /// records in one step, and the updates the first one's attribution brought (a rescan
+    /// that found a container changed) were written before the second one's answers.
+    fn replay_updates(&mut self, sink: &mut dyn Sink) {
+        let Some(tape) = self.tape.clone() else {
+            return;
+        };
+        while let Some((boot_ns, cgroup_id, c, reason)) = tape.take_if(|f| match f {
+            Frame::Update {
+                boot_ns,
+                cgroup_id,
+                c,
+                reason,
+            } => Some((*boot_ns, *cgroup_id, *c, reason.clone())),
+            _ => None,
+        }) {
+            if !self.replay_update(&tape, boot_ns, cgroup_id, c, &reason, sink) {
+                tape.stray();
+            }
+        }
+    }
+
     /// Replays one frame as the live session did; false for a frame out of step (an answer
     /// no one asked for, or a container the tape never named).
     fn replay_frame(
@@ -1392,22 +1446,7 @@ impl Flow {
                 cgroup_id,
                 c,
                 reason,
-            } => {
-                let Some(container) = tape.container_at(c) else {
-                    return false;
-                };
-                let reason = Update::REASONS
-                    .into_iter()
-                    .find(|r| *r == reason)
-                    .unwrap_or("changed");
-                let u = Update {
-                    cgroup_id,
-                    container,
-                    reason,
-                    boot_ns,
-                };
-                self.update(&u, sink);
-            }
+            } => return self.replay_update(tape, boot_ns, cgroup_id, c, &reason, sink),
             Frame::Warning { text } => self.warn(&text, sink),
             Frame::Throttle { boot_ns, c, ev } => {
                 let Some(container) = tape.container_at(c) else {

@@ -166,3 +166,62 @@ fn an_incident_told_at_the_close_replays_in_step() {
         "{stderr}"
     );
 }
+
+/// A report's flush handles several records in one step, and the container updates the first
+/// one's attribution brought (a rescan that found a container changed) were written live
+/// between their answers. The replay applies them there, in step. Made from the golden
+/// capture, with an update put after the first answer of its last report's flush.
+#[test]
+fn an_update_between_the_answers_of_one_flush_replays_in_step() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/captures/lab.capture");
+    let text = std::fs::read_to_string(&golden).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let frame = |l: &str| serde_json::from_str::<serde_json::Value>(l).unwrap();
+    let kind = |i: usize| frame(lines[i])["f"].as_str().unwrap_or("").to_owned();
+    // The last report whose flush answered two records or more.
+    let answers = |report: usize| {
+        (report + 1..lines.len())
+            .take_while(|&i| !["raw", "record", "report", "end"].contains(&kind(i).as_str()))
+            .filter(|&i| kind(i) == "attrs")
+            .collect::<Vec<_>>()
+    };
+    let report = (0..lines.len())
+        .rev()
+        .find(|&i| kind(i) == "report" && answers(i).len() >= 2)
+        .unwrap_or_else(|| panic!("no report flushing two records in {}", golden.display()));
+    let first = answers(report)[0];
+    let mut update = frame(lines[(0..lines.len()).find(|&i| kind(i) == "update").unwrap()]);
+    update["reason"] = "changed".into();
+    update["boot_ns"] = frame(lines[report])["boot_ns"].clone();
+    let mut out: Vec<String> = lines[..=first].iter().map(|l| (*l).to_owned()).collect();
+    out.push(update.to_string());
+    out.extend(lines[first + 1..].iter().map(|l| (*l).to_owned()));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("update.capture");
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+
+    // In step: no answer out of place (`replay` fails on the warning).
+    let got = replay(&path, &["--json", "--host"]);
+    let got: Vec<&str> = got.lines().collect();
+    let at = got
+        .iter()
+        .position(|l| {
+            let v = frame(l);
+            v["type"] == "container_update" && v["reason"] == "changed"
+        })
+        .unwrap_or_else(|| panic!("the update was not replayed:\n{}", got.join("\n")));
+    // Between the flush's first record and its second, as live.
+    for near in [at - 1, at + 1] {
+        let ty = frame(got[near])["type"].clone();
+        assert!(ty == "capability" || ty == "signal", "{}", got[near]);
+    }
+    // The rest is the golden output.
+    let mut rest = got.clone();
+    rest.remove(at);
+    let want = std::fs::read_to_string(golden.with_extension("ndjson")).unwrap();
+    assert_same(
+        "the replay around the update",
+        &(rest.join("\n") + "\n"),
+        &want,
+    );
+}
