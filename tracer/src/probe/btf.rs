@@ -260,21 +260,19 @@ impl Btf {
         let (mut structs, mut funcs, mut enums) =
             (HashTable::new(), HashTable::new(), HashTable::new());
         for (i, &(name, _)) in btf.enumerators.iter().enumerate() {
-            btf.index_first(&mut enums, name, i as u32, |b, i| {
-                b.enumerators.get(i as usize).map_or(0, |e| e.0)
-            });
+            btf.index_first(&mut enums, name, i as u32, Self::enumerator_name);
         }
         for (id, t) in btf.types.iter().enumerate() {
             if t.kind == KIND_STRUCT || t.kind == KIND_UNION {
                 let name = btf.name(t.name);
                 if !name.is_empty() {
                     let hash = btf.hasher.hash_one(name);
-                    structs.insert_unique(hash, id as u32, |&id: &u32| btf.type_name_hash(id));
+                    structs.insert_unique(hash, id as u32, |&id: &u32| {
+                        btf.hasher.hash_one(btf.name(btf.type_name(id)))
+                    });
                 }
             } else if t.kind == KIND_FUNC {
-                btf.index_first(&mut funcs, t.name, id as u32, |b, id| {
-                    b.types.get(id as usize).map_or(0, |t| t.name)
-                });
+                btf.index_first(&mut funcs, t.name, id as u32, Self::type_name);
             }
         }
         btf.structs_by_name = structs;
@@ -290,7 +288,7 @@ impl Btf {
         table: &mut HashTable<u32>,
         name: u32,
         entry: u32,
-        name_of: impl Fn(&Self, u32) -> u32,
+        name_of: fn(&Self, u32) -> u32,
     ) {
         let name = self.name(name);
         if name.is_empty() {
@@ -304,10 +302,14 @@ impl Btf {
         }
     }
 
-    /// The hash of type `id`'s name, as the indexes keep it.
-    fn type_name_hash(&self, id: u32) -> u64 {
-        let name = self.types.get(id as usize).map_or(0, |t| t.name);
-        self.hasher.hash_one(self.name(name))
+    /// The name offset of type `id` (0, the empty name, for none).
+    fn type_name(&self, id: u32) -> u32 {
+        self.types.get(id as usize).map_or(0, |t| t.name)
+    }
+
+    /// The name offset of enumerator `i` (0, the empty name, for none).
+    fn enumerator_name(&self, i: u32) -> u32 {
+        self.enumerators.get(i as usize).map_or(0, |e| e.0)
     }
 
     /// The entry of `table` named `name`, the first of that name.
@@ -315,11 +317,11 @@ impl Btf {
         &self,
         table: &HashTable<u32>,
         name: &str,
-        name_of: impl Fn(u32) -> u32,
+        name_of: fn(&Self, u32) -> u32,
     ) -> Option<u32> {
         table
             .find(self.hasher.hash_one(name), |&e| {
-                self.name(name_of(e)) == name
+                self.name(name_of(self, e)) == name
             })
             .copied()
     }
@@ -362,11 +364,7 @@ impl Btf {
             .structs_by_name
             .iter_hash(self.hasher.hash_one(name))
             .copied()
-            .filter(|&id| {
-                self.types
-                    .get(id as usize)
-                    .is_some_and(|t| self.name(t.name) == name)
-            })
+            .filter(|&id| self.name(self.type_name(id)) == name)
             .collect();
         ids.sort_unstable();
         ids.iter()
@@ -379,9 +377,7 @@ impl Btf {
     /// int`; empty for pointers and anonymous types). `None` when the function is not in BTF
     /// (not built, inlined everywhere, or static and not traceable).
     pub fn func_params(&self, name: &str) -> Option<Vec<(String, String)>> {
-        let func = self.lookup(&self.funcs_by_name, name, |id| {
-            self.types.get(id as usize).map_or(0, |t| t.name)
-        })?;
+        let func = self.lookup(&self.funcs_by_name, name, Self::type_name)?;
         let func = self.types.get(func as usize)?;
         let proto = self.types.get(func.type_ref as usize)?;
         if proto.kind != KIND_FUNC_PROTO {
@@ -434,9 +430,7 @@ impl Btf {
 
     /// Value of the enumerator `name` (`memory_cgrp_id`, ...).
     pub fn enum_value(&self, name: &str) -> Option<i64> {
-        let i = self.lookup(&self.enumerators_by_name, name, |i| {
-            self.enumerators.get(i as usize).map_or(0, |e| e.0)
-        })?;
+        let i = self.lookup(&self.enumerators_by_name, name, Self::enumerator_name)?;
         self.enumerators.get(i as usize).map(|e| e.1)
     }
 
