@@ -696,7 +696,8 @@ impl Tape {
         Some(v)
     }
 
-    /// Counts a frame the replay could not use (a container the tape never named).
+    /// Counts a frame the replay could not use (an answer no one asked for, a container the
+    /// tape never named).
     pub fn stray(&self) {
         if let Inner::Reading(r) = &mut *self.lock() {
             r.out_of_step += 1;

@@ -1296,10 +1296,9 @@ pub struct ReplaySummary {
 pub fn replay(header: &capture::Header, tape: Tape, sink: &mut dyn Sink) -> ReplaySummary {
     let mut flow = Flow::replaying(header, &tape);
     let mut summary = ReplaySummary::default();
-    let mut stray = 0;
     while let Some(frame) = tape.next() {
         if !flow.replay_frame(frame, &tape, sink, &mut summary) {
-            stray += 1;
+            tape.stray();
         }
         if sink.flush() == Next::Stop {
             break;
@@ -1314,7 +1313,7 @@ pub fn replay(header: &capture::Header, tape: Tape, sink: &mut dyn Sink) -> Repl
     }
     summary.delivered = flow.pipeline.delivered;
     summary.decode_errors = flow.pipeline.decode_errors;
-    summary.out_of_step = tape.out_of_step() + stray;
+    summary.out_of_step = tape.out_of_step();
     summary
 }
 
