@@ -50,6 +50,18 @@ fn assert_same(what: &str, got: &str, want: &str) {
     assert_eq!(got, want, "{what}");
 }
 
+/// The lab's golden capture: its path and its text, for tests that make captures from it.
+fn lab_capture() -> (std::path::PathBuf, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/captures/lab.capture");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (path, text)
+}
+
+/// One line of a capture or of NDJSON output, parsed.
+fn frame(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
 fn captures() -> Vec<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/captures");
     let mut v: Vec<_> = std::fs::read_dir(&dir)
@@ -113,10 +125,8 @@ fn a_replay_can_show_one_container_only() {
 /// the replay asks for it. Made from the golden capture, cut after the victim's record.
 #[test]
 fn an_incident_told_at_the_close_replays_in_step() {
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/captures/lab.capture");
-    let text = std::fs::read_to_string(&golden).unwrap();
+    let (golden, text) = lab_capture();
     let lines: Vec<&str> = text.lines().collect();
-    let frame = |l: &str| serde_json::from_str::<serde_json::Value>(l).unwrap();
     let at = |f: &str| {
         lines
             .iter()
@@ -173,10 +183,8 @@ fn an_incident_told_at_the_close_replays_in_step() {
 /// capture, with an update put after the first answer of its last report's flush.
 #[test]
 fn an_update_between_the_answers_of_one_flush_replays_in_step() {
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/captures/lab.capture");
-    let text = std::fs::read_to_string(&golden).unwrap();
+    let (golden, text) = lab_capture();
     let lines: Vec<&str> = text.lines().collect();
-    let frame = |l: &str| serde_json::from_str::<serde_json::Value>(l).unwrap();
     let kind = |i: usize| frame(lines[i])["f"].as_str().unwrap_or("").to_owned();
     // The last report whose flush answered two records or more.
     let answers = |report: usize| {
